@@ -1,0 +1,32 @@
+# Lumen's developer commands. The two that matter: `make up` and `make test`.
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+
+.PHONY: help install up down status test lint format protos
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install:  ## install the locked Python dependencies into .venv
+	@scripts/bootstrap.sh
+
+up: install  ## start Kafka, mongod and every Lumen service locally (idempotent)
+	@$(PY) -m lumen_cli up
+
+down:  ## stop everything `make up` started
+	@$(PY) -m lumen_cli down
+
+status:  ## show each component and its health
+	@$(PY) -m lumen_cli status
+
+test:  ## static checks, unit and integration tests on a real Kafka and mongod
+	@scripts/test.sh
+
+lint: install  ## ruff, mypy and buf lint
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && (cd protos && ../.venv/bin/buf lint)
+
+format: install  ## format the code
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+protos: install  ## regenerate the Python stubs from protos/
+	scripts/gen_protos.sh

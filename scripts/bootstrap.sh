@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Lumen needs into .venv from the lock file: uv (once, into var/tools), then
+# every locked Python dependency including the offline model-training extra. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UV_VERSION=0.13.9
+export UV_PYTHON_DOWNLOADS=never   # use the machine's Python 3.11; never fetch an interpreter
+
+python=${LUMEN_PYTHON:-$(command -v python3.11 || command -v python3 || true)}
+if [[ -z "$python" ]] || ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "Lumen needs Python 3.11 (found: ${python:-none}). Install it, or set LUMEN_PYTHON." >&2
+  exit 3
+fi
+
+uv=$(command -v uv || true)
+if [[ -z "$uv" ]] || [[ "$("$uv" --version | awk '{print $2}')" != "$UV_VERSION" ]]; then
+  if [[ ! -x var/tools/bin/uv ]]; then
+    echo "installing uv $UV_VERSION into var/tools..."
+    "$python" -m venv var/tools
+    var/tools/bin/pip install --quiet "uv==$UV_VERSION"
+  fi
+  uv=var/tools/bin/uv
+fi
+"$uv" sync --frozen --extra train --python "$python" --quiet

@@ -1,0 +1,159 @@
+"""The Segment-compatible HTTP API (Starlette), a thin adapter over ``EventIngestor``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.ingest import metrics
+from services.ingest.auth import WriteKeys, key_from_authorization
+from services.ingest.core import EventIngestor, IngestResult
+from services.ingest.errors import BadRequest, IngestError, PayloadTooLarge, Unauthorized
+from shared.events import EVENT_TYPES
+
+
+def json_response(body: dict[str, Any], status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def error_response(error: IngestError) -> Response:
+    body: dict[str, Any] = {"success": False, "error": error.message}
+    if error.field:
+        body["field"] = error.field
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    if isinstance(error, Unauthorized):
+        headers = {"WWW-Authenticate": 'Basic realm="lumen"'}
+    return json_response(body, error.http_status, headers)
+
+
+def result_body(result: IngestResult) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": True}
+    if result.errors:
+        body["accepted"] = result.accepted
+        body["rejected"] = [
+            {"index": i, "reason": r.reason, "field": r.field, "message": r.message}
+            for i, r in result.errors
+        ]
+    return body
+
+
+class HttpApi:
+    def __init__(self, ingestor: EventIngestor, write_keys: WriteKeys) -> None:
+        self.ingestor = ingestor
+        self.write_keys = write_keys
+        self.max_request_bytes = ingestor.settings.max_request_bytes
+
+    async def read_json(self, request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_request_bytes:
+            raise PayloadTooLarge(f"request body is larger than {self.max_request_bytes} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_request_bytes:
+                    raise PayloadTooLarge(
+                        f"request body is larger than {self.max_request_bytes} bytes"
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise BadRequest("client disconnected before the body was complete") from None
+        try:
+            return orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
+
+    def authenticate(self, request: Request, body: Any) -> str:
+        key = key_from_authorization(request.headers.get("authorization"))
+        if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+            key = body["writeKey"]
+        if key is None:
+            raise Unauthorized("a write key is required (HTTP Basic `writeKey:` or `writeKey`)")
+        source = self.write_keys.source_for(key)
+        if source is None:
+            raise Unauthorized("unknown write key")
+        return source
+
+    async def single(self, request: Request) -> Response:
+        call_type = request.path_params["call_type"]
+        if call_type not in EVENT_TYPES:
+            return json_response(
+                {"success": False, "error": f"unknown call type {call_type!r}"}, 404
+            )
+        body = await self.read_json(request)
+        source = self.authenticate(request, body)
+        if isinstance(body, dict):
+            body.pop("writeKey", None)
+        result = await self.ingestor.ingest([body], call_type, source)
+        if result.errors:
+            _, rejection = result.errors[0]
+            raise BadRequest(rejection.message if rejection.field in rejection.message
+                             else f"{rejection.field} {rejection.message}", field=rejection.field)  # fmt: skip
+        return json_response({"success": True})
+
+    async def batch(self, request: Request) -> Response:
+        body = await self.read_json(request)
+        source = self.authenticate(request, body)
+        if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+            raise BadRequest("body must be an object with a `batch` array", field="batch")
+        if not body["batch"]:
+            raise BadRequest("`batch` is empty", field="batch")
+        sent_at = body.get("sentAt") if isinstance(body.get("sentAt"), str) else None
+        result = await self.ingestor.ingest(body["batch"], None, source, sent_at)
+        if result.accepted == 0 and result.errors:
+            return json_response({**result_body(result), "success": False}, 400)
+        return json_response(result_body(result))
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if await asyncio.to_thread(self.ingestor.producer.reachable):
+            return json_response({"status": "ready"})
+        return json_response({"status": "kafka unreachable"}, 503)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def instrumented(route: str, handler: Callable[[Request], Awaitable[Response]]
+                 ) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
+    """Count, time and translate errors for one route."""
+
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        metrics.IN_FLIGHT.inc()
+        try:
+            response = await handler(request)
+        except IngestError as error:
+            response = error_response(error)
+        finally:
+            metrics.IN_FLIGHT.dec()
+        metrics.REQUESTS.labels("http", route, str(response.status_code)).inc()
+        metrics.REQUEST_SECONDS.labels("http", route).observe(time.perf_counter() - started)
+        return response
+
+    return endpoint
+
+
+def build_app(api: HttpApi) -> Starlette:
+    routes = [
+        Route("/v1/batch", instrumented("/v1/batch", api.batch), methods=["POST"]),
+        Route("/v1/import", instrumented("/v1/batch", api.batch), methods=["POST"]),
+        Route("/v1/{call_type:str}", instrumented("/v1/{type}", api.single), methods=["POST"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)

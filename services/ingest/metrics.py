@@ -1,0 +1,36 @@
+"""Prometheus metrics of the ingest service (``lumen_ingest_*``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.metrics import LATENCY_BUCKETS
+
+REQUESTS = Counter(
+    "lumen_ingest_requests_total", "Requests by transport, route and status.",
+    ["transport", "route", "status"],
+)  # fmt: skip
+REQUEST_SECONDS = Histogram(
+    "lumen_ingest_request_duration_seconds", "Request latency by transport and route.",
+    ["transport", "route"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+EVENTS_ACCEPTED = Counter(
+    "lumen_ingest_events_accepted_total", "Events acknowledged by Kafka, by type.", ["type"]
+)
+EVENTS_REJECTED = Counter(
+    "lumen_ingest_events_rejected_total", "Events refused, by typed reason.", ["reason"]
+)
+EVENTS_DUPLICATE = Counter(
+    "lumen_ingest_events_duplicate_total", "Events dropped as duplicates of an earlier messageId."
+)
+PRODUCE_SECONDS = Histogram(
+    "lumen_ingest_kafka_produce_duration_seconds",
+    "Time from handing a request's events to Kafka until all are acknowledged.",
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "lumen_ingest_batch_size_events", "Events per request.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)  # fmt: skip
+IN_FLIGHT = Gauge("lumen_ingest_in_flight_requests", "Requests being processed.")
+KAFKA_UP = Gauge("lumen_ingest_kafka_up", "1 when the producer is connected to Kafka.")

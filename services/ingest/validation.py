@@ -1,0 +1,120 @@
+"""Checks one incoming event against the Segment spec and enriches it for ``events.raw``.
+
+Pure functions: no I/O, so every rule is unit-tested without Kafka.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.events import EVENT_TYPES
+
+
+@dataclass(frozen=True)
+class Rejection(Exception):
+    """Why one event was refused; ``reason`` is a typed code, ``field`` the offending field."""
+
+    reason: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+SCHEMA = "schema_violation"
+SIZE = "size_violation"
+
+_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_STRING_FIELDS = ("userId", "anonymousId", "event", "messageId", "previousId", "groupId",
+                  "name", "category")  # fmt: skip
+_TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
+# Longest id accepted for userId/anonymousId/messageId.
+MAX_ID_LENGTH = 256
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise Rejection(SCHEMA, field, "must be an ISO-8601 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejection(SCHEMA, field, f"is not an ISO-8601 date-time: {value[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
+    """Return a shallow copy of the event if it is valid; raise ``Rejection`` otherwise.
+
+    ``call_type`` is the type implied by the route (``/v1/track``), or None for batch items,
+    which must name their own ``type``.
+    """
+    if not isinstance(raw, dict):
+        raise Rejection(SCHEMA, "event", "must be a JSON object")
+    event = dict(raw)
+    declared = event.get("type")
+    if call_type is None:
+        if declared not in EVENT_TYPES:
+            raise Rejection(SCHEMA, "type", f"must be one of {', '.join(EVENT_TYPES)}")
+    elif declared is not None and declared != call_type:
+        raise Rejection(SCHEMA, "type", f"is {declared!r} but this endpoint takes {call_type!r}")
+    event["type"] = call_type or declared
+
+    for field in _STRING_FIELDS:
+        value = event.get(field)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and field.endswith("Id"):
+            event[field] = value = str(value)  # Segment accepts numeric ids
+        if not isinstance(value, str):
+            raise Rejection(SCHEMA, field, "must be a string")
+        if field in ("userId", "anonymousId", "messageId") and len(value) > MAX_ID_LENGTH:
+            raise Rejection(SCHEMA, field, f"is longer than {MAX_ID_LENGTH} characters")
+    for field in _OBJECT_FIELDS:
+        value = event.get(field)
+        if value is not None and not isinstance(value, dict):
+            raise Rejection(SCHEMA, field, "must be a JSON object")
+    if not event.get("userId") and not event.get("anonymousId"):
+        raise Rejection(SCHEMA, "userId", "userId or anonymousId is required")
+    if event["type"] == "track" and not event.get("event"):
+        raise Rejection(SCHEMA, "event", "is required for track calls")
+    if event["type"] == "alias" and not event.get("previousId"):
+        raise Rejection(SCHEMA, "previousId", "is required for alias calls")
+    if event["type"] == "group" and not event.get("groupId"):
+        raise Rejection(SCHEMA, "groupId", "is required for group calls")
+    for field in _TIME_FIELDS:
+        if event.get(field) is not None:
+            parse_time(event[field], field)
+    return event
+
+
+def enrich(event: dict[str, Any], source_id: str, received_at: datetime,
+           batch_sent_at: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Add server fields and correct client clock skew as the Segment spec describes:
+    ``timestamp = receivedAt - (sentAt - originalTimestamp)``."""
+    event = dict(event)
+    event.setdefault("messageId", str(uuid.uuid4()))
+    event["receivedAt"] = iso(received_at)
+    event["sourceId"] = source_id
+    sent_at_raw = event.get("sentAt") or batch_sent_at
+    original = event.get("timestamp")
+    if original is not None:
+        event["originalTimestamp"] = original
+        if sent_at_raw is not None:
+            sent_at = parse_time(sent_at_raw, "sentAt")
+            skew = sent_at - received_at
+            event["timestamp"] = iso(parse_time(original, "timestamp") - skew)
+        else:
+            event["timestamp"] = iso(parse_time(original, "timestamp"))
+    else:
+        event["timestamp"] = event["receivedAt"]
+    if sent_at_raw is not None:
+        event["sentAt"] = sent_at_raw
+    return event

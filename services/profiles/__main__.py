@@ -1,0 +1,28 @@
+"""Run the profile updater: ``python -m services.profiles`` (a Faust worker)."""
+
+from __future__ import annotations
+
+import sys
+
+from shared.logging import configure_logging
+from shared.metrics import register_build_info
+from shared.topics import ensure_topics
+
+
+def main() -> None:
+    from services.profiles import agents, web  # noqa: F401 - registers the agent and pages
+    from services.profiles.app import app, settings
+
+    configure_logging("profiles", settings.log)
+    register_build_info("profiles")
+    ensure_topics(settings.kafka)
+    level = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}[
+        settings.log.level
+    ]
+    # Faust parses its own command line; run it as a worker whatever we were called with.
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level]
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The Faust application of the profile updater and the topics it reads.
+
+Kept free of agents so that ``agents.py`` and the web pages can import it without cycles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from services.profiles.settings import ProfilesSettings
+from shared.topics import EVENTS_RAW
+
+settings = ProfilesSettings()
+
+
+def _broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{server}" for server in bootstrap.split(","))
+
+
+app = faust.App(
+    settings.app_id,
+    broker=_broker_url(settings.kafka.bootstrap_servers),
+    broker_credentials=None,
+    store="memory://",
+    datadir=str(Path(settings.data_dir).resolve()),
+    web_host=settings.host,
+    web_port=settings.web_port,
+    web_bind=settings.host,
+    topic_partitions=settings.kafka.topic_partitions,
+    topic_replication_factor=settings.kafka.replication_factor,
+    consumer_auto_offset_reset="earliest",
+    # Offsets are committed only after the batch they cover is written to MongoDB.
+    broker_commit_every=1000,
+    broker_commit_interval=1.0,
+    stream_buffer_maxsize=8192,
+)
+
+events_topic = app.topic(
+    EVENTS_RAW.name,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    # Declared by shared/topics.py; Faust must not try to create or change it.
+    internal=False,
+)

@@ -1,0 +1,18 @@
+"""Safe MongoDB field names from user-supplied strings (event names, categories, trait keys).
+
+A ``.`` would address a sub-document and a leading ``$`` an operator; both are replaced by
+their full-width look-alikes, as MongoDB's documentation suggests, so any name can be stored.
+"""
+
+from __future__ import annotations
+
+_ESCAPES = str.maketrans({".": "\uff0e", "$": "\uff04"})
+_UNESCAPES = str.maketrans({"\uff0e": ".", "\uff04": "$"})
+
+
+def escape(name: str) -> str:
+    return name.translate(_ESCAPES) or "\uff3f"  # an empty key is not allowed either
+
+
+def unescape(name: str) -> str:
+    return name.translate(_UNESCAPES)

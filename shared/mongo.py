@@ -1,0 +1,43 @@
+"""MongoDB access shared by the services: one client per process, collection names, indexes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo.database import Database
+
+from shared.settings import MongoSettings
+
+PROFILES = "profiles"
+ITEMS = "items"
+TRENDS = "trends"
+# Per-partition applied offsets, stored with the profile writes (see services/profiles).
+OFFSETS = "stream_offsets"
+
+
+def mongo_client(settings: MongoSettings, **kwargs: Any) -> MongoClient:
+    return MongoClient(
+        settings.uri,
+        serverSelectionTimeoutMS=settings.timeout_ms,
+        connectTimeoutMS=settings.timeout_ms,
+        socketTimeoutMS=max(settings.timeout_ms, 10_000),
+        tz_aware=True,
+        **kwargs,
+    )
+
+
+def database(client: MongoClient, settings: MongoSettings) -> Database:
+    return client[settings.database]
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create the indexes every reader relies on. Idempotent; cheap when they exist."""
+    db[PROFILES].create_indexes(
+        [
+            IndexModel([("userId", ASCENDING)], sparse=True, name="userId"),
+            IndexModel([("anonymousIds", ASCENDING)], name="anonymousIds"),
+            IndexModel([("lastSeen", DESCENDING)], name="lastSeen"),
+        ]
+    )
+    db[ITEMS].create_indexes([IndexModel([("categories", ASCENDING)], name="categories")])

@@ -1,0 +1,81 @@
+"""Settings every service shares: where Kafka and MongoDB are, how to log.
+
+Each service adds its own settings class (see ``services/*/settings.py``); all of them read
+environment variables with the ``LUMEN_`` prefix, so one ``.env`` or Helm ConfigMap serves all.
+Invalid values fail at start-up, not at the first request.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Connection to the Kafka cluster (``LUMEN_KAFKA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when the protocol uses SASL."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: str | None = Field(None, description="SASL password.")
+    ssl_cafile: str | None = Field(None, description="CA bundle to verify the brokers.")
+    topic_partitions: int = Field(
+        6, ge=1, description="Partitions for topics Lumen creates (events.raw and friends)."
+    )
+    replication_factor: int = Field(
+        1, ge=1, description="Replication factor for topics Lumen creates."
+    )
+
+    def bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    def kafka_python_config(self) -> dict[str, object]:
+        """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
+        config: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_list(),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username
+            config["sasl_plain_password"] = self.sasl_password
+        if self.ssl_cafile:
+            config["ssl_cafile"] = self.ssl_cafile
+        return config
+
+
+class MongoSettings(BaseSettings):
+    """Connection to MongoDB (``LUMEN_MONGO_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_MONGO_", extra="ignore")
+
+    uri: str = Field(
+        "mongodb://127.0.0.1:27017/?replicaSet=lumen",
+        description="MongoDB connection string (credentials and TLS options go here).",
+    )
+    database: str = Field("lumen", description="Database that holds profiles, items and trends.")
+    timeout_ms: int = Field(
+        2000, ge=100, description="Server selection and socket timeout in milliseconds."
+    )
+
+
+class LogSettings(BaseSettings):
+    """Logging (``LUMEN_LOG_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_LOG_", extra="ignore")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line; text: for people at a terminal."
+    )

@@ -1,0 +1,73 @@
+"""Fixtures that start the real Kafka, mongod and Lumen services for integration tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from lumen_cli.platform.services import grpc_serving, http_ok
+from tests.support.stack import (
+    ServiceProcess,
+    Stack,
+    free_port,
+    start_service,
+    start_stack,
+    stop_stack,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    started = start_stack()
+    yield started
+    stop_stack(started)
+
+
+@pytest.fixture(scope="session")
+def ingest(stack: Stack) -> Iterator[ServiceProcess]:
+    http, grpc_port = free_port(), free_port()
+    service = start_service(
+        "ingest", "services.ingest",
+        {**stack.env(), "LUMEN_INGEST_HTTP_PORT": str(http), "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
+        ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"),
+        ports={"http": http, "grpc": grpc_port},
+    )  # fmt: skip
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def profiles(stack: Stack) -> Iterator[ServiceProcess]:
+    web = free_port()
+    service = start_service(
+        "profiles", "services.profiles",
+        {**stack.env(), "LUMEN_PROFILES_WEB_PORT": str(web),
+         "LUMEN_PROFILES_APP_ID": f"lumen-profiles-test-{uuid.uuid4().hex[:6]}",
+         "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}"},
+        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
+        ports={"web": web},
+    )  # fmt: skip
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def inference(stack: Stack) -> Iterator[ServiceProcess]:
+    grpc_port, metrics_port = free_port(), free_port()
+    service = start_service(
+        "inference", "services.inference",
+        {**stack.env(), "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
+         "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port)},
+        ready=lambda: grpc_serving(f"127.0.0.1:{grpc_port}"),
+        ports={"grpc": grpc_port, "metrics": metrics_port},
+    )  # fmt: skip
+    yield service
+    service.stop()
