@@ -21,7 +21,7 @@ mapfile -t files < <(cd protos && find lumen inference -name '*.proto' | sort)
   --grpc_python_out="$( [[ $out = /* ]] && echo "$out" || echo "../$out")" \
   --mypy_out="$( [[ $out = /* ]] && echo "$out" || echo "../$out")" \
   --mypy_grpc_out="$( [[ $out = /* ]] && echo "$out" || echo "../$out")" \
-  "${files[@]}")
+  "${files[@]}" 2> >(grep -v '^Writing mypy' >&2))
 # Packages for the generated modules.
 for d in "$out/lumen" "$out/lumen/v1" "$out/inference"; do touch "$d/__init__.py"; done
 if [[ "${1:-}" == "--check" ]]; then

@@ -86,8 +86,11 @@ def ensure_jars() -> Path:
             "Install it (Debian/Ubuntu: apt-get install maven)."
         )
     libs.mkdir(parents=True, exist_ok=True)
+    # A corporate mirror or proxy can be configured with a Maven settings file.
+    settings = os.environ.get("LUMEN_MAVEN_SETTINGS")
     cmd = [
-        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        mvn, "-q", "-B", *(["-s", settings] if settings else []),
+        "-f", str(POM), "dependency:copy-dependencies",
         "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
