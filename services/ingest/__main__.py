@@ -1,77 +1,134 @@
-"""Run the ingest service: ``python -m services.ingest``.
+"""Run the ingest service: ``python -m services.ingest`` (HTTP and gRPC in one process).
 
-Stop order on SIGTERM: stop accepting connections, let in-flight requests finish (bounded by
-LUMEN_INGEST_SHUTDOWN_GRACE_SECONDS), then flush and close the Kafka producer.
+Stop order on SIGTERM: report not-ready, stop accepting connections, let in-flight requests
+and RPCs finish (bounded by LUMEN_INGEST_SHUTDOWN_GRACE_SECONDS), then flush and close the
+Kafka producer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
+import grpc
 import uvicorn
+import uvloop
+from lumen.v1 import events_pb2_grpc
 
 from services.ingest.auth import WriteKeys
 from services.ingest.core import EventIngestor
+from services.ingest.grpc_api import SERVICE_NAME, EventServicer
 from services.ingest.http_api import HttpApi, build_app
 from services.ingest.producer import EventProducer
 from services.ingest.settings import IngestSettings
+from shared.grpc_server import DEFAULT_OPTIONS, HealthReporter, add_standard_services, bind
+from shared.grpc_server import stop_event as shutdown_signal
 from shared.logging import configure_logging
 from shared.metrics import register_build_info
-from shared.topics import ensure_topics
+from shared.topics import EVENTS_DLQ, EVENTS_RAW, ensure_topics
 
 log = logging.getLogger("services.ingest")
 
 
-async def serve(settings: IngestSettings) -> None:
-    producer = EventProducer(settings.kafka, timeout_seconds=settings.produce_timeout_seconds)
-    try:
-        await asyncio.to_thread(ensure_topics, settings.kafka)
-        await asyncio.to_thread(producer.start)
-    except Exception as exc:
-        log.warning("Kafka not reachable at start-up; will retry",
-                    extra={"fields": {"error": str(exc)}})  # fmt: skip
-    ingestor = EventIngestor(settings, producer)
-    app = build_app(HttpApi(ingestor, WriteKeys(settings.write_keys)))
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-    )
-    server = uvicorn.Server(config)
-    starter = asyncio.create_task(_start_producer_when_possible(settings, producer))
-    log.info(
-        "ingest listening", extra={"fields": {"http": f"{settings.host}:{settings.http_port}"}}
-    )
-    try:
-        await server.serve()
-    finally:
-        starter.cancel()
-        await asyncio.to_thread(producer.close)
-        log.info("ingest stopped")
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process orders the shutdown itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-async def _start_producer_when_possible(settings: IngestSettings, producer: EventProducer) -> None:
+def _connect(settings: IngestSettings, producer: EventProducer) -> None:
+    ensure_topics(settings.kafka)
+    producer.start(warm_topics=(EVENTS_RAW.name, EVENTS_DLQ.name))
+
+
+async def _connect_when_possible(settings: IngestSettings, producer: EventProducer) -> None:
     while not producer.started:
-        await asyncio.sleep(2)
         try:
-            await asyncio.to_thread(ensure_topics, settings.kafka)
-            await asyncio.to_thread(producer.start)
+            await asyncio.to_thread(_connect, settings, producer)
             log.info("connected to Kafka")
-        except Exception:
-            continue
+        except Exception as exc:
+            log.warning("Kafka not reachable yet; retrying",
+                        extra={"fields": {"error": str(exc)}})  # fmt: skip
+            await asyncio.sleep(2)
+
+
+def _grpc_server(settings: IngestSettings, servicer: EventServicer,
+                 health: HealthReporter) -> grpc.aio.Server:  # fmt: skip
+    options = [
+        *(o for o in DEFAULT_OPTIONS if o[0] != "grpc.max_receive_message_length"),
+        # The same 500 KB body limit as HTTP: larger messages get RESOURCE_EXHAUSTED from gRPC.
+        ("grpc.max_receive_message_length", settings.max_request_bytes),
+    ]
+    server = grpc.aio.server(options=options)
+    events_pb2_grpc.add_EventServiceServicer_to_server(servicer, server)
+    add_standard_services(server, [SERVICE_NAME], health)
+    credentials = None
+    if settings.tls_cert_file and settings.tls_key_file:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes())]
+        )
+    bind(server, f"{settings.host}:{settings.grpc_port}", credentials)
+    return server
+
+
+async def serve(settings: IngestSettings) -> None:
+    stopping = shutdown_signal()
+    producer = EventProducer(settings.kafka, timeout_seconds=settings.produce_timeout_seconds)
+    ingestor = EventIngestor(settings, producer)
+    write_keys = WriteKeys(settings.write_keys)
+    health = HealthReporter()
+    await health.set([SERVICE_NAME], False)
+
+    grpc_server = _grpc_server(settings, EventServicer(ingestor, write_keys), health)
+    await grpc_server.start()
+    http = _Server(
+        uvicorn.Config(
+            build_app(HttpApi(ingestor, write_keys)),
+            host=settings.host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            loop="none",
+            http="httptools",
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        )
+    )
+    http_task = asyncio.create_task(http.serve())
+    connector = asyncio.create_task(_connect_when_possible(settings, producer))
+    monitor = asyncio.create_task(
+        producer.monitor(settings.kafka_probe_interval_seconds,
+                         lambda up: health.set([SERVICE_NAME], up))
+    )  # fmt: skip
+    log.info("ingest listening", extra={"fields": {
+        "http": f"{settings.host}:{settings.http_port}",
+        "grpc": f"{settings.host}:{settings.grpc_port}"}})  # fmt: skip
+    stopped = asyncio.create_task(stopping.wait())
+    await asyncio.wait({stopped, http_task}, return_when=asyncio.FIRST_COMPLETED)
+
+    log.info("draining")
+    await health.set([SERVICE_NAME], False)
+    http.should_exit = True
+    await asyncio.gather(http_task, grpc_server.stop(settings.shutdown_grace_seconds),
+                         return_exceptions=True)  # fmt: skip
+    await ingestor.drain()
+    for task in (connector, monitor, stopped):
+        task.cancel()
+    await asyncio.to_thread(producer.close)
+    log.info("ingest stopped")
 
 
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log)
     register_build_info("ingest")
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

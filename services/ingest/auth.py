@@ -53,3 +53,11 @@ def key_from_authorization(header: str | None) -> str | None:
             return None
         return decoded.partition(":")[0] or None
     return None
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m services.ingest.auth <sourceId> <writeKey>")
+    print(WriteKeys.entry(sys.argv[1], sys.argv[2]))

@@ -1,4 +1,5 @@
-"""The transport-neutral heart of ingest: validate, enrich and durably write events.
+"""The transport-neutral heart of ingest: limit, validate, deduplicate, enrich, scrub and
+durably write events.
 
 The HTTP and gRPC adapters only translate their wire formats into calls of ``EventIngestor``
 and its errors back into status codes.
@@ -6,7 +7,10 @@ and its errors back into status codes.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,12 +18,20 @@ from typing import Any
 import orjson
 
 from services.ingest import metrics
-from services.ingest.errors import Unavailable
+from services.ingest.dedupe import DedupeStore
+from services.ingest.dlq import dlq_record
+from services.ingest.errors import RateLimited, Unavailable
+from services.ingest.privacy import Scrubber
 from services.ingest.producer import EventProducer, KafkaUnavailable
+from services.ingest.ratelimit import Limit, RateLimiter, parse_overrides
 from services.ingest.settings import IngestSettings
-from services.ingest.validation import SIZE, Rejection, enrich, validate
-from shared.events import encode, user_key
-from shared.topics import EVENTS_RAW
+from services.ingest.validation import SIZE, Rejection, enrich, iso, validate
+from shared.events import DELETE_TYPE, encode, user_key
+from shared.topics import EVENTS_DLQ, EVENTS_RAW
+
+log = logging.getLogger(__name__)
+
+Record = tuple[bytes | None, bytes]
 
 
 @dataclass
@@ -29,52 +41,155 @@ class IngestResult:
     # (index in the request, why it was refused)
     errors: list[tuple[int, Rejection]] = field(default_factory=list)
 
+    def merge(self, other: IngestResult, offset: int) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.errors.extend((offset + i, r) for i, r in other.errors)
+
 
 class EventIngestor:
     def __init__(self, settings: IngestSettings, producer: EventProducer) -> None:
         self.settings = settings
         self.producer = producer
+        self.dedupe = DedupeStore(settings.dedupe_window_seconds, settings.dedupe_max_entries)
+        self.limiter = RateLimiter(
+            Limit(settings.rate_limit_events_per_second, settings.rate_limit_burst),
+            parse_overrides(settings.rate_limit_overrides),
+        )
+        self.scrubber = Scrubber(settings.privacy_ip, settings.privacy_trait_keys,
+                                 settings.privacy_trait_policy,
+                                 settings.privacy_hash_salt.get_secret_value())  # fmt: skip
+        # (source, messageId) -> outcome of the request that is writing it right now, so that a
+        # concurrent retry neither writes it twice nor counts as stored before Kafka says so.
+        self._in_flight: dict[tuple[str, str], asyncio.Future[bool]] = {}
+        self._dlq_tasks: set[asyncio.Task[None]] = set()
 
-    async def ingest(
-        self,
-        items: list[Any],
-        call_type: str | None,
-        source_id: str,
-        batch_sent_at: str | None = None,
-    ) -> IngestResult:
+    def admit(self, source_id: str, cost: int) -> None:
+        """Fail fast before any work: Kafka known down -> Unavailable; over the limit -> 429."""
+        if not self.producer.ready:
+            raise Unavailable(
+                "Kafka is unreachable; nothing was stored, retry later",
+                retry_after=self.settings.retry_after_seconds,
+            )
+        wait = self.limiter.check(source_id, cost)
+        if wait:
+            metrics.RATE_LIMITED.labels(source_id).inc()
+            raise RateLimited(f"rate limit of source {source_id!r} exceeded", retry_after=wait)
+
+    async def ingest(self, items: list[Any], call_type: str | None, source_id: str,
+                     batch_sent_at: str | None = None, transport: str = "http") -> IngestResult:  # fmt: skip
         """Accept the valid items, report the invalid ones; raise ``Unavailable`` when Kafka
         does not acknowledge, in which case nothing of this request counts as accepted."""
-        received_at = datetime.now(UTC)
+        self.admit(source_id, len(items))
+        received = datetime.now(UTC)
+        received_at = iso(received)
         result = IngestResult()
-        records: list[tuple[bytes, bytes]] = []
+        records: list[Record] = []
+        bad: list[Record] = []
         types: list[str] = []
+        claimed: list[str] = []  # message ids this request writes (and then remembers)
+        waiting: list[asyncio.Future[bool]] = []  # concurrent writers of our duplicates
+        in_request: set[str] = set()
+        max_bytes = self.settings.max_event_bytes
         for index, item in enumerate(items):
             try:
-                if len(orjson.dumps(item)) > self.settings.max_event_bytes:
-                    raise Rejection(
-                        SIZE, "event", f"is larger than {self.settings.max_event_bytes} bytes"
-                    )
-                event = enrich(validate(item, call_type), source_id, received_at, batch_sent_at)
+                if len(orjson.dumps(item)) > max_bytes:
+                    raise Rejection(SIZE, "event", f"is larger than {max_bytes} bytes")
+                event = validate(item, call_type)
             except Rejection as rejection:
                 result.errors.append((index, rejection))
                 metrics.EVENTS_REJECTED.labels(rejection.reason).inc()
+                bad.append(dlq_record(item, index, rejection, source_id, received_at, transport))
                 continue
+            message_id = event.get("messageId")
+            if message_id and self.dedupe.enabled:
+                key = (source_id, message_id)
+                pending = self._in_flight.get(key)
+                if message_id in in_request or self.dedupe.seen(source_id, message_id):
+                    result.duplicates += 1
+                    continue
+                if pending is not None:
+                    result.duplicates += 1
+                    waiting.append(pending)
+                    continue
+                in_request.add(message_id)
+                claimed.append(message_id)
+            event = self.scrubber.scrub(enrich(event, source_id, received, batch_sent_at))
             records.append((user_key(event).encode(), encode(event)))
             types.append(event["type"])
         metrics.BATCH_SIZE.observe(len(items))
+        if result.duplicates:
+            metrics.EVENTS_DUPLICATE.inc(result.duplicates)
+        if bad:
+            task = asyncio.create_task(self._send_dlq(bad))
+            self._dlq_tasks.add(task)
+            task.add_done_callback(self._dlq_tasks.discard)
         if records:
-            started = time.perf_counter()
+            outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            for message_id in claimed:
+                self._in_flight[(source_id, message_id)] = outcome
             try:
-                await self.producer.send_many(EVENTS_RAW.name, records)
-            except KafkaUnavailable as exc:
-                metrics.KAFKA_UP.set(0)
-                raise Unavailable(
-                    f"Kafka did not acknowledge the events ({exc}); retry later",
-                    retry_after=self.settings.retry_after_seconds,
-                ) from exc
-            metrics.KAFKA_UP.set(1)
-            metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+                await self._send(EVENTS_RAW.name, records)
+                self.dedupe.remember(source_id, claimed)
+                outcome.set_result(True)
+            except BaseException:
+                outcome.set_result(False)
+                raise
+            finally:
+                for message_id in claimed:
+                    self._in_flight.pop((source_id, message_id), None)
             for event_type in types:
                 metrics.EVENTS_ACCEPTED.labels(event_type).inc()
             result.accepted = len(records)
+        # A duplicate of an event another request is still writing is only "stored" once that
+        # write is acknowledged; if it failed, this request fails too so the client retries.
+        if waiting and not all(await asyncio.gather(*waiting)):
+            raise Unavailable(
+                "an earlier copy of an event in this request was not stored; retry later",
+                retry_after=self.settings.retry_after_seconds,
+            )
         return result
+
+    async def delete_user(self, user_id: str, source_id: str) -> str:
+        """Publish the erasure event that tells every downstream service to forget the user."""
+        self.admit(source_id, 1)
+        message_id = str(uuid.uuid4())
+        event = {
+            "type": DELETE_TYPE,
+            "userId": user_id,
+            "messageId": message_id,
+            "receivedAt": iso(datetime.now(UTC)),
+            "sourceId": source_id,
+        }
+        await self._send(EVENTS_RAW.name, [(user_id.encode(), encode(event))])
+        metrics.EVENTS_ACCEPTED.labels(DELETE_TYPE).inc()
+        log.info("user deletion published",
+                 extra={"fields": {"sourceId": source_id, "messageId": message_id}})  # fmt: skip
+        return message_id
+
+    async def drain(self) -> None:
+        """Wait for DLQ writes still on their way (called on shutdown)."""
+        if self._dlq_tasks:
+            await asyncio.gather(*self._dlq_tasks, return_exceptions=True)
+
+    async def _send(self, topic: str, records: list[Record]) -> None:
+        started = time.perf_counter()
+        try:
+            await self.producer.send_many(topic, records)
+        except KafkaUnavailable as exc:
+            metrics.PRODUCE_FAILURES.inc()
+            raise Unavailable(
+                f"Kafka did not acknowledge the events ({exc}); nothing was stored, retry later",
+                retry_after=self.settings.retry_after_seconds,
+            ) from exc
+        metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _send_dlq(self, records: list[Record]) -> None:
+        """Best effort: the client already hears why each event was refused."""
+        try:
+            await self.producer.send_many(EVENTS_DLQ.name, records)
+            metrics.DLQ_WRITTEN.inc(len(records))
+        except KafkaUnavailable as exc:
+            metrics.DLQ_FAILURES.inc(len(records))
+            log.warning("could not write rejected events to the DLQ",
+                        extra={"fields": {"count": len(records), "error": str(exc)}})  # fmt: skip

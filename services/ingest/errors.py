@@ -8,32 +8,47 @@ import grpc
 class IngestError(Exception):
     http_status = 500
     grpc_code = grpc.StatusCode.INTERNAL
+    # A typed reason that clients (and dashboards) can switch on.
+    reason = "internal_error"
     retry_after: int | None = None
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None,
+                 reason: str | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.message = message
         self.field = field
+        if reason is not None:
+            self.reason = reason
 
 
 class BadRequest(IngestError):
     http_status = 400
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "schema_violation"
+
+
+class NotFound(IngestError):
+    http_status = 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    reason = "not_found"
 
 
 class Unauthorized(IngestError):
     http_status = 401
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "unauthorized"
 
 
 class PayloadTooLarge(IngestError):
     http_status = 413
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "size_violation"
 
 
 class RateLimited(IngestError):
     http_status = 429
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "rate_limited"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
@@ -43,6 +58,7 @@ class RateLimited(IngestError):
 class Unavailable(IngestError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE
+    reason = "kafka_unavailable"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)

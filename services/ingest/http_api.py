@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +16,14 @@ from starlette.routing import Route
 from services.ingest import metrics
 from services.ingest.auth import WriteKeys, key_from_authorization
 from services.ingest.core import EventIngestor, IngestResult
-from services.ingest.errors import BadRequest, IngestError, PayloadTooLarge, Unauthorized
+from services.ingest.errors import (
+    BadRequest,
+    IngestError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from services.ingest.openapi import openapi_document
 from shared.events import EVENT_TYPES
 
 
@@ -27,7 +33,7 @@ def json_response(body: dict[str, Any], status: int = 200,
 
 
 def error_response(error: IngestError) -> Response:
-    body: dict[str, Any] = {"success": False, "error": error.message}
+    body: dict[str, Any] = {"success": False, "error": error.message, "reason": error.reason}
     if error.field:
         body["field"] = error.field
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
@@ -38,13 +44,45 @@ def error_response(error: IngestError) -> Response:
 
 def result_body(result: IngestResult) -> dict[str, Any]:
     body: dict[str, Any] = {"success": True}
+    if result.duplicates:
+        body["duplicates"] = result.duplicates
     if result.errors:
         body["accepted"] = result.accepted
         body["rejected"] = [
-            {"index": i, "reason": r.reason, "field": r.field, "message": r.message}
+            {"index": i, "reason": r.reason, "field": r.field, "message": r.describe()}
             for i, r in result.errors
         ]
     return body
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as utf8:
+            raise BadRequest(
+                f"body is not valid UTF-8 (byte {utf8.start})", field="body", reason="invalid_utf8"
+            ) from None
+        raise BadRequest(
+            f"body is not valid JSON: {exc}", field="body", reason="malformed_json"
+        ) from None
+
+
+def merge_batch_defaults(body: dict[str, Any], item: Any) -> Any:
+    """Batch-level ``context`` and ``integrations`` apply to every event that lacks them."""
+    if not isinstance(item, dict):
+        return item
+    for name in ("context", "integrations"):
+        shared = body.get(name)
+        if isinstance(shared, dict) and shared:
+            own = item.get(name)
+            if own is None:
+                item[name] = shared
+            elif isinstance(own, dict):
+                item[name] = {**shared, **own}
+    return item
 
 
 class HttpApi:
@@ -55,29 +93,29 @@ class HttpApi:
 
     async def read_json(self, request: Request) -> Any:
         declared = request.headers.get("content-length")
+        too_large = PayloadTooLarge(
+            f"request body is larger than {self.max_request_bytes} bytes", field="body"
+        )
         if declared and declared.isdigit() and int(declared) > self.max_request_bytes:
-            raise PayloadTooLarge(f"request body is larger than {self.max_request_bytes} bytes")
+            raise too_large
         chunks: list[bytes] = []
         size = 0
         try:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > self.max_request_bytes:
-                    raise PayloadTooLarge(
-                        f"request body is larger than {self.max_request_bytes} bytes"
-                    )
+                    raise too_large
                 chunks.append(chunk)
         except ClientDisconnect:
             raise BadRequest("client disconnected before the body was complete") from None
-        try:
-            return orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
+        return parse_json(b"".join(chunks))
 
     def authenticate(self, request: Request, body: Any) -> str:
         key = key_from_authorization(request.headers.get("authorization"))
         if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
             key = body["writeKey"]
+        if isinstance(body, dict):
+            body.pop("writeKey", None)  # never written to Kafka
         if key is None:
             raise Unauthorized("a write key is required (HTTP Basic `writeKey:` or `writeKey`)")
         source = self.write_keys.source_for(key)
@@ -88,19 +126,14 @@ class HttpApi:
     async def single(self, request: Request) -> Response:
         call_type = request.path_params["call_type"]
         if call_type not in EVENT_TYPES:
-            return json_response(
-                {"success": False, "error": f"unknown call type {call_type!r}"}, 404
-            )
+            raise NotFound(f"unknown call type {call_type!r}", field="type")
         body = await self.read_json(request)
         source = self.authenticate(request, body)
-        if isinstance(body, dict):
-            body.pop("writeKey", None)
         result = await self.ingestor.ingest([body], call_type, source)
         if result.errors:
             _, rejection = result.errors[0]
-            raise BadRequest(rejection.message if rejection.field in rejection.message
-                             else f"{rejection.field} {rejection.message}", field=rejection.field)  # fmt: skip
-        return json_response({"success": True})
+            raise BadRequest(rejection.describe(), field=rejection.field, reason=rejection.reason)
+        return json_response(result_body(result))
 
     async def batch(self, request: Request) -> Response:
         body = await self.read_json(request)
@@ -110,21 +143,33 @@ class HttpApi:
         if not body["batch"]:
             raise BadRequest("`batch` is empty", field="batch")
         sent_at = body.get("sentAt") if isinstance(body.get("sentAt"), str) else None
-        result = await self.ingestor.ingest(body["batch"], None, source, sent_at)
-        if result.accepted == 0 and result.errors:
+        items = [merge_batch_defaults(body, item) for item in body["batch"]]
+        result = await self.ingestor.ingest(items, None, source, sent_at)
+        if result.accepted == 0 and result.duplicates == 0 and result.errors:
             return json_response({**result_body(result), "success": False}, 400)
         return json_response(result_body(result))
+
+    async def delete_user(self, request: Request) -> Response:
+        source = self.authenticate(request, None)
+        user_id = request.path_params["user_id"]
+        if not user_id or len(user_id) > 256:
+            raise BadRequest("userId must be 1 to 256 characters", field="userId")
+        message_id = await self.ingestor.delete_user(user_id, source)
+        return json_response({"success": True, "messageId": message_id}, 202)
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        if await asyncio.to_thread(self.ingestor.producer.reachable):
+        if self.ingestor.producer.ready:
             return json_response({"status": "ready"})
         return json_response({"status": "kafka unreachable"}, 503)
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def openapi(self, request: Request) -> Response:
+        return json_response(openapi_document())
 
 
 def instrumented(route: str, handler: Callable[[Request], Awaitable[Response]]
@@ -151,9 +196,15 @@ def build_app(api: HttpApi) -> Starlette:
     routes = [
         Route("/v1/batch", instrumented("/v1/batch", api.batch), methods=["POST"]),
         Route("/v1/import", instrumented("/v1/batch", api.batch), methods=["POST"]),
+        Route(
+            "/v1/users/{user_id:str}",
+            instrumented("/v1/users/{userId}", api.delete_user),
+            methods=["DELETE"],
+        ),
         Route("/v1/{call_type:str}", instrumented("/v1/{type}", api.single), methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
     return Starlette(routes=routes)

@@ -34,3 +34,14 @@ BATCH_SIZE = Histogram(
 )  # fmt: skip
 IN_FLIGHT = Gauge("lumen_ingest_in_flight_requests", "Requests being processed.")
 KAFKA_UP = Gauge("lumen_ingest_kafka_up", "1 when the producer is connected to Kafka.")
+PRODUCE_FAILURES = Counter(
+    "lumen_ingest_kafka_produce_failures_total",
+    "Requests whose events Kafka did not acknowledge in time (answered 503).",
+)
+RATE_LIMITED = Counter(
+    "lumen_ingest_rate_limited_total", "Requests refused by the rate limit, by source.", ["source"]
+)
+DLQ_WRITTEN = Counter("lumen_ingest_dlq_events_total", "Rejected events written to events.dlq.")
+DLQ_FAILURES = Counter(
+    "lumen_ingest_dlq_failures_total", "Rejected events that could not be written to events.dlq."
+)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import KafkaSettings, LogSettings
@@ -19,7 +21,7 @@ class IngestSettings(BaseSettings):
         "dev:sha256:d5d46c01c0ac746e5866176c423153bb1473d7203ce8b7ec2dfcef20ca342d7b",
         description=(
             "Comma-separated `sourceId:sha256:<hex digest of the write key>` entries; only hashes "
-            "are stored. `lumen keys hash <key>` prints an entry."
+            "are stored. `python -m services.ingest.auth <sourceId> <key>` prints an entry."
         ),
     )
     produce_timeout_seconds: float = Field(
@@ -28,10 +30,70 @@ class IngestSettings(BaseSettings):
     retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After sent with 503 when Kafka is unavailable."
     )
+    kafka_probe_interval_seconds: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "How often Kafka's reachability is probed; while it is unreachable requests fail "
+            "fast with 503 and /readyz and gRPC health report not ready."
+        ),
+    )
     max_event_bytes: int = Field(32 * 1024, description="Largest accepted event (Segment: 32 KB).")
     max_request_bytes: int = Field(
         500 * 1024, description="Largest accepted request body (Segment: 500 KB)."
     )
+    dedupe_window_seconds: float = Field(
+        24 * 3600.0,
+        ge=0,
+        description="A messageId seen (and stored) within this window is a duplicate; 0 disables.",
+    )
+    dedupe_max_entries: int = Field(
+        500_000,
+        ge=1,
+        description=(
+            "Upper bound of remembered messageIds (about 150 bytes each); the oldest are "
+            "forgotten first when it is reached, which shortens the effective window."
+        ),
+    )
+    rate_limit_events_per_second: float = Field(
+        20_000.0,
+        ge=0,
+        description="Token-bucket refill rate per write key, in events/s; 0 disables.",
+    )
+    rate_limit_burst: int = Field(
+        40_000, ge=1, description="Token-bucket capacity per write key, in events."
+    )
+    rate_limit_overrides: str = Field(
+        "",
+        description=(
+            "Per-source limits overriding the defaults: comma-separated "
+            "`sourceId=<events per second>/<burst>` entries."
+        ),
+    )
+    privacy_ip: Literal["keep", "drop", "hash"] = Field(
+        "keep", description="What happens to `context.ip` before an event is written."
+    )
+    privacy_trait_keys: str = Field(
+        "",
+        description=(
+            "Comma-separated trait keys (in `traits` and `context.traits`) to drop or hash "
+            "before an event is written, e.g. `email,phone`."
+        ),
+    )
+    privacy_trait_policy: Literal["drop", "hash"] = Field(
+        "hash", description="What happens to the listed trait keys."
+    )
+    privacy_hash_salt: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "Secret key of the HMAC-SHA256 used for hashing; set it in production, otherwise "
+            "hashes of guessable values (IPv4 addresses) can be reversed by trying them all."
+        ),
+    )
+    tls_cert_file: str | None = Field(
+        None, description="PEM certificate chain: when set (with the key), HTTP and gRPC use TLS."
+    )
+    tls_key_file: str | None = Field(None, description="PEM private key for tls_cert_file.")
     shutdown_grace_seconds: float = Field(
         15.0, description="On SIGTERM, how long in-flight requests may take to finish."
     )

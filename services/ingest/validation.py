@@ -24,6 +24,12 @@ class Rejection(Exception):
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
 
+    def describe(self) -> str:
+        """A sentence naming the field, e.g. ``userId must be a string``."""
+        return (
+            self.message if self.message.startswith(self.field) else f"{self.field} {self.message}"
+        )
+
 
 SCHEMA = "schema_violation"
 SIZE = "size_violation"

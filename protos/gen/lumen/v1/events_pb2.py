@@ -26,31 +26,33 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lumen/v1/events.proto\x12\x08lumen.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x03\n\x05\x45vent\x12!\n\x04type\x18\x01 \x01(\x0e\x32\x13.lumen.v1.EventType\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12+\n\nproperties\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06traits\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x0cintegrations\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\ttimestamp\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x0b \x01(\t\x12\x13\n\x0bprevious_id\x18\x0c \x01(\t\x12\x10\n\x08group_id\x18\r \x01(\t\x12\x0c\n\x04name\x18\x0e \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0f \x01(\t\"1\n\x0ePublishRequest\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.lumen.v1.Event\"K\n\nEventError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"]\n\x0fPublishResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12$\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x14.lumen.v1.EventError\"7\n\x14PublishStreamRequest\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.lumen.v1.Event\"c\n\x15PublishStreamResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12$\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x14.lumen.v1.EventError\"$\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"(\n\x12\x44\x65leteUserResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t*\xae\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45VENT_TYPE_TRACK\x10\x01\x12\x17\n\x13\x45VENT_TYPE_IDENTIFY\x10\x02\x12\x13\n\x0f\x45VENT_TYPE_PAGE\x10\x03\x12\x15\n\x11\x45VENT_TYPE_SCREEN\x10\x04\x12\x14\n\x10\x45VENT_TYPE_GROUP\x10\x05\x12\x14\n\x10\x45VENT_TYPE_ALIAS\x10\x06\x32\xeb\x01\n\x0c\x45ventService\x12>\n\x07Publish\x12\x18.lumen.v1.PublishRequest\x1a\x19.lumen.v1.PublishResponse\x12R\n\rPublishStream\x12\x1e.lumen.v1.PublishStreamRequest\x1a\x1f.lumen.v1.PublishStreamResponse(\x01\x12G\n\nDeleteUser\x12\x1b.lumen.v1.DeleteUserRequest\x1a\x1c.lumen.v1.DeleteUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lumen/v1/events.proto\x12\x08lumen.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x03\n\x05\x45vent\x12!\n\x04type\x18\x01 \x01(\x0e\x32\x13.lumen.v1.EventType\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12+\n\nproperties\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06traits\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x0cintegrations\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\ttimestamp\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x0b \x01(\t\x12\x13\n\x0bprevious_id\x18\x0c \x01(\t\x12\x10\n\x08group_id\x18\r \x01(\t\x12\x0c\n\x04name\x18\x0e \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0f \x01(\t\"1\n\x0ePublishRequest\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.lumen.v1.Event\"K\n\nEventError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\";\n\x13PublishErrorDetails\x12$\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x14.lumen.v1.EventError\"]\n\x0fPublishResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12$\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x14.lumen.v1.EventError\"7\n\x14PublishStreamRequest\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.lumen.v1.Event\"c\n\x15PublishStreamResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12$\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x14.lumen.v1.EventError\"$\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"(\n\x12\x44\x65leteUserResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t*\xae\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45VENT_TYPE_TRACK\x10\x01\x12\x17\n\x13\x45VENT_TYPE_IDENTIFY\x10\x02\x12\x13\n\x0f\x45VENT_TYPE_PAGE\x10\x03\x12\x15\n\x11\x45VENT_TYPE_SCREEN\x10\x04\x12\x14\n\x10\x45VENT_TYPE_GROUP\x10\x05\x12\x14\n\x10\x45VENT_TYPE_ALIAS\x10\x06\x32\xeb\x01\n\x0c\x45ventService\x12>\n\x07Publish\x12\x18.lumen.v1.PublishRequest\x1a\x19.lumen.v1.PublishResponse\x12R\n\rPublishStream\x12\x1e.lumen.v1.PublishStreamRequest\x1a\x1f.lumen.v1.PublishStreamResponse(\x01\x12G\n\nDeleteUser\x12\x1b.lumen.v1.DeleteUserRequest\x1a\x1c.lumen.v1.DeleteUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lumen.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=1017
-  _globals['_EVENTTYPE']._serialized_end=1191
+  _globals['_EVENTTYPE']._serialized_start=1078
+  _globals['_EVENTTYPE']._serialized_end=1252
   _globals['_EVENT']._serialized_start=99
   _globals['_EVENT']._serialized_end=553
   _globals['_PUBLISHREQUEST']._serialized_start=555
   _globals['_PUBLISHREQUEST']._serialized_end=604
   _globals['_EVENTERROR']._serialized_start=606
   _globals['_EVENTERROR']._serialized_end=681
-  _globals['_PUBLISHRESPONSE']._serialized_start=683
-  _globals['_PUBLISHRESPONSE']._serialized_end=776
-  _globals['_PUBLISHSTREAMREQUEST']._serialized_start=778
-  _globals['_PUBLISHSTREAMREQUEST']._serialized_end=833
-  _globals['_PUBLISHSTREAMRESPONSE']._serialized_start=835
-  _globals['_PUBLISHSTREAMRESPONSE']._serialized_end=934
-  _globals['_DELETEUSERREQUEST']._serialized_start=936
-  _globals['_DELETEUSERREQUEST']._serialized_end=972
-  _globals['_DELETEUSERRESPONSE']._serialized_start=974
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1014
-  _globals['_EVENTSERVICE']._serialized_start=1194
-  _globals['_EVENTSERVICE']._serialized_end=1429
+  _globals['_PUBLISHERRORDETAILS']._serialized_start=683
+  _globals['_PUBLISHERRORDETAILS']._serialized_end=742
+  _globals['_PUBLISHRESPONSE']._serialized_start=744
+  _globals['_PUBLISHRESPONSE']._serialized_end=837
+  _globals['_PUBLISHSTREAMREQUEST']._serialized_start=839
+  _globals['_PUBLISHSTREAMREQUEST']._serialized_end=894
+  _globals['_PUBLISHSTREAMRESPONSE']._serialized_start=896
+  _globals['_PUBLISHSTREAMRESPONSE']._serialized_end=995
+  _globals['_DELETEUSERREQUEST']._serialized_start=997
+  _globals['_DELETEUSERREQUEST']._serialized_end=1033
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1035
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1075
+  _globals['_EVENTSERVICE']._serialized_start=1255
+  _globals['_EVENTSERVICE']._serialized_end=1490
 # @@protoc_insertion_point(module_scope)

@@ -168,6 +168,26 @@ class EventError(google.protobuf.message.Message):
 global___EventError = EventError
 
 @typing.final
+class PublishErrorDetails(google.protobuf.message.Message):
+    """PublishErrorDetails travels, serialized, in the `lumen-event-errors-bin` trailing metadata of
+    an INVALID_ARGUMENT status, naming each rejected event and its offending field.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ERRORS_FIELD_NUMBER: builtins.int
+    @property
+    def errors(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EventError]: ...
+    def __init__(
+        self,
+        *,
+        errors: collections.abc.Iterable[global___EventError] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["errors", b"errors"]) -> None: ...
+
+global___PublishErrorDetails = PublishErrorDetails
+
+@typing.final
 class PublishResponse(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 

@@ -29,6 +29,10 @@ class EventServiceStub(object):
     """EventService accepts user-behaviour events and writes them durably to Kafka.
     Authentication: the source's write key in the `authorization` metadata,
     either `Basic base64(writeKey:)` (as Segment clients send it) or `Bearer <writeKey>`.
+    Status codes: INVALID_ARGUMENT when no event of a request is valid (details in the
+    `lumen-event-errors-bin` trailer), UNAUTHENTICATED, RESOURCE_EXHAUSTED (rate limit; a
+    `retry-after` trailer in seconds) and UNAVAILABLE (Kafka did not acknowledge; nothing of
+    that request counts as stored, and a `retry-after` trailer).
     """
 
     def __init__(self, channel):
@@ -58,6 +62,10 @@ class EventServiceServicer(object):
     """EventService accepts user-behaviour events and writes them durably to Kafka.
     Authentication: the source's write key in the `authorization` metadata,
     either `Basic base64(writeKey:)` (as Segment clients send it) or `Bearer <writeKey>`.
+    Status codes: INVALID_ARGUMENT when no event of a request is valid (details in the
+    `lumen-event-errors-bin` trailer), UNAUTHENTICATED, RESOURCE_EXHAUSTED (rate limit; a
+    `retry-after` trailer in seconds) and UNAVAILABLE (Kafka did not acknowledge; nothing of
+    that request counts as stored, and a `retry-after` trailer).
     """
 
     def Publish(self, request, context):
@@ -112,6 +120,10 @@ class EventService(object):
     """EventService accepts user-behaviour events and writes them durably to Kafka.
     Authentication: the source's write key in the `authorization` metadata,
     either `Basic base64(writeKey:)` (as Segment clients send it) or `Bearer <writeKey>`.
+    Status codes: INVALID_ARGUMENT when no event of a request is valid (details in the
+    `lumen-event-errors-bin` trailer), UNAUTHENTICATED, RESOURCE_EXHAUSTED (rate limit; a
+    `retry-after` trailer in seconds) and UNAVAILABLE (Kafka did not acknowledge; nothing of
+    that request counts as stored, and a `retry-after` trailer).
     """
 
     @staticmethod

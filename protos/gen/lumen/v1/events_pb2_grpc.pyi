@@ -21,6 +21,10 @@ class EventServiceStub:
     """EventService accepts user-behaviour events and writes them durably to Kafka.
     Authentication: the source's write key in the `authorization` metadata,
     either `Basic base64(writeKey:)` (as Segment clients send it) or `Bearer <writeKey>`.
+    Status codes: INVALID_ARGUMENT when no event of a request is valid (details in the
+    `lumen-event-errors-bin` trailer), UNAUTHENTICATED, RESOURCE_EXHAUSTED (rate limit; a
+    `retry-after` trailer in seconds) and UNAVAILABLE (Kafka did not acknowledge; nothing of
+    that request counts as stored, and a `retry-after` trailer).
     """
 
     def __init__(self, channel: typing.Union[grpc.Channel, grpc.aio.Channel]) -> None: ...
@@ -48,6 +52,10 @@ class EventServiceAsyncStub:
     """EventService accepts user-behaviour events and writes them durably to Kafka.
     Authentication: the source's write key in the `authorization` metadata,
     either `Basic base64(writeKey:)` (as Segment clients send it) or `Bearer <writeKey>`.
+    Status codes: INVALID_ARGUMENT when no event of a request is valid (details in the
+    `lumen-event-errors-bin` trailer), UNAUTHENTICATED, RESOURCE_EXHAUSTED (rate limit; a
+    `retry-after` trailer in seconds) and UNAVAILABLE (Kafka did not acknowledge; nothing of
+    that request counts as stored, and a `retry-after` trailer).
     """
 
     Publish: grpc.aio.UnaryUnaryMultiCallable[
@@ -74,6 +82,10 @@ class EventServiceServicer(metaclass=abc.ABCMeta):
     """EventService accepts user-behaviour events and writes them durably to Kafka.
     Authentication: the source's write key in the `authorization` metadata,
     either `Basic base64(writeKey:)` (as Segment clients send it) or `Bearer <writeKey>`.
+    Status codes: INVALID_ARGUMENT when no event of a request is valid (details in the
+    `lumen-event-errors-bin` trailer), UNAUTHENTICATED, RESOURCE_EXHAUSTED (rate limit; a
+    `retry-after` trailer in seconds) and UNAVAILABLE (Kafka did not acknowledge; nothing of
+    that request counts as stored, and a `retry-after` trailer).
     """
 
     @abc.abstractmethod

@@ -1,0 +1,163 @@
+"""The gRPC ``EventService``: the same ingestor as HTTP, its errors mapped to status codes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import json_format
+from lumen.v1 import events_pb2, events_pb2_grpc
+
+from services.ingest import metrics
+from services.ingest.auth import WriteKeys, key_from_authorization
+from services.ingest.core import EventIngestor, IngestResult
+from services.ingest.errors import BadRequest, IngestError, Unauthorized
+
+SERVICE_NAME = events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name
+ERRORS_TRAILER = "lumen-event-errors-bin"
+# PublishStream hands events to Kafka in chunks of this many, so memory stays bounded.
+STREAM_CHUNK = 500
+
+_TYPE_NAMES = {
+    events_pb2.EVENT_TYPE_TRACK: "track",
+    events_pb2.EVENT_TYPE_IDENTIFY: "identify",
+    events_pb2.EVENT_TYPE_PAGE: "page",
+    events_pb2.EVENT_TYPE_SCREEN: "screen",
+    events_pb2.EVENT_TYPE_GROUP: "group",
+    events_pb2.EVENT_TYPE_ALIAS: "alias",
+}
+_STRINGS = (("user_id", "userId"), ("anonymous_id", "anonymousId"), ("event", "event"),
+            ("message_id", "messageId"), ("previous_id", "previousId"), ("group_id", "groupId"),
+            ("name", "name"), ("category", "category"))  # fmt: skip
+_STRUCTS = ("properties", "traits", "context", "integrations")
+_TIMES = (("timestamp", "timestamp"), ("sent_at", "sentAt"))
+
+Reply = TypeVar("Reply")
+
+
+def event_to_dict(event: events_pb2.Event) -> dict[str, Any]:
+    """The Segment JSON form of a protobuf event (empty proto3 fields are absent)."""
+    out: dict[str, Any] = {}
+    if event.type:
+        out["type"] = _TYPE_NAMES.get(event.type, f"unknown({event.type})")
+    for proto_name, json_name in _STRINGS:
+        value = getattr(event, proto_name)
+        if value:
+            out[json_name] = value
+    for name in _STRUCTS:
+        if event.HasField(name):
+            out[name] = json_format.MessageToDict(getattr(event, name))
+    for proto_name, json_name in _TIMES:
+        if event.HasField(proto_name):
+            out[json_name] = getattr(event, proto_name).ToJsonString()
+    return out
+
+
+def event_errors(result: IngestResult) -> list[events_pb2.EventError]:
+    return [
+        events_pb2.EventError(index=i, reason=r.reason, field=r.field, message=r.describe())
+        for i, r in result.errors
+    ]
+
+
+class EventServicer(events_pb2_grpc.EventServiceServicer):
+    def __init__(self, ingestor: EventIngestor, write_keys: WriteKeys) -> None:
+        self.ingestor = ingestor
+        self.write_keys = write_keys
+
+    def _source(self, context: grpc.aio.ServicerContext) -> str:
+        metadata = dict(context.invocation_metadata() or ())
+        key = key_from_authorization(metadata.get("authorization"))
+        if key is None:
+            raise Unauthorized("a write key is required in the `authorization` metadata")
+        source = self.write_keys.source_for(key)
+        if source is None:
+            raise Unauthorized("unknown write key")
+        return source
+
+    async def _publish(self, events: list[events_pb2.Event], source: str) -> IngestResult:
+        items = [event_to_dict(e) for e in events]
+        if not items:
+            raise BadRequest("the request holds no events", field="events")
+        return await self.ingestor.ingest(items, None, source, transport="grpc")
+
+    async def Publish(self, request: events_pb2.PublishRequest,
+                      context: grpc.aio.ServicerContext) -> events_pb2.PublishResponse:  # fmt: skip
+        async def run() -> events_pb2.PublishResponse:
+            result = await self._publish(list(request.events), self._source(context))
+            await _refuse_if_nothing_valid(result, context)
+            return events_pb2.PublishResponse(accepted=result.accepted,
+                                              duplicates=result.duplicates,
+                                              errors=event_errors(result))  # fmt: skip
+
+        return await _call("Publish", context, run)
+
+    async def PublishStream(self, request_iterator: AsyncIterator[events_pb2.PublishStreamRequest],
+                            context: grpc.aio.ServicerContext
+                            ) -> events_pb2.PublishStreamResponse:  # fmt: skip
+        async def run() -> events_pb2.PublishStreamResponse:
+            source = self._source(context)
+            total = IngestResult()
+            pending: list[events_pb2.Event] = []
+            offset = 0
+            async for message in request_iterator:
+                pending.extend(message.events)
+                if len(pending) >= STREAM_CHUNK:
+                    total.merge(await self._publish(pending, source), offset)
+                    offset += len(pending)
+                    pending = []
+            if pending:
+                total.merge(await self._publish(pending, source), offset)
+            elif offset == 0:
+                raise BadRequest("the stream held no events", field="events")
+            await _refuse_if_nothing_valid(total, context)
+            return events_pb2.PublishStreamResponse(accepted=total.accepted,
+                                                    duplicates=total.duplicates,
+                                                    errors=event_errors(total))  # fmt: skip
+
+        return await _call("PublishStream", context, run)
+
+    async def DeleteUser(self, request: events_pb2.DeleteUserRequest,
+                         context: grpc.aio.ServicerContext) -> events_pb2.DeleteUserResponse:  # fmt: skip
+        async def run() -> events_pb2.DeleteUserResponse:
+            source = self._source(context)
+            if not request.user_id or len(request.user_id) > 256:
+                raise BadRequest("user_id must be 1 to 256 characters", field="user_id")
+            message_id = await self.ingestor.delete_user(request.user_id, source)
+            return events_pb2.DeleteUserResponse(message_id=message_id)
+
+        return await _call("DeleteUser", context, run)
+
+
+async def _refuse_if_nothing_valid(result: IngestResult,
+                                   context: grpc.aio.ServicerContext) -> None:  # fmt: skip
+    """All events invalid -> INVALID_ARGUMENT naming each field (partial success is OK)."""
+    if result.errors and result.accepted == 0 and result.duplicates == 0:
+        first = "; ".join(f"event {i}: {r.describe()}" for i, r in result.errors[:3])
+        more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
+        details = events_pb2.PublishErrorDetails(errors=event_errors(result))
+        context.set_trailing_metadata(((ERRORS_TRAILER, details.SerializeToString()),))
+        raise BadRequest(first + more, field=result.errors[0][1].field)
+
+
+async def _call(method: str, context: grpc.aio.ServicerContext,
+                run: Callable[[], Awaitable[Reply]]) -> Reply:  # fmt: skip
+    """Count, time and translate errors for one RPC."""
+    started = time.perf_counter()
+    code = grpc.StatusCode.OK
+    metrics.IN_FLIGHT.inc()
+    try:
+        return await run()
+    except IngestError as error:
+        code = error.grpc_code
+        trailers = tuple(context.trailing_metadata() or ())
+        if error.retry_after:
+            trailers += (("retry-after", str(error.retry_after)),)
+        await context.abort(code, error.message, trailers)
+        raise AssertionError("abort() raises") from error
+    finally:
+        metrics.IN_FLIGHT.dec()
+        metrics.REQUESTS.labels("grpc", method, code.name).inc()
+        metrics.REQUEST_SECONDS.labels("grpc", method).observe(time.perf_counter() - started)

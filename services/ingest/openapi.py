@@ -1,0 +1,189 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json.
+
+The committed copy, docs/openapi/ingest.json, is regenerated with
+``python -m services.ingest.openapi > docs/openapi/ingest.json``; a unit test keeps both equal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.events import EVENT_TYPES
+
+_REF = "#/components/schemas/"
+_ERRORS = {
+    "400": "Invalid JSON, invalid UTF-8 or an invalid event; `field` names the culprit.",
+    "401": "Missing or unknown write key.",
+    "413": "The body is larger than 500 KB.",
+    "429": "The source's rate limit is exceeded; retry after `Retry-After` seconds.",
+    "503": "Kafka did not acknowledge (nothing was stored); retry after `Retry-After` seconds.",
+}
+
+
+def _response(description: str, schema: str, headers: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF + schema}}},
+    }
+    if headers:
+        body["headers"] = {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        }
+    return body
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {c: _response(_ERRORS[c], "Error", headers=c in ("429", "503")) for c in codes}
+
+
+def _event_schema(call_type: str) -> dict[str, Any]:
+    required: dict[str, list[str]] = {"track": ["event"], "alias": ["previousId"],
+                                      "group": ["groupId"]}  # fmt: skip
+    schema: dict[str, Any] = {
+        "allOf": [{"$ref": _REF + "Common"}],
+        "description": f"A Segment `{call_type}` call; userId or anonymousId is required.",
+    }
+    if call_type in required:
+        schema["required"] = required[call_type]
+    return schema
+
+
+def openapi_document() -> dict[str, Any]:
+    string = {"type": "string"}
+    obj = {"type": "object"}
+    date_time = {"type": "string", "format": "date-time"}
+    schemas: dict[str, Any] = {
+        "Common": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                "userId": string, "anonymousId": string, "messageId": string,
+                "event": string, "previousId": string, "groupId": string,
+                "name": string, "category": string,
+                "properties": obj, "traits": obj, "context": obj, "integrations": obj,
+                "timestamp": date_time, "sentAt": date_time,
+                "writeKey": {"type": "string", "description": "Alternative to HTTP Basic auth."},
+            },
+            "anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}],
+        },
+        **{call_type.capitalize(): _event_schema(call_type) for call_type in EVENT_TYPES},
+        "BatchItem": {"allOf": [{"$ref": _REF + "Common"}], "required": ["type"]},
+        "Batch": {
+            "type": "object",
+            "required": ["batch"],
+            "properties": {
+                "batch": {"type": "array", "items": {"$ref": _REF + "BatchItem"}},
+                "sentAt": date_time, "context": obj, "integrations": obj,
+                "writeKey": string,
+            },
+        },
+        "Success": {
+            "type": "object",
+            "required": ["success"],
+            "properties": {
+                "success": {"type": "boolean"},
+                "accepted": {"type": "integer"},
+                "duplicates": {"type": "integer"},
+                "rejected": {"type": "array", "items": {"$ref": _REF + "Rejected"}},
+            },
+        },
+        "Rejected": {
+            "type": "object",
+            "properties": {
+                "index": {"type": "integer"},
+                "reason": {"type": "string", "examples": ["schema_violation", "size_violation"]},
+                "field": string, "message": string,
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["success", "error", "reason"],
+            "properties": {
+                "success": {"type": "boolean", "const": False},
+                "error": string, "reason": string, "field": string,
+            },
+        },
+        "Deleted": {
+            "type": "object",
+            "properties": {"success": {"type": "boolean"}, "messageId": string},
+        },
+    }  # fmt: skip
+    paths: dict[str, Any] = {}
+    for call_type in EVENT_TYPES:
+        paths[f"/v1/{call_type}"] = {
+            "post": {
+                "operationId": call_type,
+                "summary": f"Record a {call_type} call.",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"$ref": _REF + call_type.capitalize()}}}},
+                "responses": {
+                    "200": _response("Stored (acknowledged by Kafka) or a duplicate.", "Success"),
+                    **_errors("400", "401", "413", "429", "503"),
+                },
+            }
+        }  # fmt: skip
+    paths["/v1/batch"] = {
+        "post": {
+            "operationId": "batch",
+            "summary": "Record many calls; valid events are stored, invalid ones reported by index.",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": {"$ref": _REF + "Batch"}}}},
+            "responses": {
+                "200": _response("Every valid event is stored; `rejected` lists the others.",
+                                 "Success"),
+                "400": _response("No event of the batch is valid, or the body is invalid.",
+                                 "Success"),
+                **_errors("401", "413", "429", "503"),
+            },
+        }
+    }  # fmt: skip
+    paths["/v1/users/{userId}"] = {
+        "delete": {
+            "operationId": "deleteUser",
+            "summary": "Erase a user: publishes a deletion event that downstream services obey.",
+            "parameters": [{"name": "userId", "in": "path", "required": True, "schema": string}],
+            "responses": {
+                "202": _response("The deletion event is stored in Kafka.", "Deleted"),
+                **_errors("400", "401", "429", "503"),
+            },
+        }
+    }
+    for path, summary in (("/healthz", "Liveness."),
+                          ("/readyz", "Readiness: 200 only while Kafka is reachable.")):  # fmt: skip
+        paths[path] = {"get": {"operationId": path.strip("/"), "summary": summary, "security": [],
+                               "responses": {"200": {"description": "OK"},
+                                             "503": {"description": "Not ready"}}}}  # fmt: skip
+    paths["/metrics"] = {"get": {"operationId": "metrics", "summary": "Prometheus metrics.",
+                                 "security": [],
+                                 "responses": {"200": {"description": "Prometheus text"}}}}  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Lumen ingest",
+            "version": "1.0.0",
+            "description": "Segment Tracking API compatible event ingestion. A 200 means Kafka "
+            "acknowledged the events (acks=all).",
+        },
+        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "security": [{"writeKey": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "writeKey": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "The write key as user name, empty password.",
+                }
+            },
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(openapi_document(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
