@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -61,6 +62,7 @@ def test_restart_keeps_topics_messages_and_documents(own_platform: dict[str, str
     assert up.returncode == 0, up.stderr
     bootstrap = f"127.0.0.1:{env['LUMEN_LOCAL_KAFKA_PORT']}"
     mongo_uri = f"mongodb://127.0.0.1:{env['LUMEN_LOCAL_MONGO_PORT']}/?replicaSet=lumen"
+    client: MongoClient[dict[str, Any]]
 
     producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all")
     producer.send("events.raw", key=b"u-restart", value=b'{"kept": true}').get(timeout=30)
