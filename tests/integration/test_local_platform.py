@@ -67,7 +67,7 @@ def test_restart_keeps_topics_messages_and_documents(own_platform: dict[str, str
     producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all")
     producer.send("events.raw", key=b"u-restart", value=b'{"kept": true}').get(timeout=30)
     producer.close()
-    with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
+    with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, document_class=dict) as client:
         client.lumen.profiles.insert_one({"_id": "u-restart", "kept": True})
 
     assert lumen("down", env=env).returncode == 0
@@ -86,7 +86,7 @@ def test_restart_keeps_topics_messages_and_documents(own_platform: dict[str, str
     values = [record.value for record in consumer]
     consumer.close()
     assert values == [b'{"kept": true}']
-    with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
+    with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, document_class=dict) as client:
         assert client.lumen.profiles.find_one({"_id": "u-restart"}) == {
             "_id": "u-restart",
             "kept": True,
