@@ -1,0 +1,172 @@
+"""Business figures computed from the event stream: pure, bounded state, no per-user labels.
+
+The exporter's consumer feeds every record of ``events.raw`` and ``support.intents`` here;
+scrapes read a copy. Label values come from small closed sets (event types, funnel steps,
+recommendation actions) or are capped (intents, currencies: the rest become ``other``;
+categories: only the top N of the sliding window are exported).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.events import DELETE_TYPE, EVENT_TYPES
+
+OTHER = "other"
+# Segment e-commerce spec event names -> funnel step.
+FUNNEL_STEPS: dict[str, str] = {
+    "Product Viewed": "view",
+    "Item Viewed": "view",
+    "Product Added": "add_to_cart",
+    "Order Completed": "purchase",
+}
+FUNNEL_ORDER = ("view", "add_to_cart", "purchase")
+# Events that show or open a recommendation; they count only with properties.recommendationId.
+IMPRESSION_EVENTS = frozenset({"Product List Viewed", "Recommendation Viewed"})
+CLICK_EVENTS = frozenset({"Product Clicked", "Recommendation Clicked"})
+OUT_OF_SCOPE = "out_of_scope"
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_INTENT = re.compile(r"^[a-z0-9_.-]{1,64}$")
+_MAX_CATEGORY_CHARS = 64
+_MAX_CATEGORIES_PER_MINUTE = 10_000
+
+
+@dataclass(frozen=True)
+class BusinessSnapshot:
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    funnel: dict[str, int] = field(default_factory=dict)
+    revenue: dict[str, float] = field(default_factory=dict)
+    orders: int = 0
+    recommendations: dict[str, int] = field(default_factory=dict)
+    intents: dict[str, int] = field(default_factory=dict)
+    out_of_scope: int = 0
+    trending: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def categories_of(properties: dict[str, Any]) -> list[str]:
+    """The categories an event names: ``category``, ``categories`` or its ``products``."""
+    found: list[Any] = [properties.get("category")]
+    if isinstance(properties.get("categories"), list):
+        found.extend(properties["categories"])
+    if isinstance(properties.get("products"), list):
+        found.extend(p.get("category") for p in properties["products"] if isinstance(p, dict))
+    return [c.strip()[:_MAX_CATEGORY_CHARS] for c in found if isinstance(c, str) and c.strip()]
+
+
+class BusinessFigures:
+    """Counters since start plus a per-minute sliding window for trending categories."""
+
+    def __init__(self, trending_window_seconds: int, trending_top: int, max_label_values: int):
+        self.trending_minutes = max(1, trending_window_seconds // 60)
+        self.trending_top = trending_top
+        self.max_label_values = max_label_values
+        self._lock = threading.Lock()
+        self._events: Counter[str] = Counter({t: 0 for t in (*EVENT_TYPES, DELETE_TYPE)})
+        self._funnel: Counter[str] = Counter({step: 0 for step in FUNNEL_ORDER})
+        self._revenue: dict[str, float] = {}
+        self._orders = 0
+        self._recommendations: Counter[str] = Counter({"impression": 0, "click": 0})
+        self._intents: Counter[str] = Counter()
+        self._out_of_scope = 0
+        self._minutes: deque[tuple[int, Counter[str]]] = deque()
+
+    def observe_event(self, event: dict[str, Any], now: float) -> None:
+        kind = str(event.get("type") or "")
+        name = event.get("event")
+        properties = event.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        with self._lock:
+            self._events[kind if kind in self._events else OTHER] += 1
+            step = FUNNEL_STEPS.get(name) if isinstance(name, str) else None
+            if step:
+                self._funnel[step] += 1
+            if name == "Order Completed":
+                self._orders += 1
+                self._add_revenue(properties)
+            if properties.get("recommendationId"):
+                if name in IMPRESSION_EVENTS:
+                    self._recommendations["impression"] += 1
+                elif name in CLICK_EVENTS:
+                    self._recommendations["click"] += 1
+            categories = categories_of(properties)
+            if categories:
+                bucket = self._minute_bucket(now)
+                for category in categories:
+                    if category in bucket or len(bucket) < _MAX_CATEGORIES_PER_MINUTE:
+                        bucket[category] += 1
+
+    def observe_intent(self, message: dict[str, Any]) -> None:
+        """A classified support message (``support.intents``): ``intent`` and ``outOfScope``."""
+        intent = str(message.get("intent") or "")
+        out = (
+            bool(message.get("outOfScope") or message.get("out_of_scope")) or intent == OUT_OF_SCOPE
+        )
+        label = OUT_OF_SCOPE if out else intent.lower()
+        with self._lock:
+            if not _INTENT.match(label):
+                label = OTHER
+            reserved = label in (OUT_OF_SCOPE, OTHER)
+            known = [i for i in self._intents if i not in (OUT_OF_SCOPE, OTHER)]
+            if not reserved and label not in self._intents and len(known) >= self.max_label_values:
+                label = OTHER
+            self._intents[label] += 1
+            self._out_of_scope += out
+
+    def snapshot(self, now: float) -> BusinessSnapshot:
+        with self._lock:
+            self._expire(now)
+            window: Counter[str] = Counter()
+            for _, bucket in self._minutes:
+                window.update(bucket)
+            return BusinessSnapshot(
+                events_by_type=dict(self._events),
+                funnel=dict(self._funnel),
+                revenue=dict(self._revenue),
+                orders=self._orders,
+                recommendations=dict(self._recommendations),
+                intents=dict(self._intents),
+                out_of_scope=self._out_of_scope,
+                trending=window.most_common(self.trending_top),
+            )
+
+    def _add_revenue(self, properties: dict[str, Any]) -> None:
+        amount = _number(properties.get("revenue"))
+        if amount is None:
+            amount = _number(properties.get("total"))
+        if amount is None or amount < 0:
+            return
+        currency = str(properties.get("currency") or "USD").upper()
+        if not _CURRENCY.match(currency):
+            currency = OTHER
+        if currency not in self._revenue and len(self._revenue) >= self.max_label_values:
+            currency = OTHER
+        self._revenue[currency] = self._revenue.get(currency, 0.0) + amount
+
+    def _minute_bucket(self, now: float) -> Counter[str]:
+        minute = int(now // 60)
+        if not self._minutes or self._minutes[-1][0] < minute:
+            self._minutes.append((minute, Counter()))
+        self._expire(now)
+        return self._minutes[-1][1]
+
+    def _expire(self, now: float) -> None:
+        oldest = int(now // 60) - self.trending_minutes + 1
+        while self._minutes and self._minutes[0][0] < oldest:
+            self._minutes.popleft()
