@@ -12,10 +12,15 @@ from shared.topics import ensure_topics
 def main() -> None:
     from services.profiles import agents, web  # noqa: F401 - registers the agent and pages
     from services.profiles.app import app, settings
+    from services.profiles.store import ensure_schema
+    from shared.mongo import database, mongo_client
 
     configure_logging("profiles", settings.log)
     register_build_info("profiles")
     ensure_topics(settings.kafka)
+    client = mongo_client(settings.mongo)
+    ensure_schema(database(client, settings.mongo))
+    client.close()
     level = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}[
         settings.log.level
     ]

@@ -1,4 +1,10 @@
-"""The stream processor: events.raw -> batched profile upserts in MongoDB."""
+"""The stream processor: events.raw -> one MongoDB transaction per batch -> profiles.updated.
+
+Faust acknowledges a batch (and so may commit its offsets) only after this agent returns from
+it, which happens after the MongoDB transaction committed; failed writes are retried, never
+skipped. Messages to ``profiles.updated`` and ``events.dlq`` are sent after the commit (at least
+once: a crash right after a commit can repeat or, for profiles.updated, miss a message).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,18 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from pymongo.errors import PyMongoError
+
 from services.profiles import metrics
 from services.profiles.app import app, events_topic, settings
-from services.profiles.store import ProfileStore
-from services.profiles.updates import event_time, profile_update
-from shared.events import decode
-from shared.mongo import database, ensure_indexes, mongo_client
+from services.profiles.health import HEALTH
+from services.profiles.parsing import PoisonEvent
+from services.profiles.store import BatchResult, ProfileStore, Record
+from services.profiles.trends import Retention
+from services.profiles.updates import Rules
+from shared.mongo import database, mongo_client
+from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
 
 log = logging.getLogger(__name__)
 
@@ -22,29 +34,135 @@ _store: ProfileStore | None = None
 def store() -> ProfileStore:
     global _store
     if _store is None:
-        db = database(mongo_client(settings.mongo), settings.mongo)
-        ensure_indexes(db)
-        _store = ProfileStore(db)
+        client = mongo_client(settings.mongo)
+        _store = ProfileStore(
+            client,
+            database(client, settings.mongo),
+            Rules(
+                half_life_seconds=settings.half_life_days * 86400,
+                session_gap_seconds=settings.session_gap_minutes * 60,
+                recent_items_max=settings.recent_items_max,
+                active_days_max=settings.active_days_max,
+            ),
+            Retention(
+                minute_seconds=settings.trend_minute_retention_hours * 3600,
+                hour_seconds=settings.trend_hour_retention_hours * 3600,
+            ),
+            item_cache_seconds=settings.item_cache_seconds,
+        )
     return _store
+
+
+async def _write_once(records: list[Record]) -> BatchResult:
+    # Shielded: a shutdown arriving mid-write waits for the commit instead of abandoning it.
+    task = asyncio.ensure_future(asyncio.to_thread(store().apply, records, datetime.now(UTC)))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+
+
+async def write(records: list[Record]) -> BatchResult:
+    """Apply ``records``; retry MongoDB failures with back-off until they succeed.
+
+    A record that makes the update code itself fail is isolated by halving the batch and is
+    sent to the DLQ as ``processing_error`` (its offset is still recorded as applied).
+    """
+    delay = 0.1
+    while True:
+        try:
+            result = await _write_once(records)
+            HEALTH.committed()
+            metrics.LAST_COMMIT.set_to_current_time()
+            return result
+        except PyMongoError as exc:
+            metrics.ERRORS.labels("mongo").inc()
+            HEALTH.failed(f"mongo: {exc}")
+            log.warning("MongoDB write failed; retrying",
+                        extra={"fields": {"error": str(exc)[:300], "retry_in": delay}})  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.retry_max_seconds)
+        except Exception as exc:
+            metrics.ERRORS.labels("internal").inc()
+            log.exception("applying a batch failed", extra={"fields": {"records": len(records)}})
+            if len(records) == 1:
+                return await _quarantine(records[0], exc)
+            middle = len(records) // 2
+            first, second = await write(records[:middle]), await write(records[middle:])
+            return _combine(first, second)
+
+
+async def _quarantine(record: Record, exc: Exception) -> BatchResult:
+    marked = Record(record.topic, record.partition, record.offset, record.key, None,
+                    failure=f"{type(exc).__name__}: {exc}")  # fmt: skip
+    return await write([marked])
+
+
+def _combine(first: BatchResult, second: BatchResult) -> BatchResult:
+    return BatchResult(
+        applied=first.applied + second.applied,
+        skipped=first.skipped + second.skipped,
+        poison=first.poison + second.poison,
+        messages=first.messages + second.messages,
+        erased=first.erased + second.erased,
+    )
+
+
+def dlq_value(record: Record, error: PoisonEvent) -> bytes:
+    payload: Any
+    try:
+        payload = orjson.loads(record.value) if record.value is not None else None
+    except orjson.JSONDecodeError:
+        payload = (record.value or b"")[:32768].decode("utf-8", "replace")
+    return orjson.dumps({
+        "reason": error.reason, "message": str(error), "service": "profiles",
+        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "failedAt": datetime.now(UTC).isoformat(), "payload": payload,
+    })  # fmt: skip
+
+
+async def publish(result: BatchResult) -> None:
+    """profiles.updated messages and DLQ records of a committed batch."""
+    pending = []
+    for key, body in result.messages:
+        value = None if body is None else orjson.dumps(body)
+        pending.append(
+            await app.producer.send(PROFILES_UPDATED.name, key.encode(), value, None, None, None)
+        )
+        metrics.MESSAGES_PUBLISHED.labels("tombstone" if body is None else "update").inc()
+    for record, error in result.poison:
+        pending.append(await app.producer.send(
+            EVENTS_DLQ.name, record.key, dlq_value(record, error), None, None, None
+        ))  # fmt: skip
+        metrics.EVENTS_FAILED.labels(error.reason).inc()
+    if pending:
+        try:
+            await asyncio.gather(*pending)
+        except Exception as exc:
+            metrics.ERRORS.labels("publish").inc()
+            log.warning("publishing after a commit failed",
+                        extra={"fields": {"error": str(exc)[:300]}})  # fmt: skip
+
+
+def observe(result: BatchResult, size: int) -> None:
+    metrics.BATCH_SIZE.observe(size)
+    metrics.EVENTS_SKIPPED.inc(result.skipped)
+    metrics.PROFILES_ERASED.inc(result.erased)
+    done = datetime.now(UTC)
+    for event in result.applied:
+        metrics.EVENTS_PROCESSED.labels(event.type).inc()
+        metrics.PROCESSING_LAG.observe(max(0.0, (done - event.at).total_seconds()))
 
 
 @app.agent(events_topic)
 async def update_profiles(stream: Any) -> None:
-    async for values in stream.take(settings.batch_size, within=settings.batch_seconds):
-        now = datetime.now(UTC)
-        updates = []
-        applied: list[dict[str, Any]] = []
-        for raw in values:
-            try:
-                event = decode(raw)
-                updates.append(profile_update(event, now))
-                applied.append(event)
-            except (ValueError, KeyError, TypeError) as exc:
-                metrics.EVENTS_FAILED.labels("unparseable").inc()
-                log.warning("skipped an event", extra={"fields": {"error": str(exc)}})
-        await asyncio.to_thread(store().apply, updates)
-        metrics.BATCH_SIZE.observe(len(updates))
-        written = datetime.now(UTC)
-        for event in applied:
-            metrics.EVENTS_PROCESSED.labels(str(event.get("type"))).inc()
-            metrics.PROCESSING_LAG.observe(max(0.0, (written - event_time(event)).total_seconds()))
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        records = [
+            Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                   e.message.value)
+            for e in events
+        ]  # fmt: skip
+        result = await write(records)
+        observe(result, len(records))
+        await publish(result)

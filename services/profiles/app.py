@@ -10,7 +10,6 @@ from pathlib import Path
 import faust
 
 from services.profiles.settings import ProfilesSettings
-from shared.topics import EVENTS_RAW
 
 settings = ProfilesSettings()
 
@@ -31,14 +30,17 @@ app = faust.App(
     topic_partitions=settings.kafka.topic_partitions,
     topic_replication_factor=settings.kafka.replication_factor,
     consumer_auto_offset_reset="earliest",
-    # Offsets are committed only after the batch they cover is written to MongoDB.
+    # Faust acks a batch only after the agent wrote it to MongoDB, so the offsets committed
+    # never run ahead of MongoDB; MongoDB's own applied offsets make replays harmless.
     broker_commit_every=1000,
     broker_commit_interval=1.0,
     stream_buffer_maxsize=8192,
+    # On shutdown, process what was fetched before committing (graceful drain).
+    stream_wait_empty=True,
 )
 
 events_topic = app.topic(
-    EVENTS_RAW.name,
+    settings.events_topic,
     key_type=bytes,
     value_type=bytes,
     key_serializer="raw",

@@ -1,12 +1,13 @@
 """Safe MongoDB field names from user-supplied strings (event names, categories, trait keys).
 
 A ``.`` would address a sub-document and a leading ``$`` an operator; both are replaced by
-their full-width look-alikes, as MongoDB's documentation suggests, so any name can be stored.
+their full-width look-alikes, as MongoDB's documentation suggests, so any name can be stored
+(a NUL, which BSON cannot hold in a key, becomes U+FFFD and does not round-trip).
 """
 
 from __future__ import annotations
 
-_ESCAPES = str.maketrans({".": "\uff0e", "$": "\uff04"})
+_ESCAPES = str.maketrans({".": "\uff0e", "$": "\uff04", "\x00": "\ufffd"})
 _UNESCAPES = str.maketrans({"\uff0e": ".", "\uff04": "$"})
 
 

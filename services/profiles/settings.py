@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import KafkaSettings, LogSettings, MongoSettings
+from shared.topics import EVENTS_RAW
 
 
 class ProfilesSettings(BaseSettings):
@@ -14,11 +15,39 @@ class ProfilesSettings(BaseSettings):
     app_id: str = Field(
         "lumen-profiles", description="Faust application id: the Kafka consumer group."
     )
+    events_topic: str = Field(
+        EVENTS_RAW.name,
+        description="Topic of incoming events (another name isolates a benchmark or a test).",
+    )
     host: str = Field("127.0.0.1", description="Address of the web server (/healthz, /metrics).")
     web_port: int = Field(6066, description="Port of the web server (/healthz, /metrics).")
-    batch_size: int = Field(500, ge=1, description="Most events written to MongoDB in one bulk.")
+    batch_size: int = Field(
+        2000, ge=1, description="Most events applied to MongoDB in one transaction."
+    )
     batch_seconds: float = Field(
         0.1, gt=0, description="Longest wait to fill a batch before writing it anyway."
+    )
+    half_life_days: float = Field(
+        7.0, gt=0, description="Half-life of the category affinity's exponential decay, in days."
+    )
+    session_gap_minutes: float = Field(
+        30.0, gt=0, description="Inactivity after which the next event starts a new session."
+    )
+    recent_items_max: int = Field(
+        50, ge=1, description="Length of the recentItems list (oldest first) in a profile."
+    )
+    active_days_max: int = Field(366, ge=1, description="Most active days kept in a profile.")
+    trend_minute_retention_hours: float = Field(
+        2.0, gt=0, description="How long 1-minute trend windows are kept after they close."
+    )
+    trend_hour_retention_hours: float = Field(
+        48.0, gt=0, description="How long 1-hour trend windows are kept after they close."
+    )
+    item_cache_seconds: float = Field(
+        30.0, ge=0, description="How long item categories read from MongoDB are reused."
+    )
+    retry_max_seconds: float = Field(
+        5.0, gt=0, description="Longest back-off between retries of a failed MongoDB write."
     )
     data_dir: str = Field(
         "var/data/profiles", description="Faust's local state folder (table stores)."

@@ -1,24 +1,340 @@
-"""Writes profile updates to MongoDB in bulk."""
+"""Applies one batch of ``events.raw`` records to MongoDB, exactly once.
+
+Everything a batch changes -- profiles, items, trend windows, trend contributions -- and the
+highest applied Kafka offset of each of its partitions are written in ONE MongoDB transaction.
+A record whose offset is not above the stored offset of its partition was applied before and
+is skipped, so a replay (restart from an older offset, a crash between the MongoDB commit and
+the Kafka offset commit, a rebalance) has no effect. Two workers that briefly hold the same
+partition during a rebalance both write its offset document; MongoDB aborts one of them with a
+write conflict, and the retry re-reads the offsets and skips what the other applied.
+
+Reads per batch, whatever its size: the partitions' offsets, the profiles of its users (and of
+the anonymous ids it mentions), the items whose categories it needs; then one ``bulk_write``
+per collection.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import ASCENDING, DeleteMany, IndexModel, MongoClient, UpdateOne
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
+from pymongo.operations import DeleteOne
 
 from services.profiles import metrics
-from shared.mongo import PROFILES
+from services.profiles.parsing import PROCESSING_ERROR, ParsedEvent, PoisonEvent, parse_record
+from services.profiles.trends import (
+    Retention,
+    TrendDeltas,
+    contribution_id,
+    expires_at,
+    hour_expiry,
+    reversal,
+)
+from services.profiles.updates import ProfileChange, Rules, summary
+from shared.mongo import ITEMS, OFFSETS, PROFILES, ensure_indexes
+from shared.trends import TREND_CONTRIBUTIONS, TRENDS, trend_id
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as the store needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    failure: str | None = None  # set when applying it crashed the update code: DLQ it
+
+
+@dataclass
+class BatchResult:
+    applied: list[ParsedEvent] = field(default_factory=list)
+    skipped: int = 0  # already applied earlier (a replay)
+    poison: list[tuple[Record, PoisonEvent]] = field(default_factory=list)
+    # profiles.updated: (key, compact summary), or (key, None) for a tombstone
+    messages: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    erased: int = 0
+
+
+def offset_id(topic: str, partition: int) -> str:
+    return f"{topic}|{partition}"
+
+
+def ensure_schema(db: Database) -> None:
+    """Indexes the updater and its readers rely on (idempotent; run at start-up)."""
+    ensure_indexes(db)
+    db[TRENDS].create_indexes(
+        [
+            IndexModel([("window", ASCENDING), ("kind", ASCENDING), ("start", ASCENDING)],
+                       name="window_kind_start"),
+            IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="ttl"),
+        ]
+    )  # fmt: skip
+    db[TREND_CONTRIBUTIONS].create_indexes(
+        [
+            IndexModel([("user", ASCENDING)], name="user"),
+            IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="ttl"),
+        ]
+    )
+
+
+class ItemCache:
+    """Categories of catalogue items, kept for ``ttl`` seconds (catalogue changes are rare)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+    def get(self, item_id: str) -> tuple[str, ...] | None:
+        entry = self._entries.get(item_id)
+        if entry is None or time.monotonic() - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, item_id: str, categories: tuple[str, ...]) -> None:
+        if len(self._entries) > 100_000:
+            self._entries.clear()
+        self._entries[item_id] = (time.monotonic(), categories)
 
 
 class ProfileStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, client: MongoClient, db: Database, rules: Rules, retention: Retention,
+                 item_cache_seconds: float = 30.0) -> None:  # fmt: skip
+        self.client = client
         self.db = db
+        self.rules = rules
+        self.retention = retention
+        self.items = ItemCache(item_cache_seconds)
 
-    def apply(self, updates: list[UpdateOne]) -> None:
-        if not updates:
-            return
+    def apply(self, records: list[Record], now: datetime) -> BatchResult:
+        """Apply ``records`` (in partition order) in one transaction; retried on conflicts."""
+        if not records:
+            return BatchResult()
         started = time.perf_counter()
-        # Ordered: two updates of the same user must apply in event order.
-        self.db[PROFILES].bulk_write(updates, ordered=True)
+        with self.client.start_session() as session:
+            result: BatchResult = session.with_transaction(
+                lambda s: _Batch(self, s, now).run(records)
+            )
         metrics.MONGO_WRITE_SECONDS.observe(time.perf_counter() - started)
+        return result
+
+
+class _Batch:
+    """One attempt at applying a batch inside a transaction (re-created on retry)."""
+
+    def __init__(self, store: ProfileStore, session: ClientSession, now: datetime) -> None:
+        self.store = store
+        self.db = store.db
+        self.session = session
+        self.now = now
+        self.result = BatchResult()
+        self.changes: dict[str, ProfileChange] = {}
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.link_of: dict[str, str] = {}  # anonymous id -> profile key holding it
+        self.profile_ops: list[Any] = []
+        self.trend_ops: list[Any] = []
+        self.contribution_ops: list[Any] = []
+        self.item_ops: list[Any] = []
+        self.deltas = TrendDeltas(store.retention)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _fresh(self, records: list[Record]) -> list[Record]:
+        ids = {offset_id(r.topic, r.partition) for r in records}
+        applied = {
+            d["_id"]: int(d["offset"])
+            for d in self.db[OFFSETS].find({"_id": {"$in": list(ids)}}, session=self.session)
+        }
+        fresh = [r for r in records if r.offset > applied.get(offset_id(r.topic, r.partition), -1)]
+        self.result.skipped = len(records) - len(fresh)
+        return fresh
+
+    def _load_profiles(self, events: list[ParsedEvent]) -> None:
+        keys: set[str] = set()
+        anonymous: set[str] = set()
+        for e in events:
+            keys.add(e.key)
+            if e.anonymous_id:
+                anonymous.add(e.anonymous_id)
+            if e.previous_id:
+                anonymous.add(e.previous_id)
+        if not keys:
+            return
+        query = {"$or": [{"_id": {"$in": list(keys | anonymous)}},
+                         {"anonymousIds": {"$in": list(anonymous)}}]}  # fmt: skip
+        for doc in self.db[PROFILES].find(query, session=self.session):
+            self.docs[doc["_id"]] = doc
+            for linked in doc.get("anonymousIds", []):
+                if linked in anonymous:
+                    self.link_of[linked] = doc["_id"]
+
+    def _load_items(self, events: list[ParsedEvent]) -> None:
+        wanted = {
+            e.interaction.item_id
+            for e in events
+            if e.interaction is not None and e.interaction.categories is None
+        }
+        missing = [i for i in wanted if self.store.items.get(i) is None]
+        if not missing:
+            return
+        found = {
+            d["_id"]: tuple(d.get("categories", []))
+            for d in self.db[ITEMS].find(
+                {"_id": {"$in": missing}}, {"categories": 1}, session=self.session
+            )
+        }
+        for item_id in missing:
+            self.store.items.put(item_id, found.get(item_id, ()))
+
+    # -- applying ----------------------------------------------------------------------------
+    def _change(self, key: str) -> ProfileChange:
+        change = self.changes.get(key)
+        if change is None:
+            change = self.changes[key] = ProfileChange(key, self.docs.get(key), self.store.rules)
+        return change
+
+    def _absorb(self, target: str, source: str) -> None:
+        """Move the profile ``source`` (if any) into ``target`` and delete it."""
+        if source == target:
+            return
+        pending = self.changes.pop(source, None)
+        other = pending.materialize(self.now) if pending else self.docs.get(source)
+        self.link_of[source] = target
+        if other is None:
+            return
+        self.docs.pop(source, None)
+        self._change(target).absorb(other)
+        self.profile_ops.append(DeleteOne({"_id": source}))
+        self.deltas.move(source, target)
+        self.result.messages.append((source, None))
+
+    def _erase(self, key: str) -> None:
+        change = self.changes.pop(key, None)
+        doc = self.docs.pop(key, None)
+        linked = set((doc or {}).get("anonymousIds", []))
+        if change is not None:
+            linked |= change.known_anonymous
+        ids = sorted({key, *linked})
+        for other in ids:
+            self.changes.pop(other, None)
+            self.docs.pop(other, None)
+            self.deltas.forget(other)
+        self.link_of = {a: k for a, k in self.link_of.items() if k != key and a not in ids}
+        self.profile_ops.append(DeleteMany({"_id": {"$in": ids}}))
+        # Take the user's share back out of the trend windows that are still kept.
+        stored = self.db[TREND_CONTRIBUTIONS].find({"user": {"$in": ids}}, session=self.session)
+        for contribution in stored:
+            for doc_id, (views, purchases) in reversal(
+                contribution.get("c", {}), self.now, self.store.retention
+            ).items():
+                self.trend_ops.append(
+                    UpdateOne({"_id": doc_id}, {"$inc": {"views": -views, "purchases": -purchases}})
+                )
+        self.contribution_ops.append(DeleteMany({"user": {"$in": ids}}))
+        self.result.messages.extend((i, None) for i in ids)
+        self.result.erased += 1
+
+    def _apply(self, event: ParsedEvent) -> None:
+        if event.catalogue is not None:
+            item = event.catalogue
+            self.store.items.put(item.item_id, item.categories)
+            self.item_ops.append(UpdateOne(
+                {"_id": item.item_id},
+                {"$set": {"title": item.title, "categories": list(item.categories),
+                          "updatedAt": self.now}},
+                upsert=True,
+            ))  # fmt: skip
+            return
+        if event.is_delete:
+            self._erase(event.key)
+            return
+        key = event.key
+        if not event.user_id and event.anonymous_id in self.link_of:
+            key = self.link_of[event.anonymous_id]
+            if event.anonymous_id in self.docs or event.anonymous_id in self.changes:
+                self._absorb(key, event.anonymous_id)  # a stray copy: fold it in
+        if event.type == "identify" and event.user_id and event.anonymous_id:
+            self._absorb(key, event.anonymous_id)
+        if event.type == "alias" and event.previous_id:
+            self._absorb(key, event.previous_id)
+        categories: tuple[str, ...] = ()
+        interaction = event.interaction
+        if interaction is not None:
+            categories = (
+                interaction.categories
+                if interaction.categories is not None
+                else self.store.items.get(interaction.item_id) or ()
+            )
+        self._change(key).apply(event, categories)
+        if interaction is not None:
+            self.deltas.add(key, event.at, interaction, categories, self.now)
+        self.result.applied.append(event)
+
+    # -- writing -----------------------------------------------------------------------------
+    def _trend_writes(self) -> None:
+        for (window, kind, start, key), (views, purchases) in self.deltas.window_totals(
+            self.now
+        ).items():
+            self.trend_ops.append(UpdateOne(
+                {"_id": trend_id(window, kind, start, key)},
+                {"$inc": {"views": views, "purchases": purchases},
+                 "$setOnInsert": {"window": window, "kind": kind, "key": key,
+                                  "start": datetime.fromtimestamp(start, self.now.tzinfo),
+                                  "expiresAt": expires_at(start, window, self.store.retention)}},
+                upsert=True,
+            ))  # fmt: skip
+        for (user, hour), cells in self.deltas.contributions().items():
+            inc: dict[str, int] = {}
+            for name, (views, purchases) in cells.items():
+                if views:
+                    inc[f"c.{name}.v"] = views
+                if purchases:
+                    inc[f"c.{name}.p"] = purchases
+            self.contribution_ops.append(UpdateOne(
+                {"_id": contribution_id(user, hour)},
+                {"$inc": inc, "$setOnInsert": {"user": user,
+                                               "expiresAt": hour_expiry(hour, self.store.retention)}},
+                upsert=True,
+            ))  # fmt: skip
+
+    def run(self, records: list[Record]) -> BatchResult:
+        fresh = self._fresh(records)
+        parsed: list[ParsedEvent] = []
+        for record in fresh:
+            if record.failure is not None:
+                self.result.poison.append((record, PoisonEvent(PROCESSING_ERROR, record.failure)))
+                continue
+            try:
+                parsed.append(parse_record(record.value))
+            except PoisonEvent as exc:
+                self.result.poison.append((record, exc))
+        self._load_profiles(parsed)
+        self._load_items(parsed)
+        for event in parsed:
+            self._apply(event)
+        for key, change in self.changes.items():
+            self.profile_ops.append(UpdateOne({"_id": key}, change.update(self.now), upsert=True))
+            self.result.messages.append((key, summary(change.materialize(self.now), change.events)))
+        self._trend_writes()
+        last: dict[str, int] = defaultdict(lambda: -1)
+        for record in records:
+            oid = offset_id(record.topic, record.partition)
+            last[oid] = max(last[oid], record.offset)
+        offset_ops = [
+            UpdateOne({"_id": oid}, {"$max": {"offset": offset}, "$set": {"updatedAt": self.now}},
+                      upsert=True)
+            for oid, offset in last.items()
+        ]  # fmt: skip
+        for collection, ops in ((ITEMS, self.item_ops), (PROFILES, self.profile_ops),
+                                (TRENDS, self.trend_ops),
+                                (TREND_CONTRIBUTIONS, self.contribution_ops),
+                                (OFFSETS, offset_ops)):  # fmt: skip
+            if ops:
+                self.db[collection].bulk_write(ops, ordered=True, session=self.session)
+        return self.result

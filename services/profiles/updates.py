@@ -1,48 +1,274 @@
-"""Turns one event into one MongoDB update of its user's profile.
+"""Folds a user's events of one batch into one MongoDB update of their profile document.
 
-Pure functions, unit-tested without a database; the agent sends the results in bulk.
+Pure: no database. The store loads the current documents of a batch's users with one query,
+``ProfileChange`` applies the events in order on top of it, and ``update()`` returns a single
+operator update (``$inc``/``$set``/``$min``/``$max``/``$push`` + ``$slice``/``$addToSet``), so
+there is no read-modify-write round trip per event. Counters go through ``$inc``; values
+that depend on the order of events (decayed affinity, revenue, RFM) are computed here from the
+stored value in event order, which makes the result independent of how events were batched.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import UpdateOne
-
+from services.profiles import decay, rfm
 from services.profiles.field_names import escape
-from shared.events import user_key
+from services.profiles.parsing import PURCHASE, RATING, ParsedEvent
+
+DAY_SECONDS = 86400
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def event_time(event: dict[str, Any]) -> datetime:
-    raw = event.get("timestamp") or event.get("receivedAt")
-    if isinstance(raw, str):
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class Rules:
+    half_life_seconds: float = 7 * DAY_SECONDS
+    session_gap_seconds: float = 30 * 60
+    recent_items_max: int = 50
+    active_days_max: int = 366
 
 
-def profile_update(event: dict[str, Any], now: datetime) -> UpdateOne:
-    """The upsert that applies ``event`` to its user's profile document (``_id`` = user key)."""
-    key = user_key(event)
-    if not key:
-        raise ValueError("event has neither userId nor anonymousId")
-    at = event_time(event)
-    inc: dict[str, Any] = {"version": 1, f"counts.byType.{escape(str(event['type']))}": 1}
-    if event.get("event"):
-        inc[f"counts.byName.{escape(str(event['event']))}"] = 1
-    set_fields: dict[str, Any] = {"updatedAt": now}
-    if event.get("userId"):
-        set_fields["userId"] = event["userId"]
-    update: dict[str, Any] = {
-        "$inc": inc,
-        "$set": set_fields,
-        "$min": {"firstSeen": at},
-        "$max": {"lastSeen": at},
+def day_number(moment: datetime) -> int:
+    """Days since 1970-01-01 (UTC): the compact form of ``activeDays``."""
+    return (moment - EPOCH).days
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
+@dataclass
+class ProfileChange:
+    """The pending change of one profile document within a batch."""
+
+    key: str
+    base: dict[str, Any] | None
+    rules: Rules
+    events: int = 0
+    inc: dict[str, int] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    recent: list[str] = field(default_factory=list)
+    consumed: list[str] = field(default_factory=list)
+    anonymous_ids: list[str] = field(default_factory=list)
+    new_days: list[int] = field(default_factory=list)
+    traits: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None = None
+    absorbed: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        base = self.base or {}
+        # Running state the order-dependent rules read.
+        self.seen_until: datetime | None = base.get("lastSeen")
+        self.days: set[int] = set(base.get("activeDays", []))
+        self.affinity: dict[str, float] = dict(base.get("affinity", {}))
+        self.affinity_at: datetime | None = base.get("affinityAt")
+        self.affinity_changed = False
+        self.purchases: int = int(base.get("purchases", 0))
+        self.revenue: float = float(base.get("revenue", 0.0))
+        self.revenue_changed = False
+        self.last_purchase: datetime | None = base.get("lastPurchaseAt")
+        self.known_anonymous = set(base.get("anonymousIds", []))
+
+    def _count(self, path: str, amount: int = 1) -> None:
+        self.inc[path] = self.inc.get(path, 0) + amount
+
+    def _link(self, anonymous_id: str | None) -> None:
+        if anonymous_id and anonymous_id != self.key and anonymous_id not in self.known_anonymous:
+            self.known_anonymous.add(anonymous_id)
+            self.anonymous_ids.append(anonymous_id)
+
+    def _touch(self, moment: datetime) -> None:
+        if self.seen_until is None or (
+            (moment - self.seen_until).total_seconds() > self.rules.session_gap_seconds
+        ):
+            self._count("sessions.count")
+        self.seen_until = _later(self.seen_until, moment)
+        self.first_seen = _earlier(self.first_seen, moment)
+        self.last_seen = _later(self.last_seen, moment)
+        day = day_number(moment)
+        if day not in self.days:
+            self.days.add(day)
+            self.new_days.append(day)
+
+    def apply(self, event: ParsedEvent, categories: tuple[str, ...]) -> None:
+        """Apply one event; ``categories`` are those of its item (resolved by the caller)."""
+        self.events += 1
+        self._count("version")
+        self._count(f"counts.byType.{escape(event.type)}")
+        if event.name:
+            self._count(f"counts.byName.{escape(event.name)}")
+        self._touch(event.at)
+        if event.user_id:
+            self.user_id = event.user_id
+        self._link(event.anonymous_id)
+        if event.type == "alias":
+            self._link(event.previous_id)
+        # Trait names arrive escaped (parsing._storable).
+        self.traits.update(event.traits)
+        interaction = event.interaction
+        if interaction is None:
+            return
+        self.recent.append(interaction.item_id)
+        if interaction.kind in (PURCHASE, RATING) and interaction.item_id not in self.consumed:
+            self.consumed.append(interaction.item_id)
+        if interaction.kind == PURCHASE:
+            self.purchases += 1
+            self.revenue += interaction.revenue
+            self.revenue_changed = True
+            self.last_purchase = _later(self.last_purchase, event.at)
+        if categories:
+            self.affinity, self.affinity_at = decay.add(
+                self.affinity, self.affinity_at, event.at,
+                tuple(escape(c) for c in categories), decay.weight(interaction),
+                self.rules.half_life_seconds,
+            )  # fmt: skip
+            self.affinity_changed = True
+
+    def absorb(self, other: dict[str, Any]) -> None:
+        """Merge another profile (an anonymous history, an aliased id) into this one."""
+        self.absorbed.append(str(other["_id"]))
+        self._count("version", int(other.get("version", 0)))
+        for group in ("byType", "byName"):
+            for name, count in other.get("counts", {}).get(group, {}).items():
+                self._count(f"counts.{group}.{name}", int(count))
+        self._count("sessions.count", int(other.get("sessions", {}).get("count", 0)))
+        self.first_seen = _earlier(self.first_seen, other.get("firstSeen"))
+        self.last_seen = _later(self.last_seen, other.get("lastSeen"))
+        self.seen_until = _later(self.seen_until, other.get("lastSeen"))
+        for day in other.get("activeDays", []):
+            if day not in self.days:
+                self.days.add(day)
+                self.new_days.append(day)
+        self.recent.extend(other.get("recentItems", []))
+        for item in other.get("purchasedItems", []):
+            if item not in self.consumed:
+                self.consumed.append(item)
+        self._link(str(other["_id"]))
+        for anonymous_id in other.get("anonymousIds", []):
+            self._link(anonymous_id)
+        own_traits = (self.base or {}).get("traits", {})
+        for name, value in other.get("traits", {}).items():
+            if name not in own_traits and name not in self.traits:
+                self.traits[name] = value  # the known user's own traits win
+        if other.get("affinity"):
+            self.affinity, self.affinity_at = decay.merge(
+                self.affinity, self.affinity_at, other["affinity"], other.get("affinityAt"),
+                self.rules.half_life_seconds,
+            )  # fmt: skip
+            self.affinity_changed = True
+        if other.get("purchases"):
+            self.purchases += int(other["purchases"])
+            self.revenue += float(other.get("revenue", 0.0))
+            self.revenue_changed = True
+            self.last_purchase = _later(self.last_purchase, other.get("lastPurchaseAt"))
+
+    def version(self) -> int:
+        return int((self.base or {}).get("version", 0)) + self.inc.get("version", 0)
+
+    def rfm(self) -> rfm.Rfm | None:
+        reference = _later(self.seen_until, self.last_purchase)
+        if reference is None:
+            return None
+        return rfm.scores(self.purchases, self.revenue, self.last_purchase, reference)
+
+    def update(self, now: datetime) -> dict[str, Any]:
+        """The MongoDB update document that applies this change to the stored profile."""
+        update: dict[str, Any] = {"$inc": dict(self.inc)}
+        set_fields: dict[str, Any] = {"updatedAt": now}
+        if self.user_id:
+            set_fields["userId"] = self.user_id
+        for name, value in self.traits.items():
+            set_fields[f"traits.{name}"] = value
+        if self.affinity_changed:
+            set_fields["affinity"] = self.affinity
+            set_fields["affinityAt"] = self.affinity_at
+        if self.revenue_changed:
+            set_fields["purchases"] = self.purchases
+            set_fields["revenue"] = self.revenue
+            set_fields["lastPurchaseAt"] = self.last_purchase
+        scores = self.rfm()
+        if scores is not None:
+            set_fields["rfm"] = scores.as_document()
+        update["$set"] = set_fields
+        if self.first_seen is not None:
+            update["$min"] = {"firstSeen": self.first_seen}
+        if self.last_seen is not None:
+            update["$max"] = {"lastSeen": self.last_seen}
+        push: dict[str, Any] = {}
+        if self.recent:
+            push["recentItems"] = {
+                "$each": self.recent[-self.rules.recent_items_max :],
+                "$slice": -self.rules.recent_items_max,
+            }
+        if self.new_days:
+            push["activeDays"] = {
+                "$each": sorted(self.new_days), "$sort": 1,
+                "$slice": -self.rules.active_days_max,
+            }  # fmt: skip
+        if push:
+            update["$push"] = push
+        add: dict[str, Any] = {}
+        if self.consumed:
+            add["purchasedItems"] = {"$each": self.consumed}
+        if self.anonymous_ids:
+            add["anonymousIds"] = {"$each": self.anonymous_ids}
+        if add:
+            update["$addToSet"] = add
+        return update
+
+    def materialize(self, now: datetime) -> dict[str, Any]:
+        """The document as it will be once ``update()`` is applied (for messages and merges)."""
+        base = self.base or {}
+        doc: dict[str, Any] = {"_id": self.key, **{k: v for k, v in base.items() if k != "_id"}}
+        for path, amount in self.inc.items():
+            target = doc
+            *parents, leaf = path.split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = target.get(leaf, 0) + amount
+        update = self.update(now)
+        for path, value in update["$set"].items():
+            target = doc
+            *parents, leaf = path.split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = value
+        doc["firstSeen"] = _earlier(base.get("firstSeen"), self.first_seen)
+        doc["lastSeen"] = _later(base.get("lastSeen"), self.last_seen)
+        limit = self.rules.recent_items_max
+        doc["recentItems"] = (list(base.get("recentItems", [])) + self.recent)[-limit:]
+        days = sorted(set(base.get("activeDays", [])) | set(self.new_days))
+        doc["activeDays"] = days[-self.rules.active_days_max :]
+        consumed = list(base.get("purchasedItems", []))
+        doc["purchasedItems"] = consumed + [i for i in self.consumed if i not in set(consumed)]
+        doc["anonymousIds"] = list(base.get("anonymousIds", [])) + self.anonymous_ids
+        return doc
+
+
+def summary(doc: dict[str, Any], applied: int) -> dict[str, Any]:
+    """The compact ``profiles.updated`` message of a changed profile."""
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else None
+
+    return {
+        "key": doc["_id"],
+        "userId": doc.get("userId"),
+        "version": doc.get("version", 0),
+        "applied": applied,
+        "lastSeen": iso(doc.get("lastSeen")),
+        "updatedAt": iso(doc.get("updatedAt")),
+        "recentItems": doc.get("recentItems", [])[-10:],
+        "segment": (doc.get("rfm") or {}).get("segment"),
     }
-    if event.get("anonymousId"):
-        update["$addToSet"] = {"anonymousIds": event["anonymousId"]}
-    return UpdateOne({"_id": key}, update, upsert=True)

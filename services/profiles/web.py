@@ -7,11 +7,12 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.profiles.app import app
+from services.profiles.health import HEALTH
 
 
 @app.page("/healthz")
 async def healthz(web: Any, request: Any) -> Any:
-    return web.json({"status": "ok"})
+    return web.json(HEALTH.as_dict(), status=200 if HEALTH.healthy else 503)
 
 
 @app.page("/metrics")

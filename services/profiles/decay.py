@@ -1,0 +1,76 @@
+"""Per-category interest with exponential time decay.
+
+A profile keeps ``affinity`` (category -> score) valid *as of* ``affinityAt``. An interaction
+of weight ``w`` at time ``t`` first decays every score to ``t`` by ``2 ** (-(t - at) / h)``
+(``h`` the half-life), then adds ``w`` to each of the item's categories. A late event
+(``t`` before ``affinityAt``) adds its weight already decayed to ``affinityAt``. Readers decay
+the stored scores to their own clock with ``decayed``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.profiles.parsing import CART, CLICK, OTHER, PURCHASE, RATING, VIEW, Interaction
+
+WEIGHTS = {VIEW: 1.0, CLICK: 2.0, CART: 3.0, PURCHASE: 5.0, OTHER: 1.0}
+# A rating of r (out of 5) weighs 4 * r / 5: a five-star rating counts nearly like a purchase.
+RATING_WEIGHT_PER_STAR = 0.8
+DEFAULT_RATING_WEIGHT = 2.0
+# Scores that decayed below this are dropped so the document stays small.
+FLOOR = 0.001
+MAX_CATEGORIES = 32
+
+
+def weight(interaction: Interaction) -> float:
+    if interaction.kind == RATING:
+        if interaction.rating is None:
+            return DEFAULT_RATING_WEIGHT
+        return max(0.0, interaction.rating) * RATING_WEIGHT_PER_STAR
+    return WEIGHTS[interaction.kind]
+
+
+def factor(elapsed_seconds: float, half_life_seconds: float) -> float:
+    """Decay factor over ``elapsed_seconds``: 0.5 after one half-life."""
+    return float(2.0 ** (-elapsed_seconds / half_life_seconds))
+
+
+def decayed(score: float, since: datetime, until: datetime, half_life_seconds: float) -> float:
+    return score * factor(max(0.0, (until - since).total_seconds()), half_life_seconds)
+
+
+def add(affinity: dict[str, float], at: datetime | None, moment: datetime,
+        categories: tuple[str, ...], amount: float,
+        half_life_seconds: float) -> tuple[dict[str, float], datetime]:  # fmt: skip
+    """Return the new (affinity, affinityAt) after adding ``amount`` at ``moment``."""
+    if at is None:
+        at = moment
+    if moment > at:
+        scale = factor((moment - at).total_seconds(), half_life_seconds)
+        affinity = {k: v * scale for k, v in affinity.items()}
+        at = moment
+        gain = amount
+    else:
+        affinity = dict(affinity)
+        gain = amount * factor((at - moment).total_seconds(), half_life_seconds)
+    for category in categories:
+        affinity[category] = affinity.get(category, 0.0) + gain
+    kept = sorted(((v, k) for k, v in affinity.items() if v >= FLOOR), reverse=True)
+    return {k: v for v, k in kept[:MAX_CATEGORIES]}, at
+
+
+def merge(left: dict[str, float], left_at: datetime | None, right: dict[str, float],
+          right_at: datetime | None, half_life_seconds: float) -> tuple[dict[str, float], datetime | None]:  # fmt: skip
+    """Sum two affinity maps, both decayed to the later of their reference times."""
+    if left_at is None:
+        return dict(right), right_at
+    if right_at is None:
+        return dict(left), left_at
+    at = max(left_at, right_at)
+    total: dict[str, float] = {}
+    for scores, since in ((left, left_at), (right, right_at)):
+        scale = factor((at - since).total_seconds(), half_life_seconds)
+        for k, v in scores.items():
+            total[k] = total.get(k, 0.0) + v * scale
+    kept = sorted(((v, k) for k, v in total.items() if v >= FLOOR), reverse=True)
+    return {k: v for v, k in kept[:MAX_CATEGORIES]}, at

@@ -1,0 +1,221 @@
+"""Reads one ``events.raw`` record into the few facts the profile updater uses.
+
+Pure: no I/O. Anything the updater cannot use safely raises ``PoisonEvent`` with a typed
+reason, and the agent sends the record to ``events.dlq`` instead of stopping the stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from services.profiles.field_names import escape
+from shared.events import DELETE_TYPE, EVENT_TYPES
+
+# DLQ reasons (the ``kind`` label of lumen_profiles_events_failed_total too).
+UNPARSEABLE = "unparseable"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_USER = "missing_user"
+UNKNOWN_TYPE = "unknown_type"
+BAD_FIELD = "bad_field"
+PROCESSING_ERROR = "processing_error"  # the update code failed on it (a bug): kept aside
+
+# Event names of the item conventions (docs/profiles.md), folded to lower case.
+VIEW, CART, PURCHASE, RATING, CLICK, OTHER = "view", "cart", "purchase", "rating", "click", "other"
+_KIND_BY_NAME = {
+    "item viewed": VIEW,
+    "product viewed": VIEW,
+    "item added to cart": CART,
+    "product added": CART,
+    "order completed": PURCHASE,
+    "item purchased": PURCHASE,
+    "item rated": RATING,
+    "recommendation clicked": CLICK,
+}
+CATALOGUE_EVENT = "item upserted"
+MAX_ID_LENGTH = 256
+MAX_CATEGORIES = 20
+MAX_DEPTH = 8
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class PoisonEvent(ValueError):
+    """A record the updater cannot apply; ``reason`` is one of the constants above."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Interaction:
+    item_id: str
+    kind: str
+    categories: tuple[str, ...] | None  # None: resolve from the items collection
+    revenue: float = 0.0
+    rating: float | None = None
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    item_id: str
+    title: str
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    type: str
+    key: str  # userId, else anonymousId (the Kafka record key)
+    at: datetime  # event time (ingest's skew-corrected ``timestamp``)
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    previous_id: str | None = None  # alias
+    name: str | None = None
+    traits: dict[str, Any] = field(default_factory=dict)
+    interaction: Interaction | None = None
+    catalogue: CatalogueItem | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.type == DELETE_TYPE
+
+
+def _id(value: Any, name: str, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise PoisonEvent(BAD_FIELD, f"{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PoisonEvent(BAD_FIELD, f"{name} must be a string")
+    text = str(value)
+    if len(text) > MAX_ID_LENGTH:
+        raise PoisonEvent(BAD_FIELD, f"{name} is longer than {MAX_ID_LENGTH} characters")
+    return text
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PoisonEvent(BAD_FIELD, f"{name} must be a finite number")
+    return float(value)
+
+
+def _categories(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+        raise PoisonEvent(BAD_FIELD, "categories must be a list of non-empty strings")
+    return tuple(dict.fromkeys(value))[:MAX_CATEGORIES]
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise PoisonEvent(BAD_FIELD, "timestamp must be an ISO-8601 string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PoisonEvent(BAD_FIELD, f"timestamp is not ISO-8601: {value[:40]!r}") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # MongoDB keeps milliseconds: truncate now so replays compute with the stored value.
+    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PoisonEvent(BAD_FIELD, f"{name} must be a JSON object")
+    return value
+
+
+def _storable(value: Any, depth: int = 0) -> Any:
+    """A JSON value MongoDB can store as given: keys escaped, integers within int64."""
+    if depth > MAX_DEPTH:
+        raise PoisonEvent(BAD_FIELD, f"traits are nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        return {escape(str(k)): _storable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v, depth + 1) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        raise PoisonEvent(BAD_FIELD, "an integer does not fit in 64 bits")
+    return value
+
+
+def _interaction(kind: str, props: dict[str, Any]) -> Interaction:
+    item_id = _id(props.get("itemId"), "properties.itemId", required=True)
+    assert item_id is not None
+    revenue = 0.0
+    if kind == PURCHASE:
+        total = _number(props.get("revenue"), "properties.revenue")
+        if total is None:
+            price = _number(props.get("price"), "properties.price") or 0.0
+            quantity = _number(props.get("quantity"), "properties.quantity") or 1.0
+            total = price * quantity
+        revenue = total
+    rating = _number(props.get("rating"), "properties.rating")
+    return Interaction(item_id, kind, _categories(props.get("categories")), revenue, rating)
+
+
+def _catalogue(props: dict[str, Any]) -> CatalogueItem:
+    item = _object(props.get("item"), "properties.item") or props
+    item_id = _id(item.get("id", item.get("itemId")), "item id", required=True)
+    assert item_id is not None
+    title = item.get("title") or ""
+    if not isinstance(title, str):
+        raise PoisonEvent(BAD_FIELD, "item title must be a string")
+    return CatalogueItem(item_id, title[:500], _categories(item.get("categories")) or ())
+
+
+def parse_record(raw: bytes | None) -> ParsedEvent:
+    """Parse and check one record value."""
+    if raw is None:
+        raise PoisonEvent(UNPARSEABLE, "empty record value")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PoisonEvent(UNPARSEABLE, f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise PoisonEvent(NOT_AN_OBJECT, "event is not a JSON object")
+    return parse_event(value)
+
+
+def parse_event(event: dict[str, Any]) -> ParsedEvent:
+    kind = event.get("type")
+    if kind not in EVENT_TYPES and kind != DELETE_TYPE:
+        raise PoisonEvent(UNKNOWN_TYPE, f"unknown event type {str(kind)[:40]!r}")
+    user_id = _id(event.get("userId"), "userId")
+    anonymous_id = _id(event.get("anonymousId"), "anonymousId")
+    key = user_id or anonymous_id
+    if not key:
+        raise PoisonEvent(MISSING_USER, "event has neither userId nor anonymousId")
+    at = _time(event.get("timestamp") or event.get("receivedAt"))
+    props = _object(event.get("properties"), "properties")
+    traits = _storable(_object(event.get("traits"), "traits"))
+    name = event.get("event")
+    if name is not None and not isinstance(name, str):
+        raise PoisonEvent(BAD_FIELD, "event must be a string")
+    previous_id = _id(event.get("previousId"), "previousId", required=kind == "alias")
+
+    interaction = catalogue = None
+    folded = (name or "").strip().lower()
+    if (kind == "track" and folded == CATALOGUE_EVENT) or (
+        kind == "identify" and isinstance(props.get("item"), dict)
+    ):
+        catalogue = _catalogue(props)
+    elif kind == "track" and folded in _KIND_BY_NAME:
+        interaction = _interaction(_KIND_BY_NAME[folded], props)
+    elif kind in ("track", "page", "screen") and props.get("itemId") is not None:
+        interaction = _interaction(VIEW if kind != "track" else OTHER, props)
+    return ParsedEvent(
+        type=str(kind), key=key, at=at, user_id=user_id, anonymous_id=anonymous_id,
+        previous_id=previous_id, name=name, traits=traits, interaction=interaction,
+        catalogue=catalogue,
+    )  # fmt: skip

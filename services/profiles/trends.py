@@ -1,0 +1,147 @@
+"""Tumbling-window counts of views and purchases per item and per category.
+
+Pure: the store turns the deltas into ``$inc`` upserts of the ``trends`` collection (document
+shape in ``shared/trends.py``), written in the same transaction as the profiles so a replay
+counts nothing twice. Each user's share is also kept, per hour, in ``trend_contributions``
+so that an erasure can take it back out while the windows are still kept.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from services.profiles.field_names import escape, unescape
+from services.profiles.parsing import CLICK, PURCHASE, RATING, VIEW, Interaction
+from shared.trends import ITEM, KIND_CODES, WINDOWS, trend_id
+
+# Interactions that count as a view (attention) and as a purchase.
+VIEW_KINDS = (VIEW, CLICK, RATING)
+PURCHASE_KINDS = (PURCHASE,)
+MINUTE = 60
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long windows are kept after they close (the TTL of their documents)."""
+
+    minute_seconds: float = 2 * HOUR
+    hour_seconds: float = 48 * HOUR
+
+    def of(self, window: str) -> float:
+        return self.minute_seconds if window == "1m" else self.hour_seconds
+
+
+def window_start(moment: datetime, seconds: int) -> int:
+    epoch = int(moment.timestamp())
+    return epoch - epoch % seconds
+
+
+def expires_at(start: int, window: str, retention: Retention) -> datetime:
+    return datetime.fromtimestamp(start + WINDOWS[window] + retention.of(window), UTC)
+
+
+def counted(interaction: Interaction) -> tuple[int, int]:
+    """(views, purchases) that one interaction adds."""
+    return int(interaction.kind in VIEW_KINDS), int(interaction.kind in PURCHASE_KINDS)
+
+
+@dataclass
+class TrendDeltas:
+    """Per user, per minute window, per (kind, key): [views, purchases] of one batch."""
+
+    retention: Retention
+
+    def __post_init__(self) -> None:
+        self.by_user: dict[str, dict[tuple[int, str, str], list[int]]] = defaultdict(dict)
+
+    def add(self, user: str, moment: datetime, interaction: Interaction,
+            categories: tuple[str, ...], now: datetime) -> None:  # fmt: skip
+        views, purchases = counted(interaction)
+        if not (views or purchases):
+            return
+        minute = window_start(moment, MINUTE)
+        hour = minute - minute % HOUR
+        # Windows past their retention would be deleted by the TTL at once: not counted.
+        if expires_at(hour, "1h", self.retention) <= now:
+            return
+        cells = self.by_user[user]
+        for kind, key in ((ITEM, interaction.item_id), *(("category", c) for c in categories)):
+            cell = cells.setdefault((minute, kind, key), [0, 0])
+            cell[0] += views
+            cell[1] += purchases
+
+    def forget(self, user: str) -> None:
+        self.by_user.pop(user, None)
+
+    def move(self, source: str, target: str) -> None:
+        for cell, counts in self.by_user.pop(source, {}).items():
+            mine = self.by_user[target].setdefault(cell, [0, 0])
+            mine[0] += counts[0]
+            mine[1] += counts[1]
+
+    def window_totals(self, now: datetime) -> dict[tuple[str, str, int, str], list[int]]:
+        """(window, kind, start, key) -> [views, purchases], minute windows past retention
+        left out."""
+        totals: dict[tuple[str, str, int, str], list[int]] = defaultdict(lambda: [0, 0])
+        for cells in self.by_user.values():
+            for (minute, kind, key), (views, purchases) in cells.items():
+                starts = {"1m": minute, "1h": minute - minute % HOUR}
+                for window, start in starts.items():
+                    if expires_at(start, window, self.retention) <= now:
+                        continue
+                    cell = totals[(window, kind, start, key)]
+                    cell[0] += views
+                    cell[1] += purchases
+        return totals
+
+    def contributions(self) -> dict[tuple[str, int], dict[str, list[int]]]:
+        """(user, hour start) -> {contribution field name: [views, purchases]}."""
+        out: dict[tuple[str, int], dict[str, list[int]]] = defaultdict(dict)
+        for user, cells in self.by_user.items():
+            for (minute, kind, key), counts in cells.items():
+                out[(user, minute - minute % HOUR)][contribution_field(minute, kind, key)] = counts
+        return out
+
+
+def contribution_id(user: str, hour: int) -> str:
+    return f"{user}|{hour}"
+
+
+def contribution_field(minute: int, kind: str, key: str) -> str:
+    return f"{minute}~{KIND_CODES[kind]}~{escape(key)}"
+
+
+def parse_contribution_field(name: str) -> tuple[int, str, str]:
+    minute, code, key = name.split("~", 2)
+    kind = next(k for k, c in KIND_CODES.items() if c == code)
+    return int(minute), kind, unescape(key)
+
+
+def reversal(contributions: dict[str, dict[str, int]], now: datetime,
+             retention: Retention) -> dict[str, list[int]]:  # fmt: skip
+    """Trend document id -> [views, purchases] to subtract for stored contributions."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for name, counts in contributions.items():
+        minute, kind, key = parse_contribution_field(name)
+        for window, start in (("1m", minute), ("1h", minute - minute % HOUR)):
+            if expires_at(start, window, retention) <= now:
+                continue
+            cell = out[trend_id(window, kind, start, key)]
+            cell[0] += int(counts.get("v", 0))
+            cell[1] += int(counts.get("p", 0))
+    return out
+
+
+def hour_expiry(hour: int, retention: Retention) -> datetime:
+    return expires_at(hour, "1h", retention)
+
+
+def as_datetime(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def retention_cutoff(now: datetime, retention: Retention) -> datetime:
+    return now - timedelta(seconds=retention.hour_seconds + HOUR)

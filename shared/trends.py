@@ -1,0 +1,71 @@
+"""The ``trends`` collection: what is trending now, per item and per category.
+
+The profile updater writes one document per (window, kind, window start, key)::
+
+    {"_id": "1h|item|1717232400|42",   # trend_id(window, kind, start, key)
+     "window": "1h",                   # "1m" or "1h": tumbling windows
+     "kind": "item",                   # "item" or "category"
+     "key": "42",                      # the item id or the category name
+     "start": ISODate(...),            # window start (UTC); the end is start + window
+     "views": 17,                      # views, recommendation clicks and ratings
+     "purchases": 2,
+     "expiresAt": ISODate(...)}        # TTL: window end + retention (2 h for 1m, 48 h for 1h)
+
+``top_trending`` reads "top N now": the current window plus the one before it, so the list
+does not empty itself at every window boundary. Any service may import this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pymongo.database import Database
+
+TRENDS = "trends"
+TREND_CONTRIBUTIONS = "trend_contributions"
+ITEM: Literal["item"] = "item"
+CATEGORY: Literal["category"] = "category"
+KIND_CODES = {ITEM: "i", CATEGORY: "c"}
+WINDOWS = {"1m": 60, "1h": 3600}
+
+
+@dataclass(frozen=True)
+class Trending:
+    key: str
+    views: int
+    purchases: int
+
+
+def trend_id(window: str, kind: str, start: int, key: str) -> str:
+    """Document id of one window's counter (``start`` in epoch seconds)."""
+    return f"{window}|{kind}|{start}|{key}"
+
+
+def top_trending(
+    db: Database,
+    kind: Literal["item", "category"] = "item",
+    window: Literal["1m", "1h"] = "1h",
+    by: Literal["views", "purchases"] = "views",
+    limit: int = 10,
+    now: datetime | None = None,
+) -> list[Trending]:
+    """The ``limit`` keys with the most ``by`` in the current and the previous window."""
+    if window not in WINDOWS or kind not in KIND_CODES or by not in ("views", "purchases"):
+        raise ValueError("unknown window, kind or measure")
+    size = WINDOWS[window]
+    now = now or datetime.now(UTC)
+    epoch = int(now.timestamp())
+    since = datetime.fromtimestamp(epoch - epoch % size, UTC) - timedelta(seconds=size)
+    other = "purchases" if by == "views" else "views"
+    rows = db[TRENDS].aggregate(
+        [
+            {"$match": {"window": window, "kind": kind, "start": {"$gte": since}}},
+            {"$group": {"_id": "$key", by: {"$sum": f"${by}"}, other: {"$sum": f"${other}"}}},
+            {"$match": {by: {"$gt": 0}}},
+            {"$sort": {by: -1, "_id": 1}},
+            {"$limit": int(limit)},
+        ]
+    )
+    return [Trending(str(r["_id"]), int(r["views"]), int(r["purchases"])) for r in rows]
