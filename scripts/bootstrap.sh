@@ -22,3 +22,18 @@ if [[ -z "$uv" ]] || [[ "$("$uv" --version | awk '{print $2}')" != "$UV_VERSION"
   uv=var/tools/bin/uv
 fi
 "$uv" sync --frozen --extra train --python "$python" --quiet
+
+# Prometheus and promtool (Debian package `prometheus`): the local platform's metrics server and
+# the monitoring checks of `make test`. Installed only when missing; never started as a service.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing prometheus (Debian package) for the monitoring stack..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    # The package's start-up of a system service is refused where no init system runs; harmless.
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || true
+    command -v promtool >/dev/null || { echo "could not install the prometheus package" >&2; exit 3; }
+  else
+    echo "Prometheus is missing: install the Debian/Ubuntu package 'prometheus' (sudo apt-get install prometheus)." >&2
+  fi
+fi

@@ -12,6 +12,7 @@ echo "== static checks"
 .venv/bin/mypy .
 scripts/gen_protos.sh --check
 (cd protos && ../.venv/bin/buf lint)
+monitoring/check.sh
 
 echo "== tests"
 set +e
