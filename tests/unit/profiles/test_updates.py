@@ -1,0 +1,69 @@
+"""Folding a batch of events into one operator update of a profile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.profiles.parsing import ParsedEvent, parse_event
+from services.profiles.updates import ProfileChange, Rules, day_number
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+NOW = datetime(2024, 3, 2, tzinfo=UTC)
+RULES = Rules(half_life_seconds=86400, session_gap_seconds=1800, recent_items_max=3)
+
+
+def ev(minutes: float, name: str = "Item Viewed", user: str = "u1", **props: object) -> ParsedEvent:
+    at = (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+    return parse_event({"type": "track", "userId": user, "event": name, "timestamp": at,
+                        "properties": props})  # fmt: skip
+
+
+def test_one_update_per_user_with_operators_only() -> None:
+    change = ProfileChange("u1", None, RULES)
+    for minute, item in ((0, "a"), (10, "b"), (50, "c"), (55, "d")):
+        change.apply(ev(minute, itemId=item), ("Comedy",))
+    change.apply(ev(60, "Order Completed", itemId="d", price=10.0), ("Comedy",))
+    update = change.update(NOW)
+    assert update["$inc"] == {
+        "version": 5, "counts.byType.track": 5, "counts.byName.Item Viewed": 4,
+        "counts.byName.Order Completed": 1, "sessions.count": 2,  # gap of 40 min after b
+    }  # fmt: skip
+    assert update["$min"] == {"firstSeen": T0}
+    assert update["$max"] == {"lastSeen": T0 + timedelta(minutes=60)}
+    assert update["$push"]["recentItems"] == {"$each": ["c", "d", "d"], "$slice": -3}
+    assert update["$push"]["activeDays"]["$each"] == [day_number(T0)]
+    assert update["$addToSet"] == {"purchasedItems": {"$each": ["d"]}}
+    assert update["$set"]["purchases"] == 1 and update["$set"]["revenue"] == 10.0
+    assert update["$set"]["rfm"] == {"r": 5, "f": 1, "m": 1, "segment": "new"}
+    assert update["$set"]["affinityAt"] == T0 + timedelta(minutes=60)
+
+
+def test_a_stored_profile_continues_its_session_and_counts() -> None:
+    stored = {"_id": "u1", "version": 7, "lastSeen": T0, "activeDays": [day_number(T0)],
+              "sessions": {"count": 3}, "recentItems": ["x", "y"]}  # fmt: skip
+    change = ProfileChange("u1", stored, RULES)
+    change.apply(ev(20, itemId="z"), ())
+    update = change.update(NOW)
+    assert "sessions.count" not in update["$inc"]  # 20 minutes later: same session
+    assert "activeDays" not in update.get("$push", {})
+    doc = change.materialize(NOW)
+    assert doc["version"] == 8 and doc["sessions"] == {"count": 3}
+    assert doc["recentItems"] == ["x", "y", "z"]
+
+
+def test_absorbing_an_anonymous_history() -> None:
+    anonymous = {"_id": "anon-1", "version": 2, "counts": {"byType": {"page": 2}},
+                 "sessions": {"count": 1}, "firstSeen": T0 - timedelta(days=1),
+                 "lastSeen": T0 - timedelta(days=1), "recentItems": ["p"],
+                 "purchasedItems": [], "traits": {"plan": "free", "email": "a@x"}}  # fmt: skip
+    known = {"_id": "u1", "version": 1, "traits": {"email": "u@x"}, "lastSeen": T0}
+    change = ProfileChange("u1", known, RULES)
+    change.absorb(anonymous)
+    update = change.update(NOW)
+    assert update["$inc"]["version"] == 2
+    assert update["$inc"]["counts.byType.page"] == 2
+    assert update["$min"] == {"firstSeen": T0 - timedelta(days=1)}
+    assert update["$addToSet"]["anonymousIds"] == {"$each": ["anon-1"]}
+    assert update["$set"]["traits.plan"] == "free"
+    assert "traits.email" not in update["$set"]  # the known user's trait wins
+    assert change.materialize(NOW)["version"] == 3
