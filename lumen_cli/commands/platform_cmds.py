@@ -7,7 +7,7 @@ import json
 import shutil
 from typing import Any
 
-from lumen_cli.platform import kafka, mongo, paths, processes, services
+from lumen_cli.platform import kafka, mongo, paths, processes, prometheus, services
 from shared.settings import KafkaSettings
 from shared.topics import ensure_topics
 
@@ -49,12 +49,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"starting {spec.name}...", flush=True)
         services.start(spec, env)
         print(f"  {spec.name:<9} " + "  ".join(f"{k}={v}" for k, v in spec.addresses.items()))
+    print("starting prometheus...", flush=True)
+    print(f"  prometheus {prometheus.start()}")
     print(f"\nLumen is up. Logs: {paths.var_dir() / 'logs'}. Stop it with `lumen down`.")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     # Services first (they flush to Kafka and MongoDB), then the infrastructure.
+    if prometheus.stop():
+        print("stopped prometheus")
     for spec in reversed(services.default_services()):
         if services.stop(spec):
             print(f"stopped {spec.name}")
@@ -80,6 +84,9 @@ def component_status() -> list[dict[str, Any]]:
     for spec in services.default_services():
         rows.append({"name": spec.name, "pid": processes.read_pid(spec.name),
                      "address": spec.addresses, "healthy": services.healthy(spec)})  # fmt: skip
+    prom_cfg = prometheus.PrometheusConfig.from_env()
+    rows.append({"name": "prometheus", "pid": processes.read_pid(prometheus.COMPONENT),
+                 "address": prom_cfg.url, "healthy": prometheus.ready(prom_cfg.url)})  # fmt: skip
     return rows
 
 

@@ -30,6 +30,7 @@ def default_services() -> list[ServiceSpec]:
     profiles_web = env.get("LUMEN_PROFILES_WEB_PORT", "6066")
     inference_grpc = env.get("LUMEN_INFERENCE_GRPC_PORT", "50052")
     inference_metrics = env.get("LUMEN_INFERENCE_METRICS_PORT", "9102")
+    exporter_metrics = env.get("LUMEN_EXPORTER_PORT", "9108")
     return [
         ServiceSpec(
             "ingest", "services.ingest",
@@ -48,6 +49,11 @@ def default_services() -> list[ServiceSpec]:
             {"grpc": f"127.0.0.1:{inference_grpc}",
              "metrics": f"http://127.0.0.1:{inference_metrics}/metrics"},
             grpc_target=f"127.0.0.1:{inference_grpc}",
+        ),
+        ServiceSpec(
+            "exporter", "services.exporter",
+            {"metrics": f"http://127.0.0.1:{exporter_metrics}/metrics"},
+            health_url=f"http://127.0.0.1:{exporter_metrics}/metrics",
         ),
     ]  # fmt: skip
 
