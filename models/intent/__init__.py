@@ -1,0 +1,1 @@
+"""Intent classifier: MiniLM encoder + a trained head, with out-of-scope detection."""

@@ -1,0 +1,1 @@
+"""Semantic item search: catalogue embedded by the text encoder, cosine top-k in ONNX."""
