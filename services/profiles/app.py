@@ -33,7 +33,7 @@ app = faust.App(
     # Faust acks a batch only after the agent wrote it to MongoDB, so the offsets committed
     # never run ahead of MongoDB; MongoDB's own applied offsets make replays harmless.
     broker_commit_every=1000,
-    broker_commit_interval=1.0,
+    broker_commit_interval=settings.commit_interval_seconds,
     stream_buffer_maxsize=8192,
     # On shutdown, process what was fetched before committing (graceful drain).
     stream_wait_empty=True,

@@ -27,6 +27,9 @@ class ProfilesSettings(BaseSettings):
     batch_seconds: float = Field(
         0.1, gt=0, description="Longest wait to fill a batch before writing it anyway."
     )
+    commit_interval_seconds: float = Field(
+        1.0, gt=0, description="How often Faust commits the offsets of written batches to Kafka."
+    )
     half_life_days: float = Field(
         7.0, gt=0, description="Half-life of the category affinity's exponential decay, in days."
     )

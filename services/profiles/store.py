@@ -143,6 +143,7 @@ class _Batch:
         self.contribution_ops: list[Any] = []
         self.item_ops: list[Any] = []
         self.deltas = TrendDeltas(store.retention)
+        self.categories: dict[str, tuple[str, ...]] = {}  # item id -> categories, this batch
 
     # -- reading -----------------------------------------------------------------------------
     def _fresh(self, records: list[Record]) -> list[Record]:
@@ -180,7 +181,13 @@ class _Batch:
             for e in events
             if e.interaction is not None and e.interaction.categories is None
         }
-        missing = [i for i in wanted if self.store.items.get(i) is None]
+        missing = []
+        for item_id in wanted:
+            cached = self.store.items.get(item_id)
+            if cached is None:
+                missing.append(item_id)
+            else:
+                self.categories[item_id] = cached
         if not missing:
             return
         found = {
@@ -190,7 +197,8 @@ class _Batch:
             )
         }
         for item_id in missing:
-            self.store.items.put(item_id, found.get(item_id, ()))
+            self.categories[item_id] = found.get(item_id, ())
+            self.store.items.put(item_id, self.categories[item_id])
 
     # -- applying ----------------------------------------------------------------------------
     def _change(self, key: str) -> ProfileChange:
@@ -244,6 +252,7 @@ class _Batch:
         if event.catalogue is not None:
             item = event.catalogue
             self.store.items.put(item.item_id, item.categories)
+            self.categories[item.item_id] = item.categories
             self.item_ops.append(UpdateOne(
                 {"_id": item.item_id},
                 {"$set": {"title": item.title, "categories": list(item.categories),
@@ -269,7 +278,7 @@ class _Batch:
             categories = (
                 interaction.categories
                 if interaction.categories is not None
-                else self.store.items.get(interaction.item_id) or ()
+                else self.categories.get(interaction.item_id, ())
             )
         self._change(key).apply(event, categories)
         if interaction is not None:
