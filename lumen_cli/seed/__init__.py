@@ -1,0 +1,1 @@
+"""``lumen seed``: replay public data sets through Lumen's public APIs."""
