@@ -211,7 +211,7 @@ def streaming() -> Dashboard:
 def inference() -> Dashboard:
     return Dashboard(
         "lumen-inference", "Lumen / Inference",
-        "Per model version: requests, latency (queue and compute), dynamic batch size, errors, readiness.",
+        "Calls, latency against the 10 ms SLO and errors per gRPC method of the inference server.",
         [
             ("Calls", [
                 Panel("gRPC calls/s by method", [q(f"sum by (method) (rate(lumen_inference_grpc_requests_total{{{E}}}[{RI}]))", "{{method}}")], unit="reqps"),
@@ -248,6 +248,13 @@ def business() -> Dashboard:
                 Panel("Recommendation click-through", [q(
                     f'sum (increase(lumen_business_recommendation_events_total{{{E}, action="click"}}[{R}])) / sum (increase(lumen_business_recommendation_events_total{{{E}, action="impression"}}[{R}]))', "CTR", instant=True)],
                       "stat", unit="percentunit"),
+            ]),
+            ("Support", [
+                Panel("Support intents", [q(f"sum by (intent) (increase(lumen_business_support_intents_total{{{E}}}[{R}]))", "{{intent}}", instant=True)], "bargauge"),
+                Panel("Out-of-scope share", [q(
+                    f"sum (increase(lumen_business_support_out_of_scope_total{{{E}}}[{R}])) / sum (increase(lumen_business_support_intents_total{{{E}}}[{R}]))", "out of scope", instant=True)],
+                      "stat", unit="percentunit", thresholds=[(0.2, "yellow"), (0.4, "red")]),
+                Panel("Support messages/s by outcome", [q(f"sum by (outcome) (rate(lumen_inference_support_messages_total{{{E}}}[{RI}]))", "{{outcome}}")], unit="ops"),
             ]),
         ],
     )  # fmt: skip

@@ -1,0 +1,225 @@
+"""A real Prometheus scrapes the running services and the exporter under a short load; every
+PromQL expression of every dashboard panel, variable, recording rule and alert is evaluated
+through its HTTP API. Each must parse and return data, and every metric it names must exist:
+a panel on a metric nobody exports fails here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+from lumen.v1 import inference_pb2, inference_pb2_grpc, profiles_pb2, profiles_pb2_grpc
+from prometheus_client.metrics import MetricWrapperBase
+
+from lumen_cli.platform import processes
+from lumen_cli.platform import prometheus as prom
+from lumen_cli.platform.services import http_ok
+from monitoring import expressions
+from services.inference import metrics as inference_metrics_module
+from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
+from tests.support.stack import ServiceProcess, Stack, free_port, start_service, wait_for
+
+WRITE_KEY = "lumen-dev-key"
+RUN = uuid.uuid4().hex[:8]
+# Expressions on series that only exist while a model version is loaded: the test platform has
+# no model artefacts, so they are checked to parse and to name metrics services/inference
+# declares (services/inference/metrics.py), not to return data.
+NEEDS_A_LOADED_MODEL = {
+    "alert LumenModelNotReady",
+    "alert LumenModelNotReady without its threshold",
+    "recording rule lumen:inference_model_compute_seconds:p99_5m",
+}
+
+
+@pytest.fixture(scope="module")
+def exporter(stack: Stack) -> Iterator[ServiceProcess]:
+    port = free_port()
+    service = start_service(
+        "exporter", "services.exporter",
+        {**stack.env(), "LUMEN_EXPORTER_PORT": str(port),
+         "LUMEN_EXPORTER_KAFKA_POLL_SECONDS": "1", "LUMEN_EXPORTER_MONGO_POLL_SECONDS": "1",
+         "LUMEN_EXPORTER_LAG_WINDOW": "5",
+         "LUMEN_EXPORTER_BUSINESS_GROUP_ID": f"lumen-exporter-test-{RUN}"},
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), ports={"metrics": port},
+    )  # fmt: skip
+    yield service
+    service.stop()
+    # Leave no stopped consumer group behind in the shared test Kafka.
+    admin = KafkaAdminClient(bootstrap_servers=[stack.kafka_bootstrap])
+    try:
+        admin.delete_groups([f"lumen-exporter-test-{RUN}"])
+    finally:
+        admin.close()
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, promql: str) -> dict[str, Any]:
+        """The API's answer; parse errors come back as status "error" (HTTP 400)."""
+        data = urllib.parse.urlencode({"query": promql}).encode()
+        request = urllib.request.Request(f"{self.url}/api/v1/query", data=data)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return dict(json.load(response))
+        except urllib.error.HTTPError as exc:
+            return dict(json.load(exc))
+
+    def series(self, promql: str) -> list[dict[str, Any]]:
+        answer = self.query(promql)
+        assert answer["status"] == "success", answer
+        return list(answer["data"]["result"])
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+    ingest: ServiceProcess, profiles: ServiceProcess, inference: ServiceProcess,
+    exporter: ServiceProcess,
+) -> Iterator[Prometheus]:  # fmt: skip
+    port = free_port()
+    targets = {
+        "ingest": f"127.0.0.1:{ingest.ports['http']}",
+        "profiles": f"127.0.0.1:{profiles.ports['web']}",
+        "inference": f"127.0.0.1:{inference.ports['metrics']}",
+        "exporter": f"127.0.0.1:{exporter.ports['metrics']}",
+        "prometheus": f"127.0.0.1:{port}",
+    }
+    component = f"prometheus-test-{RUN}"
+    data: Path = tmp_path_factory.mktemp("prometheus")
+    config = prom.render_config(targets, env_label="test", scrape_interval="1s")
+    prom.start_process(config, data, "127.0.0.1", port, component, retention="1h")
+    try:
+        yield Prometheus(f"http://127.0.0.1:{port}")
+    finally:
+        processes.stop(component, grace_seconds=10)
+
+
+def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, rounds: int) -> None:
+    """A few seconds of mixed traffic: every event kind the dashboards count, one invalid event,
+    one duplicate, support messages, and profile reads over gRPC."""
+    url = f"http://127.0.0.1:{ingest.ports['http']}/v1/batch"
+    producer = KafkaProducer(bootstrap_servers=[stack.kafka_bootstrap])
+    with (
+        httpx.Client(auth=(WRITE_KEY, ""), timeout=10) as client,
+        grpc.insecure_channel(f"127.0.0.1:{inference.ports['grpc']}") as channel,
+    ):
+        stub = profiles_pb2_grpc.ProfileServiceStub(channel)
+        recommend = inference_pb2_grpc.RecommendationServiceStub(channel)
+        intents = inference_pb2_grpc.IntentServiceStub(channel)
+        for i in range(rounds):
+            user = f"mon-{RUN}-{i}"
+            rec = f"rec-{RUN}-{i}"
+            batch = [
+                {"type": "identify", "userId": user, "traits": {"plan": "pro"}},
+                {"type": "page", "userId": user, "name": "Home"},
+                {"type": "track", "userId": user, "event": "Product Viewed",
+                 "properties": {"itemId": "50", "category": "books"}},
+                {"type": "track", "userId": user, "event": "Product List Viewed",
+                 "properties": {"recommendationId": rec, "category": "games"}},
+                {"type": "track", "userId": user, "event": "Product Clicked",
+                 "properties": {"recommendationId": rec, "itemId": "7", "category": "games"}},
+                {"type": "track", "userId": user, "event": "Product Added",
+                 "properties": {"itemId": "50", "category": "books"}},
+                {"type": "track", "userId": user, "event": "Order Completed",
+                 "properties": {"revenue": 19.5, "currency": "EUR",
+                                "products": [{"itemId": "50", "category": "books"}]}},
+                {"type": "track", "userId": user, "event": "Item Viewed",
+                 "properties": {"itemId": "51"}, "messageId": f"dup-{RUN}"},
+            ]  # fmt: skip
+            assert client.post(url, json={"batch": batch}).status_code == 200
+            client.post(url.replace("/batch", "/track"), json={"userId": user})  # invalid: no event
+            # A message without text: inference routes it as invalid (no model needed).
+            producer.send(SUPPORT_MESSAGES.name, key=user.encode(),
+                          value=json.dumps({"conversationId": user}).encode())  # fmt: skip
+            # Classified messages in the format inference writes (services/inference/support.py),
+            # standing in for a classifier the test platform has no model for.
+            for intent, out_of_scope in (("refund", False), ("shipping", False), (None, True)):
+                record = {"conversationId": user, "intent": intent, "outOfScope": out_of_scope,
+                          "confidence": 0.9, "route": "support"}  # fmt: skip
+                producer.send(SUPPORT_INTENTS.name, key=user.encode(),
+                              value=json.dumps(record).encode())  # fmt: skip
+            # Without models these may fail (NOT_FOUND, UNAVAILABLE): every outcome is traffic.
+            with contextlib.suppress(grpc.RpcError):
+                stub.GetProfile(profiles_pb2.GetProfileRequest(user_id=user), timeout=2)
+            with contextlib.suppress(grpc.RpcError):
+                recommend.Recommend(inference_pb2.RecommendRequest(user_id=user, k=3), timeout=2)
+            with contextlib.suppress(grpc.RpcError):
+                intents.ClassifyIntent(
+                    inference_pb2.ClassifyIntentRequest(text="refund"), timeout=2
+                )
+            time.sleep(0.5)
+    producer.flush()
+    producer.close()
+
+
+def declared_metrics(module: Any) -> set[str]:
+    """Series names (with _bucket/_total...) of the collectors a metrics module defines."""
+    names: set[str] = set()
+    for value in vars(module).values():
+        if isinstance(value, MetricWrapperBase):
+            for family in value.describe():
+                suffixes = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_total",)}
+                names |= {family.name + s for s in suffixes.get(family.type, ("",))}
+    return names
+
+
+def test_every_dashboard_and_rule_expression_returns_data(
+    prometheus: Prometheus, ingest: ServiceProcess, inference: ServiceProcess,
+    exporter: ServiceProcess, stack: Stack,
+) -> None:  # fmt: skip
+    # All five targets scraped.
+    wait_for(lambda: len([s for s in prometheus.series("up == 1")]) == 5, timeout=30)
+    group = f"lumen-exporter-test-{RUN}"
+    # The exporter's consumer must own its partitions before the load, or it skips the events.
+    wait_for(lambda: prometheus.series(f'lumen_kafka_consumergroup_members{{group="{group}"}} > 0'),
+             timeout=60)  # fmt: skip
+    send_load(ingest, inference, stack, rounds=12)
+    wait_for(lambda: prometheus.series('lumen_business_funnel_events_total{step="purchase"} > 0'),
+             timeout=60)  # fmt: skip
+    time.sleep(5)  # a few more scrapes and rule evaluations
+
+    all_expressions = expressions.dashboard_expressions() + expressions.rule_expressions()
+    assert {e.origin for e in all_expressions} >= NEEDS_A_LOADED_MODEL
+    inference_metrics = declared_metrics(inference_metrics_module)
+    assert len(all_expressions) > 50
+    failures = []
+    metric_names: set[str] = set()
+    for expression in all_expressions:
+        answer = prometheus.query(expression.promql)
+        if answer["status"] != "success":
+            failures.append(f"{expression.origin}: does not evaluate: {answer.get('error')}")
+            continue
+        if expression.origin in NEEDS_A_LOADED_MODEL:
+            for name in expressions.metric_names(expression.promql) - inference_metrics:
+                failures.append(f"{expression.origin}: {name} is not declared by inference")
+            continue
+        if expression.must_return_data and not answer["data"]["result"]:
+            failures.append(f"{expression.origin}: no data for {expression.promql}")
+        metric_names |= expressions.metric_names(expression.promql)
+    for name in sorted(metric_names):
+        if not prometheus.series(f"count({name})"):
+            failures.append(f"metric {name} is exported by nobody (or never recorded)")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_panel_on_a_metric_nobody_exports_fails_the_check(prometheus: Prometheus) -> None:
+    # The guard itself: the same checks applied to an expression on a made-up metric.
+    promql = expressions.substitute("sum (rate(lumen_nobody_exports_this_total[$__rate_interval]))")
+    answer = prometheus.query(promql)
+    assert answer["status"] == "success" and answer["data"]["result"] == []
+    assert expressions.metric_names(promql) == {"lumen_nobody_exports_this_total"}
+    assert prometheus.series("count(lumen_nobody_exports_this_total)") == []
+    assert prometheus.query("sum(rate(up[30s])")["status"] == "error"  # unparsable
