@@ -1,19 +1,32 @@
 """Run the inference server: ``python -m services.inference``.
 
-Stop order on SIGTERM: report NOT_SERVING, stop accepting calls, let in-flight calls finish
-(bounded by LUMEN_INFERENCE_SHUTDOWN_GRACE_SECONDS), close clients.
+Start: load every model of the registry, then serve. Stop order on SIGTERM: report
+NOT_SERVING, stop the support consumer, stop accepting calls and let in-flight ones finish
+(bounded by LUMEN_INFERENCE_SHUTDOWN_GRACE_SECONDS), drain the batch queues, close clients.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from lumen.v1 import profiles_pb2, profiles_pb2_grpc
+import inference.grpc_service_pb2 as v2_pb
+import inference.grpc_service_pb2_grpc as v2_grpc
+from lumen.v1 import inference_pb2, inference_pb2_grpc, profiles_pb2, profiles_pb2_grpc
 
+from services.inference.auth import BearerTokenInterceptor
+from services.inference.intent import IntentClassifier
 from services.inference.profile_api import ProfileService
+from services.inference.recommend import Recommender
+from services.inference.repository import ModelRepository
+from services.inference.search import ItemSearch
 from services.inference.settings import InferenceSettings
+from services.inference.store import ProfileStore, async_client
+from services.inference.support import SupportRouter
+from services.inference.typed_api import IntentService, RecommendationService, SearchService
+from services.inference.v2_api import InferenceService
 from shared.grpc_server import (
     DEFAULT_OPTIONS,
     HealthReporter,
@@ -27,28 +40,73 @@ from shared.mongo import database, mongo_client
 
 log = logging.getLogger("services.inference")
 
-SERVICE_NAMES = (profiles_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,)
+SERVICE_NAMES = (
+    profiles_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
+    inference_pb2.DESCRIPTOR.services_by_name["RecommendationService"].full_name,
+    inference_pb2.DESCRIPTOR.services_by_name["IntentService"].full_name,
+    inference_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name,
+    v2_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+)
 
 
 async def serve(settings: InferenceSettings) -> None:
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="onnxruntime")
     client = mongo_client(settings.mongo)
-    db = database(client, settings.mongo)
-    server = grpc.aio.server(options=DEFAULT_OPTIONS)
-    profiles_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileService(db), server)
+    aclient = async_client(settings.mongo)
+    store = ProfileStore(aclient, settings.mongo.database, settings.profile_timeout_ms,
+                         settings.mongo_retry_seconds)  # fmt: skip
+    repository = ModelRepository(settings, executor)
+    await repository.scan()
+    log.info("models loaded", extra={"fields": {"models": repository.names(),
+                                                "repository": str(repository.root)}})  # fmt: skip
+    classifier = IntentClassifier(repository, settings)
+
+    interceptors = [BearerTokenInterceptor(settings.auth_token)] if settings.auth_token else []
+    server = grpc.aio.server(options=DEFAULT_OPTIONS, interceptors=interceptors)
+    profiles_pb2_grpc.add_ProfileServiceServicer_to_server(
+        ProfileService(database(client, settings.mongo)), server
+    )
+    inference_pb2_grpc.add_RecommendationServiceServicer_to_server(
+        RecommendationService(Recommender(repository, store, settings)), server
+    )
+    inference_pb2_grpc.add_IntentServiceServicer_to_server(IntentService(classifier), server)
+    inference_pb2_grpc.add_SearchServiceServicer_to_server(
+        SearchService(ItemSearch(repository, store, settings)), server
+    )
+    v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(repository), server)
     health = HealthReporter()
     add_standard_services(server, SERVICE_NAMES, health)
     bind(server, f"{settings.host}:{settings.grpc_port}", None)
     serve_metrics(settings.host, settings.metrics_port)
+
+    stopping = stop_event()
+    background = [
+        asyncio.create_task(repository.watch(stopping), name="registry-watch"),
+        asyncio.create_task(
+            store.refresh_forever(settings.trends_refresh_seconds, stopping), name="trends"
+        ),
+    ]
+    router = (
+        SupportRouter(classifier, settings, loop) if settings.support_consumer_enabled else None
+    )
     await server.start()
+    if router is not None:
+        router.start()
     await health.set(SERVICE_NAMES, serving=True)
     log.info("inference listening", extra={"fields": {
         "grpc": f"{settings.host}:{settings.grpc_port}",
         "metrics": f"{settings.host}:{settings.metrics_port}"}})  # fmt: skip
-    stopping = stop_event()
     await stopping.wait()
-    log.info("stopping: draining in-flight calls")
+    log.info("stopping: draining in-flight calls and batch queues")
     await health.set(SERVICE_NAMES, serving=False)
+    if router is not None:
+        await asyncio.to_thread(router.close)
     await server.stop(settings.shutdown_grace_seconds)
+    await asyncio.gather(*background, return_exceptions=True)
+    await repository.close()
+    executor.shutdown(wait=True)
+    await aclient.close()
     client.close()
     log.info("inference stopped")
 

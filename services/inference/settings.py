@@ -1,11 +1,46 @@
-"""Settings of the inference server (``LUMEN_INFERENCE_*``)."""
+"""Settings of the inference server (``LUMEN_INFERENCE_*``).
+
+Maps and per-model knobs are JSON in the environment, e.g.
+``LUMEN_INFERENCE_BATCHING='{"intent-classifier": {"max_batch_size": 32}}'``.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.model_registry import repository_root
 from shared.settings import KafkaSettings, LogSettings, MongoSettings
+
+
+class BatchingConfig(BaseModel):
+    """Triton's dynamic-batching knobs for one model."""
+
+    max_batch_size: int = Field(
+        32, ge=0, description="Most rows in one execution; 0 or 1 turns batching off."
+    )
+    max_queue_delay_us: int = Field(
+        1000, ge=0, description="How long the oldest request may wait for a fuller batch (µs)."
+    )
+    preferred_batch_sizes: list[int] = Field(
+        default_factory=lambda: [8, 16, 32],
+        description="Dispatch at once when the queue holds one of these many rows.",
+    )
+    max_concurrent_batches: int = Field(
+        1, ge=1, description="Executions of this model that may run at the same time."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_batch_size > 1
+
+
+def _default_repository() -> Path:
+    # LUMEN_INFERENCE_MODEL_REPOSITORY wins (via the field), then the shared variable.
+    return repository_root(None)
 
 
 class InferenceSettings(BaseSettings):
@@ -17,6 +52,86 @@ class InferenceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         10.0, description="On SIGTERM, how long in-flight calls may take to finish."
     )
+    auth_token: str | None = Field(
+        None, description="When set, every call must send 'authorization: Bearer <token>'."
+    )
+
+    # Models.
+    model_repository: Path = Field(
+        default_factory=_default_repository,
+        description="Registry root <repo>/<model>/<version>/ (falls back to LUMEN_MODEL_REPOSITORY).",
+    )
+    poll_interval_seconds: float = Field(
+        2.0, gt=0, description="How often the registry is scanned for new versions."
+    )
+    version_pins: dict[str, int] = Field(
+        default_factory=dict, description='Serve exactly this version of a model: {"name": 3}.'
+    )
+    verify_checksums: bool = Field(
+        True, description="Refuse a version whose files do not match the sha256 in config.json."
+    )
+    batching_default: BatchingConfig = Field(
+        default_factory=BatchingConfig, description="Batching knobs of models not in `batching`."
+    )
+    batching: dict[str, BatchingConfig] = Field(
+        default_factory=dict, description="Batching knobs per model name."
+    )
+    intra_op_threads: int = Field(
+        2, ge=1, description="onnxruntime threads inside one operator (this machine: 2 cores)."
+    )
+    inter_op_threads: int = Field(1, ge=1, description="onnxruntime threads across operators.")
+    executor_threads: int = Field(
+        2, ge=1, description="Threads that run model executions (onnxruntime releases the GIL)."
+    )
+    graph_optimization: str = Field(
+        "all", description="onnxruntime graph optimisation: disable, basic, extended or all."
+    )
+
+    # Typed APIs: which registry models they use.
+    recommender_model: str = Field("recommender", description="Model behind Recommend.")
+    intent_model: str = Field("intent-classifier", description="Model behind ClassifyIntent.")
+    encoder_model: str = Field("text-encoder", description="Encodes SearchItems queries.")
+    search_model: str = Field("item-search", description="Ranks the catalogue for a query.")
+    max_text_chars: int = Field(2000, ge=1, description="Longest text ClassifyIntent accepts.")
+    max_batch_texts: int = Field(256, ge=1, description="Most texts in one ClassifyIntentBatch.")
+    profile_timeout_ms: int = Field(
+        100, ge=1, description="Recommend degrades to trending when a profile read takes longer."
+    )
+    mongo_retry_seconds: float = Field(
+        5.0, gt=0, description="After a profile-store failure, degrade without retrying this long."
+    )
+    trends_refresh_seconds: float = Field(
+        10.0, gt=0, description="How often the trending list and the catalogue are re-read."
+    )
+    reason_template: str = Field(
+        "because you watched {title}", description="Reason shown with a personalised item."
+    )
+
+    # Event-driven support classification.
+    support_consumer_enabled: bool = Field(
+        True, description="Classify support.messages and publish to support.intents."
+    )
+    support_consumer_group: str = Field(
+        "lumen-inference-support", description="Kafka consumer group of the support consumer."
+    )
+    support_offset_reset: Literal["earliest", "latest"] = Field(
+        "latest", description="Where a new consumer group starts reading support.messages."
+    )
+    routing: dict[str, str] = Field(
+        default_factory=lambda: {"out_of_scope": "human-triage", "default": "general-support"},
+        description="Intent -> support queue; 'out_of_scope' and 'default' are special keys.",
+    )
+
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("graph_optimization")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value not in ("disable", "basic", "extended", "all"):
+            raise ValueError("graph_optimization must be disable, basic, extended or all")
+        return value
+
+    def batching_for(self, model: str) -> BatchingConfig:
+        return self.batching.get(model, self.batching_default)

@@ -1,0 +1,287 @@
+"""Dynamic batching for one loaded model version, with Triton's knobs.
+
+Requests wait in one FIFO queue. A batch is formed from the oldest request and every later
+request that can share its execution (same non-batch inputs and shapes, after padding the
+declared axes), dispatched when it reaches the preferred size, the maximum batch size, or
+when the oldest request has waited ``max_queue_delay_us``. Each request gets its own rows
+back in order. Executions run in a thread pool (onnxruntime releases the GIL), so the event
+loop never blocks; a request whose deadline passes while queued is dropped with
+:class:`DeadlineExceeded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.inference import metrics
+from services.inference.errors import DeadlineExceeded, Unavailable
+from services.inference.settings import BatchingConfig
+
+log = logging.getLogger(__name__)
+
+Tensors = dict[str, np.ndarray]
+RunFn = Callable[[Tensors], Tensors]
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """How a model's tensors are batched.
+
+    ``batched_inputs``/``batched_outputs`` have the batch on axis 0; other inputs must be
+    equal for requests to share an execution. ``pad`` gives, per input, the axis padded on
+    the right to the longest request and the value used (token ids: 0 with a 0 mask).
+    """
+
+    batched_inputs: frozenset[str]
+    batched_outputs: frozenset[str]
+    pad: dict[str, tuple[int, int | float]] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    inputs: Tensors
+    rows: int
+    key: tuple[object, ...]
+    future: asyncio.Future[Tensors]
+    enqueued: float
+    deadline: float | None
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        model: str,
+        version: int,
+        run: RunFn,
+        spec: BatchSpec,
+        config: BatchingConfig,
+        executor: Executor,
+    ) -> None:
+        self.model, self.version = model, version
+        self._run, self._spec, self._config, self._executor = run, spec, config, executor
+        self._labels = (model, str(version))
+        self._max_rows = config.max_batch_size if config.enabled else 1
+        preferred = [s for s in config.preferred_batch_sizes if s <= self._max_rows]
+        self._target_rows = max(preferred) if preferred else self._max_rows
+        self._delay = config.max_queue_delay_us / 1e6 if config.enabled else 0.0
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.max_concurrent_batches)
+        self._running: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._task = asyncio.create_task(self._loop(), name=f"batcher-{model}-{version}")
+
+    @property
+    def max_rows(self) -> int:
+        return self._max_rows
+
+    async def infer(self, inputs: Tensors, deadline: float | None = None) -> Tensors:
+        """Queue one request (its rows on axis 0 of each batched input) and await its outputs."""
+        if self._closing:
+            raise Unavailable(f"{self.model} version {self.version} is unloading")
+        loop = asyncio.get_running_loop()
+        pending = _Pending(
+            inputs=inputs,
+            rows=self._rows(inputs),
+            key=self._key(inputs),
+            future=loop.create_future(),
+            enqueued=time.monotonic(),
+            deadline=deadline,
+        )
+        self._queue.append(pending)
+        metrics.QUEUE_DEPTH.labels(*self._labels).set(len(self._queue))
+        self._wakeup.set()
+        if deadline is None:
+            return await pending.future
+        try:
+            return await asyncio.wait_for(pending.future, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            metrics.REQUESTS.labels(*self._labels, "failure").inc()
+            raise DeadlineExceeded("the deadline passed while the request was queued") from None
+
+    async def close(self) -> None:
+        """Stop accepting requests, run everything already queued, wait for executions."""
+        self._closing = True
+        self._wakeup.set()
+        await self._task
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    # -- batch formation ------------------------------------------------------------
+
+    def _rows(self, inputs: Tensors) -> int:
+        for name in self._spec.batched_inputs:
+            if name in inputs:
+                return int(inputs[name].shape[0]) if inputs[name].ndim else 1
+        return 1
+
+    def _key(self, inputs: Tensors) -> tuple[object, ...]:
+        parts: list[object] = []
+        for name in sorted(inputs):
+            array = inputs[name]
+            if name in self._spec.batched_inputs:
+                shape = list(array.shape[1:])
+                if name in self._spec.pad:
+                    shape[self._spec.pad[name][0] - 1] = -1
+                parts.append((name, array.dtype.str, tuple(shape)))
+            else:
+                parts.append((name, array.dtype.str, array.shape, array.tobytes()))
+        return tuple(parts)
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        kept: deque[_Pending] = deque()
+        for pending in self._queue:
+            if pending.future.done():
+                continue  # cancelled by its caller, or timed out in infer()
+            if pending.deadline is not None and pending.deadline <= now:
+                pending.future.set_exception(
+                    DeadlineExceeded("the deadline passed while the request was queued")
+                )
+                metrics.REQUESTS.labels(*self._labels, "failure").inc()
+                continue
+            kept.append(pending)
+        self._queue = kept
+
+    def _compatible_rows(self, key: tuple[object, ...]) -> int:
+        return sum(p.rows for p in self._queue if p.key == key)
+
+    def _take(self, key: tuple[object, ...]) -> list[_Pending]:
+        batch: list[_Pending] = []
+        rows = 0
+        rest: deque[_Pending] = deque()
+        for pending in self._queue:
+            if pending.key == key and (not batch or rows + pending.rows <= self._max_rows):
+                batch.append(pending)
+                rows += pending.rows
+            else:
+                rest.append(pending)
+        self._queue = rest
+        metrics.QUEUE_DEPTH.labels(*self._labels).set(len(self._queue))
+        return batch
+
+    async def _wait(self, seconds: float | None) -> None:
+        self._wakeup.clear()
+        if seconds is None:
+            await self._wakeup.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), max(0.0, seconds))
+
+    async def _loop(self) -> None:
+        while True:
+            self._drop_expired()
+            if not self._queue:
+                if self._closing:
+                    return
+                await self._wait(None)
+                continue
+            # Wait for a free execution slot first: requests keep arriving meanwhile, so a
+            # busy model naturally runs larger batches.
+            await self._slots.acquire()
+            released = False
+            try:
+                self._drop_expired()
+                if not self._queue:
+                    continue
+                oldest = self._queue[0]
+                dispatch_at = oldest.enqueued + self._delay
+                while not self._closing:
+                    rows = self._compatible_rows(oldest.key)
+                    now = time.monotonic()
+                    if rows >= self._target_rows or now >= dispatch_at:
+                        break
+                    await self._wait(dispatch_at - now)
+                    self._drop_expired()
+                    if oldest.future.done():
+                        break
+                self._drop_expired()
+                if not self._queue:
+                    continue
+                batch = self._take(self._queue[0].key)
+                task = asyncio.create_task(self._execute(batch))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+                released = True  # _execute releases the slot
+            finally:
+                if not released:
+                    self._slots.release()
+
+    # -- execution ------------------------------------------------------------------
+
+    def _merge(self, batch: list[_Pending]) -> Tensors:
+        if len(batch) == 1:
+            return batch[0].inputs
+        merged: Tensors = {}
+        for name, first in batch[0].inputs.items():
+            if name not in self._spec.batched_inputs:
+                merged[name] = first
+                continue
+            parts = [p.inputs[name] for p in batch]
+            if name in self._spec.pad:
+                axis, value = self._spec.pad[name]
+                longest = max(part.shape[axis] for part in parts)
+                parts = [_pad(part, axis, longest, value) for part in parts]
+            merged[name] = np.concatenate(parts, axis=0)
+        return merged
+
+    def _timed_run(self, inputs: Tensors) -> tuple[Tensors, float]:
+        started = time.perf_counter()
+        outputs = self._run(inputs)
+        return outputs, time.perf_counter() - started
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        labels = self._labels
+        try:
+            started = time.monotonic()
+            rows = 0
+            for pending in batch:
+                metrics.QUEUE_SECONDS.labels(*labels).observe(started - pending.enqueued)
+                rows += pending.rows
+            merged = self._merge(batch)
+            loop = asyncio.get_running_loop()
+            outputs, seconds = await loop.run_in_executor(self._executor, self._timed_run, merged)
+            metrics.COMPUTE_SECONDS.labels(*labels).observe(seconds)
+            metrics.EXECUTIONS.labels(*labels).inc()
+            metrics.INFERENCES.labels(*labels).inc(rows)
+            metrics.BATCH_SIZE.labels(*labels).observe(rows)
+            offset = 0
+            for pending in batch:
+                part = {
+                    name: value[offset : offset + pending.rows]
+                    if name in self._spec.batched_outputs and len(batch) > 1
+                    else value
+                    for name, value in outputs.items()
+                }
+                offset += pending.rows
+                if not pending.future.done():
+                    pending.future.set_result(part)
+                    metrics.REQUESTS.labels(*labels, "success").inc()
+        except Exception as exc:
+            log.exception("execution failed", extra={"fields": {"model": self.model,
+                                                                "version": self.version}})  # fmt: skip
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+                    metrics.REQUESTS.labels(*labels, "failure").inc()
+        finally:
+            self._slots.release()
+            self._wakeup.set()
+
+
+def _pad(array: np.ndarray, axis: int, length: int, value: int | float) -> np.ndarray:
+    missing = length - array.shape[axis]
+    if missing <= 0:
+        return array
+    widths = [(0, 0)] * array.ndim
+    widths[axis] = (0, missing)
+    return np.pad(array, widths, constant_values=value)

@@ -1,0 +1,83 @@
+"""Prometheus series of the inference server, modelled on Triton's per-model metrics.
+
+Average batch size = rate(inferences_total) / rate(executions_total); queue and compute
+time are histograms so p50/p99 can be read per model and version.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.metrics import LATENCY_BUCKETS
+
+_MODEL = ["model", "version"]
+
+REQUESTS = Counter(
+    "lumen_inference_model_requests_total",
+    "Inference requests per model version, by outcome (success or failure).",
+    [*_MODEL, "outcome"],
+)
+INFERENCES = Counter(
+    "lumen_inference_model_inferences_total",
+    "Rows inferred (a request with a batch of 4 counts 4).",
+    _MODEL,
+)
+EXECUTIONS = Counter(
+    "lumen_inference_model_executions_total",
+    "Model executions (one per dynamic batch).",
+    _MODEL,
+)
+QUEUE_SECONDS = Histogram(
+    "lumen_inference_model_queue_seconds",
+    "Time a request waited in the batch queue.",
+    _MODEL,
+    buckets=(0.00005, 0.0001, 0.00025, *LATENCY_BUCKETS),
+)
+COMPUTE_SECONDS = Histogram(
+    "lumen_inference_model_compute_seconds",
+    "onnxruntime time of one execution (a whole batch).",
+    _MODEL,
+    buckets=(0.00005, 0.0001, 0.00025, *LATENCY_BUCKETS),
+)
+BATCH_SIZE = Histogram(
+    "lumen_inference_model_batch_size",
+    "Rows per execution.",
+    _MODEL,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+QUEUE_DEPTH = Gauge(
+    "lumen_inference_model_queue_depth", "Requests waiting in the batch queue.", _MODEL
+)
+MODEL_LOADED = Gauge(
+    "lumen_inference_model_loaded", "1 while the model version is loaded and serving.", _MODEL
+)
+MODEL_LOAD_FAILURES = Counter(
+    "lumen_inference_model_load_failures_total",
+    "Versions refused at load time (bad file, wrong shapes, checksum).",
+    _MODEL,
+)
+GRPC_REQUESTS = Counter(
+    "lumen_inference_grpc_requests_total", "gRPC calls by method and status code.",
+    ["method", "code"],
+)  # fmt: skip
+GRPC_SECONDS = Histogram(
+    "lumen_inference_grpc_seconds", "gRPC call latency by method.", ["method"],
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+RECOMMEND_SOURCE = Counter(
+    "lumen_inference_recommend_responses_total",
+    "Recommend answers by source (personalised, trending, trending_degraded).",
+    ["source"],
+)
+PROFILE_STORE_ERRORS = Counter(
+    "lumen_inference_profile_store_errors_total",
+    "Profile reads that failed or timed out (Recommend degraded to trending).",
+)
+PROFILE_STORE_UP = Gauge(
+    "lumen_inference_profile_store_up", "1 when the last profile read succeeded."
+)
+SUPPORT_MESSAGES = Counter(
+    "lumen_inference_support_messages_total",
+    "support.messages records handled, by outcome (classified, invalid, failed).",
+    ["outcome"],
+)

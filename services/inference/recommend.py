@@ -1,0 +1,233 @@
+"""Recommendations (transport-neutral): profile -> recommender model -> items with reasons.
+
+One execution per request scores the user's history and, in the same batch, each of their
+last few items on its own; the single-item row that scores a recommended item highest
+names the reason ("because you watched X"). Users without usable history get what is
+trending; when the profile store is down, the answer is trending and flagged as degraded.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.inference import metrics
+from services.inference.errors import InvalidArgument, NotFound
+from services.inference.repository import LoadedModel, ModelRepository
+from services.inference.settings import InferenceSettings
+from services.inference.store import CatalogueEntry, ProfileStore, ProfileView
+
+DEFAULT_K = 10
+MAX_K = 100
+MAX_ID_CHARS = 256
+REASON_ROWS = 5  # the newest items that can be named as a reason
+DEFAULT_HISTORY = 20
+EXCLUDED = -1e38  # the graph scores excluded items at about -3e38
+
+
+class Source(enum.Enum):
+    PERSONALISED = "personalised"
+    TRENDING = "trending"
+    TRENDING_DEGRADED = "trending_degraded"
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    key: str
+    anonymous: bool = False
+    k: int = 0
+    exclude_seen: bool = False
+    categories: list[str] = field(default_factory=list)
+    context_items: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    title: str
+    score: float
+    reason: str
+    categories: list[str]
+
+
+@dataclass(frozen=True)
+class RecommendResult:
+    items: list[Recommendation]
+    source: Source
+    model_name: str
+    model_version: str
+    recommendation_id: str
+
+
+def history_length(model: LoadedModel) -> int:
+    """History positions the graph was trained for (its recency weights)."""
+    for holder in (model.config.preprocessing, model.config.extra):
+        for key in ("max_history", "max_len", "history_length"):
+            if isinstance(holder.get(key), int) and holder[key] > 0:
+                return int(holder[key])
+    return DEFAULT_HISTORY
+
+
+class Recommender:
+    def __init__(
+        self, repository: ModelRepository, store: ProfileStore, settings: InferenceSettings
+    ) -> None:
+        self.repository = repository
+        self.store = store
+        self.settings = settings
+
+    def check(self, query: RecommendQuery) -> int:
+        if not query.key:
+            raise InvalidArgument("user_id or anonymous_id is required")
+        if len(query.key) > MAX_ID_CHARS:
+            raise InvalidArgument(f"the id is longer than {MAX_ID_CHARS} characters")
+        k = query.k or DEFAULT_K
+        if not 1 <= k <= MAX_K:
+            raise InvalidArgument(f"k must be between 1 and {MAX_K} ({query.k} sent)")
+        if len(query.context_items) > MAX_K:
+            raise InvalidArgument(f"at most {MAX_K} context item ids")
+        return k
+
+    def entry(self, model: LoadedModel | None, item: str) -> CatalogueEntry:
+        found = self.store.catalogue.get(item)
+        if found is not None and found.title:
+            return found
+        title, categories = "", found.categories if found else []
+        if model is not None and model.extras.items is not None:
+            rows = model.extras.items.rows([item])
+            if rows and model.extras.items.titles is not None:
+                title = model.extras.items.titles[rows[0]]
+            categories = categories or model.extras.item_categories.get(item, [])
+        return CatalogueEntry(title, categories)
+
+    def _allowed(self, model: LoadedModel | None, item: str, categories: set[str]) -> bool:
+        return not categories or bool(categories.intersection(self.entry(model, item).categories))
+
+    async def recommend(
+        self, query: RecommendQuery, deadline: float | None = None
+    ) -> RecommendResult:
+        k = self.check(query)
+        try:
+            model: LoadedModel | None = self.repository.get(self.settings.recommender_model)
+        except NotFound:
+            model = None
+        profile, store_ok = await self.store.profile(query.key, query.anonymous)
+        view = profile or ProfileView([], set())
+        history = [*view.recent_items, *query.context_items]
+        exclude = set(query.context_items)
+        if query.exclude_seen:
+            exclude |= view.seen_items | set(view.recent_items)
+        categories = set(query.categories)
+        known = model.extras.items.rows(history) if model and model.extras.items else []
+        if model is not None and known and store_ok:
+            result = await self._personalised(model, history, exclude, categories, k, deadline)
+        else:
+            source = Source.TRENDING if store_ok else Source.TRENDING_DEGRADED
+            result = await self._trending(model, exclude, categories, k, source, deadline)
+        metrics.RECOMMEND_SOURCE.labels(result.source.value).inc()
+        return result
+
+    async def _run(
+        self,
+        model: LoadedModel,
+        rows: list[list[str]],
+        exclude: set[str],
+        categories: set[str],
+        deadline: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        index = model.extras.items
+        assert index is not None
+        length = history_length(model)
+        mask = np.zeros((1, len(index)), dtype=bool)
+        mask[0, index.rows(exclude)] = True
+        if categories:
+            allowed = [i for i in index.item_ids if self._allowed(model, i, categories)]
+            keep = np.zeros(len(index), dtype=bool)
+            keep[index.rows(allowed)] = True
+            mask[0] |= ~keep
+        inputs = {
+            "recent_items": index.recent_items(rows, length),
+            "exclude_mask": np.repeat(mask, len(rows), axis=0),
+            # Always the whole catalogue: every request shares one batch key.
+            "k": np.array([len(index)], dtype=np.int64),
+        }
+        out = await model.infer(inputs, deadline)
+        return out["top_items"], out["top_scores"]
+
+    async def _personalised(
+        self,
+        model: LoadedModel,
+        history: list[str],
+        exclude: set[str],
+        categories: set[str],
+        k: int,
+        deadline: float | None,
+    ) -> RecommendResult:
+        index = model.extras.items
+        assert index is not None
+        reasons: list[str] = []
+        for item in reversed(history):
+            if item not in reasons and index.rows([item]):
+                reasons.append(item)
+            if len(reasons) == REASON_ROWS:
+                break
+        rows = [history, *([r] for r in reasons)]
+        top_items, top_scores = await self._run(model, rows, exclude, categories, deadline)
+        # scores[r, item row] for each single-item row, to find the strongest reason.
+        per_reason = np.full((len(reasons), len(index)), EXCLUDED, dtype=np.float32)
+        for r in range(len(reasons)):
+            per_reason[r, top_items[r + 1]] = top_scores[r + 1]
+        items: list[Recommendation] = []
+        for row, score in zip(top_items[0], top_scores[0], strict=True):
+            if score <= EXCLUDED or len(items) == k:
+                break
+            item = index.item_ids[int(row)]
+            entry = self.entry(model, item)
+            because = reasons[int(per_reason[:, int(row)].argmax())]
+            reason = self.settings.reason_template.format(
+                title=self.entry(model, because).title or because
+            )
+            items.append(Recommendation(item, entry.title, float(score), reason, entry.categories))
+        return RecommendResult(items, Source.PERSONALISED, model.name, str(model.version),
+                               uuid.uuid4().hex)  # fmt: skip
+
+    async def _trending(
+        self,
+        model: LoadedModel | None,
+        exclude: set[str],
+        categories: set[str],
+        k: int,
+        source: Source,
+        deadline: float | None,
+    ) -> RecommendResult:
+        reason = (
+            "trending now"
+            if source is Source.TRENDING
+            else "trending now (personalisation unavailable)"
+        )
+        items: list[Recommendation] = []
+        for rank, item in enumerate(self.store.trending):
+            if item in exclude or not self._allowed(model, item, categories):
+                continue
+            entry = self.entry(model, item)
+            score = 1.0 / (rank + 1)
+            items.append(Recommendation(item, entry.title, score, reason, entry.categories))
+            if len(items) == k:
+                break
+        if items or model is None:
+            return RecommendResult(items, source, "trends", "", uuid.uuid4().hex)
+        # No trends recorded yet: the recommender's popularity prior on an empty history.
+        top_items, top_scores = await self._run(model, [[]], exclude, categories, deadline)
+        assert model.extras.items is not None
+        for row, score in zip(top_items[0], top_scores[0], strict=True):
+            if score <= EXCLUDED or len(items) == k:
+                break
+            item = model.extras.items.item_ids[int(row)]
+            entry = self.entry(model, item)
+            items.append(
+                Recommendation(item, entry.title, float(score), "popular", entry.categories)
+            )
+        return RecommendResult(items, source, model.name, str(model.version), uuid.uuid4().hex)

@@ -1,0 +1,139 @@
+"""What Recommend and SearchItems read from MongoDB: profiles, the catalogue, trends.
+
+Profile reads are bounded by a short timeout; after a failure the store is treated as down
+for a few seconds (callers degrade to trending at once instead of waiting on every call).
+The catalogue (titles, categories) and the trending list are small and read periodically
+into memory, so they keep answering while MongoDB is unreachable.
+
+Assumed ``trends`` shape (written by the trends job): either one document per item
+(``itemId`` or ``_id`` = item id, ``score``) or documents holding an ``items`` list of
+``{"itemId", "score"}``; the highest scores come first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from services.inference import metrics
+from shared.mongo import ITEMS, PROFILES, TRENDS
+from shared.settings import MongoSettings
+
+log = logging.getLogger(__name__)
+
+PROFILE_FIELDS = {"recentItems": 1, "purchasedItems": 1, "ratedItems": 1, "seenItems": 1}
+TRENDS_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    recent_items: list[str]  # oldest first
+    seen_items: set[str]  # bought, rated or otherwise consumed
+
+
+@dataclass
+class CatalogueEntry:
+    title: str = ""
+    categories: list[str] = field(default_factory=list)
+
+
+def async_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
+    return AsyncMongoClient(
+        settings.uri,
+        serverSelectionTimeoutMS=settings.timeout_ms,
+        connectTimeoutMS=settings.timeout_ms,
+        socketTimeoutMS=max(settings.timeout_ms, 10_000),
+        tz_aware=True,
+    )
+
+
+def profile_view(doc: dict[str, Any]) -> ProfileView:
+    recent = [str(i) for i in doc.get("recentItems") or []]
+    seen: set[str] = set()
+    for name in ("purchasedItems", "ratedItems", "seenItems"):
+        value = doc.get(name) or []
+        seen.update(str(i) for i in (value.keys() if isinstance(value, dict) else value))
+    return ProfileView(recent, seen)
+
+
+def trending_ids(docs: list[dict[str, Any]]) -> list[str]:
+    scored: list[tuple[float, str]] = []
+    for doc in docs:
+        if isinstance(doc.get("items"), list):
+            for entry in doc["items"]:
+                if isinstance(entry, dict) and entry.get("itemId") is not None:
+                    scored.append((float(entry.get("score", 0.0)), str(entry["itemId"])))
+        else:
+            item = doc.get("itemId", doc.get("_id"))
+            scored.append((float(doc.get("score", doc.get("count", 0.0))), str(item)))
+    seen: set[str] = set()
+    ordered = []
+    for _, item in sorted(scored, key=lambda pair: -pair[0]):
+        if item not in seen:
+            seen.add(item)
+            ordered.append(item)
+    return ordered
+
+
+class ProfileStore:
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str,
+                 timeout_ms: int, retry_seconds: float) -> None:  # fmt: skip
+        self.db = client[database]
+        self.timeout = timeout_ms / 1000
+        self.retry_seconds = retry_seconds
+        self._down_until = 0.0
+        self.catalogue: dict[str, CatalogueEntry] = {}
+        self.trending: list[str] = []
+
+    async def profile(self, key: str, anonymous: bool) -> tuple[ProfileView | None, bool]:
+        """(profile or None, store_ok). Never raises for store failures."""
+        if time.monotonic() < self._down_until:
+            return None, False
+        query: dict[str, Any] = (
+            {"$or": [{"_id": key}, {"anonymousIds": key}]} if anonymous else {"_id": key}
+        )
+        try:
+            doc = await asyncio.wait_for(
+                self.db[PROFILES].find_one(query, PROFILE_FIELDS), self.timeout
+            )
+        except Exception as exc:  # timeout, network, server selection: all degrade
+            self._down_until = time.monotonic() + self.retry_seconds
+            metrics.PROFILE_STORE_ERRORS.inc()
+            metrics.PROFILE_STORE_UP.set(0)
+            log.warning("profile store unavailable", extra={"fields": {"error": repr(exc)}})
+            return None, False
+        metrics.PROFILE_STORE_UP.set(1)
+        return (profile_view(doc) if doc else None), True
+
+    async def refresh(self) -> None:
+        """Re-read the catalogue and the trending list; keep the old copies on failure."""
+        try:
+            items: dict[str, CatalogueEntry] = {}
+            async for doc in self.db[ITEMS].find({}, {"title": 1, "categories": 1}):
+                items[str(doc["_id"])] = CatalogueEntry(
+                    str(doc.get("title") or ""), [str(c) for c in doc.get("categories") or []]
+                )
+            docs = (
+                await self.db[TRENDS]
+                .find({})
+                .sort([("score", -1)])
+                .limit(TRENDS_LIMIT)
+                .to_list(TRENDS_LIMIT)
+            )
+        except Exception as exc:
+            log.warning("catalogue/trends refresh failed", extra={"fields": {"error": repr(exc)}})
+            return
+        self.catalogue = items
+        self.trending = trending_ids(docs)
+
+    async def refresh_forever(self, interval: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

@@ -1,0 +1,150 @@
+"""Event-driven intent routing: ``support.messages`` in, ``support.intents`` out.
+
+A consumer thread polls batches, classifies their texts through the same batcher as the
+gRPC API (on the server's event loop), publishes one record per message keyed by its
+conversation, and commits only after the producer has flushed (at-least-once).
+
+In:  ``{"conversationId", "messageId", "text", ...}`` (key: conversation id)
+Out: ``{"conversationId", "messageId", "intent", "confidence", "outOfScope",
+"alternatives", "route", "modelName", "modelVersion", "classifiedAt"}``; a message that
+cannot be classified (no text, not JSON) carries ``"error"`` and the out-of-scope route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from services.inference import metrics
+from services.inference.intent import IntentClassifier, IntentResult
+from services.inference.settings import InferenceSettings
+from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
+
+log = logging.getLogger(__name__)
+
+CLASSIFY_TIMEOUT_SECONDS = 30.0
+
+
+def route_for(result: IntentResult | None, routing: dict[str, str]) -> str:
+    """The support queue: the intent's own entry, else the out-of-scope or default one."""
+    fallback = routing.get("default", "")
+    if result is None or result.out_of_scope:
+        return routing.get("out_of_scope", fallback)
+    return routing.get(result.intent, fallback)
+
+
+def parse_message(raw: bytes | None, max_chars: int) -> tuple[dict[str, Any], str | None]:
+    """(message, error). Long texts are cut rather than refused: routing still works."""
+    try:
+        message = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return {}, "not JSON"
+    if not isinstance(message, dict):
+        return {}, "not a JSON object"
+    text = message.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return message, "no text"
+    message["text"] = text[:max_chars]
+    return message, None
+
+
+def output_record(
+    message: dict[str, Any], result: IntentResult | None, error: str | None,
+    routing: dict[str, str], model: tuple[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    record: dict[str, Any] = {
+        "conversationId": message.get("conversationId"),
+        "messageId": message.get("messageId"),
+        "route": route_for(result, routing),
+        "modelName": model[0],
+        "modelVersion": model[1],
+        "classifiedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if result is None:
+        record.update(intent=None, confidence=0.0, outOfScope=True, alternatives=[], error=error)
+    else:
+        record.update(
+            intent=result.intent,
+            confidence=round(result.confidence, 6),
+            outOfScope=result.out_of_scope,
+            alternatives=[{"intent": i, "confidence": round(c, 6)} for i, c in result.alternatives],
+        )
+    return record
+
+
+class SupportRouter:
+    def __init__(
+        self, classifier: IntentClassifier, settings: InferenceSettings,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:  # fmt: skip
+        self.classifier = classifier
+        self.settings = settings
+        self.loop = loop
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="support-router", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.stop.set()
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        kafka = self.settings.kafka.kafka_python_config()
+        consumer = KafkaConsumer(
+            SUPPORT_MESSAGES.name,
+            group_id=self.settings.support_consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset=self.settings.support_offset_reset,
+            client_id="lumen-inference-support",
+            **kafka,
+        )
+        producer = KafkaProducer(acks="all", linger_ms=5, client_id="lumen-inference-support",
+                                 **kafka)  # fmt: skip
+        log.info("support router consuming", extra={"fields": {
+            "topic": SUPPORT_MESSAGES.name, "group": self.settings.support_consumer_group}})  # fmt: skip
+        try:
+            while not self.stop.is_set():
+                polled = consumer.poll(timeout_ms=500, max_records=64)
+                records = [r for batch in polled.values() for r in batch]
+                if not records:
+                    continue
+                try:
+                    self._handle(records, producer)
+                    consumer.commit()
+                except Exception:
+                    log.exception("support batch failed; retrying it")
+                    for partition, batch in polled.items():
+                        consumer.seek(TopicPartition(partition.topic, partition.partition),
+                                      batch[0].offset)  # fmt: skip
+                    self.stop.wait(1.0)
+        finally:
+            consumer.close()
+            producer.close(timeout=5)
+
+    def _handle(self, records: list[Any], producer: KafkaProducer) -> None:
+        parsed = [parse_message(r.value, self.settings.max_text_chars) for r in records]
+        texts = [m["text"] for m, error in parsed if error is None]
+        results: list[IntentResult] = []
+        model = ("", "")
+        if texts:
+            future = asyncio.run_coroutine_threadsafe(self.classifier.classify(texts, 3), self.loop)
+            results, loaded = future.result(CLASSIFY_TIMEOUT_SECONDS)
+            model = (loaded.name, str(loaded.version))
+        answers = iter(results)
+        for record, (message, error) in zip(records, parsed, strict=True):
+            result = next(answers) if error is None else None
+            out = output_record(message, result, error, self.settings.routing, model)
+            key = record.key or (
+                str(out["conversationId"]).encode() if out["conversationId"] else None
+            )
+            producer.send(SUPPORT_INTENTS.name, key=key, value=orjson.dumps(out))
+            metrics.SUPPORT_MESSAGES.labels("classified" if result else "invalid").inc()
+        producer.flush(timeout=10)

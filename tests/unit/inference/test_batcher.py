@@ -1,0 +1,150 @@
+"""Dynamic batching: order, batch formation, padding, deadlines, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from services.inference.batcher import BatchSpec, DynamicBatcher, Tensors
+from services.inference.errors import DeadlineExceeded, Unavailable
+from services.inference.settings import BatchingConfig
+
+SPEC = BatchSpec(frozenset({"x", "ids"}), frozenset({"y"}), {"ids": (1, 0)})
+
+
+class Recorder:
+    """A model that doubles ``x`` and sums ``ids`` rows, remembering each batch size."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[int] = []
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, inputs: Tensors) -> Tensors:
+        self.gate.wait(5)
+        time.sleep(self.delay)
+        self.batches.append(int(inputs["x"].shape[0]))
+        y = inputs["x"] * 2
+        if "ids" in inputs:
+            y = y + inputs["ids"].sum(axis=1, keepdims=True)
+        return {"y": y}
+
+
+@pytest.fixture
+def executor():
+    with ThreadPoolExecutor(2) as pool:
+        yield pool
+
+
+def make(run: Recorder, executor: ThreadPoolExecutor, **knobs: object) -> DynamicBatcher:
+    config = BatchingConfig(**knobs)
+    return DynamicBatcher("m", 1, run, SPEC, config, executor)
+
+
+async def test_requests_share_executions_and_get_their_own_rows_back(executor) -> None:
+    run = Recorder(delay=0.01)
+    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=20_000,
+                   preferred_batch_sizes=[8])  # fmt: skip
+    xs = [np.array([[float(i)]], dtype=np.float32) for i in range(20)]
+    results = await asyncio.gather(*(batcher.infer({"x": x}) for x in xs))
+    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(20)]
+    assert sum(run.batches) == 20
+    assert len(run.batches) < 20 and max(run.batches) <= 8
+    await batcher.close()
+
+
+async def test_token_axes_are_padded_to_the_longest_request(executor) -> None:
+    run = Recorder()
+    run.gate.clear()  # hold the first execution so the next requests queue together
+    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=1000,
+                   preferred_batch_sizes=[3])  # fmt: skip
+    x = np.zeros((1, 1), dtype=np.float32)
+    first = asyncio.create_task(batcher.infer({"x": x, "ids": np.array([[1]])}))
+    await asyncio.sleep(0.05)
+    others = [
+        asyncio.create_task(batcher.infer({"x": x, "ids": np.array([[1, 2, 3]])})),
+        asyncio.create_task(batcher.infer({"x": x, "ids": np.array([[5]])})),
+        asyncio.create_task(batcher.infer({"x": x, "ids": np.array([[1, 1]])})),
+    ]
+    await asyncio.sleep(0.01)
+    run.gate.set()
+    results = await asyncio.gather(first, *others)
+    assert [float(r["y"][0, 0]) for r in results] == [1.0, 6.0, 5.0, 2.0]
+    assert run.batches == [1, 3]
+    await batcher.close()
+
+
+async def test_different_non_batch_inputs_never_share_an_execution(executor) -> None:
+    seen: list[tuple[int, int]] = []
+
+    def run(inputs: Tensors) -> Tensors:
+        seen.append((int(inputs["x"].shape[0]), int(inputs["k"][0])))
+        return {"y": inputs["x"] * inputs["k"][0]}
+
+    spec = BatchSpec(frozenset({"x"}), frozenset({"y"}))
+    batcher = DynamicBatcher("m", 1, run, spec,
+                             BatchingConfig(max_batch_size=8, max_queue_delay_us=20_000), executor)  # fmt: skip
+    x = np.ones((1, 1), dtype=np.float32)
+    calls = [batcher.infer({"x": x, "k": np.array([k])}) for k in (2, 3, 2, 3)]
+    results = await asyncio.gather(*calls)
+    assert [float(r["y"][0, 0]) for r in results] == [2.0, 3.0, 2.0, 3.0]
+    assert sorted(seen) == [(2, 2), (2, 3)]
+    await batcher.close()
+
+
+async def test_batching_off_runs_one_request_per_execution(executor) -> None:
+    run = Recorder()
+    batcher = make(run, executor, max_batch_size=1)
+    x = np.ones((1, 1), dtype=np.float32)
+    await asyncio.gather(*(batcher.infer({"x": x}) for _ in range(5)))
+    assert run.batches == [1] * 5
+    await batcher.close()
+
+
+async def test_an_expired_request_is_dropped_from_the_queue(executor) -> None:
+    run = Recorder()
+    run.gate.clear()
+    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0)
+    x = np.ones((1, 1), dtype=np.float32)
+    blocking = asyncio.create_task(batcher.infer({"x": x}))
+    await asyncio.sleep(0.02)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.infer({"x": x * 3}, deadline=time.monotonic() + 0.05)
+    run.gate.set()
+    await blocking
+    await batcher.close()
+    assert run.batches == [1]  # the expired request never ran
+
+
+async def test_close_drains_the_queue_then_refuses_new_requests(executor) -> None:
+    run = Recorder(delay=0.01)
+    batcher = make(run, executor, max_batch_size=2, max_queue_delay_us=100_000)
+    x = np.ones((1, 1), dtype=np.float32)
+    pending = [asyncio.create_task(batcher.infer({"x": x})) for _ in range(5)]
+    await asyncio.sleep(0)
+    await batcher.close()
+    assert all(task.done() and not task.exception() for task in pending)
+    with pytest.raises(Unavailable):
+        await batcher.infer({"x": x})
+
+
+async def test_a_failing_execution_fails_only_its_batch(executor) -> None:
+    def run(inputs: Tensors) -> Tensors:
+        if (inputs["x"] < 0).any():
+            raise RuntimeError("bad row")
+        return {"y": inputs["x"]}
+
+    batcher = DynamicBatcher("m", 1, run, BatchSpec(frozenset({"x"}), frozenset({"y"})),
+                             BatchingConfig(max_batch_size=1), executor)  # fmt: skip
+    bad = batcher.infer({"x": -np.ones((1, 1))})
+    good = batcher.infer({"x": np.ones((1, 1))})
+    results = await asyncio.gather(bad, good, return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert isinstance(results[1], dict)
+    await batcher.close()

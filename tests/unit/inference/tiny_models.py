@@ -1,0 +1,245 @@
+"""Tiny ONNX models in the registry layout, built with the onnx helper API, so inference
+tests do not depend on the default models. They keep the input/output signatures of the
+real ones (intent classifier, text encoder, item search, recommender)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+from shared.model_registry import ModelConfig, TensorSpec, save_config, sha256_file
+
+OPSET = 18
+WORDS = ["balance", "refund", "transfer", "money", "my", "what", "is", "the", "a", "weather",
+         "space", "love", "toy", "story", "robots", "cowboys"]  # fmt: skip
+INTENTS = ["balance", "refund", "transfer"]
+ITEMS = [f"m{i}" for i in range(1, 9)]
+TITLES = ["Toy Story", "Space Robots", "Love Story", "Cowboys", "Money Heist", "Balance",
+          "Refund Blues", "Transfer Window"]  # fmt: skip
+CATEGORIES = [["Animation"], ["Sci-Fi"], ["Romance"], ["Western"], ["Crime"], ["Drama"],
+              ["Comedy"], ["Drama", "Sport"]]  # fmt: skip
+HISTORY = 4
+DIM = 8
+
+
+def vocabulary() -> dict[str, int]:
+    return {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+
+
+def tokenizer_json() -> str:
+    tok = Tokenizer(models.WordLevel(vocabulary(), unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok.to_str()
+
+
+def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
+           outputs: list[onnx.ValueInfoProto], inits: list[onnx.TensorProto]) -> onnx.ModelProto:  # fmt: skip
+    graph = helper.make_graph(nodes, "tiny", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _token_inputs() -> list[onnx.ValueInfoProto]:
+    return [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])]  # fmt: skip
+
+
+def _masked_mean(
+    table: np.ndarray, name: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Nodes computing the masked mean of ``table[input_ids]`` into ``name``."""
+    inits = [numpy_helper.from_array(table.astype(np.float32), "table"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+             numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+             numpy_helper.from_array(np.array(1e-9, dtype=np.float32), "tiny")]  # fmt: skip
+    mk = helper.make_node
+    nodes = [
+        mk("Gather", ["table", "input_ids"], ["rows"], axis=0),
+        mk("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+        mk("Unsqueeze", ["mask_f", "axis2"], ["mask3"]),
+        mk("Mul", ["rows", "mask3"], ["masked"]),
+        mk("ReduceSum", ["masked", "axis1"], ["total"], keepdims=0),
+        mk("ReduceSum", ["mask3", "axis1"], ["count0"], keepdims=0),
+        mk("Max", ["count0", "tiny"], ["count"]),
+        mk("Div", ["total", "count"], [name]),
+    ]
+    return nodes, inits
+
+
+def intent_model(scale: float = 4.0) -> onnx.ModelProto:
+    table = np.zeros((len(vocabulary()), len(INTENTS)), dtype=np.float32)
+    for c, word in enumerate(INTENTS):
+        table[vocabulary()[word], c] = scale
+    nodes, inits = _masked_mean(table, "logits")
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1))
+    out = [
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(INTENTS)])
+    ]
+    return _model(nodes, _token_inputs(), out, inits)
+
+
+def encoder_table() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.normal(size=(len(vocabulary()), DIM)).astype(np.float32)
+
+
+def encoder_model() -> onnx.ModelProto:
+    nodes, inits = _masked_mean(encoder_table(), "mean")
+    inits.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis_last"))
+    nodes += [helper.make_node("ReduceL2", ["mean", "axis_last"], ["norm0"], keepdims=1),
+              helper.make_node("Max", ["norm0", "tiny"], ["norm"]),
+              helper.make_node("Div", ["mean", "norm"], ["embedding"])]  # fmt: skip
+    out = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])]
+    return _model(nodes, _token_inputs(), out, inits)
+
+
+def catalogue_embeddings() -> np.ndarray:
+    """Each title embedded like the encoder does (mean of its word rows, unit norm)."""
+    table, vocab = encoder_table(), vocabulary()
+    rows = []
+    for title in TITLES:
+        ids = [vocab.get(w.lower(), 1) for w in title.split()]
+        mean = table[ids].mean(axis=0)
+        rows.append(mean / np.linalg.norm(mean))
+    return np.stack(rows).astype(np.float32)
+
+
+def search_model() -> onnx.ModelProto:
+    inits = [numpy_helper.from_array(catalogue_embeddings().T.copy(), "catalogue_t")]
+    nodes = [helper.make_node("MatMul", ["query_embedding", "catalogue_t"], ["scores"]),
+             helper.make_node("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1)]  # fmt: skip
+    return _model(nodes,
+                  [helper.make_tensor_value_info("query_embedding", TensorProto.FLOAT, ["batch", DIM]),
+                   helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                  [helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
+                   helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"])],
+                  inits)  # fmt: skip
+
+
+def item_similarity() -> np.ndarray:
+    """Item i suggests item i+1 strongly and i+2 weakly (a chain, easy to reason about)."""
+    n = len(ITEMS)
+    sim = np.zeros((n, n), dtype=np.float32)
+    for i in range(n):
+        sim[i, (i + 1) % n] = 1.0
+        sim[i, (i + 2) % n] = 0.5
+    return sim
+
+
+def recommender_model(boost: float = 0.0) -> onnx.ModelProto:
+    """``boost`` is added to the last item's prior: a later version ranks differently."""
+    n = len(ITEMS)
+    prior = np.linspace(0.01, 0.001, n).astype(np.float32)
+    prior[-1] += boost
+    inits = [numpy_helper.from_array(item_similarity(), "sim"),
+             numpy_helper.from_array(prior, "prior"),
+             numpy_helper.from_array(np.array(0, dtype=np.int64), "zero_i"),
+             numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero_f"),
+             numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one_f"),
+             numpy_helper.from_array(np.array(-3.0e38, dtype=np.float32), "neg"),
+             numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1")]  # fmt: skip
+    mk = helper.make_node
+    nodes = [
+        mk("GreaterOrEqual", ["recent_items", "zero_i"], ["valid"]),
+        mk("Where", ["valid", "recent_items", "zero_i"], ["rows"]),
+        mk("Where", ["valid", "one_f", "zero_f"], ["weight"]),
+        mk("Unsqueeze", ["weight", "axis2"], ["weight3"]),
+        mk("Gather", ["sim", "rows"], ["sim_rows"], axis=0),
+        mk("Mul", ["sim_rows", "weight3"], ["weighted"]),
+        mk("ReduceSum", ["weighted", "axis1"], ["seq"], keepdims=0),
+        mk("Add", ["seq", "prior"], ["raw"]),
+        mk("Where", ["exclude_mask", "neg", "raw"], ["scores"]),
+        mk("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1),
+    ]
+    return _model(nodes,
+                  [helper.make_tensor_value_info("recent_items", TensorProto.INT64, ["batch", "history"]),
+                   helper.make_tensor_value_info("exclude_mask", TensorProto.BOOL, ["batch", n]),
+                   helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                  [helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
+                   helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"])],
+                  inits)  # fmt: skip
+
+
+def _spec(name: str, dtype: str, shape: list[int | str]) -> TensorSpec:
+    return TensorSpec(name=name, dtype=dtype, shape=shape)
+
+
+TOKENS = [_spec("input_ids", "int64", ["batch", "tokens"]),
+          _spec("attention_mask", "int64", ["batch", "tokens"])]  # fmt: skip
+TOP = [_spec("top_items", "int64", ["batch", "k"]), _spec("top_scores", "float32", ["batch", "k"])]
+
+
+def write_version(
+    root: Path, name: str, version: int, model: onnx.ModelProto | bytes, task: str,
+    inputs: list[TensorSpec], outputs: list[TensorSpec], files: dict[str, str] | None = None,
+    labels: list[str] | None = None, extra: dict[str, object] | None = None,
+) -> Path:  # fmt: skip
+    """Publish ``<root>/<name>/<version>/`` the way the model builders do (atomic rename)."""
+    final = root / name / str(version)
+    tmp = root / name / f".tmp-{version}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "model.onnx").write_bytes(
+        model if isinstance(model, bytes) else model.SerializeToString()
+    )
+    for file_name, text in (files or {}).items():
+        (tmp / file_name).write_text(text)
+    config = ModelConfig(
+        name=name, version=version, task=task, inputs=inputs, outputs=outputs, labels=labels,
+        sha256=sha256_file(tmp / "model.onnx"),
+        files={f: sha256_file(tmp / f) for f in (files or {})},
+        extra=dict(extra or {}),
+    )  # fmt: skip
+    save_config(config, tmp)
+    (tmp / "README.md").write_text(f"# {name} {version}\n\nTest model.\n")
+    tmp.rename(final)
+    return final
+
+
+def items_json() -> str:
+    return json.dumps({"item_ids": ITEMS, "titles": TITLES, "categories": CATEGORIES})
+
+
+def write_intent(root: Path, version: int = 1, name: str = "intent-classifier") -> Path:
+    return write_version(
+        root, name, version, intent_model(), "intent-classification", TOKENS,
+        [_spec("probabilities", "float32", ["batch", len(INTENTS)])],
+        files={"tokenizer.json": tokenizer_json()}, labels=INTENTS,
+        extra={"oos_threshold": 0.5},
+    )  # fmt: skip
+
+
+def write_encoder(root: Path, version: int = 1) -> Path:
+    return write_version(root, "text-encoder", version, encoder_model(), "text-embedding", TOKENS,
+                         [_spec("embedding", "float32", ["batch", DIM])],
+                         files={"tokenizer.json": tokenizer_json()})  # fmt: skip
+
+
+def write_search(root: Path, version: int = 1) -> Path:
+    return write_version(root, "item-search", version, search_model(), "item-search",
+                         [_spec("query_embedding", "float32", ["batch", DIM]),
+                          _spec("k", "int64", [1])], TOP,
+                         files={"items.json": items_json()})  # fmt: skip
+
+
+def write_recommender(root: Path, version: int = 1, boost: float = 0.0) -> Path:
+    return write_version(root, "recommender", version, recommender_model(boost), "recommendation",
+                         [_spec("recent_items", "int64", ["batch", "history"]),
+                          _spec("exclude_mask", "bool", ["batch", len(ITEMS)]),
+                          _spec("k", "int64", [1])], TOP,
+                         files={"items.json": items_json()}, extra={"max_len": HISTORY})  # fmt: skip
+
+
+def write_all(root: Path) -> None:
+    write_intent(root)
+    write_encoder(root)
+    write_search(root)
+    write_recommender(root)
