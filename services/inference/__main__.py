@@ -54,8 +54,8 @@ async def serve(settings: InferenceSettings) -> None:
     executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="onnxruntime")
     client = mongo_client(settings.mongo)
     aclient = async_client(settings.mongo)
-    store = ProfileStore(aclient, settings.mongo.database, settings.profile_timeout_ms,
-                         settings.mongo_retry_seconds)  # fmt: skip
+    store = ProfileStore(aclient, database(client, settings.mongo), settings.mongo.database,
+                         settings.profile_timeout_ms, settings.mongo_retry_seconds)  # fmt: skip
     repository = ModelRepository(settings, executor)
     await repository.scan()
     log.info("models loaded", extra={"fields": {"models": repository.names(),

@@ -28,6 +28,7 @@ from services.inference.settings import BatchingConfig
 
 log = logging.getLogger(__name__)
 
+KEY_BYTES = 1024  # non-batch inputs up to this size are compared by value
 Tensors = dict[str, np.ndarray]
 RunFn = Callable[[Tensors], Tensors]
 
@@ -133,6 +134,9 @@ class DynamicBatcher:
                 if name in self._spec.pad:
                     shape[self._spec.pad[name][0] - 1] = -1
                 parts.append((name, array.dtype.str, tuple(shape)))
+            elif array.nbytes > KEY_BYTES:
+                # Large shared tensors (a catalogue) are passed as the same cached array.
+                parts.append((name, array.dtype.str, array.shape, id(array)))
             else:
                 parts.append((name, array.dtype.str, array.shape, array.tobytes()))
         return tuple(parts)

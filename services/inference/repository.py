@@ -22,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.runtime import ItemIndex, TextTokenizer
+from models.runtime.text import MAX_TOKENS
 from services.inference import metrics, runtime
 from services.inference.batcher import BatchSpec, DynamicBatcher, Tensors
 from services.inference.errors import ModelRefused, NotFound
@@ -47,6 +48,7 @@ class Extras:
     items: ItemIndex | None = None
     item_categories: dict[str, list[str]] = field(default_factory=dict)
     labels: list[str] | None = None
+    catalogue: np.ndarray | None = None  # item embeddings of a search model
 
 
 @dataclass
@@ -83,7 +85,8 @@ class LoadedModel:
 def _load_extras(path: Path, config: ModelConfig) -> Extras:
     extras = Extras(labels=list(config.labels) if config.labels else None)
     if "tokenizer.json" in config.files:
-        max_tokens = int(config.preprocessing.get("max_tokens", 256))
+        declared = config.preprocessing.get("max_tokens")
+        max_tokens = declared if isinstance(declared, int) else MAX_TOKENS
         extras.tokenizer = TextTokenizer(path / "tokenizer.json", max_tokens=max_tokens)
     if "items.json" in config.files:
         raw = json.loads((path / "items.json").read_text())
@@ -94,6 +97,8 @@ def _load_extras(path: Path, config: ModelConfig) -> Extras:
                 str(item): [str(c) for c in cats]
                 for item, cats in zip(raw["item_ids"], categories, strict=False)
             }
+    if "embeddings.npy" in config.files:
+        extras.catalogue = np.ascontiguousarray(np.load(path / "embeddings.npy"), dtype=np.float32)
     if extras.labels is None and "labels.json" in config.files:
         extras.labels = [str(label) for label in json.loads((path / "labels.json").read_text())]
     _check_extras(config, extras)
@@ -110,11 +115,8 @@ def _check_extras(config: ModelConfig, extras: Extras) -> None:
     if extras.labels is not None:
         for spec in config.outputs:
             classes = spec.shape[-1] if spec.shape else None
-            if (
-                spec.dtype == "float32"
-                and isinstance(classes, int)
-                and classes != len(extras.labels)
-            ):
+            scored = "prob" in spec.name or "logit" in spec.name
+            if scored and isinstance(classes, int) and classes != len(extras.labels):
                 raise ModelRefused(
                     f"output {spec.name} has {classes} classes, {len(extras.labels)} labels"
                 )

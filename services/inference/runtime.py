@@ -31,6 +31,7 @@ NUMPY_DTYPES: dict[str, Any] = {
     "string": np.object_,
 }
 # BERT-style inputs: right-padding with 0 (and a 0 mask) leaves every result unchanged.
+BATCH_AXIS = "batch"  # the registry's name of the batch dimension
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -117,11 +118,9 @@ def warm_up(session: ort.InferenceSession, config: ModelConfig) -> None:
 
 
 def batch_spec(config: ModelConfig) -> BatchSpec:
-    """Inputs/outputs whose first axis is named are batched; token inputs are padded."""
-    batched_in = frozenset(t.name for t in config.inputs if t.shape and isinstance(t.shape[0], str))
-    batched_out = frozenset(
-        t.name for t in config.outputs if t.shape and isinstance(t.shape[0], str)
-    )
+    """Inputs/outputs whose first axis is "batch" are batched; token inputs are padded."""
+    batched_in = frozenset(t.name for t in config.inputs if t.shape and t.shape[0] == BATCH_AXIS)
+    batched_out = frozenset(t.name for t in config.outputs if t.shape and t.shape[0] == BATCH_AXIS)
     pad: dict[str, tuple[int, int | float]] = {}
     for spec in config.inputs:
         token_axis = len(spec.shape) == 2 and isinstance(spec.shape[1], str)

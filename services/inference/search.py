@@ -50,13 +50,13 @@ class ItemSearch:
             (v for name, v in embedded.items() if "embedding" in name),
             next(iter(embedded.values())),
         )
-        out = await searcher.infer(
-            {
-                "query_embedding": np.asarray(embedding, dtype=np.float32),
-                "k": np.array([len(index)], dtype=np.int64),
-            },
-            deadline,
-        )
+        inputs: dict[str, np.ndarray] = {
+            "query_embedding": np.asarray(embedding, dtype=np.float32),
+            "k": np.array([len(index)], dtype=np.int64),
+        }
+        if searcher.extras.catalogue is not None:
+            inputs["catalogue"] = searcher.extras.catalogue
+        out = await searcher.infer(inputs, deadline)
         wanted = set(categories or [])
         hits: list[SearchHit] = []
         for row, score in zip(out["top_items"][0], out["top_scores"][0], strict=True):

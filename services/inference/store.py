@@ -5,9 +5,8 @@ for a few seconds (callers degrade to trending at once instead of waiting on eve
 The catalogue (titles, categories) and the trending list are small and read periodically
 into memory, so they keep answering while MongoDB is unreachable.
 
-Assumed ``trends`` shape (written by the trends job): either one document per item
-(``itemId`` or ``_id`` = item id, ``score``) or documents holding an ``items`` list of
-``{"itemId", "score"}``; the highest scores come first.
+Trending items come from ``shared.trends.top_trending`` (views in the current and the
+previous 1-hour window).
 """
 
 from __future__ import annotations
@@ -20,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.database import Database
 
 from services.inference import metrics
-from shared.mongo import ITEMS, PROFILES, TRENDS
+from shared.mongo import ITEMS, PROFILES
 from shared.settings import MongoSettings
+from shared.trends import top_trending
 
 log = logging.getLogger(__name__)
 
@@ -62,29 +63,11 @@ def profile_view(doc: dict[str, Any]) -> ProfileView:
     return ProfileView(recent, seen)
 
 
-def trending_ids(docs: list[dict[str, Any]]) -> list[str]:
-    scored: list[tuple[float, str]] = []
-    for doc in docs:
-        if isinstance(doc.get("items"), list):
-            for entry in doc["items"]:
-                if isinstance(entry, dict) and entry.get("itemId") is not None:
-                    scored.append((float(entry.get("score", 0.0)), str(entry["itemId"])))
-        else:
-            item = doc.get("itemId", doc.get("_id"))
-            scored.append((float(doc.get("score", doc.get("count", 0.0))), str(item)))
-    seen: set[str] = set()
-    ordered = []
-    for _, item in sorted(scored, key=lambda pair: -pair[0]):
-        if item not in seen:
-            seen.add(item)
-            ordered.append(item)
-    return ordered
-
-
 class ProfileStore:
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str,
-                 timeout_ms: int, retry_seconds: float) -> None:  # fmt: skip
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], sync_db: Database[Any],
+                 database: str, timeout_ms: int, retry_seconds: float) -> None:  # fmt: skip
         self.db = client[database]
+        self.sync_db = sync_db
         self.timeout = timeout_ms / 1000
         self.retry_seconds = retry_seconds
         self._down_until = 0.0
@@ -119,18 +102,12 @@ class ProfileStore:
                 items[str(doc["_id"])] = CatalogueEntry(
                     str(doc.get("title") or ""), [str(c) for c in doc.get("categories") or []]
                 )
-            docs = (
-                await self.db[TRENDS]
-                .find({})
-                .sort([("score", -1)])
-                .limit(TRENDS_LIMIT)
-                .to_list(TRENDS_LIMIT)
-            )
+            trending = await asyncio.to_thread(top_trending, self.sync_db, limit=TRENDS_LIMIT)
         except Exception as exc:
             log.warning("catalogue/trends refresh failed", extra={"fields": {"error": repr(exc)}})
             return
         self.catalogue = items
-        self.trending = trending_ids(docs)
+        self.trending = [t.key for t in trending]
 
     async def refresh_forever(self, interval: float, stop: asyncio.Event) -> None:
         while not stop.is_set():

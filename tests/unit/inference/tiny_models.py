@@ -4,6 +4,7 @@ real ones (intent classifier, text encoder, item search, recommender)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -113,11 +114,13 @@ def catalogue_embeddings() -> np.ndarray:
 
 
 def search_model() -> onnx.ModelProto:
-    inits = [numpy_helper.from_array(catalogue_embeddings().T.copy(), "catalogue_t")]
-    nodes = [helper.make_node("MatMul", ["query_embedding", "catalogue_t"], ["scores"]),
+    inits: list[onnx.TensorProto] = []
+    nodes = [helper.make_node("Transpose", ["catalogue"], ["catalogue_t"], perm=[1, 0]),
+             helper.make_node("MatMul", ["query_embedding", "catalogue_t"], ["scores"]),
              helper.make_node("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1)]  # fmt: skip
     return _model(nodes,
                   [helper.make_tensor_value_info("query_embedding", TensorProto.FLOAT, ["batch", DIM]),
+                   helper.make_tensor_value_info("catalogue", TensorProto.FLOAT, ["items", DIM]),
                    helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
                   [helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
                    helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"])],
@@ -180,7 +183,7 @@ TOP = [_spec("top_items", "int64", ["batch", "k"]), _spec("top_scores", "float32
 
 def write_version(
     root: Path, name: str, version: int, model: onnx.ModelProto | bytes, task: str,
-    inputs: list[TensorSpec], outputs: list[TensorSpec], files: dict[str, str] | None = None,
+    inputs: list[TensorSpec], outputs: list[TensorSpec], files: dict[str, str | bytes] | None = None,
     labels: list[str] | None = None, extra: dict[str, object] | None = None,
 ) -> Path:  # fmt: skip
     """Publish ``<root>/<name>/<version>/`` the way the model builders do (atomic rename)."""
@@ -190,8 +193,12 @@ def write_version(
     (tmp / "model.onnx").write_bytes(
         model if isinstance(model, bytes) else model.SerializeToString()
     )
-    for file_name, text in (files or {}).items():
-        (tmp / file_name).write_text(text)
+    for file_name, content in (files or {}).items():
+        target = tmp / file_name
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
     config = ModelConfig(
         name=name, version=version, task=task, inputs=inputs, outputs=outputs, labels=labels,
         sha256=sha256_file(tmp / "model.onnx"),
@@ -223,11 +230,19 @@ def write_encoder(root: Path, version: int = 1) -> Path:
                          files={"tokenizer.json": tokenizer_json()})  # fmt: skip
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
 def write_search(root: Path, version: int = 1) -> Path:
-    return write_version(root, "item-search", version, search_model(), "item-search",
+    return write_version(root, "item-search", version, search_model(), "semantic-search",
                          [_spec("query_embedding", "float32", ["batch", DIM]),
+                          _spec("catalogue", "float32", ["items", DIM]),
                           _spec("k", "int64", [1])], TOP,
-                         files={"items.json": items_json()})  # fmt: skip
+                         files={"items.json": items_json(),
+                                "embeddings.npy": npy_bytes(catalogue_embeddings())})  # fmt: skip
 
 
 def write_recommender(root: Path, version: int = 1, boost: float = 0.0) -> Path:
@@ -235,7 +250,7 @@ def write_recommender(root: Path, version: int = 1, boost: float = 0.0) -> Path:
                          [_spec("recent_items", "int64", ["batch", "history"]),
                           _spec("exclude_mask", "bool", ["batch", len(ITEMS)]),
                           _spec("k", "int64", [1])], TOP,
-                         files={"items.json": items_json()}, extra={"max_len": HISTORY})  # fmt: skip
+                         files={"items.json": items_json()}, extra={"max_history": HISTORY})  # fmt: skip
 
 
 def write_all(root: Path) -> None:
