@@ -1,0 +1,66 @@
+"""A message put on support.messages comes out classified and routed on support.intents."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
+from tests.integration.inference_helpers import metric, start_inference, tiny_registry
+from tests.support.stack import ServiceProcess, Stack, wait_for
+
+
+@pytest.fixture(scope="module")
+def server(stack: Stack) -> Iterator[ServiceProcess]:
+    service = start_inference(stack, tiny_registry())
+    yield service
+    service.stop()
+
+
+def test_support_messages_come_out_classified_and_routed(
+    stack: Stack, server: ServiceProcess
+) -> None:
+    conversation = f"conv-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(SUPPORT_INTENTS.name, bootstrap_servers=stack.kafka_bootstrap,
+                             group_id=f"test-intents-{uuid.uuid4().hex[:6]}",
+                             auto_offset_reset="latest", consumer_timeout_ms=500)  # fmt: skip
+    wait_for(lambda: consumer.poll(100) is not None and consumer.assignment(), timeout=20)
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    messages = [("m-1", "i want a refund"), ("m-2", "what is the weather"), ("m-3", "")]
+    received: dict[str, dict[str, object]] = {}
+
+    def send_and_collect() -> bool:
+        # The router joins its group asynchronously ("latest"): resend until it answers.
+        if not received:
+            for message_id, text in messages:
+                value = {"conversationId": conversation, "messageId": message_id, "text": text}
+                producer.send(SUPPORT_MESSAGES.name, key=conversation.encode(),
+                              value=orjson.dumps(value))  # fmt: skip
+            producer.flush()
+        for batch in consumer.poll(timeout_ms=500).values():
+            for record in batch:
+                out = orjson.loads(record.value)
+                if out["conversationId"] == conversation:
+                    assert record.key == conversation.encode()
+                    received[str(out["messageId"])] = out
+        return len(received) == 3
+
+    try:
+        wait_for(send_and_collect, timeout=45, interval=0.5)
+    finally:
+        consumer.close()
+        producer.close()
+    refund, weather, empty = received["m-1"], received["m-2"], received["m-3"]
+    assert (refund["intent"], refund["outOfScope"], refund["route"]) == (
+        "refund",
+        False,
+        "payments",
+    )
+    assert refund["modelName"] == "intent-classifier" and refund["modelVersion"] == "1"
+    assert weather["outOfScope"] is True and weather["route"] == "human-triage"
+    assert empty["error"] == "no text" and empty["route"] == "human-triage"
+    assert metric(server, "lumen_inference_support_messages_total", outcome="classified") >= 2
