@@ -144,6 +144,7 @@ class _Batch:
         self.item_ops: list[Any] = []
         self.deltas = TrendDeltas(store.retention)
         self.categories: dict[str, tuple[str, ...]] = {}  # item id -> categories, this batch
+        self.reversed: set[str] = set()  # trend documents an erasure took counts out of
 
     # -- reading -----------------------------------------------------------------------------
     def _fresh(self, records: list[Record]) -> list[Record]:
@@ -241,6 +242,7 @@ class _Batch:
             for doc_id, (views, purchases) in reversal(
                 contribution.get("c", {}), self.now, self.store.retention
             ).items():
+                self.reversed.add(doc_id)
                 self.trend_ops.append(
                     UpdateOne({"_id": doc_id}, {"$inc": {"views": -views, "purchases": -purchases}})
                 )
@@ -346,4 +348,11 @@ class _Batch:
                                 (OFFSETS, offset_ops)):  # fmt: skip
             if ops:
                 self.db[collection].bulk_write(ops, ordered=True, session=self.session)
+        if self.reversed:
+            # A window left empty by an erasure goes, as if the user had never been counted.
+            self.db[TRENDS].delete_many(
+                {"_id": {"$in": sorted(self.reversed)}, "views": {"$lte": 0},
+                 "purchases": {"$lte": 0}},
+                session=self.session,
+            )  # fmt: skip
         return self.result
