@@ -158,6 +158,13 @@ def ingestion() -> Dashboard:
                       mappings=[UP_MAPPING], thresholds=[(1, "green")]),
                 Panel("Requests in flight", [q(f"sum (lumen_ingest_in_flight_requests{{{E}}})", "in flight")]),
             ]),
+            ("Failures", [
+                Panel("Requests not acknowledged by Kafka/s", [q(f"sum (rate(lumen_ingest_kafka_produce_failures_total{{{E}}}[{RI}]))", "503")],
+                      unit="reqps", thresholds=[(0.01, "red")]),
+                Panel("Rejected events written to the DLQ/s", [q(
+                    f"sum (rate(lumen_ingest_dlq_events_total{{{E}}}[{RI}]))", "written"), q(f"sum (rate(lumen_ingest_dlq_failures_total{{{E}}}[{RI}]))", "write failed")],
+                      unit="ops"),
+            ]),
         ],
     )  # fmt: skip
 
@@ -190,6 +197,12 @@ def streaming() -> Dashboard:
                 Panel("Records per profile batch (mean)", [q(
                     f"sum (rate(lumen_profiles_batch_size_events_sum{{{E}}}[{RI}])) / sum (rate(lumen_profiles_batch_size_events_count{{{E}}}[{RI}]))", "records/batch")]),
             ]),
+            ("Profile updater", [
+                Panel("Seconds since the last profile commit", [q(f"time() - max (lumen_profiles_last_commit_timestamp_seconds{{{E}}})", "since last commit")],
+                      unit="s", thresholds=[(30, "yellow"), (120, "red")]),
+                Panel("profiles.updated messages/s by kind", [q(f"sum by (kind) (rate(lumen_profiles_updates_published_total{{{E}}}[{RI}]))", "{{kind}}")], unit="ops"),
+                Panel("Replayed records skipped/s", [q(f"sum (rate(lumen_profiles_events_skipped_total{{{E}}}[{RI}]))", "skipped")], unit="ops"),
+            ]),
             ("Dead-letter queue", [
                 Panel("DLQ messages/s", [q(f'sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.dlq"}})', "events.dlq")],
                       unit="ops", thresholds=[(1, "red")]),
@@ -219,6 +232,12 @@ def inference() -> Dashboard:
                       unit="s", thresholds=[(0.010, "red")]),
                 Panel("gRPC error ratio", [q(error_ratio("lumen_inference_grpc_requests_total", 'code!="OK"', E, by="method"), "{{method}}")],
                       unit="percentunit", thresholds=[(0.001, "red")], min=0),
+            ]),
+            ("Profile store", [
+                Panel("Profile store reachable", [q(f"min (lumen_inference_profile_store_up{{{E}}})", "profile store", instant=True)], "stat",
+                      mappings=[UP_MAPPING], thresholds=[(1, "green")]),
+                Panel("Profile reads failed/s", [q(f"sum (rate(lumen_inference_profile_store_errors_total{{{E}}}[{RI}]))", "failed")],
+                      unit="ops", thresholds=[(0.1, "red")]),
             ]),
         ],
     )  # fmt: skip
@@ -254,7 +273,6 @@ def business() -> Dashboard:
                 Panel("Out-of-scope share", [q(
                     f"sum (increase(lumen_business_support_out_of_scope_total{{{E}}}[{R}])) / sum (increase(lumen_business_support_intents_total{{{E}}}[{R}]))", "out of scope", instant=True)],
                       "stat", unit="percentunit", thresholds=[(0.2, "yellow"), (0.4, "red")]),
-                Panel("Support messages/s by outcome", [q(f"sum by (outcome) (rate(lumen_inference_support_messages_total{{{E}}}[{RI}]))", "{{outcome}}")], unit="ops"),
             ]),
         ],
     )  # fmt: skip

@@ -27,7 +27,7 @@ from lumen_cli.platform import prometheus as prom
 from lumen_cli.platform.services import http_ok
 from monitoring import expressions
 from services.inference import metrics as inference_metrics_module
-from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
+from shared.topics import SUPPORT_INTENTS
 from tests.support.stack import ServiceProcess, Stack, free_port, start_service, wait_for
 
 WRITE_KEY = "lumen-dev-key"
@@ -109,7 +109,7 @@ def prometheus(
 
 def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, rounds: int) -> None:
     """A few seconds of mixed traffic: every event kind the dashboards count, one invalid event,
-    one duplicate, support messages, and profile reads over gRPC."""
+    one duplicate, classified support messages, and inference calls over gRPC."""
     url = f"http://127.0.0.1:{ingest.ports['http']}/v1/batch"
     producer = KafkaProducer(bootstrap_servers=[stack.kafka_bootstrap])
     with (
@@ -141,9 +141,6 @@ def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, r
             ]  # fmt: skip
             assert client.post(url, json={"batch": batch}).status_code == 200
             client.post(url.replace("/batch", "/track"), json={"userId": user})  # invalid: no event
-            # A message without text: inference routes it as invalid (no model needed).
-            producer.send(SUPPORT_MESSAGES.name, key=user.encode(),
-                          value=json.dumps({"conversationId": user}).encode())  # fmt: skip
             # Classified messages in the format inference writes (services/inference/support.py),
             # standing in for a classifier the test platform has no model for.
             for intent, out_of_scope in (("refund", False), ("shipping", False), (None, True)):
