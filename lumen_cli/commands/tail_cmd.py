@@ -62,7 +62,7 @@ def pretty(row: dict[str, Any]) -> str:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError, NoBrokersAvailable
+    from kafka.errors import KafkaError
 
     from shared.settings import KafkaSettings
 
@@ -70,7 +70,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     try:
         consumer = KafkaConsumer(client_id="lumen-tail", enable_auto_commit=False,
                                  request_timeout_ms=10_000, **settings.kafka_python_config())  # fmt: skip
-    except (NoBrokersAvailable, KafkaError, OSError) as exc:
+    except (KafkaError, OSError) as exc:
         print(f"lumen tail: Kafka at {settings.bootstrap_servers} is not reachable ({exc}); "
               "is the platform up? `lumen status`", file=sys.stderr)  # fmt: skip
         return EXIT_UNREACHABLE
