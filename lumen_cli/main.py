@@ -11,7 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lumen_cli.commands import doctor_cmd, platform_cmds, query_cmds, seed_cmd, tail_cmd
+from lumen_cli.commands import (
+    doctor_cmd,
+    model_cmds,
+    platform_cmds,
+    query_cmds,
+    seed_cmd,
+    tail_cmd,
+)
 from lumen_cli.platform.processes import PlatformError
 
 EXIT_FAILED = 1
@@ -24,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lumen: real-time profiles, recommendations, intents and search from events.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (platform_cmds, seed_cmd, query_cmds, tail_cmd, doctor_cmd):
+    for module in (platform_cmds, seed_cmd, query_cmds, tail_cmd, doctor_cmd, model_cmds):
         module.add_parsers(sub)
     return parser
 
