@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.operator_schemas import SCHEMAS
 from tests.deploy.settings_catalog import known_variables, service_names
 from tests.deploy.tooling import (
     CHART,
@@ -43,7 +45,7 @@ def test_every_manifest_passes_strict_kubernetes_schemas(helm: Helm, kube_versio
         manifests = helm.render(values, kube_version=kube_version)
         for document in manifests.documents:
             if document["kind"] in OPERATOR_KINDS:
-                continue  # checked by test_operator_resources_are_well_formed
+                continue  # checked by test_operator_resources_match_their_crds
             try:
                 kubernetes_validate.validate(document, kube_version, strict=True)
             except kubernetes_validate.ValidationError as exc:
@@ -213,6 +215,17 @@ def test_kafka_and_mongo_come_from_values(production_render: Manifests) -> None:
     assert claims[0]["persistentVolumeClaim"] == {"claimName": "lumen-models", "readOnly": True}
 
 
+def test_operator_resources_match_their_crds(production_render: Manifests) -> None:
+    operator_documents = [d for d in production_render.documents if d["kind"] in OPERATOR_KINDS]
+    assert {d["kind"] for d in operator_documents} == OPERATOR_KINDS
+    for document in operator_documents:
+        errors = list(jsonschema.Draft7Validator(SCHEMAS[document["kind"]]).iter_errors(document))
+        assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+    broken = json.loads(json.dumps(operator_documents[0]))
+    broken["spec"]["endpointz"] = broken["spec"].pop(next(iter(broken["spec"])))
+    assert list(jsonschema.Draft7Validator(SCHEMAS[broken["kind"]]).iter_errors(broken))
+
+
 def test_operator_resources_are_well_formed(production_render: Manifests) -> None:
     services = {s["metadata"]["name"]: s for s in production_render.of_kind("Service")}
     monitors = production_render.of_kind("ServiceMonitor")
@@ -276,8 +289,6 @@ def test_bad_values_are_rejected_with_a_clear_message(
 
 def test_schema_accepts_the_shipped_values_files() -> None:
     # Guards the schema itself: a stray `additionalProperties: false` would break real installs.
-    import jsonschema
-
     schema = json.loads((CHART / "values.schema.json").read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())

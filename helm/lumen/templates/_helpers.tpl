@@ -152,7 +152,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Pod-level settings shared by every component. Call with (dict "root" $ "component" "ingest"). */}}
 {{- define "lumen.podSpecCommon" -}}
-{{- $root := .root }}
+{{- $root := .root -}}
 serviceAccountName: {{ include "lumen.serviceAccountName" $root }}
 automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
 securityContext:
