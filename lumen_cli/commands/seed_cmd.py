@@ -148,3 +148,20 @@ def _summary(args: argparse.Namespace, results: list[Any], settings: CliSettings
             print(f"    rejected {rejection.get('messageId')}: {rejection.get('message')}")
     if all(r.sent == 0 for r in results):
         print("Everything was already seeded (use --restart to send it again, --all for more).")
+    print(try_next(settings))
+
+
+def try_next(settings: CliSettings) -> str:
+    """What a newcomer can do right after seeding (profiles catch up within seconds)."""
+    return f"""
+Try next:
+  .venv/bin/lumen recommend 1                       # MovieLens user 1
+  .venv/bin/lumen classify "I still have not received my new card"
+  .venv/bin/lumen search "space adventure with robots"
+  .venv/bin/lumen trending
+  .venv/bin/lumen profile 1
+  .venv/bin/lumen tail support.intents              # classified support messages (Ctrl-C stops)
+  curl -u {settings.write_key}: {settings.ingest_url}/v1/track -H 'content-type: application/json' \\
+    -d '{{"userId": "alice", "event": "Item Viewed", "properties": {{"itemId": "50"}}}}'
+  grpcurl -plaintext -d '{{"user_id": "1", "k": 5}}' {settings.inference_target} \\
+    lumen.v1.RecommendationService/Recommend"""
