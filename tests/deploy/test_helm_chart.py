@@ -333,3 +333,18 @@ def test_chart_ships_the_monitoring_rules_and_dashboards(production_render: Mani
     assert set(config_map["data"]) == set(dashboards)
     for name, path in dashboards.items():
         assert json.loads(config_map["data"][name]) == json.loads(path.read_text()), name
+
+
+def test_packaged_chart_is_self_contained(helm: Helm, tmp_path: Path) -> None:
+    # `helm package` stores the linked monitoring files, so the archive renders the same objects.
+    result = helm.run("package", str(CHART), "--destination", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (archive,) = tmp_path.glob("lumen-*.tgz")
+    packaged = helm.run(
+        "template", "lumen", str(archive), "--namespace", "lumen",
+        "--kube-version", KUBE_VERSIONS[-1], "--values", str(PRODUCTION_VALUES),
+    )  # fmt: skip
+    assert packaged.returncode == 0, packaged.stderr
+    from_directory = helm.template([PRODUCTION_VALUES])
+    assert packaged.stdout == from_directory.stdout
+    assert "kind: PrometheusRule" in packaged.stdout
