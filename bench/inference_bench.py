@@ -1,0 +1,296 @@
+"""Inference server benchmark: ClassifyIntent throughput vs raw onnxruntime, and Recommend
+latency at a fixed request rate including the MongoDB profile read.
+
+    .venv/bin/python -m bench.inference_bench [--seconds 5] [--registry var/models]
+
+Uses the registry's models (``var/models`` when it holds intent-classifier and recommender,
+else tiny test models in a temporary registry), starts ``python -m services.inference``
+itself against MongoDB at ``LUMEN_MONGO_URI`` (default: the local platform), and saves
+``bench/results/inference.json``. Figures are ratios against raw onnxruntime measured in
+the same run on the same model, so a busy machine shifts both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from lumen.v1 import inference_pb2 as pb
+from lumen.v1 import inference_pb2_grpc as pb_grpc
+from pymongo import MongoClient
+
+from bench.common import percentile, save_results
+from services.inference import runtime
+from services.inference.settings import InferenceSettings
+from shared.model_registry import get_version, list_versions
+from shared.settings import MongoSettings
+
+REPO = Path(__file__).resolve().parent.parent
+TEXTS = [
+    "I still have not received my new card, when will it arrive?",
+    "How do I get a refund for this purchase?",
+    "What is my current balance?",
+    "Can I transfer money to another account?",
+    "my card payment was declined at the shop",
+    "what's the weather like tomorrow",
+    "I want to change my PIN",
+    "Why was I charged a fee for a transfer?",
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def registry(path: str | None) -> Path:
+    root = Path(path) if path else REPO / "var" / "models"
+    if list_versions("intent-classifier", root) and list_versions("recommender", root):
+        return root
+    from tests.unit.inference import tiny_models  # only when the default models are absent
+
+    tiny = Path(tempfile.mkdtemp(prefix="lumen-bench-models-"))
+    tiny_models.write_all(tiny)
+    return tiny
+
+
+def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> dict[str, Any]:
+    """Texts/s of the bare intent model per batch size, same session options as the server."""
+    from models.runtime import TextTokenizer
+
+    found = get_version("intent-classifier", root=root)
+    options = runtime.session_options(settings.intra_op_threads, settings.inter_op_threads,
+                                      settings.graph_optimization)  # fmt: skip
+    session = runtime.open_session(str(found.model_path), options)
+    tokenizer = TextTokenizer(found.path / "tokenizer.json")
+    results = {}
+    for batch in (1, 4, 8, 16, 32):
+        texts = [TEXTS[i % len(TEXTS)] for i in range(batch)]
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            session.run(None, tokenizer.encode(texts))  # tokenising is part of the work
+            done += batch
+        results[batch] = done / (time.perf_counter() - started)
+    best = max(results, key=lambda b: results[b])
+    return {"texts_per_second_by_batch": results, "best_batch": best,
+            "best_texts_per_second": results[best]}  # fmt: skip
+
+
+class Server:
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.grpc_port, self.metrics_port = free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.inference"], cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "LUMEN_MODEL_REPOSITORY": str(root),
+                 "LUMEN_INFERENCE_MODEL_REPOSITORY": str(root),
+                 "LUMEN_INFERENCE_GRPC_PORT": str(self.grpc_port),
+                 "LUMEN_INFERENCE_METRICS_PORT": str(self.metrics_port),
+                 "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false", **env},
+        )  # fmt: skip
+        target = f"127.0.0.1:{self.grpc_port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the inference server exited at start-up")
+            try:
+                with grpc.insecure_channel(target) as ch:
+                    grpc.channel_ready_future(ch).result(timeout=1)
+                    pb_grpc.IntentServiceStub(ch).ClassifyIntent(
+                        pb.ClassifyIntentRequest(text="hello"), timeout=5)  # fmt: skip
+                return
+            except (grpc.FutureTimeoutError, grpc.RpcError):
+                time.sleep(0.5)
+        raise RuntimeError("the inference server did not become ready")
+
+    def metrics(self) -> dict[str, float]:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url) as r:
+            text = r.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            m = re.match(r'^(lumen_inference_model_\w+)\{model="([^"]+)".*?\} (\S+)$', line)
+            if m and ('outcome="success"' in line or "outcome" not in line) and "le=" not in line:
+                key = f"{m.group(1)}|{m.group(2)}"
+                out[key] = out.get(key, 0.0) + float(m.group(3))
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def batch_figures(
+    before: dict[str, float], after: dict[str, float], model: str
+) -> dict[str, float]:
+    def delta(name: str) -> float:
+        key = f"lumen_inference_model_{name}|{model}"
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    executions = delta("executions_total") or 1.0
+    requests = delta("queue_seconds_count") or 1.0
+    return {"average_batch_size": delta("inferences_total") / executions,
+            "average_queue_ms": 1000 * delta("queue_seconds_sum") / requests,
+            "average_compute_ms_per_execution": 1000 * delta("compute_seconds_sum") / executions}  # fmt: skip
+
+
+async def classify_load(port: int, streams: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.IntentServiceStub(channel)
+        stop_at = time.perf_counter() + seconds
+
+        async def stream(n: int) -> None:
+            nonlocal errors
+            i = n
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                try:
+                    await stub.ClassifyIntent(pb.ClassifyIntentRequest(text=TEXTS[i % len(TEXTS)]),
+                                              timeout=10)  # fmt: skip
+                    latencies.append(time.perf_counter() - started)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+                i += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(stream(n) for n in range(streams)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests_per_second": len(latencies) / elapsed, "errors": errors,
+            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99)}  # fmt: skip
+
+
+async def recommend_load(
+    port: int, users: list[str], rate: float, seconds: float
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    sources: dict[int, int] = {}
+    errors = 0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.RecommendationServiceStub(channel)
+
+        async def one(user: str) -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            try:
+                r = await stub.Recommend(pb.RecommendRequest(user_id=user, k=10), timeout=5)
+                latencies.append(time.perf_counter() - started)
+                sources[r.source] = sources.get(r.source, 0) + 1
+            except grpc.aio.AioRpcError:
+                errors += 1
+
+        tasks = []
+        started = time.perf_counter()
+        for n in range(int(rate * seconds)):  # open loop: a fixed arrival schedule
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(users[n % len(users)])))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return {"target_rps": rate, "requests": len(latencies), "errors": errors,
+            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
+            "personalised_share": sources.get(pb.RECOMMENDATION_SOURCE_PERSONALISED, 0)
+            / max(1, len(latencies))}  # fmt: skip
+
+
+def seed_profiles(root: Path, count: int) -> tuple[list[str], str]:
+    from models.runtime import ItemIndex
+
+    items = ItemIndex.load(get_version("recommender", root=root).file("items.json")).item_ids
+    mongo = MongoSettings()
+    database = f"lumen_bench_{uuid.uuid4().hex[:6]}"
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri, serverSelectionTimeoutMS=3000)
+    rng = np.random.default_rng(0)
+    users = [f"bench-user-{i}" for i in range(count)]
+    client[database]["profiles"].insert_many([
+        {"_id": u, "recentItems": [items[int(j)] for j in rng.integers(0, len(items), 20)]}
+        for u in users
+    ])  # fmt: skip
+    client.close()
+    return users, database
+
+
+def drop_database(name: str) -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient(MongoSettings().uri)
+    client.drop_database(name)
+    client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each phase")
+    parser.add_argument("--streams", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=200.0, help="Recommend requests/s")
+    parser.add_argument("--registry", default=None)
+    args = parser.parse_args()
+    root = registry(args.registry)
+    settings = InferenceSettings()
+    print(f"registry {root}", flush=True)
+
+    raw = raw_onnxruntime(root, max(1.0, args.seconds / 3), settings)
+    print(f"raw onnxruntime: {raw['best_texts_per_second']:.0f} texts/s at batch {raw['best_batch']}",
+          flush=True)  # fmt: skip
+    users, database = seed_profiles(root, 500)
+    results: dict[str, Any] = {"registry": str(root), "raw_onnxruntime": raw,
+                               "settings": {"intra_op_threads": settings.intra_op_threads,
+                                            "executor_threads": settings.executor_threads,
+                                            "graph_optimization": settings.graph_optimization}}  # fmt: skip
+    try:
+        for label, batching in (("batching_on", {"max_batch_size": 32, "max_queue_delay_us": 2000,
+                                                 "preferred_batch_sizes": [16, 32]}),
+                                ("batching_off", {"max_batch_size": 1})):  # fmt: skip
+            server = Server(root, {"LUMEN_MONGO_DATABASE": database,
+                                   "LUMEN_INFERENCE_BATCHING": json_dumps({"intent-classifier": batching})})  # fmt: skip
+            try:
+                before = server.metrics()
+                load = asyncio.run(classify_load(server.grpc_port, args.streams, args.seconds))
+                load.update(batch_figures(before, server.metrics(), "intent-classifier"))
+                load["ratio_to_raw_best"] = (
+                    load["requests_per_second"] / raw["best_texts_per_second"]
+                )
+                results[f"classify_intent_{label}"] = load
+                print(f"ClassifyIntent {label}: {load}", flush=True)
+                if label == "batching_on":
+                    before = server.metrics()
+                    rec = asyncio.run(
+                        recommend_load(server.grpc_port, users, args.rate, args.seconds)
+                    )
+                    rec.update(batch_figures(before, server.metrics(), "recommender"))
+                    results["recommend"] = rec
+                    print(f"Recommend: {rec}", flush=True)
+            finally:
+                server.stop()
+    finally:
+        drop_database(database)
+    print(f"saved {save_results('inference', results)}")
+
+
+def json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+if __name__ == "__main__":
+    main()
