@@ -155,6 +155,12 @@ def observe(result: BatchResult, size: int) -> None:
         metrics.PROCESSING_LAG.observe(max(0.0, (done - event.at).total_seconds()))
 
 
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's stub wants `signal=`
+async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+    mine = [tp for tp in app.consumer.assignment() if tp.topic == settings.events_topic]
+    metrics.ASSIGNED_PARTITIONS.set(len(mine))
+
+
 @app.agent(events_topic)
 async def update_profiles(stream: Any) -> None:
     async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):

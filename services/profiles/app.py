@@ -29,7 +29,7 @@ app = faust.App(
     web_bind=settings.host,
     topic_partitions=settings.kafka.topic_partitions,
     topic_replication_factor=settings.kafka.replication_factor,
-    consumer_auto_offset_reset="earliest",
+    consumer_auto_offset_reset=settings.auto_offset_reset,
     # Faust acks a batch only after the agent wrote it to MongoDB, so the offsets committed
     # never run ahead of MongoDB; MongoDB's own applied offsets make replays harmless.
     broker_commit_every=1000,

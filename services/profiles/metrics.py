@@ -44,3 +44,6 @@ MONGO_WRITE_SECONDS = Histogram(
 LAST_COMMIT = Gauge(
     "lumen_profiles_last_commit_timestamp_seconds", "Unix time of the last committed batch."
 )
+ASSIGNED_PARTITIONS = Gauge(
+    "lumen_profiles_assigned_partitions", "Partitions of the events topic this worker owns."
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +28,10 @@ class ProfilesSettings(BaseSettings):
     )
     batch_seconds: float = Field(
         0.1, gt=0, description="Longest wait to fill a batch before writing it anyway."
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a new consumer group starts reading: the whole topic or only new events.",
     )
     commit_interval_seconds: float = Field(
         1.0, gt=0, description="How often Faust commits the offsets of written batches to Kafka."
