@@ -41,15 +41,15 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _connect(settings: IngestSettings, producer: EventProducer) -> None:
-    ensure_topics(settings.kafka)
-    producer.start(warm_topics=(EVENTS_RAW.name, EVENTS_DLQ.name))
+async def _connect(settings: IngestSettings, producer: EventProducer) -> None:
+    await asyncio.to_thread(ensure_topics, settings.kafka)
+    await producer.start(warm_topics=(EVENTS_RAW.name, EVENTS_DLQ.name))
 
 
 async def _connect_when_possible(settings: IngestSettings, producer: EventProducer) -> None:
     while not producer.started:
         try:
-            await asyncio.to_thread(_connect, settings, producer)
+            await _connect(settings, producer)
             log.info("connected to Kafka")
         except Exception as exc:
             log.warning("Kafka not reachable yet; retrying",
@@ -120,7 +120,7 @@ async def serve(settings: IngestSettings) -> None:
     await ingestor.drain()
     for task in (connector, monitor, stopped):
         task.cancel()
-    await asyncio.to_thread(producer.close)
+    await producer.close()
     log.info("ingest stopped")
 
 

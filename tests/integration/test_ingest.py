@@ -331,8 +331,8 @@ def test_grpc_publish_stream_delete_and_status_codes(svc: ServiceProcess,
 
         limited = (("authorization", "Bearer " + KEYS["limited"]),)
         with pytest.raises(grpc.RpcError) as exhausted:
-            for _ in range(5):
-                stub.Publish(events_pb2.PublishRequest(events=[bad]), metadata=limited)
+            for _ in range(6):
+                stub.Publish(events_pb2.PublishRequest(events=[good] * 3), metadata=limited)
         assert exhausted.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert int(dict(exhausted.value.trailing_metadata())["retry-after"]) >= 1
 
