@@ -70,7 +70,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
     def fmt(value: Any) -> str:
         if isinstance(value, float):
-            return f"{value:.4f}"
+            # cosines near 1 need more digits to show the parity margin
+            return f"{value:.6f}" if 0.999 <= value < 1.0 else f"{value:.4f}"
         return "" if value is None else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -55,7 +55,7 @@ class _Builder:
     def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
         self.count += 1
         out = f"{op_type.lower()}_{self.count}"
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
     def linear(self, x: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
