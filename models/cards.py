@@ -9,10 +9,17 @@ from shared.model_registry import ModelConfig
 
 
 def io_table(config: ModelConfig) -> str:
-    rows = [{"direction": d, "name": t.name, "dtype": t.dtype, "shape": str(t.shape),
-             "description": t.description}
-            for d, specs in (("input", config.inputs), ("output", config.outputs))
-            for t in specs]
+    rows = [
+        {
+            "direction": d,
+            "name": t.name,
+            "dtype": t.dtype,
+            "shape": str(t.shape),
+            "description": t.description,
+        }
+        for d, specs in (("input", config.inputs), ("output", config.outputs))
+        for t in specs
+    ]
     return table(rows, ["direction", "name", "dtype", "shape", "description"])
 
 
@@ -29,12 +36,22 @@ def render_card(config: ModelConfig, intro: str, sections: Sequence[tuple[str, s
     for title, body in sections:
         parts += [f"## {title}", body.strip(), ""]
     if config.latency_ms:
-        parts += ["## Latency (onnxruntime, CPU, 2 threads, shared 2-core machine)",
-                  latency_table(config.latency_ms), ""]
-    parts += ["## Training data", *[f"- {d.name} ({d.split}): {d.source} — {d.license}"
-                                    for d in config.training_data], ""]
-    parts += ["## Files",
-              f"- `model.onnx` sha256 `{config.sha256}`",
-              *[f"- `{name}` sha256 `{digest}`" for name, digest in config.files.items()],
-              "", f"Created {config.created_at.isoformat()} by `python -m models`.", ""]
+        parts += [
+            "## Latency (onnxruntime, CPU, 2 threads, shared 2-core machine)",
+            latency_table(config.latency_ms),
+            "",
+        ]
+    parts += [
+        "## Training data",
+        *[f"- {d.name} ({d.split}): {d.source} — {d.license}" for d in config.training_data],
+        "",
+    ]
+    parts += [
+        "## Files",
+        f"- `model.onnx` sha256 `{config.sha256}`",
+        *[f"- `{name}` sha256 `{digest}`" for name, digest in config.files.items()],
+        "",
+        f"Created {config.created_at.isoformat()} by `python -m models`.",
+        "",
+    ]
     return "\n".join(parts)

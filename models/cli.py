@@ -38,8 +38,12 @@ def _trainers() -> dict[str, Callable[[bool, bool], dict[str, Any]]]:
     def intent(small: bool, force: bool) -> dict[str, Any]:
         return {d: register_intent(d, small, force) for d in ("banking77", "clinc150")}
 
-    return {"encoder": register_encoders, "intent": intent,
-            "recommender": register_recommender, "search": register_search}
+    return {
+        "encoder": register_encoders,
+        "intent": intent,
+        "recommender": register_recommender,
+        "search": register_search,
+    }
 
 
 def train(target: str, small: bool = False, force: bool = False) -> dict[str, Any]:
@@ -52,8 +56,9 @@ def train(target: str, small: bool = False, force: bool = False) -> dict[str, An
         out = {"seconds": round(time.perf_counter() - start, 1), **out}
         results[group] = out
         path = write_run("train", group, out, seed=SEED)
-        skipped = out.get("skipped") or all(v.get("skipped") for v in out.values()
-                                            if isinstance(v, dict) and "skipped" in v)
+        skipped = out.get("skipped") or all(
+            v.get("skipped") for v in out.values() if isinstance(v, dict) and "skipped" in v
+        )
         state = "unchanged, kept" if skipped else "built"
         print(f"== {group}: {state} in {out['seconds']} s; metrics {path}", flush=True)
     return results
@@ -77,8 +82,11 @@ def evaluate(name: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m models",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="build models into the registry")
     p_train.add_argument("target", choices=[*ORDER, "all"])

@@ -56,9 +56,15 @@ def write_run(kind: str, model: str, metrics: dict[str, Any], seed: int | None =
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{stamp}-{kind}-{model}.json"
     payload = {
-        "kind": kind, "model": model, "seed": seed, "created_at": stamp,
-        "machine": {"python": platform.python_version(), "onnxruntime": ort.__version__,
-                    "cpu": platform.processor() or platform.machine()},
+        "kind": kind,
+        "model": model,
+        "seed": seed,
+        "created_at": stamp,
+        "machine": {
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "cpu": platform.processor() or platform.machine(),
+        },
         "metrics": metrics,
     }
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
@@ -82,8 +88,13 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 def latency_table(latency: dict[str, float]) -> str:
     rows = []
     for batch in sorted({int(k.split("_")[0][5:]) for k in latency}):
-        rows.append({"batch": batch, "p50 ms": latency.get(f"batch{batch}_p50_ms"),
-                     "p95 ms": latency.get(f"batch{batch}_p95_ms")})
+        rows.append(
+            {
+                "batch": batch,
+                "p50 ms": latency.get(f"batch{batch}_p50_ms"),
+                "p95 ms": latency.get(f"batch{batch}_p95_ms"),
+            }
+        )
     return table(rows, ["batch", "p50 ms", "p95 ms"])
 
 

@@ -26,8 +26,9 @@ def fingerprint(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def current_if_unchanged(name: str, inputs_fingerprint: str, root: Path | None = None
-                         ) -> ModelConfig | None:
+def current_if_unchanged(
+    name: str, inputs_fingerprint: str, root: Path | None = None
+) -> ModelConfig | None:
     """The newest version's config when it was built from the same inputs."""
     version = latest_version(name, root)
     if version is None:
@@ -56,11 +57,13 @@ def publish(
     tmp.mkdir()
     write_files(tmp)
     files = {
-        p.name: sha256_file(p) for p in sorted(tmp.iterdir())
+        p.name: sha256_file(p)
+        for p in sorted(tmp.iterdir())
         if p.is_file() and p.name not in (MODEL_FILE, CARD_FILE, "config.json")
     }
-    config = config.model_copy(update={
-        "version": version, "sha256": sha256_file(tmp / MODEL_FILE), "files": files})
+    config = config.model_copy(
+        update={"version": version, "sha256": sha256_file(tmp / MODEL_FILE), "files": files}
+    )
     save_config(config, tmp)
     (tmp / CARD_FILE).write_text(render_card(config))
     final = base / str(version)

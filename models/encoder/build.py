@@ -34,34 +34,46 @@ def quantize_int8(model_path: Path, out_path: Path) -> None:
 
     model = onnx.load(str(model_path))
     weights = {init.name for init in model.graph.initializer}
-    activation_matmuls = [n.name for n in model.graph.node
-                          if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
-    quantize_dynamic(str(model_path), str(out_path), weight_type=QuantType.QInt8,
-                     per_channel=True, op_types_to_quantize=["MatMul"],
-                     nodes_to_exclude=activation_matmuls)
+    activation_matmuls = [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul" and not any(i in weights for i in n.input)
+    ]
+    quantize_dynamic(
+        str(model_path),
+        str(out_path),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=activation_matmuls,
+    )
 
 
 def reference_parity(model: str | Path | bytes, tokenizer: TextTokenizer) -> dict[str, Any]:
     """Cosine of each reference sentence, one at a time and as one padded batch."""
     ref = json.loads(REFERENCE.read_text())
     sess = session(model)
-    single = np.concatenate([sess.run(["embedding"], tokenizer.encode([s]))[0]
-                             for s in ref["sentences"]])
+    single = np.concatenate(
+        [sess.run(["embedding"], tokenizer.encode([s]))[0] for s in ref["sentences"]]
+    )
     batched = sess.run(["embedding"], tokenizer.encode(ref["sentences"]))[0]
     expected = np.asarray(ref["embeddings"], dtype=np.float32)
     cos_single, cos_batch = cosine_rows(single, expected), cosine_rows(batched, expected)
-    return {"n_sentences": len(ref["sentences"]),
-            "min_cosine": float(min(cos_single.min(), cos_batch.min())),
-            "mean_cosine": float(cos_single.mean()),
-            "worst_sentence": int(np.argmin(cos_single))}
+    return {
+        "n_sentences": len(ref["sentences"]),
+        "min_cosine": float(min(cos_single.min(), cos_batch.min())),
+        "mean_cosine": float(cos_single.mean()),
+        "worst_sentence": int(np.argmin(cos_single)),
+    }
 
 
 def latency(model: str | Path, tokenizer: TextTokenizer) -> dict[str, float]:
     return measure_latency(session(model), lambda b: tokenizer.encode([LATENCY_TEXT] * b))
 
 
-def int8_accuracy_cost(fp32: Path, int8: Path, tokenizer: TextTokenizer, small: bool
-                       ) -> dict[str, float]:
+def int8_accuracy_cost(
+    fp32: Path, int8: Path, tokenizer: TextTokenizer, small: bool
+) -> dict[str, float]:
     """Banking77 validation accuracy of a frozen-encoder logistic regression trained on
     fp32 embeddings, fed fp32 vs int8 embeddings of the validation texts."""
     from sklearn.linear_model import LogisticRegression
@@ -79,16 +91,23 @@ def int8_accuracy_cost(fp32: Path, int8: Path, tokenizer: TextTokenizer, small: 
     cache = cache_dir() / "features"
     (x_train,) = cached_features(s32, tokenizer, [t for t, _ in train], cache, "minilm-fp32")
     (x32,) = cached_features(s32, tokenizer, [t for t, _ in valid], cache, "minilm-fp32")
-    (x8,) = cached_features(s8, tokenizer, [t for t, _ in valid], cache, f"int8-{int8.stat().st_size}")
+    (x8,) = cached_features(
+        s8, tokenizer, [t for t, _ in valid], cache, f"int8-{int8.stat().st_size}"
+    )
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=300))
     clf.fit(x_train, [y for _, y in train])
     gold = np.array([y for _, y in valid])
     acc32 = float((clf.predict(x32) == gold).mean())
     acc8 = float((clf.predict(x8) == gold).mean())
     cos = cosine_rows(x8, x32)
-    return {"banking77_logreg_accuracy_fp32": acc32, "banking77_logreg_accuracy_int8": acc8,
-            "accuracy_delta": acc8 - acc32, "int8_vs_fp32_mean_cosine": float(cos.mean()),
-            "int8_vs_fp32_min_cosine": float(cos.min()), "n_valid": len(valid)}
+    return {
+        "banking77_logreg_accuracy_fp32": acc32,
+        "banking77_logreg_accuracy_int8": acc8,
+        "accuracy_delta": acc8 - acc32,
+        "int8_vs_fp32_mean_cosine": float(cos.mean()),
+        "int8_vs_fp32_min_cosine": float(cos.min()),
+        "n_valid": len(valid),
+    }
 
 
 def build_encoders(minilm_dir: Path, small: bool = False) -> dict[str, Any]:
@@ -100,14 +119,19 @@ def build_encoders(minilm_dir: Path, small: bool = False) -> dict[str, Any]:
     quantize_int8(fp32, int8)
     shutil.copy(minilm_dir / "tokenizer.json", work / "tokenizer.json")
     out = {
-        "work": work, "fp32": fp32, "int8": int8,
+        "work": work,
+        "fp32": fp32,
+        "int8": int8,
         "parity_fp32": reference_parity(fp32, tokenizer),
         "parity_int8": reference_parity(int8, tokenizer),
         "latency_fp32": latency(fp32, tokenizer),
         "latency_int8": latency(int8, tokenizer),
         "int8_cost": int8_accuracy_cost(fp32, int8, tokenizer, small),
-        "size_mb": {"fp32": round(fp32.stat().st_size / 1e6, 1),
-                    "int8": round(int8.stat().st_size / 1e6, 1)},
-        "dim": HIDDEN, "max_tokens": MAX_TOKENS,
+        "size_mb": {
+            "fp32": round(fp32.stat().st_size / 1e6, 1),
+            "int8": round(int8.stat().st_size / 1e6, 1),
+        },
+        "dim": HIDDEN,
+        "max_tokens": MAX_TOKENS,
     }
     return out

@@ -24,9 +24,10 @@ def run_text_graph(
     """Run a text graph over ``texts``; batches are length-sorted so padding stays small."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     chunks: list[list[np.ndarray]] = [[] for _ in outputs]
-    for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch",
-                      disable=len(texts) <= batch_size):
-        batch = [texts[i] for i in order[start:start + batch_size]]
+    for start in tqdm(
+        range(0, len(texts), batch_size), desc=desc, unit="batch", disable=len(texts) <= batch_size
+    ):
+        batch = [texts[i] for i in order[start : start + batch_size]]
         results = sess.run(list(outputs), tokenizer.encode(batch))
         for store, value in zip(chunks, results, strict=True):
             store.append(value)

@@ -77,8 +77,12 @@ def _encoder_layer(g: _Builder, x: str, mask_bias: str, w: dict[str, np.ndarray]
     merge = g.const(f"l{i}.merge_shape", np.array([0, 0, HIDDEN], dtype=np.int64))
 
     def heads(name: str) -> str:
-        proj = g.linear(x, w[p + f"attention.self.{name}.weight"],
-                        w[p + f"attention.self.{name}.bias"], f"{p}{name}")
+        proj = g.linear(
+            x,
+            w[p + f"attention.self.{name}.weight"],
+            w[p + f"attention.self.{name}.bias"],
+            f"{p}{name}",
+        )
         return g.op("Transpose", [g.op("Reshape", [proj, split])], perm=[0, 2, 1, 3])
 
     q, k, v = heads("query"), heads("key"), heads("value")
@@ -87,13 +91,22 @@ def _encoder_layer(g: _Builder, x: str, mask_bias: str, w: dict[str, np.ndarray]
     scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, kt]), scale]), mask_bias])
     context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
     context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge])
-    attn = g.linear(context, w[p + "attention.output.dense.weight"],
-                    w[p + "attention.output.dense.bias"], f"{p}attn_out")
-    x = g.layer_norm(g.op("Add", [attn, x]), w[p + "attention.output.LayerNorm.weight"],
-                     w[p + "attention.output.LayerNorm.bias"], f"{p}attn_ln")
+    attn = g.linear(
+        context,
+        w[p + "attention.output.dense.weight"],
+        w[p + "attention.output.dense.bias"],
+        f"{p}attn_out",
+    )
+    x = g.layer_norm(
+        g.op("Add", [attn, x]),
+        w[p + "attention.output.LayerNorm.weight"],
+        w[p + "attention.output.LayerNorm.bias"],
+        f"{p}attn_ln",
+    )
 
-    hidden = g.linear(x, w[p + "intermediate.dense.weight"],
-                      w[p + "intermediate.dense.bias"], f"{p}ffn_in")
+    hidden = g.linear(
+        x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"], f"{p}ffn_in"
+    )
     # Exact GELU as in BERT: 0.5 * h * (1 + erf(h / sqrt(2))).
     inv_sqrt2 = g.const(f"l{i}.inv_sqrt2", np.array(1 / math.sqrt(2), dtype=np.float32))
     one = g.const(f"l{i}.one", np.array(1.0, dtype=np.float32))
@@ -101,8 +114,12 @@ def _encoder_layer(g: _Builder, x: str, mask_bias: str, w: dict[str, np.ndarray]
     erf = g.op("Erf", [g.op("Mul", [hidden, inv_sqrt2])])
     gelu = g.op("Mul", [g.op("Mul", [hidden, half]), g.op("Add", [erf, one])])
     out = g.linear(gelu, w[p + "output.dense.weight"], w[p + "output.dense.bias"], f"{p}ffn_out")
-    return g.layer_norm(g.op("Add", [out, x]), w[p + "output.LayerNorm.weight"],
-                        w[p + "output.LayerNorm.bias"], f"{p}out_ln")
+    return g.layer_norm(
+        g.op("Add", [out, x]),
+        w[p + "output.LayerNorm.weight"],
+        w[p + "output.LayerNorm.bias"],
+        f"{p}out_ln",
+    )
 
 
 def build_encoder_nodes(
@@ -112,8 +129,9 @@ def build_encoder_nodes(
     masked mean (used by heads that look at more than the last layer)."""
     # token_type_ids are always 0 for single sentences, so fold that row into the
     # position table instead of taking a third input.
-    pos_table = w["embeddings.position_embeddings.weight"] + w[
-        "embeddings.token_type_embeddings.weight"][0]
+    pos_table = (
+        w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+    )
     word = g.const("embeddings.word", w["embeddings.word_embeddings.weight"].astype(np.float32))
     pos = g.const("embeddings.position_plus_type", pos_table.astype(np.float32))
 
@@ -122,21 +140,32 @@ def build_encoder_nodes(
     zero = g.const("zero_1d", np.array([0], dtype=np.int64))
     positions = g.op("Slice", [pos, zero, seq_len, zero])
     x = g.op("Add", [g.op("Gather", [word, input_ids], axis=0), positions])
-    x = g.layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
-                     "embeddings.ln")
+    x = g.layer_norm(
+        x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], "embeddings.ln"
+    )
 
     # Additive attention bias [B,1,1,T]: 0 for tokens, a large negative for padding.
     mask_f = g.op("Cast", [attention_mask], to=TensorProto.FLOAT)
     one_f = g.const("one_f", np.array(1.0, dtype=np.float32))
     neg = g.const("neg_big", np.array(-1e9, dtype=np.float32))
-    mask_bias = g.op("Unsqueeze", [g.op("Mul", [g.op("Sub", [one_f, mask_f]), neg]),
-                                   g.const("axes12", np.array([1, 2], dtype=np.int64))])
+    mask_bias = g.op(
+        "Unsqueeze",
+        [
+            g.op("Mul", [g.op("Sub", [one_f, mask_f]), neg]),
+            g.const("axes12", np.array([1, 2], dtype=np.int64)),
+        ],
+    )
 
     # Masked mean pooling: sum(h * m) / max(sum(m), 1e-9), as sentence-transformers.
     mask3 = g.op("Unsqueeze", [mask_f, g.const("axes2", np.array([2], dtype=np.int64))])
     axis1 = g.const("axis1", np.array([1], dtype=np.int64))
-    count = g.op("Max", [g.op("ReduceSum", [mask3, axis1], keepdims=0),
-                         g.const("min_count", np.array(1e-9, dtype=np.float32))])
+    count = g.op(
+        "Max",
+        [
+            g.op("ReduceSum", [mask3, axis1], keepdims=0),
+            g.const("min_count", np.array(1e-9, dtype=np.float32)),
+        ],
+    )
 
     def pool(h: str) -> str:
         return g.op("Div", [g.op("ReduceSum", [g.op("Mul", [h, mask3]), axis1], keepdims=0), count])
@@ -150,8 +179,13 @@ def build_encoder_nodes(
 
     mean = layer_means[-1]
     axis_last = g.const("axis_last", np.array([-1], dtype=np.int64))
-    norm = g.op("Max", [g.op("ReduceL2", [mean, axis_last], keepdims=1),
-                        g.const("min_norm", np.array(1e-12, dtype=np.float32))])
+    norm = g.op(
+        "Max",
+        [
+            g.op("ReduceL2", [mean, axis_last], keepdims=1),
+            g.const("min_norm", np.array(1e-12, dtype=np.float32)),
+        ],
+    )
     return g.op("Div", [mean, norm]), layer_means
 
 
@@ -162,18 +196,21 @@ def text_inputs() -> list[onnx.ValueInfoProto]:
     ]
 
 
-def finish_model(g: _Builder, inputs: list[onnx.ValueInfoProto],
-                 outputs: list[onnx.ValueInfoProto], name: str) -> onnx.ModelProto:
+def finish_model(
+    g: _Builder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], name: str
+) -> onnx.ModelProto:
     graph = helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="lumen-models")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lumen-models"
+    )
     model.ir_version = 8  # readable by every onnxruntime >= 1.10
     onnx.checker.check_model(model)
     return model
 
 
-def build_encoder(weights: dict[str, np.ndarray], with_layer_means: bool = False,
-                  hidden_after: int | None = None) -> onnx.ModelProto:
+def build_encoder(
+    weights: dict[str, np.ndarray], with_layer_means: bool = False, hidden_after: int | None = None
+) -> onnx.ModelProto:
     """``input_ids``/``attention_mask`` int64 [B,T] -> ``embedding`` float32 [B,384]
     (unit norm). Training-only extras: ``with_layer_means`` adds ``layer_means``
     [B,7,384]; ``hidden_after=n`` adds ``hidden`` [B,T,384], the token states after
@@ -184,12 +221,16 @@ def build_encoder(weights: dict[str, np.ndarray], with_layer_means: bool = False
     outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])]
     if hidden_after is not None:
         g.nodes.append(helper.make_node("Identity", [g.hidden_states[hidden_after]], ["hidden"]))
-        outputs.append(helper.make_tensor_value_info(
-            "hidden", TensorProto.FLOAT, ["batch", "tokens", HIDDEN]))
+        outputs.append(
+            helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", HIDDEN])
+        )
     if with_layer_means:
         ax = g.const("axis_stack", np.array([1], dtype=np.int64))
         stacked = [g.op("Unsqueeze", [m, ax]) for m in means]
         g.nodes.append(helper.make_node("Concat", stacked, ["layer_means"], axis=1))
-        outputs.append(helper.make_tensor_value_info(
-            "layer_means", TensorProto.FLOAT, ["batch", LAYERS + 1, HIDDEN]))
+        outputs.append(
+            helper.make_tensor_value_info(
+                "layer_means", TensorProto.FLOAT, ["batch", LAYERS + 1, HIDDEN]
+            )
+        )
     return finish_model(g, text_inputs(), outputs, "minilm_l6_v2")

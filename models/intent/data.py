@@ -47,8 +47,10 @@ def _stratified_holdout(labels: list[str], fraction: float, seed: int) -> np.nda
 
 
 def _pick(split: Split, mask: np.ndarray) -> Split:
-    return Split([t for t, k in zip(split.texts, mask, strict=True) if k],
-                 [y for y, k in zip(split.labels, mask, strict=True) if k])
+    return Split(
+        [t for t, k in zip(split.texts, mask, strict=True) if k],
+        [y for y, k in zip(split.labels, mask, strict=True) if k],
+    )
 
 
 def _join(*splits: Split) -> Split:
@@ -62,7 +64,9 @@ def _clinc_raw() -> dict[str, Split]:
 
 def _halves(split: Split) -> tuple[Split, Split]:
     mid = len(split.texts) // 2
-    return Split(split.texts[:mid], split.labels[:mid]), Split(split.texts[mid:], split.labels[mid:])
+    return Split(split.texts[:mid], split.labels[:mid]), Split(
+        split.texts[mid:], split.labels[mid:]
+    )
 
 
 def banking77(seed: int = 0, valid_fraction: float = 0.1) -> IntentData:
@@ -78,8 +82,13 @@ def banking77(seed: int = 0, valid_fraction: float = 0.1) -> IntentData:
     clinc = _clinc_raw()
     oos_fit, oos_tune = _halves(clinc["oos_train"])
     valid = _pick(full, hold)
-    return IntentData("banking77", names, _join(_pick(full, ~hold), oos_fit),
-                      _join(valid, oos_tune), _join(valid, clinc["oos_val"]))
+    return IntentData(
+        "banking77",
+        names,
+        _join(_pick(full, ~hold), oos_fit),
+        _join(valid, oos_tune),
+        _join(valid, clinc["oos_val"]),
+    )
 
 
 def clinc150(seed: int = 0, tune_fraction: float = 0.1) -> IntentData:
@@ -90,8 +99,13 @@ def clinc150(seed: int = 0, tune_fraction: float = 0.1) -> IntentData:
     names = [*sorted(set(train.labels)), OOS]
     hold = _stratified_holdout(train.labels, tune_fraction, seed)
     oos_fit, oos_tune = _halves(clinc["oos_train"])
-    return IntentData("clinc150", names, _join(_pick(train, ~hold), oos_fit),
-                      _join(_pick(train, hold), oos_tune), _join(clinc["val"], clinc["oos_val"]))
+    return IntentData(
+        "clinc150",
+        names,
+        _join(_pick(train, ~hold), oos_fit),
+        _join(_pick(train, hold), oos_tune),
+        _join(clinc["val"], clinc["oos_val"]),
+    )
 
 
 def subsample(data: IntentData, per_class: int, seed: int = 0) -> IntentData:
@@ -104,5 +118,6 @@ def subsample(data: IntentData, per_class: int, seed: int = 0) -> IntentData:
         idx = np.flatnonzero(labels == label)
         keep[rng.permutation(idx)[:per_class]] = True
     every = lambda split: Split(split.texts[::5], split.labels[::5])  # noqa: E731
-    return IntentData(data.name, data.label_names, _pick(data.train, keep), every(data.tune),
-                      every(data.report))
+    return IntentData(
+        data.name, data.label_names, _pick(data.train, keep), every(data.tune), every(data.report)
+    )

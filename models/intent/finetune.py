@@ -81,6 +81,7 @@ def _forward(jnp: Any, jax: Any, params: dict[str, Any], h: Any, mask: Any, firs
 
     bias = ((1.0 - mask) * -1e9)[:, None, None, :]
     for p in layer_keys(first):
+
         def split(x: Any) -> Any:
             return x.reshape(b, t, HEADS, hd).transpose(0, 2, 1, 3)
 
@@ -109,13 +110,20 @@ def finetune(
     import jax.numpy as jnp
 
     first = LAYERS - params.top_layers
-    trainable = {k: jnp.asarray(v) for k, v in weights.items()
-                 if any(k.startswith(p) for p in layer_keys(first))}
+    trainable = {
+        k: jnp.asarray(v)
+        for k, v in weights.items()
+        if any(k.startswith(p) for p in layer_keys(first))
+    }
     # Start the head at scaled class centroids of the frozen embeddings: a decent
     # classifier from step one, so the encoder gets useful gradients immediately.
     start = embed(weights, states, params.top_layers)
-    centroids = np.stack([start[labels == c].mean(0) if (labels == c).any()
-                          else np.zeros(HIDDEN, np.float32) for c in range(n_classes)])
+    centroids = np.stack(
+        [
+            start[labels == c].mean(0) if (labels == c).any() else np.zeros(HIDDEN, np.float32)
+            for c in range(n_classes)
+        ]
+    )
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
     trainable["head.weight"] = jnp.asarray(params.head_scale * centroids, jnp.float32)
     trainable["head.bias"] = jnp.zeros((n_classes,), jnp.float32)
@@ -132,16 +140,17 @@ def finetune(
     b1, b2 = 0.9, 0.999
 
     @jax.jit
-    def step(p: Any, mu: Any, nu: Any, t: Any, scale: Any, h: Any, m: Any, y: Any, w: Any
-             ) -> tuple[Any, Any, Any, Any]:
+    def step(
+        p: Any, mu: Any, nu: Any, t: Any, scale: Any, h: Any, m: Any, y: Any, w: Any
+    ) -> tuple[Any, Any, Any, Any]:
         loss, grads = jax.value_and_grad(loss_fn)(p, h, m, y, w)
         new_p, new_mu, new_nu = {}, {}, {}
         for k in p:  # AdamW, separate learning rates for encoder and head
             lr = (params.lr_head if is_head[k] else params.lr_encoder) * scale
             new_mu[k] = b1 * mu[k] + (1 - b1) * grads[k]
             new_nu[k] = b2 * nu[k] + (1 - b2) * grads[k] ** 2
-            mhat = new_mu[k] / (1 - b1 ** t)
-            vhat = new_nu[k] / (1 - b2 ** t)
+            mhat = new_mu[k] / (1 - b1**t)
+            vhat = new_nu[k] / (1 - b2**t)
             decay = params.weight_decay * p[k] if p[k].ndim > 1 else 0.0
             new_p[k] = p[k] - lr * (mhat / (jnp.sqrt(vhat) + 1e-8) + decay)
         return new_p, new_mu, new_nu, loss
@@ -159,20 +168,20 @@ def finetune(
         # Batches of similar length (sorted with random jitter, then shuffled) cut the
         # padding, and so the compute, by about half versus fully random batches.
         order = np.argsort(lengths + rng.uniform(0, 4, n), kind="stable")
-        batches = [order[i:i + params.batch_size] for i in range(0, n, params.batch_size)]
+        batches = [order[i : i + params.batch_size] for i in range(0, n, params.batch_size)]
         batches = [batches[i] for i in rng.permutation(len(batches))]
-        bar = tqdm(batches, desc=f"fine-tune epoch {epoch + 1}/{params.epochs}",
-                   unit="step", leave=False)
+        bar = tqdm(
+            batches, desc=f"fine-tune epoch {epoch + 1}/{params.epochs}", unit="step", leave=False
+        )
         for s, idx in enumerate(bar):
             w = np.ones(params.batch_size, dtype=np.float32)
             if len(idx) < params.batch_size:  # pad the last batch with zero-weight rows
-                w[len(idx):] = 0.0
+                w[len(idx) :] = 0.0
                 idx = np.concatenate([idx, np.repeat(idx[:1], params.batch_size - len(idx))])
             h, m = states.batch(idx)
             t += 1
             scale = min(t / warm, max(0.0, (total - t) / max(1, total - warm)))
-            trainable, mu, nu, loss = step(trainable, mu, nu, float(t), scale, h, m,
-                                           labels[idx], w)
+            trainable, mu, nu, loss = step(trainable, mu, nu, float(t), scale, h, m, labels[idx], w)
             if s % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}")
         if on_epoch is not None:
@@ -180,20 +189,24 @@ def finetune(
     return {k: np.asarray(v, dtype=np.float32) for k, v in trainable.items()}
 
 
-def embed(weights: dict[str, np.ndarray], states: TokenStates, top_layers: int,
-          batch_size: int = 128) -> np.ndarray:
+def embed(
+    weights: dict[str, np.ndarray], states: TokenStates, top_layers: int, batch_size: int = 128
+) -> np.ndarray:
     """Embeddings from cached states with (fine-tuned) top layers, for quick evaluation."""
     import jax
     import jax.numpy as jnp
 
     first = LAYERS - top_layers
-    p = {k: jnp.asarray(v) for k, v in weights.items()
-         if any(k.startswith(x) for x in layer_keys(first))}
+    p = {
+        k: jnp.asarray(v)
+        for k, v in weights.items()
+        if any(k.startswith(x) for x in layer_keys(first))
+    }
     fwd = jax.jit(lambda p, h, m: _forward(jnp, jax, p, h, m, first))
     order = np.argsort([len(s) for s in states.states], kind="stable")
     out = np.zeros((len(order), HIDDEN), dtype=np.float32)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         h, m = states.batch(idx, bucket=16)
         out[idx] = np.asarray(fwd(p, h, m))
     return out

@@ -9,8 +9,9 @@ from onnx import TensorProto, helper
 from models.encoder.graph import _Builder, build_encoder_nodes, finish_model, text_inputs
 
 
-def build_intent_graph(weights: dict[str, np.ndarray], head_weight: np.ndarray,
-                       head_bias: np.ndarray) -> onnx.ModelProto:
+def build_intent_graph(
+    weights: dict[str, np.ndarray], head_weight: np.ndarray, head_bias: np.ndarray
+) -> onnx.ModelProto:
     """``input_ids``/``attention_mask`` int64 [B,T] -> ``probabilities`` float32 [B,C]
     and ``embedding`` float32 [B,384] (the fine-tuned sentence embedding)."""
     g = _Builder()
@@ -21,6 +22,8 @@ def build_intent_graph(weights: dict[str, np.ndarray], head_weight: np.ndarray,
     g.nodes.append(helper.make_node("Softmax", [logits], ["probabilities"], axis=-1))
     g.nodes.append(helper.make_node("Identity", [emb], ["embedding"]))
     n = head_weight.shape[0]
-    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n]),
-               helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 384])]
+    outputs = [
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n]),
+        helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 384]),
+    ]
     return finish_model(g, text_inputs(), outputs, "intent_classifier")

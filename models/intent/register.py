@@ -28,12 +28,17 @@ TARGETS = {
     "clinc150": {"in_scope_accuracy": 0.96, "oos_recall": 0.70},
 }
 BANKING77 = DataSource(
-    name="Banking77 (Casanueva et al., 2020)", source="data/datasets/banking77/train.csv",
-    license="CC BY 4.0", split="90% train / 10% validation, stratified, seed 0")
+    name="Banking77 (Casanueva et al., 2020)",
+    source="data/datasets/banking77/train.csv",
+    license="CC BY 4.0",
+    split="90% train / 10% validation, stratified, seed 0",
+)
 CLINC150 = DataSource(
-    name="CLINC150 (Larson et al., 2019)", source="data/datasets/clinc150",
+    name="CLINC150 (Larson et al., 2019)",
+    source="data/datasets/clinc150",
     license="CC BY 3.0",
-    split="train 90% fit / 10% tune; oos_train halves fit/tune; val + oos_val reported")
+    split="train 90% fit / 10% tune; oos_train halves fit/tune; val + oos_val reported",
+)
 LATENCY_TEXT = "I still haven't received my new card, when will it arrive?"
 
 
@@ -46,21 +51,40 @@ def _data_hash(dataset: str) -> str:
 
 def _rows(run: IntentRun, dataset: str) -> list[dict[str, Any]]:
     rows = []
-    for name, key in (("frozen MiniLM + logistic regression (baseline)", "baseline_frozen_logreg"),
-                      ("fine-tuned MiniLM top layers + head (served)", "model")):
+    for name, key in (
+        ("frozen MiniLM + logistic regression (baseline)", "baseline_frozen_logreg"),
+        ("fine-tuned MiniLM top layers + head (served)", "model"),
+    ):
         m = run.metrics[key]
-        rows.append({"model": name, "in-scope accuracy": m["in_scope_accuracy"],
-                     "accuracy, no OOS threshold": m["accuracy_no_threshold"],
-                     "OOS recall": m.get("oos_recall"), "OOS precision": m.get("oos_precision"),
-                     "threshold": m["threshold"]})
+        rows.append(
+            {
+                "model": name,
+                "in-scope accuracy": m["in_scope_accuracy"],
+                "accuracy, no OOS threshold": m["accuracy_no_threshold"],
+                "OOS recall": m.get("oos_recall"),
+                "OOS precision": m.get("oos_precision"),
+                "threshold": m["threshold"],
+            }
+        )
     target = TARGETS[dataset]
-    rows.append({"model": "target", "in-scope accuracy": target["in_scope_accuracy"],
-                 "OOS recall": target.get("oos_recall")})
+    rows.append(
+        {
+            "model": "target",
+            "in-scope accuracy": target["in_scope_accuracy"],
+            "OOS recall": target.get("oos_recall"),
+        }
+    )
     return rows
 
 
-COLUMNS = ["model", "in-scope accuracy", "accuracy, no OOS threshold", "OOS recall",
-           "OOS precision", "threshold"]
+COLUMNS = [
+    "model",
+    "in-scope accuracy",
+    "accuracy, no OOS threshold",
+    "OOS recall",
+    "OOS precision",
+    "threshold",
+]
 
 
 def hits(run: IntentRun, dataset: str) -> dict[str, bool]:
@@ -70,8 +94,14 @@ def hits(run: IntentRun, dataset: str) -> dict[str, bool]:
 
 def register_intent(dataset: str, small: bool = False, force: bool = False) -> dict[str, Any]:
     name = MODEL_NAMES[dataset]
-    fp = fingerprint({"code": CODE_VERSION, "weights": MINILM_WEIGHTS_SHA256,
-                      "data": _data_hash(dataset), "small": small})
+    fp = fingerprint(
+        {
+            "code": CODE_VERSION,
+            "weights": MINILM_WEIGHTS_SHA256,
+            "data": _data_hash(dataset),
+            "small": small,
+        }
+    )
     kept = current_if_unchanged(name, fp)
     if kept is not None and not force:
         return {"skipped": True, **kept.metrics}
@@ -87,49 +117,74 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
     assert run.report_probs is not None
     max_diff = float(abs(onnx_probs - run.report_probs[:64]).max())
     metrics: dict[str, Any] = {
-        **run.metrics, "targets": TARGETS[dataset], "hit": hits(run, dataset),
-        "onnx_vs_training_max_abs_diff": max_diff, "finetune": asdict(run.params),
+        **run.metrics,
+        "targets": TARGETS[dataset],
+        "hit": hits(run, dataset),
+        "onnx_vs_training_max_abs_diff": max_diff,
+        "finetune": asdict(run.params),
     }
     labels = run.data.label_names
     inputs, _ = text_io(TensorSpec(name="x", dtype="float32", shape=[1]))
     outputs = [
-        TensorSpec(name="probabilities", dtype="float32", shape=["batch", len(labels)],
-                   description=f"softmax over labels.json (last = '{OOS}')"),
-        TensorSpec(name="embedding", dtype="float32", shape=["batch", 384],
-                   description="fine-tuned sentence embedding (unit norm)"),
+        TensorSpec(
+            name="probabilities",
+            dtype="float32",
+            shape=["batch", len(labels)],
+            description=f"softmax over labels.json (last = '{OOS}')",
+        ),
+        TensorSpec(
+            name="embedding",
+            dtype="float32",
+            shape=["batch", 384],
+            description="fine-tuned sentence embedding (unit norm)",
+        ),
     ]
     data = [BANKING77, CLINC150] if dataset == "banking77" else [CLINC150]
     config = ModelConfig(
-        name=name, version=1, task="intent-classification", sha256="",
+        name=name,
+        version=1,
+        task="intent-classification",
+        sha256="",
         description=f"{dataset} intents + out-of-scope: MiniLM with fine-tuned top "
-                    f"{run.params.top_layers} layer(s) and a linear head, one ONNX graph.",
-        inputs=inputs, outputs=outputs, labels=labels, preprocessing=PREPROCESSING,
+        f"{run.params.top_layers} layer(s) and a linear head, one ONNX graph.",
+        inputs=inputs,
+        outputs=outputs,
+        labels=labels,
+        preprocessing=PREPROCESSING,
         postprocessing={
             "runtime": "models.runtime.intent.decide_intent(probabilities, labels, threshold)",
             "rule": f"'{OOS}' when the top class is '{OOS}' or its probability < oos_threshold",
         },
-        training_data=[SOURCE, *data], metrics=metrics, latency_ms=latency,
+        training_data=[SOURCE, *data],
+        metrics=metrics,
+        latency_ms=latency,
         inputs_fingerprint=fp,
-        extra={"oos_threshold": run.threshold, "oos_label": OOS, "small_build": small})
+        extra={"oos_threshold": run.threshold, "oos_label": OOS, "small_build": small},
+    )
 
     def write(folder: Path) -> None:
         onnx.save(graph, str(folder / "model.onnx"))
         (folder / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
         (folder / "tokenizer.json").write_bytes((minilm / "tokenizer.json").read_bytes())
 
-    report_note = ("Reported on the 10% validation split carved from Banking77 `train.csv` "
-                   "(also used to pick the threshold, as the issue allows) plus CLINC150 "
-                   "`oos_val` as out-of-scope queries; the official test split is never read."
-                   if dataset == "banking77" else
-                   "Threshold picked on a 10% split carved from CLINC150 `train` plus half of "
-                   "`oos_train`; reported on the untouched official `val` + `oos_val` "
-                   "(the official test split is never read).")
+    report_note = (
+        "Reported on the 10% validation split carved from Banking77 `train.csv` "
+        "(also used to pick the threshold, as the issue allows) plus CLINC150 "
+        "`oos_val` as out-of-scope queries; the official test split is never read."
+        if dataset == "banking77"
+        else "Threshold picked on a 10% split carved from CLINC150 `train` plus half of "
+        "`oos_train`; reported on the untouched official `val` + `oos_val` "
+        "(the official test split is never read)."
+    )
     sections = [
         ("Results", report_note + "\n\n" + table(_rows(run, dataset), COLUMNS)),
-        ("Out-of-scope", f"Decision: `oos` if the `oos` class wins or the top probability is "
-         f"below **{run.threshold:.2f}** (`extra.oos_threshold`), chosen on the tune split "
-         "to maximise in-scope accuracy + OOS recall while losing at most 1 point of in-scope "
-         "accuracy."),
+        (
+            "Out-of-scope",
+            f"Decision: `oos` if the `oos` class wins or the top probability is "
+            f"below **{run.threshold:.2f}** (`extra.oos_threshold`), chosen on the tune split "
+            "to maximise in-scope accuracy + OOS recall while losing at most 1 point of in-scope "
+            "accuracy.",
+        ),
         ("Parity", f"ONNX vs training-time scorer on 64 texts: max |Δp| = {max_diff:.2e}."),
     ]
     path = publish(config, write, lambda c: render_card(c, c.description, sections))

@@ -16,8 +16,9 @@ def predict(probs: np.ndarray, names: list[str], threshold: float) -> np.ndarray
     return np.where(probs.max(axis=1) < threshold, oos, best)
 
 
-def intent_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str], threshold: float
-                   ) -> dict[str, float]:
+def intent_metrics(
+    probs: np.ndarray, labels: np.ndarray, names: list[str], threshold: float
+) -> dict[str, float]:
     """``in_scope_accuracy``: share of in-scope queries given their intent (a rejection
     is an error); ``oos_recall``: share of out-of-scope queries rejected;
     ``accuracy_no_threshold``: in-scope top-1 over in-scope labels only."""
@@ -28,7 +29,8 @@ def intent_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str], thre
     out = {
         "in_scope_accuracy": float((pred[ins] == labels[ins]).mean()) if ins.any() else 0.0,
         "accuracy_no_threshold": float((in_scope_only[ins] == labels[ins]).mean())
-        if ins.any() else 0.0,
+        if ins.any()
+        else 0.0,
         "threshold": float(threshold),
         "n_in_scope": int(ins.sum()),
         "n_oos": int((~ins).sum()),
@@ -40,8 +42,9 @@ def intent_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str], thre
     return out
 
 
-def choose_threshold(probs: np.ndarray, labels: np.ndarray, names: list[str],
-                     max_accuracy_drop: float = 0.01) -> float:
+def choose_threshold(
+    probs: np.ndarray, labels: np.ndarray, names: list[str], max_accuracy_drop: float = 0.01
+) -> float:
     """Highest OOS recall + in-scope accuracy, giving up at most ``max_accuracy_drop``
     of in-scope accuracy versus no threshold (chosen on the tune split only)."""
     base = intent_metrics(probs, labels, names, 0.0)["in_scope_accuracy"]

@@ -18,8 +18,10 @@ from models.runtime.text import TextTokenizer
 
 DATASETS = {"banking77": banking77, "clinc150": clinc150}
 # Per-dataset budget on 2 CPU cores: CLINC150 has 1.5x the texts and is easier.
-DEFAULT_PARAMS = {"banking77": FinetuneParams(top_layers=2, epochs=3),
-                  "clinc150": FinetuneParams(top_layers=1, epochs=2)}
+DEFAULT_PARAMS = {
+    "banking77": FinetuneParams(top_layers=2, epochs=3),
+    "clinc150": FinetuneParams(top_layers=1, epochs=2),
+}
 
 
 @dataclass
@@ -34,14 +36,15 @@ class IntentRun:
     report_probs: np.ndarray | None = None  # training-time scorer output, for parity checks
 
 
-def _states(sess: Any, tok: TextTokenizer, texts: list[str], desc: str
-            ) -> tuple[TokenStates, np.ndarray]:
+def _states(
+    sess: Any, tok: TextTokenizer, texts: list[str], desc: str
+) -> tuple[TokenStates, np.ndarray]:
     """Token states after the frozen layers, plus the frozen sentence embedding."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     states: list[np.ndarray] = [np.zeros(0)] * len(texts)
     frozen = np.zeros((len(texts), 384), dtype=np.float32)
     for start in tqdm(range(0, len(texts), 64), desc=desc, unit="batch", leave=False):
-        idx = order[start:start + 64]
+        idx = order[start : start + 64]
         enc = tok.encode([texts[i] for i in idx])
         emb, hidden = sess.run(["embedding", "hidden"], enc)
         for j, i in enumerate(idx):
@@ -55,8 +58,9 @@ def _labels(data: IntentData, labels: list[str]) -> np.ndarray:
     return np.array([index[y] for y in labels], dtype=np.int64)
 
 
-def _baseline(frozen: dict[str, np.ndarray], y: dict[str, np.ndarray], names: list[str]
-              ) -> dict[str, Any]:
+def _baseline(
+    frozen: dict[str, np.ndarray], y: dict[str, np.ndarray], names: list[str]
+) -> dict[str, Any]:
     """Frozen MiniLM + logistic regression, threshold tuned the same way."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -74,8 +78,9 @@ def _baseline(frozen: dict[str, np.ndarray], y: dict[str, np.ndarray], names: li
     return intent_metrics(probs("report"), y["report"], names, threshold)
 
 
-def train_intent(dataset: str, minilm_dir: Path, small: bool = False,
-                 params: FinetuneParams | None = None) -> IntentRun:
+def train_intent(
+    dataset: str, minilm_dir: Path, small: bool = False, params: FinetuneParams | None = None
+) -> IntentRun:
     data = DATASETS[dataset]()
     params = params or DEFAULT_PARAMS[dataset]
     if small:  # CI: a few examples per class, one layer, one epoch
@@ -100,8 +105,15 @@ def train_intent(dataset: str, minilm_dir: Path, small: bool = False,
 
     tune_probs, report_probs = probs("tune"), probs("report")
     threshold = choose_threshold(tune_probs, y["tune"], data.label_names)
-    run = IntentRun(data, full, tuned["head.weight"], tuned["head.bias"], threshold, params,
-                    report_probs=report_probs)
+    run = IntentRun(
+        data,
+        full,
+        tuned["head.weight"],
+        tuned["head.bias"],
+        threshold,
+        params,
+        report_probs=report_probs,
+    )
     run.metrics = {
         "model": intent_metrics(report_probs, y["report"], data.label_names, threshold),
         "model_on_tune": intent_metrics(tune_probs, y["tune"], data.label_names, threshold),

@@ -25,9 +25,17 @@ class BPRMF:
     user order as training (it is a transductive baseline, unlike the served model).
     """
 
-    def __init__(self, histories: Sequence[np.ndarray], n_items: int, dim: int = 64,
-                 epochs: int = 40, lr: float = 0.05, reg: float = 1e-4, batch: int = 1024,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        histories: Sequence[np.ndarray],
+        n_items: int,
+        dim: int = 64,
+        epochs: int = 40,
+        lr: float = 0.05,
+        reg: float = 1e-4,
+        batch: int = 1024,
+        seed: int = 0,
+    ) -> None:
         rng = np.random.default_rng(seed)
         n_users = len(histories)
         self.user = (rng.standard_normal((n_users, dim)) * 0.1).astype(np.float32)
@@ -38,7 +46,7 @@ class BPRMF:
         for _ in tqdm(range(epochs), desc="BPR-MF", unit="epoch", leave=False):
             order = rng.permutation(len(users))
             for start in range(0, len(order), batch):
-                idx = order[start:start + batch]
+                idx = order[start : start + batch]
                 u, i = users[idx], pos[idx]
                 j = rng.integers(0, n_items, size=len(idx))
                 for k in np.flatnonzero([jj in seen[uu] for uu, jj in zip(u, j, strict=True)]):

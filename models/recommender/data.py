@@ -58,8 +58,9 @@ def load_catalogue(folder: Path | None = None) -> Catalogue:
     )
 
 
-def load_sequences(catalogue: Catalogue, folder: Path | None = None,
-                   max_users: int | None = None) -> Sequences:
+def load_sequences(
+    catalogue: Catalogue, folder: Path | None = None, max_users: int | None = None
+) -> Sequences:
     """Leave-last-out by timestamp: per user, the last interaction is the test target,
     the one before it the validation target. Ties keep the file order (stable sort),
     as RecBole does. Every rating counts as an implicit interaction."""
@@ -67,7 +68,9 @@ def load_sequences(catalogue: Catalogue, folder: Path | None = None,
     row_of = {item: i for i, item in enumerate(catalogue.item_ids)}
     per_user: dict[str, list[tuple[float, int, int]]] = {}
     for n, r in enumerate(_read_tsv(folder / "ml-100k.inter")):
-        per_user.setdefault(r["user_id"], []).append((float(r["timestamp"]), n, row_of[r["item_id"]]))
+        per_user.setdefault(r["user_id"], []).append(
+            (float(r["timestamp"]), n, row_of[r["item_id"]])
+        )
     users = sorted(per_user, key=int)[:max_users]
     train, valid, test, times = [], [], [], []
     for user in users:

@@ -18,8 +18,9 @@ from models.encoder.graph import OPSET
 NEG = -3.0e38  # excluded items: below any real score, still finite
 
 
-def build_recommender_graph(ease: np.ndarray, trans: np.ndarray, w_ease: np.ndarray,
-                            w_trans: np.ndarray, prior: np.ndarray) -> onnx.ModelProto:
+def build_recommender_graph(
+    ease: np.ndarray, trans: np.ndarray, w_ease: np.ndarray, w_trans: np.ndarray, prior: np.ndarray
+) -> onnx.ModelProto:
     n = ease.shape[0]
     max_len = len(w_ease)
     inits = [
@@ -63,16 +64,22 @@ def build_recommender_graph(ease: np.ndarray, trans: np.ndarray, w_ease: np.ndar
         mk("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1, largest=1, sorted=1),
     ]
     graph = helper.make_graph(
-        nodes, "sequential_item_item",
-        [helper.make_tensor_value_info("recent_items", TensorProto.INT64, ["batch", "history"]),
-         helper.make_tensor_value_info("exclude_mask", TensorProto.BOOL, ["batch", n]),
-         helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
-        [helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
-         helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"])],
+        nodes,
+        "sequential_item_item",
+        [
+            helper.make_tensor_value_info("recent_items", TensorProto.INT64, ["batch", "history"]),
+            helper.make_tensor_value_info("exclude_mask", TensorProto.BOOL, ["batch", n]),
+            helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
+            helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"]),
+        ],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="lumen-models")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lumen-models"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model

@@ -14,15 +14,21 @@ def _ndcg_hr(ranks: np.ndarray, k: int) -> tuple[float, float]:
     return float(hit.mean()), float((hit / np.log2(ranks + 2.0)).mean())
 
 
-def full_ranking(scorer: Scorer, histories: Sequence[np.ndarray], targets: np.ndarray,
-                 ks: Sequence[int] = (10, 20), batch: int = 256) -> dict[str, float]:
+def full_ranking(
+    scorer: Scorer,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    ks: Sequence[int] = (10, 20),
+    batch: int = 256,
+) -> dict[str, float]:
     """Rank the target among all items, with the user's already-seen items excluded."""
     ranks = []
     for start in range(0, len(targets), batch):
-        hist = list(histories[start:start + batch])
-        scores = np.asarray(scorer(np.arange(start, start + len(hist)), hist),
-                            dtype=np.float64).copy()
-        tgt = targets[start:start + batch]
+        hist = list(histories[start : start + batch])
+        scores = np.asarray(
+            scorer(np.arange(start, start + len(hist)), hist), dtype=np.float64
+        ).copy()
+        tgt = targets[start : start + batch]
         for b, h in enumerate(hist):
             seen = h[h != tgt[b]]  # a re-watched target still counts
             scores[b, seen] = -np.inf
@@ -36,8 +42,13 @@ def full_ranking(scorer: Scorer, histories: Sequence[np.ndarray], targets: np.nd
     return out
 
 
-def sample_negatives(histories: Sequence[np.ndarray], targets: np.ndarray, n_items: int,
-                     n_neg: int = 100, seed: int = 0) -> np.ndarray:
+def sample_negatives(
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    n_items: int,
+    n_neg: int = 100,
+    seed: int = 0,
+) -> np.ndarray:
     """Per user, ``n_neg`` items never interacted with (uniform, seeded)."""
     rng = np.random.default_rng(seed)
     out = np.empty((len(targets), n_neg), dtype=np.int64)
@@ -55,17 +66,22 @@ def sample_negatives(histories: Sequence[np.ndarray], targets: np.ndarray, n_ite
     return out
 
 
-def sampled_ranking(scorer: Scorer, histories: Sequence[np.ndarray], targets: np.ndarray,
-                    negatives: np.ndarray, ks: Sequence[int] = (10,), batch: int = 256
-                    ) -> dict[str, float]:
+def sampled_ranking(
+    scorer: Scorer,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    negatives: np.ndarray,
+    ks: Sequence[int] = (10,),
+    batch: int = 256,
+) -> dict[str, float]:
     """Rank the target among itself + sampled negatives (published-table protocol)."""
     ranks = []
     for start in range(0, len(targets), batch):
-        hist = list(histories[start:start + batch])
+        hist = list(histories[start : start + batch])
         scores = np.asarray(scorer(np.arange(start, start + len(hist)), hist), dtype=np.float64)
         rows = np.arange(scores.shape[0])[:, None]
-        tgt = scores[rows[:, 0], targets[start:start + batch]]
-        neg = scores[rows, negatives[start:start + batch]]
+        tgt = scores[rows[:, 0], targets[start : start + batch]]
+        neg = scores[rows, negatives[start : start + batch]]
         ranks.append((neg > tgt[:, None]).sum(axis=1))
     r = np.concatenate(ranks)
     out: dict[str, float] = {}

@@ -24,7 +24,8 @@ MOVIELENS = DataSource(
     name="MovieLens 100k (GroupLens)",
     source=f"ml-100k.inter/.item from PyPI wheel {RECBOLE_WHEEL.requirement} (cache only)",
     license="MovieLens licence: research use, no redistribution (never committed)",
-    split="leave-last-out by timestamp: last item test, second-to-last validation")
+    split="leave-last-out by timestamp: last item test, second-to-last validation",
+)
 SCALING = """\
 Dense N x N matrices (2 x 11 MB here) are fine up to ~2*10^4 items. For 10^5-10^6 items:
 keep only the top-m (e.g. 100-200) neighbours per row of EASE and the transition matrix
@@ -37,13 +38,26 @@ alternative when neighbour lists get too short for the tail."""
 
 
 def _rows(results: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
-    rows = [{"model": n, **{k: v for k, v in m[protocol].items() if k in
-                            ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")}}
-            for n, m in results.items()]
+    rows = [
+        {
+            "model": n,
+            **{
+                k: v
+                for k, v in m[protocol].items()
+                if k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
+            },
+        }
+        for n, m in results.items()
+    ]
     if protocol == "full":
         rows.append({"model": "target", **TARGETS})
-        rows.append({"model": "published BPR-MF / popularity (issue)",
-                     "hr@10": "0.090 / 0.050", "ndcg@10": "0.045 / 0.025"})
+        rows.append(
+            {
+                "model": "published BPR-MF / popularity (issue)",
+                "hr@10": "0.090 / 0.050",
+                "ndcg@10": "0.045 / 0.025",
+            }
+        )
     return rows
 
 
@@ -60,52 +74,85 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
 
     # ONNX top-k must equal the training-time scorer's top-k on a sample of users.
     rng = np.random.default_rng(0)
-    recent = np.stack([np.where(rng.random(max_len) < 0.3, -1, rng.integers(0, n, max_len))
-                       for _ in range(16)])
+    recent = np.stack(
+        [np.where(rng.random(max_len) < 0.3, -1, rng.integers(0, n, max_len)) for _ in range(16)]
+    )
     exclude = np.zeros((16, n), dtype=bool)
-    top_items, top_scores = sess.run(None, {"recent_items": recent, "exclude_mask": exclude,
-                                            "k": np.array([10], dtype=np.int64)})
+    top_items, top_scores = sess.run(
+        None, {"recent_items": recent, "exclude_mask": exclude, "k": np.array([10], dtype=np.int64)}
+    )
     ref = model.score_recent(recent) + prior
     ref_top = np.sort(ref, axis=1)[:, ::-1][:, :10]
     max_diff = float(abs(top_scores - ref_top).max())
     same_items = float(np.mean(top_items == np.argsort(-ref, axis=1, kind="stable")[:, :10]))
 
     def feed(b: int) -> dict[str, np.ndarray]:
-        return {"recent_items": np.tile(recent[:1], (b, 1)),
-                "exclude_mask": np.zeros((b, n), dtype=bool), "k": np.array([10], np.int64)}
+        return {
+            "recent_items": np.tile(recent[:1], (b, 1)),
+            "exclude_mask": np.zeros((b, n), dtype=bool),
+            "k": np.array([10], np.int64),
+        }
 
     latency = measure_latency(sess, feed)
-    metrics = {"test": out["test"], "valid_served_model": out["valid"], "targets": TARGETS,
-               "hit": {k: out["test"]["sequential-item-item (served)"]["full"][k] >= v
-                       for k, v in TARGETS.items()},
-               "params": asdict(out["params"]), "tuning_trace": out["trace"],
-               "onnx_vs_training_max_abs_diff": max_diff, "onnx_same_top10_items": same_items,
-               "dataset": {"users": out["n_users"], "items": n,
-                           "interactions": out["n_interactions"]}}
+    metrics = {
+        "test": out["test"],
+        "valid_served_model": out["valid"],
+        "targets": TARGETS,
+        "hit": {
+            k: out["test"]["sequential-item-item (served)"]["full"][k] >= v
+            for k, v in TARGETS.items()
+        },
+        "params": asdict(out["params"]),
+        "tuning_trace": out["trace"],
+        "onnx_vs_training_max_abs_diff": max_diff,
+        "onnx_same_top10_items": same_items,
+        "dataset": {"users": out["n_users"], "items": n, "interactions": out["n_interactions"]},
+    }
     config = ModelConfig(
-        name=NAME, version=1, task="next-item-recommendation", sha256="",
+        name=NAME,
+        version=1,
+        task="next-item-recommendation",
+        sha256="",
         description="Sequence-aware linear item-item recommender (EASE + recency-weighted "
-                    "next-item transitions) scored from the user's recent items.",
+        "next-item transitions) scored from the user's recent items.",
         inputs=[
-            TensorSpec(name="recent_items", dtype="int64", shape=["batch", "history"],
-                       description=f"item rows (items.json), newest last, -1 = padding, "
-                                   f"history <= {max_len}"),
-            TensorSpec(name="exclude_mask", dtype="bool", shape=["batch", n],
-                       description="True = never recommend (already seen, unavailable)"),
+            TensorSpec(
+                name="recent_items",
+                dtype="int64",
+                shape=["batch", "history"],
+                description=f"item rows (items.json), newest last, -1 = padding, "
+                f"history <= {max_len}",
+            ),
+            TensorSpec(
+                name="exclude_mask",
+                dtype="bool",
+                shape=["batch", n],
+                description="True = never recommend (already seen, unavailable)",
+            ),
             TensorSpec(name="k", dtype="int64", shape=[1], description="how many to return"),
         ],
         outputs=[
-            TensorSpec(name="top_items", dtype="int64", shape=["batch", "k"],
-                       description="item rows, best first"),
+            TensorSpec(
+                name="top_items",
+                dtype="int64",
+                shape=["batch", "k"],
+                description="item rows, best first",
+            ),
             TensorSpec(name="top_scores", dtype="float32", shape=["batch", "k"]),
         ],
-        preprocessing={"runtime": "models.runtime.items.ItemIndex.load(items.json)",
-                       "recent_items": "ItemIndex.recent_items(histories, length)",
-                       "exclude_mask": "ItemIndex.exclude_mask(seen_item_ids)",
-                       "max_history": max_len},
+        preprocessing={
+            "runtime": "models.runtime.items.ItemIndex.load(items.json)",
+            "recent_items": "ItemIndex.recent_items(histories, length)",
+            "exclude_mask": "ItemIndex.exclude_mask(seen_item_ids)",
+            "max_history": max_len,
+        },
         postprocessing={"ids": "ItemIndex.ids(top_items)"},
-        training_data=[MOVIELENS], metrics=metrics, latency_ms=latency, inputs_fingerprint=fp,
-        extra={"max_history": max_len, "pad": -1, "small_build": small, "scaling": SCALING})
+        training_data=[MOVIELENS],
+        metrics=metrics,
+        latency_ms=latency,
+        inputs_fingerprint=fp,
+        extra={"max_history": max_len, "pad": -1, "small_build": small, "scaling": SCALING},
+    )
 
     def write(folder: Path) -> None:
         onnx.save(graph, str(folder / "model.onnx"))
@@ -113,16 +160,25 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
 
     cols = ["model", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr"]
     sections = [
-        ("Results (test = each user's last interaction, full ranking, seen items excluded)",
-         "Settings tuned on the validation item only; the served model is refit on "
-         "train + validation and evaluated once on the test item.\n\n"
-         + table(_rows(out["test"], "full"), cols)),
-        ("100 sampled negatives (for published tables)",
-         table(_rows(out["test"], "sampled100"), ["model", "hr@10", "ndcg@10"])),
-        ("Validation (served settings, fit on train only)",
-         table([{"model": "sequential-item-item", **out["valid"]}], cols)),
-        ("Parity", f"ONNX top-10 scores vs training-time scorer on 16 random histories: "
-                   f"max |Δ| = {max_diff:.2e}."),
+        (
+            "Results (test = each user's last interaction, full ranking, seen items excluded)",
+            "Settings tuned on the validation item only; the served model is refit on "
+            "train + validation and evaluated once on the test item.\n\n"
+            + table(_rows(out["test"], "full"), cols),
+        ),
+        (
+            "100 sampled negatives (for published tables)",
+            table(_rows(out["test"], "sampled100"), ["model", "hr@10", "ndcg@10"]),
+        ),
+        (
+            "Validation (served settings, fit on train only)",
+            table([{"model": "sequential-item-item", **out["valid"]}], cols),
+        ),
+        (
+            "Parity",
+            f"ONNX top-10 scores vs training-time scorer on 16 random histories: "
+            f"max |Δ| = {max_diff:.2e}.",
+        ),
         ("Scaling to 10^5-10^6 items", SCALING),
     ]
     path = publish(config, write, lambda c: render_card(c, c.description, sections))

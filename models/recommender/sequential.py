@@ -37,8 +37,9 @@ class SequentialParams:
 
 def _ease(histories: Sequence[np.ndarray], n_items: int, l2: float) -> np.ndarray:
     rows = np.concatenate([np.full(len(h), u) for u, h in enumerate(histories)])
-    x = sp.csr_matrix((np.ones(len(rows)), (rows, np.concatenate(histories))),
-                      shape=(len(histories), n_items))
+    x = sp.csr_matrix(
+        (np.ones(len(rows)), (rows, np.concatenate(histories))), shape=(len(histories), n_items)
+    )
     x.data[:] = 1.0
     gram = (x.T @ x).toarray() + l2 * np.eye(n_items)
     p = np.linalg.inv(gram)
@@ -47,50 +48,55 @@ def _ease(histories: Sequence[np.ndarray], n_items: int, l2: float) -> np.ndarra
     return b.astype(np.float32)
 
 
-def _transitions(histories: Sequence[np.ndarray], n_items: int, l2: float, decay: float,
-                 max_len: int) -> np.ndarray:
+def _transitions(
+    histories: Sequence[np.ndarray], n_items: int, l2: float, decay: float, max_len: int
+) -> np.ndarray:
     rows, cols, vals, targets = [], [], [], []
     r = 0
     for h in histories:
         for t in range(1, len(h)):
-            prev = h[max(0, t - max_len):t]
+            prev = h[max(0, t - max_len) : t]
             rows.append(np.full(len(prev), r))
             cols.append(prev)
             vals.append(decay ** np.arange(len(prev) - 1, -1, -1, dtype=np.float64))
             targets.append(h[t])
             r += 1
-    s = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(r, n_items))
+    s = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, n_items)
+    )
     y = sp.csr_matrix((np.ones(r), (np.arange(r), np.array(targets))), shape=(r, n_items))
     gram = (s.T @ s).toarray() + l2 * np.eye(n_items)
     return np.linalg.solve(gram, (s.T @ y).toarray()).astype(np.float32)
 
 
 class SequentialItemItem:
-    def __init__(self, histories: Sequence[np.ndarray], n_items: int,
-                 params: SequentialParams | None = None) -> None:
+    def __init__(
+        self, histories: Sequence[np.ndarray], n_items: int, params: SequentialParams | None = None
+    ) -> None:
         params = params or SequentialParams()
         self.params = params
         self.n_items = n_items
         self.ease = _ease(histories, n_items, params.ease_l2)
-        self.trans = _transitions(histories, n_items, params.trans_l2, params.trans_decay,
-                                  params.max_len)
+        self.trans = _transitions(
+            histories, n_items, params.trans_l2, params.trans_decay, params.max_len
+        )
 
     def recent(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[B, max_len] recent item rows, newest last, left-padded with -1."""
         out = np.full((len(histories), self.params.max_len), -1, dtype=np.int64)
         for b, h in enumerate(histories):
-            tail = h[-self.params.max_len:]
+            tail = h[-self.params.max_len :]
             if len(tail):
-                out[b, -len(tail):] = tail
+                out[b, -len(tail) :] = tail
         return out
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-position weights [max_len] (oldest first) for the EASE and TRANS parts."""
         age = np.arange(self.params.max_len - 1, -1, -1, dtype=np.float32)
         p = self.params
-        return (p.ease_weight * p.ease_decay ** age).astype(np.float32), (
-            (1 - p.ease_weight) * p.score_decay ** age).astype(np.float32)
+        return (p.ease_weight * p.ease_decay**age).astype(np.float32), (
+            (1 - p.ease_weight) * p.score_decay**age
+        ).astype(np.float32)
 
     def score_recent(self, recent: np.ndarray) -> np.ndarray:
         """Reference scorer the ONNX graph must reproduce: recent [B, L] -> [B, N]."""

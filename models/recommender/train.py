@@ -20,8 +20,9 @@ PRIOR_SCALE = 1e-4  # popularity prior: tie-breaker, far below real scores
 
 def shift(seqs: Sequences) -> Sequences:
     """Train on train+valid (what the test protocol may see)."""
-    return Sequences(seqs.users, seqs.history("test"), seqs.valid, seqs.test,
-                     seqs.train_times, seqs.n_items)
+    return Sequences(
+        seqs.users, seqs.history("test"), seqs.valid, seqs.test, seqs.train_times, seqs.n_items
+    )
 
 
 def popularity_prior(histories: list[np.ndarray], n_items: int) -> np.ndarray:
@@ -52,14 +53,25 @@ def train_and_evaluate(small: bool = False) -> dict[str, Any]:
     bpr = BPRMF(final.train, seqs.n_items, epochs=5 if small else 40, seed=SEED)
     negatives = sample_negatives(hist, target, seqs.n_items, seed=SEED)
     results = {}
-    for name, scorer in [("popularity", pop.score), ("bpr-mf", bpr.score),
-                         ("sequential-item-item (served)", served)]:
-        results[name] = {"full": full_ranking(scorer, hist, target),
-                         "sampled100": sampled_ranking(scorer, hist, target, negatives)}
+    for name, scorer in [
+        ("popularity", pop.score),
+        ("bpr-mf", bpr.score),
+        ("sequential-item-item (served)", served),
+    ]:
+        results[name] = {
+            "full": full_ranking(scorer, hist, target),
+            "sampled100": sampled_ranking(scorer, hist, target, negatives),
+        }
     return {
-        "catalogue": catalogue, "model": model, "prior": prior, "params": params,
-        "trace": trace, "valid": valid_metrics, "test": results,
-        "n_users": len(seqs.users), "n_items": seqs.n_items,
+        "catalogue": catalogue,
+        "model": model,
+        "prior": prior,
+        "params": params,
+        "trace": trace,
+        "valid": valid_metrics,
+        "test": results,
+        "n_users": len(seqs.users),
+        "n_items": seqs.n_items,
         "n_interactions": int(sum(len(h) for h in seqs.history("test")) + len(seqs.test)),
     }
 

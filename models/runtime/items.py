@@ -50,7 +50,7 @@ class ItemIndex:
         for b, history in enumerate(histories):
             rows = self.rows(history)[-length:]
             if rows:
-                out[b, length - len(rows):] = rows
+                out[b, length - len(rows) :] = rows
         return out
 
     def exclude_mask(self, exclude: Sequence[Iterable[str]]) -> np.ndarray:

@@ -23,15 +23,21 @@ def build_search_graph() -> onnx.ModelProto:
         helper.make_node("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1),
     ]
     graph = helper.make_graph(
-        nodes, "item_search",
-        [helper.make_tensor_value_info("query_embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
-         helper.make_tensor_value_info("catalogue", TensorProto.FLOAT, ["items", HIDDEN]),
-         helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
-        [helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
-         helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"])],
+        nodes,
+        "item_search",
+        [
+            helper.make_tensor_value_info("query_embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
+            helper.make_tensor_value_info("catalogue", TensorProto.FLOAT, ["items", HIDDEN]),
+            helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
+            helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"]),
+        ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="lumen-models")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lumen-models"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model

@@ -33,17 +33,26 @@ def item_text(title: str, year: str, genres: Sequence[str]) -> str:
 
 
 def catalogue_texts(catalogue: Catalogue) -> list[str]:
-    return [item_text(t, y, g) for t, y, g in
-            zip(catalogue.titles, catalogue.years, catalogue.genres, strict=True)]
+    return [
+        item_text(t, y, g)
+        for t, y, g in zip(catalogue.titles, catalogue.years, catalogue.genres, strict=True)
+    ]
 
 
-def genre_precision(top_rows: np.ndarray, catalogue: Catalogue, k: int = 10
-                    ) -> list[dict[str, object]]:
+def genre_precision(
+    top_rows: np.ndarray, catalogue: Catalogue, k: int = 10
+) -> list[dict[str, object]]:
     """Per query: precision@k of the wanted genre vs. its share of the catalogue."""
     rows = []
     for (query, genre), top in zip(GENRE_QUERIES, top_rows, strict=True):
         hits = [genre in catalogue.genres[int(r)] for r in top[:k]]
         share = float(np.mean([genre in g for g in catalogue.genres]))
-        rows.append({"query": query, "genre": genre, f"precision@{k}": float(np.mean(hits)),
-                     "random baseline": share})
+        rows.append(
+            {
+                "query": query,
+                "genre": genre,
+                f"precision@{k}": float(np.mean(hits)),
+                "random baseline": share,
+            }
+        )
     return rows

@@ -47,35 +47,81 @@ def register_search(small: bool = False, force: bool = False) -> dict[str, Any]:
     rows = genre_precision(top, catalogue)
     mean_p = float(np.mean([r["precision@10"] for r in rows]))
     mean_base = float(np.mean([r["random baseline"] for r in rows]))
-    latency = measure_latency(sess, lambda b: {"query_embedding": np.tile(queries[:1], (b, 1)),
-                                               "catalogue": embeddings, "k": k})
-    examples = {q: [catalogue.titles[int(i)] for i in t[:3]]
-                for (q, _), t in zip(GENRE_QUERIES, top, strict=True)}
-    metrics = {"genre_precision@10_mean": mean_p, "random_baseline_mean": mean_base,
-               "per_query": rows, "onnx_vs_numpy_max_abs_diff": max_diff,
-               "catalogue_size": len(texts), "examples_top3": examples}
+    latency = measure_latency(
+        sess,
+        lambda b: {
+            "query_embedding": np.tile(queries[:1], (b, 1)),
+            "catalogue": embeddings,
+            "k": k,
+        },
+    )
+    examples = {
+        q: [catalogue.titles[int(i)] for i in t[:3]]
+        for (q, _), t in zip(GENRE_QUERIES, top, strict=True)
+    }
+    metrics = {
+        "genre_precision@10_mean": mean_p,
+        "random_baseline_mean": mean_base,
+        "per_query": rows,
+        "onnx_vs_numpy_max_abs_diff": max_diff,
+        "catalogue_size": len(texts),
+        "examples_top3": examples,
+    }
     config = ModelConfig(
-        name=NAME, version=1, task="semantic-search", sha256="",
+        name=NAME,
+        version=1,
+        task="semantic-search",
+        sha256="",
         description="Cosine top-k over catalogue embeddings made by text-encoder "
-                    f"v{encoder.version} (two steps: text-encoder, then this graph).",
+        f"v{encoder.version} (two steps: text-encoder, then this graph).",
         inputs=[
-            TensorSpec(name="query_embedding", dtype="float32", shape=["batch", 384],
-                       description="text-encoder output for the query"),
-            TensorSpec(name="catalogue", dtype="float32", shape=["items", 384],
-                       description="embeddings.npy (+ rows for items added by events)"),
+            TensorSpec(
+                name="query_embedding",
+                dtype="float32",
+                shape=["batch", 384],
+                description="text-encoder output for the query",
+            ),
+            TensorSpec(
+                name="catalogue",
+                dtype="float32",
+                shape=["items", 384],
+                description="embeddings.npy (+ rows for items added by events)",
+            ),
             TensorSpec(name="k", dtype="int64", shape=[1]),
         ],
-        outputs=[TensorSpec(name="top_items", dtype="int64", shape=["batch", "k"],
-                            description="catalogue rows (items.json)"),
-                 TensorSpec(name="top_scores", dtype="float32", shape=["batch", "k"],
-                            description="cosine similarity")],
-        preprocessing={"query": f"{ENCODER} v{encoder.version}: TextTokenizer -> embedding",
-                       "item_text": "models.search.index.item_text(title, year, genres)",
-                       "catalogue": "np.load(embeddings.npy); ItemIndex.load(items.json)"},
+        outputs=[
+            TensorSpec(
+                name="top_items",
+                dtype="int64",
+                shape=["batch", "k"],
+                description="catalogue rows (items.json)",
+            ),
+            TensorSpec(
+                name="top_scores",
+                dtype="float32",
+                shape=["batch", "k"],
+                description="cosine similarity",
+            ),
+        ],
+        preprocessing={
+            "query": f"{ENCODER} v{encoder.version}: TextTokenizer -> embedding",
+            "item_text": "models.search.index.item_text(title, year, genres)",
+            "catalogue": "np.load(embeddings.npy); ItemIndex.load(items.json)",
+        },
         postprocessing={"ids": "ItemIndex.ids(top_items)"},
-        training_data=[MOVIELENS], metrics=metrics, latency_ms=latency, inputs_fingerprint=fp,
-        extra={"encoder": {"name": ENCODER, "version": encoder.version,
-                           "sha256": encoder.config.sha256}, "small_build": small})
+        training_data=[MOVIELENS],
+        metrics=metrics,
+        latency_ms=latency,
+        inputs_fingerprint=fp,
+        extra={
+            "encoder": {
+                "name": ENCODER,
+                "version": encoder.version,
+                "sha256": encoder.config.sha256,
+            },
+            "small_build": small,
+        },
+    )
 
     def write(folder: Path) -> None:
         onnx.save(graph, str(folder / "model.onnx"))
@@ -83,15 +129,20 @@ def register_search(small: bool = False, force: bool = False) -> dict[str, Any]:
         ItemIndex(catalogue.item_ids, catalogue.titles).save(folder / "items.json")
 
     sections = [
-        ("Relevance check: genre precision@10",
-         "Descriptive queries that avoid the genre's name; an item is relevant when it has "
-         "the genre. Baseline: the genre's share of the catalogue (random ranking).\n\n"
-         + table(rows, ["query", "genre", "precision@10", "random baseline"])
-         + f"\n\nMean precision@10 **{mean_p:.3f}** vs random {mean_base:.3f}."),
+        (
+            "Relevance check: genre precision@10",
+            "Descriptive queries that avoid the genre's name; an item is relevant when it has "
+            "the genre. Baseline: the genre's share of the catalogue (random ranking).\n\n"
+            + table(rows, ["query", "genre", "precision@10", "random baseline"])
+            + f"\n\nMean precision@10 **{mean_p:.3f}** vs random {mean_base:.3f}.",
+        ),
         ("Examples (top 3)", "\n".join(f"- *{q}*: {', '.join(t)}" for q, t in examples.items())),
         ("Parity", f"ONNX top-10 vs numpy brute force: max |Δ| = {max_diff:.2e}."),
-        ("Latency note", f"Latency is for the search graph over {len(texts)} items; add "
-         "text-encoder latency for a text query."),
+        (
+            "Latency note",
+            f"Latency is for the search graph over {len(texts)} items; add "
+            "text-encoder latency for a text query.",
+        ),
     ]
     path = publish(config, write, lambda c: render_card(c, c.description, sections))
     return {"skipped": False, "path": str(path), **metrics, "latency_ms": latency}

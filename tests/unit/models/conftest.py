@@ -37,8 +37,9 @@ def movielens_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_registry(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path,
-                   movielens_dir: Path) -> Iterator[Path]:
+def small_registry(
+    tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, movielens_dir: Path
+) -> Iterator[Path]:
     """``python -m models build-defaults --small`` into a temporary registry, once."""
     root = tmp_path_factory.mktemp("registry")
     runs = tmp_path_factory.mktemp("runs")

@@ -11,8 +11,14 @@ from models.evaluation import session
 from models.runtime import ItemIndex, TextTokenizer, decide_intent
 from shared.model_registry import get_version, list_models
 
-EXPECTED = {"text-encoder", "text-encoder-int8", "intent-classifier",
-            "intent-classifier-clinc150", "recommender", "item-search"}
+EXPECTED = {
+    "text-encoder",
+    "text-encoder-int8",
+    "intent-classifier",
+    "intent-classifier-clinc150",
+    "recommender",
+    "item-search",
+}
 
 
 def test_every_model_is_published_with_card_and_checksums(small_registry: Path) -> None:
@@ -32,8 +38,9 @@ def test_second_build_skips_unchanged_models(small_registry: Path) -> None:
     results = train("all", small=True)
     assert results["encoder"]["skipped"]
     assert results["recommender"]["skipped"]
-    assert all(r["skipped"] for r in results["intent"].values() if isinstance(r, dict)
-               and "skipped" in r)
+    assert all(
+        r["skipped"] for r in results["intent"].values() if isinstance(r, dict) and "skipped" in r
+    )
     assert get_version("recommender", root=small_registry).version == 1
 
 
@@ -48,8 +55,10 @@ def test_intent_model_serves_labels_and_oos(small_registry: Path) -> None:
     labels = json.loads(mv.file("labels.json").read_text())
     assert labels == mv.config.labels and labels[-1] == "oos" and len(labels) == 78
     tok = TextTokenizer(mv.file("tokenizer.json"))
-    (probs,) = session(mv.model_path).run(["probabilities"], tok.encode(
-        ["I still haven't received my card", "what is the capital of France"]))
+    (probs,) = session(mv.model_path).run(
+        ["probabilities"],
+        tok.encode(["I still haven't received my card", "what is the capital of France"]),
+    )
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     decisions = decide_intent(probs, labels, mv.config.extra["oos_threshold"])
     assert all(d.intent in labels for d in decisions)
@@ -65,8 +74,11 @@ def test_recommender_reacts_to_first_clicks(small_registry: Path) -> None:
     k = np.array([10], dtype=np.int64)
 
     def top(history: list[str]) -> list[str]:
-        feed = {"recent_items": index.recent_items([history], 5),
-                "exclude_mask": index.exclude_mask([history]), "k": k}
+        feed = {
+            "recent_items": index.recent_items([history], 5),
+            "exclude_mask": index.exclude_mask([history]),
+            "k": k,
+        }
         return index.ids(sess.run(["top_items"], feed)[0])[0]
 
     cold = top([])
@@ -83,9 +95,9 @@ def test_search_finds_items_by_meaning(small_registry: Path) -> None:
     tok = TextTokenizer(enc.file("tokenizer.json"))
     query = session(enc.model_path).run(["embedding"], tok.encode(["Star Wars"]))[0]
     catalogue = np.load(mv.file("embeddings.npy"))
-    items, _ = session(mv.model_path).run(None, {"query_embedding": query,
-                                                 "catalogue": catalogue,
-                                                 "k": np.array([3], dtype=np.int64)})
+    items, _ = session(mv.model_path).run(
+        None, {"query_embedding": query, "catalogue": catalogue, "k": np.array([3], dtype=np.int64)}
+    )
     titles = ItemIndex.load(mv.file("items.json")).titles or []
     assert any("Star Wars" in titles[int(i)] for i in items[0])
     assert mv.config.metrics["genre_precision@10_mean"] > mv.config.metrics["random_baseline_mean"]

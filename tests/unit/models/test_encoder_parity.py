@@ -23,7 +23,8 @@ def encoder(minilm_dir: Path) -> tuple[object, TextTokenizer]:
     from models.evaluation import session
 
     return session(export_fp32(minilm_dir).SerializeToString()), TextTokenizer(
-        minilm_dir / "tokenizer.json")
+        minilm_dir / "tokenizer.json"
+    )
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -41,8 +42,12 @@ def test_every_sentence_matches_reference(encoder: tuple[object, TextTokenizer])
     sess, tok = encoder
     ref = json.loads(FIXTURE.read_text())
     expected = np.asarray(ref["embeddings"], dtype=np.float32)
-    single = np.concatenate([sess.run(["embedding"], tok.encode([s]))[0]  # type: ignore[attr-defined]
-                             for s in ref["sentences"]])
+    single = np.concatenate(
+        [
+            sess.run(["embedding"], tok.encode([s]))[0]  # type: ignore[attr-defined]
+            for s in ref["sentences"]
+        ]
+    )
     cos = _cos(single, expected)
     worst = int(np.argmin(cos))
     assert cos.min() >= 0.9999, f"sentence {worst} {ref['sentences'][worst][:60]!r}: {cos[worst]}"

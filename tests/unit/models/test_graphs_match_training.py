@@ -33,8 +33,9 @@ def test_recommender_graph_equals_numpy_scorer() -> None:
     assert (items[2] >= 20).all()
     # Fewer recent items than max_len: weights align with the newest positions.
     short, _ = sess.run(None, {"recent_items": recent[:, -3:], "exclude_mask": exclude, "k": k})
-    ref_short = model.score_recent(np.concatenate(
-        [np.full((10, 5), -1), recent[:, -3:]], axis=1)) + prior
+    ref_short = (
+        model.score_recent(np.concatenate([np.full((10, 5), -1), recent[:, -3:]], axis=1)) + prior
+    )
     ref_short[exclude] = -np.inf
     assert short[3].tolist() == np.argsort(-ref_short[3], kind="stable")[:5].tolist()
 
@@ -47,7 +48,8 @@ def test_search_graph_equals_numpy_topk() -> None:
     cat /= np.linalg.norm(cat, axis=1, keepdims=True)
     q = cat[[3, 7]] + 0.01
     items, scores = session(build_search_graph().SerializeToString()).run(
-        None, {"query_embedding": q, "catalogue": cat, "k": np.array([4], dtype=np.int64)})
+        None, {"query_embedding": q, "catalogue": cat, "k": np.array([4], dtype=np.int64)}
+    )
     assert items[:, 0].tolist() == [3, 7]
     np.testing.assert_allclose(scores, np.sort(q @ cat.T, axis=1)[:, ::-1][:, :4], rtol=1e-5)
 
@@ -62,8 +64,14 @@ def test_intent_graph_equals_jax_scorer(minilm_dir: Path) -> None:
 
     weights = load_weights(minilm_dir / "model.safetensors")
     tok = TextTokenizer(minilm_dir / "tokenizer.json")
-    texts = ["my card has not arrived", "how do I top up", "card still missing?",
-             "top up with bank transfer", "what is the weather", "where is my new card"]
+    texts = [
+        "my card has not arrived",
+        "how do I top up",
+        "card still missing?",
+        "top up with bank transfer",
+        "what is the weather",
+        "where is my new card",
+    ]
     labels = np.array([0, 1, 0, 1, 2, 0])
     enc = tok.encode(texts)
     sess = session(build_encoder(weights, hidden_after=LAYERS - 1).SerializeToString())

@@ -23,12 +23,18 @@ from shared.model_registry import (
 
 def _config(**kw: object) -> ModelConfig:
     base = dict(
-        name="demo", version=1, task="test", sha256="",
+        name="demo",
+        version=1,
+        task="test",
+        sha256="",
         inputs=[TensorSpec(name="x", dtype="float32", shape=["batch", 3])],
         outputs=[TensorSpec(name="y", dtype="int64", shape=["batch", "k"])],
-        labels=["a", "b"], metrics={"acc": 0.5, "nested": {"hr@10": 0.2}},
+        labels=["a", "b"],
+        metrics={"acc": 0.5, "nested": {"hr@10": 0.2}},
         training_data=[DataSource(name="d", source="s", license="CC BY 4.0")],
-        inputs_fingerprint="abc", extra={"oos_threshold": 0.3})
+        inputs_fingerprint="abc",
+        extra={"oos_threshold": 0.3},
+    )
     base.update(kw)
     return ModelConfig.model_validate(base)
 
@@ -52,8 +58,12 @@ def test_invalid_config_is_a_registry_error(tmp_path: Path) -> None:
 
 def test_publish_lists_versions_and_verifies(tmp_path: Path) -> None:
     first = publish(_config(), _write, lambda c: f"# {c.name}", root=tmp_path)
-    second = publish(_config(inputs_fingerprint="def"), lambda f: _write(f, b"v2"),
-                     lambda c: "# card", root=tmp_path)
+    second = publish(
+        _config(inputs_fingerprint="def"),
+        lambda f: _write(f, b"v2"),
+        lambda c: "# card",
+        root=tmp_path,
+    )
     assert (first.name, second.name) == ("1", "2")
     assert list_models(tmp_path) == ["demo"]
     assert list_versions("demo", tmp_path) == [1, 2]
