@@ -32,3 +32,11 @@ format: install  ## format the code
 
 protos: install  ## regenerate the Python stubs from protos/
 	scripts/gen_protos.sh
+
+.PHONY: bench bench-quick
+bench: install  ## every benchmark, MLServer peer included, on a private Kafka/mongod (~20 min)
+	@bench/peers/setup_mlserver.sh
+	@$(PY) -m bench --private-stack --peers
+
+bench-quick: install  ## smoke run of every benchmark on the test stack (figures not meaningful)
+	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench --quick

@@ -1,0 +1,63 @@
+"""The benchmark suite's smoke run: every benchmark must be able to run.
+
+``python -m bench --quick`` against the shared test stack. Figures are never checked (the
+machine is shared and the run is seconds long); only that each part ran, produced its
+results and that the report and its plots were written. Peers are skipped without --peers
+and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.run_all import PARTS
+from tests.support.stack import REPO
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("bench-report")
+    env = {**os.environ, "LUMEN_TEST_KEEP_PLATFORM": "1"}
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    return done, out
+
+
+def test_every_benchmark_runs(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    done, _ = quick_run
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    suite = json.loads((REPO / "bench" / "results" / "suite.json").read_text())
+    assert suite["quick"] is True
+    assert list(suite["parts"]) == list(PARTS)
+    statuses = {name: part["status"] for name, part in suite["parts"].items()}
+    assert statuses == {**{name: "ok" for name in PARTS}, "peers": "skipped"}, suite["parts"]
+    assert "--peers" in suite["parts"]["peers"]["reason"]
+    for name in ("raw_limits", "ingest", "profiles", "serving", "e2e"):
+        saved = json.loads((REPO / "bench" / "results" / f"{name}.json").read_text())
+        assert saved["status"] == "ok" and saved["machine"]["cpus"]
+
+
+def test_report_lists_targets_and_plots(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, out = quick_run
+    report = (out / "report.md").read_text()
+    for section in ("## Load conditions", "## Targets", "## Raw limits", "## Ingest",
+                    "## Profile updater", "## Inference server", "## End to end",
+                    "## Peak RSS per service"):  # fmt: skip
+        assert section in report, section
+    plots = sorted(p.name for p in out.glob("*.png"))
+    assert {"throughput_vs_concurrency.png", "latency_percentiles.png", "batch_sizes.png",
+            "raw_onnxruntime.png"} <= set(plots), plots  # fmt: skip
+    for plot in plots:
+        assert f"]({plot})" in report
