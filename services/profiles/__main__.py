@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from shared.logging import configure_logging
 from shared.metrics import register_build_info
@@ -18,6 +19,7 @@ def main() -> None:
     configure_logging("profiles", settings.log)
     register_build_info("profiles")
     ensure_topics(settings.kafka)
+    Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)  # Faust makes one level
     client = mongo_client(settings.mongo)
     ensure_schema(database(client, settings.mongo))
     client.close()

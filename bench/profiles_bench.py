@@ -1,0 +1,295 @@
+"""Benchmark of the streaming profile updater against the real local Kafka and mongod.
+
+    .venv/bin/python -m bench.profiles_bench            # platform of `make up` (9092 / 27017)
+    .venv/bin/python -m bench.profiles_bench --kafka 127.0.0.1:19092 \\
+        --mongo "mongodb://127.0.0.1:27018/?replicaSet=lumen"
+
+1. Throughput: all MovieLens 100k ratings (re-timed to now, so the trend windows count them)
+   are written to a private topic; a bare aiokafka consumer reads the topic once (the
+   baseline), then one worker applies it to an empty database; both rates are reported.
+2. Storage: ``collStats`` of the profiles collection after that replay (943 users), as bytes
+   per profile and GiB per million users.
+3. Freshness: an ingest process takes events at ``--rate`` per second through its HTTP API; a
+   MongoDB change stream sees each profile appear; p50/p99 of (change seen - HTTP 200).
+4. Peak RSS of the worker.
+
+Results: printed and saved to ``bench/results/profiles.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from lumen_cli.platform.services import http_ok
+from shared.events import encode
+from shared.topics import EVENTS_RAW
+from tests.support.movielens_events import movielens_folder, rating_events
+from tests.support.profiles_worker import metric
+from tests.support.stack import ServiceProcess, free_port, start_service
+
+RESULTS = Path(__file__).resolve().parent / "results" / "profiles.json"
+GIB = 1024**3
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def env(args: argparse.Namespace, database: str) -> dict[str, str]:
+    return {"LUMEN_KAFKA_BOOTSTRAP_SERVERS": args.kafka, "LUMEN_MONGO_URI": args.mongo,
+            "LUMEN_MONGO_DATABASE": database, "LUMEN_LOG_FORMAT": "text"}  # fmt: skip
+
+
+def start_worker(args: argparse.Namespace, database: str, topic: str,
+                 **extra: str) -> ServiceProcess:  # fmt: skip
+    web = free_port()
+    return start_service(
+        "profiles-bench", "services.profiles",
+        {**env(args, database), "LUMEN_PROFILES_WEB_PORT": str(web),
+         "LUMEN_PROFILES_APP_ID": f"profiles-bench-{uuid.uuid4().hex[:6]}",
+         "LUMEN_PROFILES_EVENTS_TOPIC": topic, "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
+         "LUMEN_PROFILES_DATA_DIR": f"var/bench/profiles-{uuid.uuid4().hex[:6]}", **extra},
+        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"), ports={"web": web},
+    )  # fmt: skip
+
+
+def applied(db: Any, topic: str) -> int:
+    return sum(int(d["offset"]) + 1
+               for d in db.stream_offsets.find({"_id": {"$regex": f"^{topic}\\|"}}))  # fmt: skip
+
+
+async def bare_read(bootstrap: str, topic: str, total: int) -> float:
+    """Seconds a plain aiokafka consumer needs to read ``total`` records of ``topic``."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                if started is None:
+                    started = time.perf_counter()
+                seen += len(records)
+        return time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+
+
+def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
+    events = rating_events(movielens_folder(), f"ml{uuid.uuid4().hex[:4]}")[: args.events]
+    now = datetime.now(UTC)
+    for n, event in enumerate(events):  # keep the order, move to now: trend windows count
+        event["timestamp"] = (now + timedelta(milliseconds=n)).isoformat().replace("+00:00", "Z")
+    topic = f"bench.profiles.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=args.kafka)
+    admin.create_topics([NewTopic(topic, 6, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=args.kafka, acks="all", linger_ms=20,
+                             batch_size=256 * 1024)  # fmt: skip
+    for event in events:
+        producer.send(topic, key=event["userId"].encode(), value=encode(event))
+    producer.flush()
+    producer.close()
+    total = len(events)
+    bare_seconds = asyncio.run(bare_read(args.kafka, topic, total))
+
+    database = f"lumen_bench_{uuid.uuid4().hex[:8]}"
+    db = client[database]
+    worker = start_worker(args, database, topic)
+    try:
+        while applied(db, topic) == 0:
+            time.sleep(0.02)
+        started = time.perf_counter()
+        while applied(db, topic) < total:
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        rss = peak_rss(worker.proc.pid)
+        breakdown = {
+            name: metric(worker, f"lumen_profiles_{name}")
+            for name in ("mongo_write_duration_seconds_sum", "mongo_write_duration_seconds_count",
+                         "batch_size_events_sum", "batch_size_events_count")
+        }  # fmt: skip
+    finally:
+        worker.stop()
+    profiles = db.profiles.count_documents({})
+    client.admin.command("fsync")
+    stats = db.command("collStats", "profiles")
+    on_disk = int(stats["storageSize"]) + int(stats["totalIndexSize"])
+    db.command("compact", "profiles", force=True)  # a private database: blocking is fine
+    compacted = db.command("collStats", "profiles")
+    compact_bytes = int(compacted["storageSize"]) + int(compacted["totalIndexSize"])
+    rate, bare_rate = total / seconds, total / bare_seconds
+    result = {
+        "events": total,
+        "throughput_events_per_s": round(rate),
+        "bare_read_events_per_s": round(bare_rate),
+        "ratio_to_bare_read": round(rate / bare_rate, 3),
+        "worker_peak_rss_bytes": rss,
+        "seconds": round(seconds, 2),
+        "worker_metrics": breakdown,
+        "profiles": profiles,
+        "storage": {
+            "document_bytes_avg": int(stats.get("avgObjSize", 0)),
+            "storage_size_bytes": int(stats["storageSize"]),
+            "index_size_bytes": int(stats["totalIndexSize"]),
+            "bytes_per_profile": round(on_disk / max(1, profiles)),
+            "gib_per_million_users": round(on_disk / max(1, profiles) * 1e6 / GIB, 3),
+            "after_compact_bytes_per_profile": round(compact_bytes / max(1, profiles)),
+            "after_compact_gib_per_million_users": round(
+                compact_bytes / max(1, profiles) * 1e6 / GIB, 3
+            ),
+        },
+    }
+    if not args.keep:
+        client.drop_database(database)
+        admin = KafkaAdminClient(bootstrap_servers=args.kafka)
+        admin.delete_topics([topic])
+        admin.close()
+    return result
+
+
+def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
+    database = f"lumen_bench_{uuid.uuid4().hex[:8]}"
+    db = client[database]
+    http, grpc_port = free_port(), free_port()
+    ingest = start_service(
+        "ingest-bench", "services.ingest",
+        {**env(args, database), "LUMEN_INGEST_HTTP_PORT": str(http),
+         "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
+        ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"), ports={"http": http},
+    )  # fmt: skip
+    worker = start_worker(
+        args, database, EVENTS_RAW.name, LUMEN_PROFILES_AUTO_OFFSET_RESET="latest"
+    )
+    acked: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stream = db.profiles.watch([{"$match": {"operationType": {"$in": ["insert", "update"]}}}])
+    watching = threading.Event()
+
+    def watch() -> None:
+        watching.set()
+        with contextlib.suppress(PyMongoError):  # closing the stream ends the loop
+            for change in stream:
+                key = str(change["documentKey"]["_id"])
+                seen.setdefault(key, time.time())
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    watching.wait()
+    try:
+        time.sleep(5)  # the worker joins its group and fixes its start position
+        prefix = f"fresh-{uuid.uuid4().hex[:6]}"
+        per_request = max(1, args.rate // 20)  # 20 requests per second
+        n = 0
+        deadline = time.time() + args.seconds
+        with httpx.Client(auth=("lumen-dev-key", ""), timeout=10) as session:
+            next_send = time.time()
+            while time.time() < deadline:
+                users = [f"{prefix}-{n + i}" for i in range(per_request)]
+                batch = [{"type": "track", "userId": user, "event": "Item Viewed",
+                          "properties": {"itemId": str(i % 1682)}}
+                         for i, user in enumerate(users)]  # fmt: skip
+                response = session.post(f"http://127.0.0.1:{http}/v1/batch", json={"batch": batch})
+                now = time.time()
+                if response.status_code == 200:
+                    for user in users:
+                        acked[user] = now
+                n += per_request
+                next_send += 1 / 20
+                time.sleep(max(0.0, next_send - time.time()))
+        time.sleep(5)
+        rss = peak_rss(worker.proc.pid)
+    finally:
+        stream.close()
+        worker.stop()
+        ingest.stop()
+    delays = [seen[k] - t for k, t in acked.items() if k in seen]
+    result = {
+        "offered_rate_per_s": args.rate,
+        "seconds": args.seconds,
+        "acknowledged": len(acked),
+        "reflected": len(delays),  # the percentiles below cover only these
+        "not_reflected_within_5s_after_the_run": len(acked) - len(delays),
+        "p50_seconds": round(percentile(delays, 0.5), 4),
+        "p99_seconds": round(percentile(delays, 0.99), 4),
+        "max_seconds": round(max(delays, default=0.0), 4),
+        "worker_peak_rss_bytes": rss,
+    }
+    if not args.keep:
+        client.drop_database(database)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kafka", default=os.environ.get("LUMEN_KAFKA_BOOTSTRAP_SERVERS",
+                                                          "127.0.0.1:9092"))  # fmt: skip
+    parser.add_argument("--mongo", default=os.environ.get(
+        "LUMEN_MONGO_URI", "mongodb://127.0.0.1:27017/?replicaSet=lumen"))  # fmt: skip
+    parser.add_argument("--events", type=int, default=100_000, help="MovieLens ratings to replay")
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--rate", type=int, default=2000, help="freshness: events per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="freshness: duration")
+    parser.add_argument("--skip-freshness", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and topic")
+    args = parser.parse_args()
+    client: MongoClient[dict[str, Any]] = MongoClient(args.mongo, tz_aware=True)
+    results: dict[str, Any] = {
+        "benchmark": "profiles",
+        "finished_at": None,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "targets": {
+            "throughput_events_per_s": 10_000,
+            "ratio_to_bare_read": 0.4,
+            "freshness_p99_seconds": 1.0,
+            "gib_per_million_users": 0.4,
+        },
+    }
+    results["throughput"] = throughput_and_storage(args, client)
+    print(json.dumps(results["throughput"], indent=2), flush=True)
+    if not args.skip_freshness:
+        results["freshness"] = freshness(args, client)
+        print(json.dumps(results["freshness"], indent=2), flush=True)
+    results["finished_at"] = datetime.now(UTC).isoformat()
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"saved {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
