@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from lumen_cli.platform.services import grpc_serving, http_ok
+from shared.topics import EVENTS_RAW
 from tests.support.stack import (
     ServiceProcess,
     Stack,
     free_port,
+    start_group_at_end,
     start_service,
     start_stack,
     stop_stack,
@@ -47,10 +49,13 @@ def ingest(stack: Stack) -> Iterator[ServiceProcess]:
 @pytest.fixture(scope="session")
 def profiles(stack: Stack) -> Iterator[ServiceProcess]:
     web = free_port()
+    app_id = f"lumen-profiles-test-{uuid.uuid4().hex[:6]}"
+    # Start after what earlier tests wrote: the shared topic may hold a long backlog.
+    start_group_at_end(stack.kafka_bootstrap, app_id, EVENTS_RAW.name)
     service = start_service(
         "profiles", "services.profiles",
         {**stack.env(), "LUMEN_PROFILES_WEB_PORT": str(web),
-         "LUMEN_PROFILES_APP_ID": f"lumen-profiles-test-{uuid.uuid4().hex[:6]}",
+         "LUMEN_PROFILES_APP_ID": app_id,
          "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}"},
         ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
         ports={"web": web},
