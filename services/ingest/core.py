@@ -86,7 +86,7 @@ class EventIngestor:
         result = IngestResult()
         records: list[Record] = []
         bad: list[Record] = []
-        types: list[str] = []
+        types: dict[str, int] = {}
         claimed: list[str] = []  # message ids this request writes (and then remembers)
         waiting: list[asyncio.Future[bool]] = []  # concurrent writers of our duplicates
         in_request: set[str] = set()
@@ -98,7 +98,6 @@ class EventIngestor:
                 event = validate(item, call_type)
             except Rejection as rejection:
                 result.errors.append((index, rejection))
-                metrics.EVENTS_REJECTED.labels(rejection.reason).inc()
                 bad.append(dlq_record(item, index, rejection, source_id, received_at, transport))
                 continue
             message_id = event.get("messageId")
@@ -114,10 +113,14 @@ class EventIngestor:
                     continue
                 in_request.add(message_id)
                 claimed.append(message_id)
-            event = self.scrubber.scrub(enrich(event, source_id, received, batch_sent_at))
+            event = self.scrubber.scrub(
+                enrich(event, source_id, received, batch_sent_at, received_at)
+            )
             records.append((user_key(event).encode(), encode(event)))
-            types.append(event["type"])
+            types[event["type"]] = types.get(event["type"], 0) + 1
         metrics.BATCH_SIZE.observe(len(items))
+        for _, refused in result.errors:
+            metrics.EVENTS_REJECTED.labels(refused.reason).inc()
         if result.duplicates:
             metrics.EVENTS_DUPLICATE.inc(result.duplicates)
         if bad:
@@ -138,8 +141,8 @@ class EventIngestor:
             finally:
                 for message_id in claimed:
                     self._in_flight.pop((source_id, message_id), None)
-            for event_type in types:
-                metrics.EVENTS_ACCEPTED.labels(event_type).inc()
+            for event_type, count in types.items():
+                metrics.EVENTS_ACCEPTED.labels(event_type).inc(count)
             result.accepted = len(records)
         # A duplicate of an event another request is still writing is only "stored" once that
         # write is acknowledged; if it failed, this request fails too so the client retries.
@@ -178,6 +181,9 @@ class EventIngestor:
             await self.producer.send_many(topic, records)
         except KafkaUnavailable as exc:
             metrics.PRODUCE_FAILURES.inc()
+            log.warning("Kafka did not acknowledge; answering 503",
+                        extra={"fields": {"topic": topic, "records": len(records),
+                                          "error": repr(exc.__cause__ or exc)}})  # fmt: skip
             raise Unavailable(
                 f"Kafka did not acknowledge the events ({exc}); nothing was stored, retry later",
                 retry_after=self.settings.retry_after_seconds,

@@ -82,10 +82,13 @@ class EventProducer:
         """Send (key, value) records; return once Kafka acknowledged all of them."""
         if self._producer is None:
             raise KafkaUnavailable("producer not started")
-        send = self._producer.send
         futures: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(self._timeout + 1):
+                # Records join the producer's shared per-partition batches. (Its send_batch
+                # is not used: it allows one queued batch per partition, and its wait for a
+                # free slot mis-computes the remaining timeout under concurrency.)
+                send = self._producer.send
                 for key, value in records:
                     futures.append(await send(topic, value=value, key=key))
         except (KafkaError, TimeoutError) as exc:

@@ -102,12 +102,14 @@ def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
 
 
 def enrich(event: dict[str, Any], source_id: str, received_at: datetime,
-           batch_sent_at: str | None = None) -> dict[str, Any]:  # fmt: skip
+           batch_sent_at: str | None = None, received_iso: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Add server fields and correct client clock skew as the Segment spec describes:
-    ``timestamp = receivedAt - (sentAt - originalTimestamp)``."""
+    ``timestamp = receivedAt - (sentAt - originalTimestamp)``. ``received_iso`` is
+    ``iso(received_at)`` when the caller has it already (once per request, not per event)."""
     event = dict(event)
-    event.setdefault("messageId", str(uuid.uuid4()))
-    event["receivedAt"] = iso(received_at)
+    if not event.get("messageId"):
+        event["messageId"] = str(uuid.uuid4())
+    event["receivedAt"] = received_iso or iso(received_at)
     event["sourceId"] = source_id
     sent_at_raw = event.get("sentAt") or batch_sent_at
     original = event.get("timestamp")
