@@ -38,6 +38,13 @@ _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 _STRING_FIELDS = ("userId", "anonymousId", "event", "messageId", "previousId", "groupId",
                   "name", "category")  # fmt: skip
 _TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
+_STRING, _OBJECT, _TIME = "string", "object", "time"
+_KINDS = {
+    **dict.fromkeys(_STRING_FIELDS, _STRING),
+    **dict.fromkeys(_OBJECT_FIELDS, _OBJECT),
+    **dict.fromkeys(_TIME_FIELDS, _TIME),
+}
+_ID_FIELDS = frozenset(("userId", "anonymousId", "messageId"))
 # Longest id accepted for userId/anonymousId/messageId.
 MAX_ID_LENGTH = 256
 
@@ -73,20 +80,27 @@ def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
         raise Rejection(SCHEMA, "type", f"is {declared!r} but this endpoint takes {call_type!r}")
     event["type"] = call_type or declared
 
-    for field in _STRING_FIELDS:
-        value = event.get(field)
-        if value is None:
+    # One pass over the fields the event has (cheaper than probing every known field).
+    for field, value in event.items():
+        kind = _KINDS.get(field)
+        if kind is None or value is None:
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and field.endswith("Id"):
-            event[field] = value = str(value)  # Segment accepts numeric ids
-        if not isinstance(value, str):
-            raise Rejection(SCHEMA, field, "must be a string")
-        if field in ("userId", "anonymousId", "messageId") and len(value) > MAX_ID_LENGTH:
-            raise Rejection(SCHEMA, field, f"is longer than {MAX_ID_LENGTH} characters")
-    for field in _OBJECT_FIELDS:
-        value = event.get(field)
-        if value is not None and not isinstance(value, dict):
-            raise Rejection(SCHEMA, field, "must be a JSON object")
+        if kind is _STRING:
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and field.endswith("Id")
+            ):
+                event[field] = value = str(value)  # Segment accepts numeric ids
+            if not isinstance(value, str):
+                raise Rejection(SCHEMA, field, "must be a string")
+            if field in _ID_FIELDS and len(value) > MAX_ID_LENGTH:
+                raise Rejection(SCHEMA, field, f"is longer than {MAX_ID_LENGTH} characters")
+        elif kind is _OBJECT:
+            if not isinstance(value, dict):
+                raise Rejection(SCHEMA, field, "must be a JSON object")
+        else:
+            parse_time(value, field)
     if not event.get("userId") and not event.get("anonymousId"):
         raise Rejection(SCHEMA, "userId", "userId or anonymousId is required")
     if event["type"] == "track" and not event.get("event"):
@@ -95,9 +109,6 @@ def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
         raise Rejection(SCHEMA, "previousId", "is required for alias calls")
     if event["type"] == "group" and not event.get("groupId"):
         raise Rejection(SCHEMA, "groupId", "is required for group calls")
-    for field in _TIME_FIELDS:
-        if event.get(field) is not None:
-            parse_time(event[field], field)
     return event
 
 
