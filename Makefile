@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install up down status test lint format protos
+.PHONY: help install up down status test lint format protos faults fuzz soak
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,8 +35,17 @@ protos: install  ## regenerate the Python stubs from protos/
 
 .PHONY: bench bench-quick
 bench: install  ## every benchmark, MLServer peer included, on a private Kafka/mongod (~20 min)
-	@bench/peers/setup_mlserver.sh
+	@bench/peers/setup_mlserver.sh && bench/peers/setup_kserve.sh
 	@$(PY) -m bench --private-stack --peers
 
 bench-quick: install  ## smoke run of every benchmark on the test stack (figures not meaningful)
 	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench --quick
+
+faults:  ## fault injection (Kafka/mongod kill -9, worker kills, rebalance, hot swap) and security tests
+	LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m pytest tests/reliability tests/security -p no:cacheprovider -rA --deselect tests/reliability/test_soak.py
+
+fuzz:  ## property-based fuzzing of the HTTP and gRPC APIs (LUMEN_FUZZ_EXAMPLES=500 for a longer run)
+	LUMEN_TEST_KEEP_PLATFORM=1 LUMEN_FUZZ_EXAMPLES=$${LUMEN_FUZZ_EXAMPLES:-300} $(PY) -m pytest tests/fuzz -p no:cacheprovider -rA
+
+soak:  ## ten minutes at a steady rate across all services (LUMEN_SOAK_SECONDS to change it)
+	LUMEN_TEST_KEEP_PLATFORM=1 LUMEN_SOAK_SECONDS=$${LUMEN_SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider -rA -s

@@ -215,11 +215,11 @@ def mongo_limits(uri: str, documents: int, batch: int = 1000) -> dict[str, Any]:
 
 def measure(bootstrap: str, mongo_uri: str, registry: Path, quick: bool) -> dict[str, Any]:
     print("raw limits: bare kafka-python producer and consumer ...", flush=True)
-    kafka = kafka_limits(bootstrap, 5_000 if quick else 200_000)
+    kafka = kafka_limits(bootstrap, 5_000 if quick else 100_000)
     print(f"  produce {kafka['produce']['events_per_s']} events/s, "
           f"consume {kafka['consume']['events_per_s']} events/s", flush=True)  # fmt: skip
     print("raw limits: onnxruntime per model ...", flush=True)
-    onnx = onnx_limits(registry, 0.15 if quick else 2.0)
+    onnx = onnx_limits(registry, 0.15 if quick else 1.0)
     print("raw limits: MongoDB bulk upserts ...", flush=True)
     mongo = mongo_limits(mongo_uri, 5_000 if quick else 100_000)
     print(f"  {mongo['upserts_per_s']} upserts/s", flush=True)

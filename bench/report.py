@@ -46,13 +46,16 @@ def plot_throughput(suite: dict[str, Any], out: Path) -> str | None:
     peer = _get(suite, "parts", "peers", "mlserver", "modes") or {}
     for mode, figures in peer.items():
         series[f"MLServer oip_model_infer ({mode.replace('_', ' ')})"] = figures["oip_model_infer"]
+    kserve = _get(suite, "parts", "peers", "kserve", "modes", "batching_off", "oip_model_infer")
+    if kserve:
+        series["KServe oip_model_infer (no batching)"] = kserve
     if not series:
         return None
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for label, levels in series.items():
         xs = sorted(levels, key=int)
-        style = "--" if label.startswith("MLServer") else "-"
+        style = "-" if label.startswith("Lumen") else "--"
         left.plot([int(x) for x in xs], [levels[x]["throughput_rps"] for x in xs], style,
                   marker="o", label=label)  # fmt: skip
         right.plot([int(x) for x in xs], [levels[x]["p99_ms"] for x in xs], style, marker="o",
@@ -131,7 +134,7 @@ def plot_batches(suite: dict[str, Any], out: Path) -> str | None:
         axis.bar([x + i * width for x in range(len(edges))],
                  [100 * hist.get(le, 0) / total for le in edges], width, label=label)  # fmt: skip
     axis.set_xticks([x + 0.4 - width / 2 for x in range(len(edges))],
-                    [f"<= {le}" if le != "+Inf" else "> 256" for le in edges])  # fmt: skip
+                    [f"<= {float(le):g}" if le != "+Inf" else "> 256" for le in edges])  # fmt: skip
     axis.set(xlabel="rows per execution", ylabel="% of executions",
              title="Dynamic batch sizes (server metrics)")  # fmt: skip
     axis.legend()
@@ -306,11 +309,17 @@ def markdown(suite: dict[str, Any], plots: list[str]) -> str:
 
     peers = parts.get("peers", {})
     if peers.get("status") == "ok":
-        lines += ["## Peer: MLServer (same model file, same ModelInfer bytes, same load generator)",
+        lines += ["## Peers (same model file, same ModelInfer bytes, same load generator)",
                   "", LOAD_HEADER]  # fmt: skip
         for mode, figures in peers["mlserver"]["modes"].items():
             for level, run in sorted(figures["oip_model_infer"].items(), key=lambda x: int(x[0])):
                 lines.append(_load_table(run, f"MLServer x{level}, {mode.replace('_', ' ')}"))
+        kserve = peers.get("kserve", {})
+        for level, run in sorted((_get(kserve, "modes", "batching_off", "oip_model_infer") or {}).items(),
+                                 key=lambda x: int(x[0])):  # fmt: skip
+            lines.append(_load_table(run, f"KServe x{level}, no batching"))
+        if kserve.get("status") == "skipped":
+            lines.append(f"\nKServe not run: {kserve['reason']}.")
         lines.append("")
     elif peers:
         lines += [
@@ -335,8 +344,11 @@ def markdown(suite: dict[str, Any], plots: list[str]) -> str:
     for name, part in parts.items():
         for proc, rss in (part.get("peak_rss_bytes") or {}).items():
             lines.append(f"| {name} | {proc} | {rss / MIB:.0f} |")
-        for mode, figures in (_get(part, "mlserver", "modes") or {}).items():
-            lines.append(f"| {name} | mlserver ({mode}) | {figures['peak_rss_bytes'] / MIB:.0f} |")
+        for peer in ("mlserver", "kserve"):
+            for mode, figures in (_get(part, peer, "modes") or {}).items():
+                lines.append(
+                    f"| {name} | {peer} ({mode}) | {figures['peak_rss_bytes'] / MIB:.0f} |"
+                )
     lines.append("")
     return "\n".join(lines)
 

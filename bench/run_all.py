@@ -1,7 +1,7 @@
 """The whole benchmark suite in one run: raw limits, every stage, end to end, peer servers.
 
     .venv/bin/python -m bench --quick                 # smoke run on the shared test stack
-    .venv/bin/python -m bench --private-stack --peers # full run (about 15 minutes)
+    .venv/bin/python -m bench --private-stack --peers # full run (about 20 minutes)
 
 Each part is saved to ``bench/results/<name>.json`` (machine, versions, parameters,
 figures) and the whole to ``bench/results/suite.json``; ``bench/report.py`` turns that into
@@ -49,7 +49,7 @@ class Profile:
     def of(quick: bool) -> Profile:
         if quick:
             return Profile(True, 1.0, (32,), 32, 200, 2000, 200, 1.0, 2)
-        return Profile(False, 15.0, (1, 4, 16, 32, 64), 32, 200, 100_000, 2000, 20.0, 2)
+        return Profile(False, 10.0, (1, 8, 32, 64), 32, 200, 100_000, 2000, 20.0, 2)
 
 
 # ---------------------------------------------------------------- environment

@@ -168,4 +168,28 @@ def measure_peers(registry: Path, profile: Profile) -> dict[str, Any]:
               else max(profile.concurrency_levels))  # fmt: skip
     best_on = max((m for m in modes if m.startswith("batching_on")),
                   key=lambda m: modes[m]["oip_model_infer"][key]["throughput_rps"])  # fmt: skip
-    return {"mlserver": {"modes": modes, "best_batching_mode": best_on, "parallel_workers": 0}}
+    out: dict[str, Any] = {"mlserver": {"modes": modes, "best_batching_mode": best_on,
+                                        "parallel_workers": 0}}  # fmt: skip
+    out["kserve"] = measure_kserve(model_path, requests, profile)
+    return out
+
+
+def measure_kserve(
+    model_path: Path, requests: tuple[bytes, ...], profile: Profile
+) -> dict[str, Any]:
+    """KServe's Python server when .peers/kserve exists (optional peer; it has no batching)."""
+    from bench.peers import kserve_server
+
+    if not kserve_server.available():
+        return {"status": "skipped", "reason": "bench/peers/setup_kserve.sh was not run"}
+    server = kserve_server.start(INTENT_MODEL, model_path)
+    try:
+        levels = {str(c): _closed(server.target, OIP_INFER, requests, c, profile)
+                  for c in profile.concurrency_levels}  # fmt: skip
+        rss = server.peak_rss_bytes()
+    finally:
+        server.stop()
+    top = levels[str(max(profile.concurrency_levels))]
+    print(f"  KServe: {top['throughput_rps']} req/s p99 {top['p99_ms']} ms", flush=True)
+    return {"status": "ok", "modes": {"batching_off": {"oip_model_infer": levels,
+                                                       "peak_rss_bytes": rss}}}  # fmt: skip

@@ -126,6 +126,17 @@ def evaluate(parts: dict[str, Any]) -> list[dict[str, Any]]:
                              f"{a['p99_ms']} vs {b['p99_ms']} ms (MLServer {peer_mode})", r,
                              None if r is None else r >= 2.0 and a["p99_ms"] <= b["p99_ms"]))  # fmt: skip
 
+    kserve = _get(peers or {}, "kserve", "modes", "batching_off", "oip_model_infer")
+    ours = _get(inference or {}, "modes", "batching_on", "oip_model_infer")
+    if kserve and ours:
+        level = CLASSIFY_STREAMS if CLASSIFY_STREAMS in ours else max(ours, key=int)
+        a, b = ours.get(level), kserve.get(level)
+        if a and b:
+            rows.append(_row(f"Lumen vs KServe, ModelInfer x{level}", "report (KServe has no batching)",
+                             f"{a['throughput_rps']} vs {b['throughput_rps']} req/s; p99 "
+                             f"{a['p99_ms']} vs {b['p99_ms']} ms",
+                             _ratio(a["throughput_rps"], b["throughput_rps"]), None))  # fmt: skip
+
     e2e = ok.get("e2e")
     if e2e:
         rows.append(_row(f"end to end at {e2e['offered_events_per_s']} events/s",
