@@ -1,0 +1,55 @@
+"""What every benchmark shares: where results go and what machine produced them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False, cwd=RESULTS_DIR.parent).stdout.strip()  # fmt: skip
+    except OSError:
+        commit = ""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": os.getloadavg(),
+        "commit": commit,
+    }
+
+
+def save_results(name: str, results: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json`` (with the time and machine) and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    document = {"benchmark": name, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                time.gmtime()),
+                "machine": machine(), **results}  # fmt: skip
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """High-water mark of a process's resident memory (Linux VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
