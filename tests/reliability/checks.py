@@ -1,0 +1,52 @@
+"""Exact final checks shared by the fault tests: profiles against what landed in Kafka, and
+against a clean single pass over the same topic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pymongo.database import Database
+
+from shared.topics import EVENTS_RAW
+from tests.integration.test_profiles_exactly_once import assert_same
+from tests.support.profiles_worker import applied_offsets, end_offsets, mongo, start_worker, unique
+from tests.support.stack import Stack, wait_for
+
+
+def caught_up(stack: Stack, db: Database, topic: str = EVENTS_RAW.name,
+              timeout: float = 120) -> int:  # fmt: skip
+    """Wait until the worker writing ``db`` has applied every record of ``topic``."""
+    total = sum(end_offsets(stack, topic).values())
+    wait_for(lambda: applied_offsets(db, topic) >= total, timeout=timeout, interval=0.25)
+    return total
+
+
+def profile_counts_match(
+    db: Database, counts: Counter[str], users: dict[str, str]
+) -> dict[str, Any]:
+    """Each user's profile ``version`` (events applied to it) equals the distinct events of
+    that user in the topic: none applied twice, none missing."""
+    expected: Counter[str] = Counter()
+    for message_id in counts:
+        expected[users[message_id]] += 1
+    actual = {
+        d["_id"]: int(d.get("version", 0))
+        for d in db.profiles.find({"_id": {"$in": list(expected)}})
+    }
+    wrong = {user: (actual.get(user), n) for user, n in expected.items() if actual.get(user) != n}
+    assert not wrong, f"profiles whose applied-event count differs (actual, expected): {wrong}"
+    return {"profiles_checked": len(expected), "events_in_profiles": sum(actual.values())}
+
+
+def clean_pass_matches(stack: Stack, db: Database, topic: str = EVENTS_RAW.name) -> int:
+    """A fresh worker reads ``topic`` once into a new database; every document must equal the
+    one the faulted run produced. Returns the number of profiles compared."""
+    clean = mongo(stack, unique("lumen_clean_pass"))
+    worker = start_worker(stack, topic, clean.name)
+    try:
+        caught_up(stack, clean, topic)
+    finally:
+        worker.stop()
+    assert_same(db, clean)
+    return clean.profiles.count_documents({})
