@@ -18,6 +18,7 @@ import uvicorn
 import uvloop
 from lumen.v1 import events_pb2_grpc
 
+from services.ingest import metrics
 from services.ingest.auth import WriteKeys
 from services.ingest.core import EventIngestor
 from services.ingest.grpc_api import SERVICE_NAME, EventServicer
@@ -102,10 +103,14 @@ async def serve(settings: IngestSettings) -> None:
     )
     http_task = asyncio.create_task(http.serve())
     connector = asyncio.create_task(_connect_when_possible(settings, producer))
+
+    async def kafka_changed(up: bool) -> None:
+        metrics.KAFKA_UP.set(1 if up else 0)
+        await health.set([SERVICE_NAME], up)
+
     monitor = asyncio.create_task(
-        producer.monitor(settings.kafka_probe_interval_seconds,
-                         lambda up: health.set([SERVICE_NAME], up))
-    )  # fmt: skip
+        producer.monitor(settings.kafka_probe_interval_seconds, kafka_changed)
+    )
     log.info("ingest listening", extra={"fields": {
         "http": f"{settings.host}:{settings.http_port}",
         "grpc": f"{settings.host}:{settings.grpc_port}"}})  # fmt: skip

@@ -115,12 +115,16 @@ class EventProducer:
         return False
 
     async def monitor(self, interval: float, on_change: Callable[[bool], object]) -> None:
-        """Probe Kafka every ``interval`` seconds; keep ``ready`` current and report changes."""
+        """Probe Kafka every ``interval`` seconds; keep ``ready`` current and report the first
+        state and every change."""
+        reported: bool | None = None
         while True:
             up = self.started and await asyncio.to_thread(self.reachable)
-            if up != self.ready:
-                self.ready = up
-                log.warning("Kafka is reachable again" if up else "Kafka is unreachable")
+            self.ready = up
+            if up != reported:
+                if reported is not None:
+                    log.warning("Kafka is reachable again" if up else "Kafka is unreachable")
+                reported = up
                 result = on_change(up)
                 if asyncio.iscoroutine(result):
                     await result

@@ -48,11 +48,11 @@ class IngestSettings(BaseSettings):
         description="A messageId seen (and stored) within this window is a duplicate; 0 disables.",
     )
     dedupe_max_entries: int = Field(
-        500_000,
+        200_000,
         ge=1,
         description=(
-            "Upper bound of remembered messageIds (about 150 bytes each); the oldest are "
-            "forgotten first when it is reached, which shortens the effective window."
+            "Upper bound of remembered messageIds (about 250 bytes each with a UUID messageId); "
+            "the oldest are forgotten first when it is reached, which shortens the window."
         ),
     )
     rate_limit_events_per_second: float = Field(

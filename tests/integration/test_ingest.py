@@ -19,13 +19,13 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from lumen.v1 import events_pb2, events_pb2_grpc
 
-from lumen_cli.platform.services import http_ok
+from lumen_cli.platform.services import grpc_serving, http_ok
 from services.ingest.auth import WriteKeys
 from services.ingest.grpc_api import ERRORS_TRAILER
 from services.ingest.openapi import openapi_document
 from shared.events import DELETE_TYPE, decode
 from shared.topics import EVENTS_DLQ, EVENTS_RAW
-from tests.support.stack import ServiceProcess, Stack, free_port, start_service
+from tests.support.stack import ServiceProcess, Stack, free_port, start_service, wait_for
 
 KEYS = {"web": "web-write-key", "limited": "limited-write-key"}
 WRITE_KEYS = ",".join(WriteKeys.entry(source, key) for source, key in KEYS.items())
@@ -89,7 +89,7 @@ class TopicReader:
 def svc(stack: Stack) -> Iterator[ServiceProcess]:
     service = start_ingest({
         **stack.env(),
-        "LUMEN_INGEST_RATE_LIMIT_OVERRIDES": "limited=1/3",
+        "LUMEN_INGEST_RATE_LIMIT_OVERRIDES": "limited=0.2/3",
         "LUMEN_INGEST_PRIVACY_IP": "hash",
         "LUMEN_INGEST_PRIVACY_HASH_SALT": "test-salt",
         "LUMEN_INGEST_PRIVACY_TRAIT_KEYS": "email",
@@ -289,14 +289,16 @@ def test_delete_user_publishes_an_erasure_event(http: httpx.Client, reader: Topi
     assert httpx.delete(f"{http.base_url}/v1/users/{user}").status_code == 401
 
 
-def test_operations_endpoints(http: httpx.Client) -> None:
+def test_operations_endpoints(svc: ServiceProcess, http: httpx.Client) -> None:
     assert http.get("/healthz").status_code == 200
+    assert grpc_serving(f"127.0.0.1:{svc.ports['grpc']}"), "gRPC health follows readiness"
     assert http.get("/readyz").json() == {"status": "ready"}
     assert http.get("/openapi.json").json() == openapi_document()
     metrics = http.get("/metrics").text
     for name in ("lumen_ingest_requests_total{", "lumen_ingest_events_accepted_total{",
                  "lumen_ingest_events_rejected_total{", "lumen_ingest_kafka_produce_duration_seconds_bucket",
-                 "lumen_ingest_batch_size_events_bucket", "lumen_ingest_in_flight_requests"):  # fmt: skip
+                 "lumen_ingest_batch_size_events_bucket", "lumen_ingest_in_flight_requests",
+                 "lumen_ingest_kafka_up 1.0"):  # fmt: skip
         assert name in metrics, name
 
 
@@ -362,11 +364,18 @@ def test_sigterm_lets_in_flight_requests_finish(stack: Stack, reader: TopicReade
     with socket.create_connection(("127.0.0.1", service.ports["http"]), timeout=20) as sock:
         # The request is in flight: its head and half its body have arrived.
         sock.sendall(head.encode() + body[:10])
-        time.sleep(0.5)
+        metrics = f"http://127.0.0.1:{service.ports['http']}/metrics"
+        wait_for(lambda: "lumen_ingest_in_flight_requests 1.0" in httpx.get(metrics).text)
         service.proc.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
-        with pytest.raises(httpx.TransportError):  # no new connections while draining
-            httpx.post(f"http://127.0.0.1:{service.ports['http']}/healthz", timeout=2)
+
+        def refused() -> bool:  # no new connections while draining
+            try:
+                httpx.get(f"http://127.0.0.1:{service.ports['http']}/healthz", timeout=2)
+            except httpx.TransportError:
+                return True
+            return False
+
+        wait_for(refused, timeout=15)
         sock.sendall(body[10:])
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 200"), answer

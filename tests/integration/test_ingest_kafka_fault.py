@@ -14,6 +14,7 @@ import pytest
 from lumen.v1 import events_pb2, events_pb2_grpc
 
 from lumen_cli.platform import kafka
+from lumen_cli.platform.services import grpc_serving
 from shared.topics import EVENTS_RAW
 from tests.integration.test_ingest import KEYS, TopicReader, start_ingest
 from tests.support.stack import REPO, ServiceProcess, wait_for
@@ -67,6 +68,7 @@ def test_kafka_down_means_503_and_recovery_is_automatic(own_kafka: str) -> None:
             assert response.json()["reason"] == "kafka_unavailable"
             refused.append(f"down-{i}")
         wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 503, timeout=5)
+        assert not grpc_serving(f"127.0.0.1:{service.ports['grpc']}")
         with grpc.insecure_channel(f"127.0.0.1:{service.ports['grpc']}") as channel:
             stub = events_pb2_grpc.EventServiceStub(channel)
             event = events_pb2.Event(type=events_pb2.EVENT_TYPE_TRACK, user_id=user, event="F")
@@ -78,6 +80,7 @@ def test_kafka_down_means_503_and_recovery_is_automatic(own_kafka: str) -> None:
 
         kafka.start()
         wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, timeout=30)
+        wait_for(lambda: grpc_serving(f"127.0.0.1:{service.ports['grpc']}"), timeout=5)
         # The client's retry of a refused event is stored: it was never marked as seen.
         retried = wait_for(lambda: track(service, user, "down-0").status_code == 200, timeout=30)
         assert retried
