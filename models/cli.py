@@ -56,9 +56,8 @@ def train(target: str, small: bool = False, force: bool = False) -> dict[str, An
         out = {"seconds": round(time.perf_counter() - start, 1), **out}
         results[group] = out
         path = write_run("train", group, out, seed=SEED)
-        skipped = out.get("skipped") or all(
-            v.get("skipped") for v in out.values() if isinstance(v, dict) and "skipped" in v
-        )
+        parts = [v for v in out.values() if isinstance(v, dict) and "skipped" in v]
+        skipped = out["skipped"] if "skipped" in out else all(p["skipped"] for p in parts)
         state = "unchanged, kept" if skipped else "built"
         print(f"== {group}: {state} in {out['seconds']} s; metrics {path}", flush=True)
     return results

@@ -155,7 +155,10 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
             "runtime": "models.runtime.intent.decide_intent(probabilities, labels, threshold)",
             "rule": f"'{OOS}' when the top class is '{OOS}' or its probability < oos_threshold",
         },
-        training_data=[SOURCE, *data],
+        training_data=[
+            SOURCE.model_copy(update={"split": "pretrained; top layers fine-tuned here"}),
+            *data,
+        ],
         metrics=metrics,
         latency_ms=latency,
         inputs_fingerprint=fp,
