@@ -4,12 +4,16 @@ kind of bad request, rate limits, erasure, gRPC, and graceful drain."""
 from __future__ import annotations
 
 import base64
+import shutil
 import signal
 import socket
+import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -383,3 +387,49 @@ def test_sigterm_lets_in_flight_requests_finish(stack: Stack, reader: TopicReade
     log = service.log()
     assert log.index("draining") < log.index("ingest stopped")
     reader.wait(EVENTS_RAW.name, lambda e: e.get("userId") == user, 1)
+
+
+# ---------------------------------------------------------------------------- TLS
+
+
+def test_tls_for_http_and_grpc(stack: Stack, tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)  # fmt: skip
+    http_port, grpc_port = free_port(), free_port()
+    context = ssl.create_default_context(cafile=str(cert))
+    service = start_service(
+        "ingest-tls", "services.ingest",
+        {**stack.env(), "LUMEN_INGEST_WRITE_KEYS": WRITE_KEYS,
+         "LUMEN_INGEST_TLS_CERT_FILE": str(cert), "LUMEN_INGEST_TLS_KEY_FILE": str(key),
+         "LUMEN_INGEST_HTTP_PORT": str(http_port), "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
+        ready=lambda: _https_ready(f"https://127.0.0.1:{http_port}/readyz", context),
+        ports={"http": http_port, "grpc": grpc_port},
+    )  # fmt: skip
+    try:
+        response = httpx.post(f"https://127.0.0.1:{http_port}/v1/track", verify=context,
+                              auth=(KEYS["web"], ""), json={"userId": uid(), "event": "Tls"})  # fmt: skip
+        assert response.status_code == 200, response.text
+        with pytest.raises(httpx.TransportError):  # plain HTTP is not served
+            httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=2)
+        credentials = grpc.ssl_channel_credentials(cert.read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{grpc_port}", credentials) as channel:
+            reply = events_pb2_grpc.EventServiceStub(channel).Publish(
+                events_pb2.PublishRequest(events=[events_pb2.Event(
+                    type=events_pb2.EVENT_TYPE_TRACK, user_id=uid(), event="Tls")]),
+                metadata=(("authorization", "Bearer " + KEYS["web"]),), timeout=10)  # fmt: skip
+        assert reply.accepted == 1
+    finally:
+        service.stop()
+
+
+def _https_ready(url: str, context: ssl.SSLContext) -> bool:
+    try:
+        return httpx.get(url, verify=context, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
