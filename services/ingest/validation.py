@@ -56,7 +56,12 @@ def parse_time(value: Any, field: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise Rejection(SCHEMA, field, f"is not an ISO-8601 date-time: {value[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-06:00 lies past year 9999 in UTC
+        raise Rejection(SCHEMA, field, f"is out of range: {value[:40]!r}") from None
+    return parsed
 
 
 def iso(moment: datetime) -> str:
@@ -129,7 +134,10 @@ def enrich(event: dict[str, Any], source_id: str, received_at: datetime,
         if sent_at_raw is not None:
             sent_at = parse_time(sent_at_raw, "sentAt")
             skew = sent_at - received_at
-            event["timestamp"] = iso(parse_time(original, "timestamp") - skew)
+            try:
+                event["timestamp"] = iso(parse_time(original, "timestamp") - skew)
+            except OverflowError:  # a correction past year 1 or 9999: keep the client's time
+                event["timestamp"] = iso(parse_time(original, "timestamp"))
         else:
             event["timestamp"] = iso(parse_time(original, "timestamp"))
     else:
