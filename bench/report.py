@@ -206,11 +206,12 @@ def _fmt(value: Any) -> str:
 def _load_table(run: dict[str, Any], label: str) -> str:
     return (f"| {label} | {_fmt(run['throughput_rps'])} | {_fmt(run['p50_ms'])} | "
             f"{_fmt(run['p99_ms'])} | {_fmt(run['p999_ms'])} | {sum(run['errors'].values())} | "
-            f"{_fmt(run['client_cpu_percent'])} |")  # fmt: skip
+            f"{_fmt(run['client_cpu_percent'])} | {_fmt(run.get('max_send_lag_ms', 0.0))} |")  # fmt: skip
 
 
-LOAD_HEADER = ("| run | req/s | p50 ms | p99 ms | p99.9 ms | errors | client CPU % |\n"
-               "|---|---|---|---|---|---|---|")  # fmt: skip
+# Client CPU and (open loop) the generator's own lateness show whether the client kept up.
+LOAD_HEADER = ("| run | req/s | p50 ms | p99 ms | p99.9 ms | errors | client CPU % | send lag ms |\n"
+               "|---|---|---|---|---|---|---|---|")  # fmt: skip
 
 
 def markdown(suite: dict[str, Any], plots: list[str]) -> str:
