@@ -145,8 +145,8 @@ def _catalogue_rows(found: Any) -> int:
     return int(np.load(embeddings, mmap_mode="r").shape[0]) if embeddings.exists() else 10**9
 
 
-def onnx_limits(registry: Path, seconds: float,
-                batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, Any]:  # fmt: skip
+def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES,
+                min_runs: int = 3) -> dict[str, Any]:  # fmt: skip
     """Rows/s of each model alone per batch size, with the inference server's session options."""
     from services.inference import runtime
     from services.inference.settings import InferenceSettings
@@ -167,7 +167,7 @@ def onnx_limits(registry: Path, seconds: float,
             inputs = model_inputs(found, batch)
             session.run(None, inputs)  # warm-up
             runs, started = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - started) < seconds or runs < 3:
+            while (elapsed := time.perf_counter() - started) < seconds or runs < min_runs:
                 session.run(None, inputs)
                 runs += 1
             per_batch[str(batch)] = {"rows_per_s": round(runs * batch / elapsed, 1),
@@ -219,7 +219,9 @@ def measure(bootstrap: str, mongo_uri: str, registry: Path, quick: bool) -> dict
     print(f"  produce {kafka['produce']['events_per_s']} events/s, "
           f"consume {kafka['consume']['events_per_s']} events/s", flush=True)  # fmt: skip
     print("raw limits: onnxruntime per model ...", flush=True)
-    onnx = onnx_limits(registry, 0.15 if quick else 1.0)
+    # Quick: three batch sizes, one timed run each (a MiniLM batch of 64 takes about a second).
+    onnx = (onnx_limits(registry, 0.1, (1, 8, 32), min_runs=1) if quick
+            else onnx_limits(registry, 1.0))  # fmt: skip
     print("raw limits: MongoDB bulk upserts ...", flush=True)
     mongo = mongo_limits(mongo_uri, 5_000 if quick else 100_000)
     print(f"  {mongo['upserts_per_s']} upserts/s", flush=True)
