@@ -192,10 +192,11 @@ def start(config: KafkaConfig | None = None, timeout: float = 120.0) -> str:
     props.write_text(server_properties(config, data))
     log4j = _log4j_config(data)
     if not (data / "logs" / "meta.properties").exists():
-        # A new cluster: format the storage once, with a fresh cluster id.
+        # A new cluster: format the storage once, with a fresh cluster id (passed as
+        # --cluster-id=..., since a random id may start with "-").
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         _run_java(java, libs, "kafka.tools.StorageTool",
-                  ["format", "-t", cluster_id, "-c", str(props)], log4j)  # fmt: skip
+                  ["format", f"--cluster-id={cluster_id}", "-c", str(props)], log4j)  # fmt: skip
     heap = [f"-Xmx{config.heap}", f"-Xms{config.heap}"]
     pid = processes.spawn(
         COMPONENT,

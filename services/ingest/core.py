@@ -8,6 +8,7 @@ and its errors back into status codes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -88,6 +89,7 @@ class EventIngestor:
         bad: list[Record] = []
         types: dict[str, int] = {}
         claimed: list[str] = []  # message ids this request writes (and then remembers)
+        record_ids: list[str | None] = []  # the claimed message id of each record, if any
         waiting: list[asyncio.Future[bool]] = []  # concurrent writers of our duplicates
         in_request: set[str] = set()
         max_bytes = self.settings.max_event_bytes
@@ -101,6 +103,7 @@ class EventIngestor:
                 bad.append(dlq_record(item, index, rejection, source_id, received_at, transport))
                 continue
             message_id = event.get("messageId")
+            claimed_id: str | None = None
             if message_id and self.dedupe.enabled:
                 key = (source_id, message_id)
                 pending = self._in_flight.get(key)
@@ -113,10 +116,12 @@ class EventIngestor:
                     continue
                 in_request.add(message_id)
                 claimed.append(message_id)
+                claimed_id = message_id
             event = self.scrubber.scrub(
                 enrich(event, source_id, received, batch_sent_at, received_at)
             )
             records.append((user_key(event).encode(), encode(event)))
+            record_ids.append(claimed_id)
             types[event["type"]] = types.get(event["type"], 0) + 1
         metrics.BATCH_SIZE.observe(len(items))
         for _, refused in result.errors:
@@ -128,30 +133,72 @@ class EventIngestor:
             self._dlq_tasks.add(task)
             task.add_done_callback(self._dlq_tasks.discard)
         if records:
-            outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            for message_id in claimed:
+            loop = asyncio.get_running_loop()
+            outcomes = {message_id: loop.create_future() for message_id in claimed}
+            for message_id, outcome in outcomes.items():
                 self._in_flight[(source_id, message_id)] = outcome
             try:
                 await self._send(EVENTS_RAW.name, records)
-                self.dedupe.remember(source_id, claimed)
-                outcome.set_result(True)
-            except BaseException:
-                outcome.set_result(False)
+            except Unavailable as refused:
+                self._settle_when_delivered(source_id, record_ids, refused, outcomes)
                 raise
-            finally:
+            except BaseException:
                 for message_id in claimed:
-                    self._in_flight.pop((source_id, message_id), None)
+                    self._settle(source_id, message_id, outcomes[message_id], stored=False)
+                raise
+            self.dedupe.remember(source_id, claimed)
+            for message_id in claimed:
+                self._settle(source_id, message_id, outcomes[message_id], stored=True)
             for event_type, count in types.items():
                 metrics.EVENTS_ACCEPTED.labels(event_type).inc(count)
             result.accepted = len(records)
         # A duplicate of an event another request is still writing is only "stored" once that
-        # write is acknowledged; if it failed, this request fails too so the client retries.
-        if waiting and not all(await asyncio.gather(*waiting)):
-            raise Unavailable(
-                "an earlier copy of an event in this request was not stored; retry later",
-                retry_after=self.settings.retry_after_seconds,
+        # write is acknowledged; if it failed or is still undecided, this request is refused
+        # so the client retries (and then finds it stored, or writes it).
+        if waiting:
+            decided, undecided = await asyncio.wait(
+                waiting, timeout=self.settings.produce_timeout_seconds
             )
+            if undecided or not all(f.result() for f in decided):
+                raise Unavailable(
+                    "an earlier copy of an event in this request is not stored yet; retry later",
+                    retry_after=self.settings.retry_after_seconds,
+                )
         return result
+
+    def _settle(self, source_id: str, message_id: str, outcome: asyncio.Future[bool],
+                stored: bool) -> None:  # fmt: skip
+        """Decide one claimed message id: remember it if stored, release it otherwise."""
+        if stored:
+            self.dedupe.remember(source_id, [message_id])
+        if self._in_flight.get((source_id, message_id)) is outcome:
+            del self._in_flight[(source_id, message_id)]
+        if not outcome.done():
+            outcome.set_result(stored)
+
+    def _settle_when_delivered(self, source_id: str, record_ids: list[str | None],
+                               refused: Unavailable,
+                               outcomes: dict[str, asyncio.Future[bool]]) -> None:  # fmt: skip
+        """A refused request's records may still reach Kafka (they sit in the producer's
+        buffer while the broker is away). Keep their ids claimed until each delivery is
+        decided, so that the client's retry is neither written twice nor lost."""
+        futures = refused.pending_deliveries
+        for index, message_id in enumerate(record_ids):
+            if message_id is None:
+                continue
+            outcome = outcomes[message_id]
+            delivery = futures[index] if index < len(futures) else None
+            if delivery is None:  # never reached the producer: certainly not stored
+                self._settle(source_id, message_id, outcome, stored=False)
+                continue
+            delivery.add_done_callback(
+                functools.partial(self._delivered, source_id, message_id, outcome)
+            )
+
+    def _delivered(self, source_id: str, message_id: str, outcome: asyncio.Future[bool],
+                   delivery: asyncio.Future[Any]) -> None:  # fmt: skip
+        stored = not delivery.cancelled() and delivery.exception() is None
+        self._settle(source_id, message_id, outcome, stored=stored)
 
     async def delete_user(self, user_id: str, source_id: str) -> str:
         """Publish the erasure event that tells every downstream service to forget the user."""
@@ -184,10 +231,12 @@ class EventIngestor:
             log.warning("Kafka did not acknowledge; answering 503",
                         extra={"fields": {"topic": topic, "records": len(records),
                                           "error": repr(exc.__cause__ or exc)}})  # fmt: skip
-            raise Unavailable(
-                f"Kafka did not acknowledge the events ({exc}); nothing was stored, retry later",
+            refused = Unavailable(
+                f"Kafka did not acknowledge the events ({exc}); retry later",
                 retry_after=self.settings.retry_after_seconds,
-            ) from exc
+            )
+            refused.pending_deliveries = exc.futures
+            raise refused from exc
         metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
 
     async def _send_dlq(self, records: list[Record]) -> None:

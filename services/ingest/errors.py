@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import grpc
 
 
@@ -45,6 +48,12 @@ class PayloadTooLarge(IngestError):
     reason = "size_violation"
 
 
+class RequestTimeout(IngestError):
+    http_status = 408
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "request_timeout"
+
+
 class RateLimited(IngestError):
     http_status = 429
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -63,3 +72,5 @@ class Unavailable(IngestError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # Deliveries still undecided when the request was refused, in record order.
+        self.pending_deliveries: list[asyncio.Future[Any]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +22,7 @@ from services.ingest.errors import (
     IngestError,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     Unauthorized,
 )
 from services.ingest.openapi import openapi_document
@@ -100,14 +102,21 @@ class HttpApi:
             raise too_large
         chunks: list[bytes] = []
         size = 0
+        timeout = self.ingestor.settings.body_timeout_seconds
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > self.max_request_bytes:
-                    raise too_large
-                chunks.append(chunk)
+            # A slow or never-finishing body must not hold a connection and a task forever.
+            async with asyncio.timeout(timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_request_bytes:
+                        raise too_large
+                    chunks.append(chunk)
         except ClientDisconnect:
             raise BadRequest("client disconnected before the body was complete") from None
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the request body was not complete within {timeout:g} s", field="body"
+            ) from None
         return parse_json(b"".join(chunks))
 
     def authenticate(self, request: Request, body: Any) -> str:

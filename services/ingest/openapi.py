@@ -15,9 +15,11 @@ _REF = "#/components/schemas/"
 _ERRORS = {
     "400": "Invalid JSON, invalid UTF-8 or an invalid event; `field` names the culprit.",
     "401": "Missing or unknown write key.",
+    "408": "The request body was not complete within the body timeout.",
     "413": "The body is larger than 500 KB.",
     "429": "The source's rate limit is exceeded; retry after `Retry-After` seconds.",
-    "503": "Kafka did not acknowledge (nothing was stored); retry after `Retry-After` seconds.",
+    "503": "Kafka did not acknowledge; retry the same events (same messageIds) after "
+    "`Retry-After` seconds: they are stored once.",
 }
 
 
@@ -119,7 +121,7 @@ def openapi_document() -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": _REF + call_type.capitalize()}}}},
                 "responses": {
                     "200": _response("Stored (acknowledged by Kafka) or a duplicate.", "Success"),
-                    **_errors("400", "401", "413", "429", "503"),
+                    **_errors("400", "401", "408", "413", "429", "503"),
                 },
             }
         }  # fmt: skip
@@ -134,7 +136,7 @@ def openapi_document() -> dict[str, Any]:
                                  "Success"),
                 "400": _response("No event of the batch is valid, or the body is invalid.",
                                  "Success"),
-                **_errors("401", "413", "429", "503"),
+                **_errors("401", "408", "413", "429", "503"),
             },
         }
     }  # fmt: skip

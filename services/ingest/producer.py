@@ -25,7 +25,16 @@ log = logging.getLogger(__name__)
 
 
 class KafkaUnavailable(Exception):
-    """Kafka did not acknowledge in time; the caller answers 503/UNAVAILABLE."""
+    """Kafka did not acknowledge in time; the caller answers 503/UNAVAILABLE.
+
+    ``futures`` are the delivery futures of the records that did reach the producer's buffer,
+    in record order: they may still be written once Kafka is back, and the caller must not
+    treat their events as never stored (a client retry would then write them twice).
+    """
+
+    def __init__(self, message: str, futures: Sequence[asyncio.Future[Any]] = ()) -> None:
+        super().__init__(message)
+        self.futures = list(futures)
 
 
 def aiokafka_config(settings: KafkaSettings) -> dict[str, Any]:
@@ -93,15 +102,17 @@ class EventProducer:
                     futures.append(await send(topic, value=value, key=key))
         except (KafkaError, TimeoutError) as exc:
             _ignore_outcomes(futures)
-            raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
+            raise KafkaUnavailable(str(exc) or type(exc).__name__, futures) from exc
         # asyncio.wait does not cancel what is still pending when it times out.
         done, pending = await asyncio.wait(futures, timeout=self._timeout + 1)
         if pending:
             _ignore_outcomes(futures)
-            raise KafkaUnavailable("Kafka did not acknowledge in time")
+            raise KafkaUnavailable("Kafka did not acknowledge in time", futures)
         errors = [f.exception() for f in done if f.exception() is not None]
         if errors:
-            raise KafkaUnavailable(str(errors[0]) or type(errors[0]).__name__) from errors[0]
+            raise KafkaUnavailable(str(errors[0]) or type(errors[0]).__name__, futures) from errors[
+                0
+            ]
 
     def reachable(self, timeout: float = 0.5) -> bool:
         """True when a bootstrap broker accepts a TCP connection."""

@@ -27,6 +27,11 @@ class IngestSettings(BaseSettings):
     produce_timeout_seconds: float = Field(
         5.0, gt=0, description="How long a request waits for Kafka's acknowledgement before 503."
     )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest time a client may take to send a request body; then 408.",
+    )
     retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After sent with 503 when Kafka is unavailable."
     )
