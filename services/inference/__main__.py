@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import inference.grpc_service_pb2 as v2_pb
@@ -49,6 +50,14 @@ SERVICE_NAMES = (
 )
 
 
+def server_credentials(settings: InferenceSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials when a certificate and key are configured, else None (plaintext)."""
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        return None
+    key = Path(settings.tls_key_file).read_bytes()
+    return grpc.ssl_server_credentials([(key, Path(settings.tls_cert_file).read_bytes())])
+
+
 async def serve(settings: InferenceSettings) -> None:
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="onnxruntime")
@@ -77,7 +86,7 @@ async def serve(settings: InferenceSettings) -> None:
     v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(repository), server)
     health = HealthReporter()
     add_standard_services(server, SERVICE_NAMES, health)
-    bind(server, f"{settings.host}:{settings.grpc_port}", None)
+    bind(server, f"{settings.host}:{settings.grpc_port}", server_credentials(settings))
     serve_metrics(settings.host, settings.metrics_port)
 
     stopping = stop_event()

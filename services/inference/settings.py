@@ -55,6 +55,10 @@ class InferenceSettings(BaseSettings):
     auth_token: str | None = Field(
         None, description="When set, every call must send 'authorization: Bearer <token>'."
     )
+    tls_cert_file: str | None = Field(
+        None, description="PEM certificate chain: when set (with the key), gRPC uses TLS."
+    )
+    tls_key_file: str | None = Field(None, description="PEM private key for tls_cert_file.")
 
     # Models.
     model_repository: Path = Field(

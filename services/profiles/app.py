@@ -5,11 +5,13 @@ Kept free of agents so that ``agents.py`` and the web pages can import it withou
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import faust
 
 from services.profiles.settings import ProfilesSettings
+from shared.settings import KafkaSettings
 
 settings = ProfilesSettings()
 
@@ -18,10 +20,29 @@ def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{server}" for server in bootstrap.split(","))
 
 
+def _broker_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    """SASL and/or TLS from LUMEN_KAFKA_*, in Faust's terms (None for PLAINTEXT)."""
+    tls = (
+        ssl.create_default_context(cafile=kafka.ssl_cafile)
+        if kafka.security_protocol in ("SSL", "SASL_SSL")
+        else None
+    )
+    if kafka.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=tls,
+        )
+    if tls is not None:
+        return faust.SSLCredentials(tls)
+    return None
+
+
 app = faust.App(
     settings.app_id,
     broker=_broker_url(settings.kafka.bootstrap_servers),
-    broker_credentials=None,
+    broker_credentials=_broker_credentials(settings.kafka),
     store="memory://",
     datadir=str(Path(settings.data_dir).resolve()),
     web_host=settings.host,

@@ -35,7 +35,7 @@ from tests.reliability.services import WRITE_KEY, start_ingest, wait_ready
 from tests.security.certificates import make_certificates
 from tests.support.private_platform import PrivatePlatform
 from tests.support.profiles_worker import read_topic
-from tests.support.stack import REPO, ServiceProcess, wait_for
+from tests.support.stack import REPO, ServiceProcess, free_port, start_service, wait_for
 
 WRONG_KEY = "not-the-reliability-key"
 
@@ -158,11 +158,44 @@ def test_ingest_serves_http_and_grpc_over_tls(platform: PrivatePlatform, tmp_pat
         service.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="inference has no TLS settings yet (docs/reliability.md)")
-def test_inference_can_serve_grpc_over_tls() -> None:
-    from services.inference.settings import InferenceSettings
+def test_inference_serves_grpc_over_tls(platform: PrivatePlatform, tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "tls")
+    credentials = grpc.ssl_channel_credentials(certs.ca.read_bytes())
+    grpc_port = free_port()
+    target = f"127.0.0.1:{grpc_port}"
 
-    assert {"tls_cert_file", "tls_key_file"} <= set(InferenceSettings.model_fields)
+    def serving_over_tls() -> bool:
+        with grpc.secure_channel(target, credentials) as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+            except grpc.RpcError:
+                return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    registry = tiny_registry()
+    service = start_service(
+        "inference-tls", "services.inference",
+        {**platform.stack().env(), "LUMEN_INFERENCE_MODEL_REPOSITORY": str(registry),
+         "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
+         "LUMEN_INFERENCE_METRICS_PORT": str(free_port()),
+         "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
+         "LUMEN_INFERENCE_TLS_CERT_FILE": str(certs.cert),
+         "LUMEN_INFERENCE_TLS_KEY_FILE": str(certs.key)},
+        ready=serving_over_tls, ports={"grpc": grpc_port},
+    )  # fmt: skip
+    try:
+        with grpc.secure_channel(target, credentials) as channel:
+            answer = pb_grpc.IntentServiceStub(channel).ClassifyIntent(
+                pb.ClassifyIntentRequest(text="refund please"), timeout=10
+            )
+        assert answer.prediction.intent
+        with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as plain:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        service.stop()
 
 
 # -- inference token -------------------------------------------------------------------------
@@ -248,13 +281,10 @@ def test_kafka_credentials_reach_the_ingest_producer_and_the_kafka_python_client
     assert shown[1] == "SASL_SSL SCRAM-SHA-512 lumen-user lumen-secret"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="profiles passes no Kafka credentials to Faust (docs/reliability.md)"
-)
 def test_kafka_credentials_reach_the_profile_updater() -> None:
     shown = _configured(
         "from services.profiles.app import app\n"
         "c = app.conf.broker_credentials\n"
-        "print(type(c).__name__, getattr(c, 'username', None), getattr(c, 'mechanism', None))\n"
+        "print(type(c).__name__, c.username, c.mechanism.value, c.ssl_context is not None)\n"
     )
-    assert "lumen-user" in shown, shown
+    assert shown.strip() == "SASLCredentials lumen-user SCRAM-SHA-512 True", shown
