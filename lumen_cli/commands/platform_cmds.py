@@ -8,6 +8,7 @@ import shutil
 from typing import Any
 
 from lumen_cli.platform import kafka, mongo, paths, processes, prometheus, services
+from lumen_cli.settings import CliSettings
 from shared.settings import KafkaSettings
 from shared.topics import ensure_topics
 
@@ -26,6 +27,11 @@ def add_parsers(sub: Any) -> None:
     status = sub.add_parser("status", help="show each component, its address and health")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+
+
+# The models behind the typed APIs (recommend, classify, search): `lumen status` shows the
+# version of each that the inference server has loaded.
+SERVED_MODELS = ("recommender", "intent-classifier", "text-encoder", "item-search")
 
 
 def infra_env(kafka_bootstrap: str, mongo_uri: str) -> dict[str, str]:
@@ -84,10 +90,31 @@ def component_status() -> list[dict[str, Any]]:
     for spec in services.default_services():
         rows.append({"name": spec.name, "pid": processes.read_pid(spec.name),
                      "address": spec.addresses, "healthy": services.healthy(spec)})  # fmt: skip
+        if spec.name == "inference" and spec.grpc_target and rows[-1]["healthy"]:
+            rows[-1]["models"] = loaded_models(spec.grpc_target)
     prom_cfg = prometheus.PrometheusConfig.from_env()
     rows.append({"name": "prometheus", "pid": processes.read_pid(prometheus.COMPONENT),
                  "address": prom_cfg.url, "healthy": prometheus.ready(prom_cfg.url)})  # fmt: skip
     return rows
+
+
+def loaded_models(target: str) -> dict[str, str | None] | str:
+    """Version of each typed-API model the server has loaded (None: not loaded), or why the
+    server could not say (e.g. it wants a token)."""
+    from lumen_client import LumenClient, LumenError
+
+    settings = CliSettings()
+    try:
+        with LumenClient(target, timeout=3.0, retries=1, token=settings.inference_token) as lumen:
+            return lumen.model_versions(SERVED_MODELS)
+    except LumenError as error:
+        return f"unknown ({error.code.name.lower()})"
+
+
+def _models_line(models: dict[str, str | None] | str) -> str:
+    if isinstance(models, str):
+        return models
+    return ", ".join(f"{name} v{v}" if v else f"{name} not loaded" for name, v in models.items())
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -101,4 +128,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             if isinstance(address, dict):
                 address = "  ".join(f"{k}={v}" for k, v in address.items())
             print(f"{row['name']:<10} {state:<9} pid={row['pid'] or '-':<8} {address}")
+            if "models" in row:
+                print(f"{'':<10} models: {_models_line(row['models'])}")
     return 0 if all(r["healthy"] for r in rows) else 3
