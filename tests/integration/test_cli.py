@@ -198,11 +198,25 @@ def watched_titles(registry: Path, user: str) -> set[str]:
     return titles
 
 
+def wait_for_catalogue(ask: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``ask()``'s answer once every item in it has categories: inference re-reads the seeded
+    catalogue (titles with years, genres) from MongoDB every 0.5 s here."""
+
+    def answer() -> dict[str, Any] | None:
+        result = ask()
+        rows = result.get("items") or result.get("hits") or []
+        return result if rows and all(row["categories"] for row in rows) else None
+
+    result = wait_for(answer, timeout=60, interval=1.0)
+    assert isinstance(result, dict)
+    return result
+
+
 def test_recommend_for_a_seeded_movielens_user_is_personalised(
     seeded: dict[str, Any], lumen: Lumen, models_registry: Path
 ) -> None:
     wait_for_profile(lumen, "1")
-    result = ok_json(lumen("recommend", "1", "-k", "5", "--json"))
+    result = wait_for_catalogue(lambda: ok_json(lumen("recommend", "1", "-k", "5", "--json")))
     assert result["source"] == "personalised", result
     assert result["model"] == {"name": "recommender", "version": "1"}
     items = result["items"]
@@ -257,7 +271,7 @@ def test_classify_a_support_message(lumen: Lumen) -> None:
 
 
 def test_search_the_catalogue_by_meaning(seeded: dict[str, Any], lumen: Lumen) -> None:
-    result = ok_json(lumen("search", "space adventure", "--json"))
+    result = wait_for_catalogue(lambda: ok_json(lumen("search", "space adventure", "--json")))
     assert result["model"] == {"name": "item-search", "version": "1"}
     hits = result["hits"]
     assert len(hits) == 10
