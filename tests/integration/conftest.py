@@ -10,7 +10,6 @@ import pytest
 
 from lumen_cli.platform.services import grpc_serving, http_ok
 from shared.topics import EVENTS_RAW
-from tests.integration.inference_helpers import start_inference
 from tests.support.model_registry import ModelsUnavailable, small_registry
 from tests.support.stack import (
     ServiceProcess,
@@ -94,6 +93,8 @@ def models_registry() -> Path:
 @pytest.fixture(scope="session")
 def inference_real(stack: Stack, models_registry: Path) -> Iterator[ServiceProcess]:
     """An inference server that serves the real (small) default models."""
+    from tests.integration.inference_helpers import start_inference  # imports onnx
+
     service = start_inference(stack, models_registry)
     yield service
     service.stop()
