@@ -39,6 +39,9 @@ from shared.model_registry import (
 
 log = logging.getLogger(__name__)
 
+# How long a replaced version keeps serving requests that took it just before a swap.
+RETIRE_GRACE_SECONDS = 10.0
+
 
 @dataclass
 class Extras:
@@ -246,9 +249,14 @@ class ModelRepository:
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
 
-    async def _retire(self, old: LoadedModel) -> None:
-        """Unload once no request holds the old version any more."""
-        if old.inflight:
+    async def _retire(self, old: LoadedModel, grace_seconds: float | None = None) -> None:
+        """Unload once no request holds the old version any more. A request may have taken the
+        old version just before the swap and still be awaiting other work (a profile read)
+        before it infers: the grace period lets it finish on the version it took."""
+        grace = RETIRE_GRACE_SECONDS if grace_seconds is None else grace_seconds
+        if grace > 0:
+            await asyncio.sleep(grace)
+        while old.inflight:
             await old.idle.wait()
         if old.batcher is not None:
             await old.batcher.close()
@@ -273,6 +281,6 @@ class ModelRepository:
         self._current.clear()
         self.ready = False
         for loaded in current:
-            await self._retire(loaded)
+            await self._retire(loaded, grace_seconds=0)
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)

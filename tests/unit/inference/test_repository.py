@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
+from services.inference import repository
 from services.inference.errors import NotFound
 from services.inference.repository import ModelRepository
 from services.inference.settings import InferenceSettings
@@ -54,9 +55,24 @@ async def test_unknown_model_or_version_is_not_found(repo: ModelRepository) -> N
         repo.get("recommender", 7)
 
 
-async def test_a_new_version_is_swapped_in_and_the_old_one_unloaded(
-    repo: ModelRepository, tmp_path: Path
+async def test_a_version_taken_before_a_swap_still_serves_that_request(
+    repo: ModelRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(repository, "RETIRE_GRACE_SECONDS", 0.2)
+    old = repo.get("recommender")  # taken, then the request awaits something else
+    tiny.write_recommender(tmp_path, 2, boost=5.0)
+    await repo.scan()
+    assert repo.get("recommender").version == 2
+    await asyncio.sleep(0.05)
+    assert (await old.infer(rec_inputs()))["top_items"].shape[0] == 1
+    await asyncio.sleep(0.3)
+    assert old.batcher is not None and old.batcher._closing
+
+
+async def test_a_new_version_is_swapped_in_and_the_old_one_unloaded(
+    repo: ModelRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repository, "RETIRE_GRACE_SECONDS", 0.0)
     old = repo.get("recommender")
     tiny.write_recommender(tmp_path, 2, boost=5.0)
     await repo.scan()
