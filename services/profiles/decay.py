@@ -55,8 +55,21 @@ def add(affinity: dict[str, float], at: datetime | None, moment: datetime,
         gain = amount * factor((at - moment).total_seconds(), half_life_seconds)
     for category in categories:
         affinity[category] = affinity.get(category, 0.0) + gain
+    return trimmed(affinity), at
+
+
+def trimmed(affinity: dict[str, float]) -> dict[str, float]:
+    """Scores at or above the floor, the highest ``MAX_CATEGORIES`` first. Sorting on every
+    event was most of the cost of ``add``; when nothing is dropped only the order changes,
+    so the sort waits for ``ordered`` (the stored form)."""
+    if len(affinity) <= MAX_CATEGORIES and (not affinity or min(affinity.values()) >= FLOOR):
+        return affinity
+    return ordered(affinity)
+
+
+def ordered(affinity: dict[str, float]) -> dict[str, float]:
     kept = sorted(((v, k) for k, v in affinity.items() if v >= FLOOR), reverse=True)
-    return {k: v for v, k in kept[:MAX_CATEGORIES]}, at
+    return {k: v for v, k in kept[:MAX_CATEGORIES]}
 
 
 def merge(left: dict[str, float], left_at: datetime | None, right: dict[str, float],
@@ -72,5 +85,4 @@ def merge(left: dict[str, float], left_at: datetime | None, right: dict[str, flo
         scale = factor((at - since).total_seconds(), half_life_seconds)
         for k, v in scores.items():
             total[k] = total.get(k, 0.0) + v * scale
-    kept = sorted(((v, k) for k, v in total.items() if v >= FLOOR), reverse=True)
-    return {k: v for v, k in kept[:MAX_CATEGORIES]}, at
+    return ordered(total), at

@@ -7,10 +7,14 @@ their full-width look-alikes, as MongoDB's documentation suggests, so any name c
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _ESCAPES = str.maketrans({".": "\uff0e", "$": "\uff04", "\x00": "\ufffd"})
 _UNESCAPES = str.maketrans({"\uff0e": ".", "\uff04": "$"})
 
 
+# The same few event names and categories come back on every event: escape each once.
+@lru_cache(maxsize=65536)
 def escape(name: str) -> str:
     return name.translate(_ESCAPES) or "\uff3f"  # an empty key is not allowed either
 

@@ -34,7 +34,7 @@ PROCESSING_LAG = Histogram(
 )
 BATCH_SIZE = Histogram(
     "lumen_profiles_batch_size_events", "Records per MongoDB transaction.",
-    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000),
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
 )  # fmt: skip
 MONGO_WRITE_SECONDS = Histogram(
     "lumen_profiles_mongo_write_duration_seconds",

@@ -24,7 +24,10 @@ class ProfilesSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address of the web server (/healthz, /metrics).")
     web_port: int = Field(6066, description="Port of the web server (/healthz, /metrics).")
     batch_size: int = Field(
-        2000, ge=1, description="Most events applied to MongoDB in one transaction."
+        10000,
+        ge=1,
+        description="Most events applied to MongoDB in one transaction. A batch closes after "
+        "batch_seconds anyway, so it only grows this large when the worker lags behind.",
     )
     batch_seconds: float = Field(
         0.1, gt=0, description="Longest wait to fill a batch before writing it anyway."

@@ -27,6 +27,8 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid
 from pymongo.operations import DeleteOne
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
 from services.profiles import metrics
 from services.profiles.parsing import PROCESSING_ERROR, ParsedEvent, PoisonEvent, parse_record
@@ -41,6 +43,14 @@ from services.profiles.trends import (
 from services.profiles.updates import ProfileChange, Rules, summary
 from shared.mongo import ITEMS, OFFSETS, PROFILES, ensure_indexes
 from shared.trends import TREND_CONTRIBUTIONS, TRENDS, trend_id
+
+# Stated rather than inherited from the client's URI: the commit must be majority-acknowledged
+# (and journaled) or a failover could lose a batch whose Kafka offsets were then committed. On a
+# one-node replica set this costs one journal flush per batch, the same as w=1 with j=true.
+# Reads inside the transaction see its snapshot; a concurrent writer of the same offset
+# document aborts it with a write conflict, so "local" is enough for the skip test.
+TRANSACTION_COMMIT = WriteConcern("majority")
+TRANSACTION_READS = ReadConcern("local")
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,9 @@ class ProfileStore:
         started = time.perf_counter()
         with self.client.start_session() as session:
             result: BatchResult = session.with_transaction(
-                lambda s: _Batch(self, s, now).run(records)
+                lambda s: _Batch(self, s, now).run(records),
+                read_concern=TRANSACTION_READS,
+                write_concern=TRANSACTION_COMMIT,
             )
         metrics.MONGO_WRITE_SECONDS.observe(time.perf_counter() - started)
         return result
@@ -297,14 +309,17 @@ class _Batch:
 
     # -- writing -----------------------------------------------------------------------------
     def _trend_writes(self) -> None:
+        starts: dict[int, datetime] = {}  # few distinct window starts per batch
         for (window, kind, start, key), (views, purchases) in self.deltas.window_totals(
             self.now
         ).items():
+            moment = starts.get(start)
+            if moment is None:
+                moment = starts[start] = datetime.fromtimestamp(start, self.now.tzinfo)
             self.trend_ops.append(UpdateOne(
                 {"_id": trend_id(window, kind, start, key)},
                 {"$inc": {"views": views, "purchases": purchases},
-                 "$setOnInsert": {"window": window, "kind": kind, "key": key,
-                                  "start": datetime.fromtimestamp(start, self.now.tzinfo),
+                 "$setOnInsert": {"window": window, "kind": kind, "key": key, "start": moment,
                                   "expiresAt": expires_at(start, window, self.store.retention)}},
                 upsert=True,
             ))  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from services.profiles.field_names import escape, unescape
 from services.profiles.parsing import CLICK, PURCHASE, RATING, VIEW, Interaction
@@ -39,6 +40,7 @@ def window_start(moment: datetime, seconds: int) -> int:
     return epoch - epoch % seconds
 
 
+@lru_cache(maxsize=4096)  # a batch has few distinct windows but asks for each many times
 def expires_at(start: int, window: str, retention: Retention) -> datetime:
     return datetime.fromtimestamp(start + WINDOWS[window] + retention.of(window), UTC)
 
@@ -86,11 +88,11 @@ class TrendDeltas:
         """(window, kind, start, key) -> [views, purchases], minute windows past retention
         left out."""
         totals: dict[tuple[str, str, int, str], list[int]] = defaultdict(lambda: [0, 0])
+        retention = self.retention
         for cells in self.by_user.values():
             for (minute, kind, key), (views, purchases) in cells.items():
-                starts = {"1m": minute, "1h": minute - minute % HOUR}
-                for window, start in starts.items():
-                    if expires_at(start, window, self.retention) <= now:
+                for window, start in (("1m", minute), ("1h", minute - minute % HOUR)):
+                    if expires_at(start, window, retention) <= now:
                         continue
                     cell = totals[(window, kind, start, key)]
                     cell[0] += views

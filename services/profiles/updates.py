@@ -79,6 +79,7 @@ class ProfileChange:
         self.revenue_changed = False
         self.last_purchase: datetime | None = base.get("lastPurchaseAt")
         self.known_anonymous = set(base.get("anonymousIds", []))
+        self._consumed_set: set[str] = set()  # ``consumed`` as a set, for membership tests
 
     def _count(self, path: str, amount: int = 1) -> None:
         self.inc[path] = self.inc.get(path, 0) + amount
@@ -87,6 +88,11 @@ class ProfileChange:
         if anonymous_id and anonymous_id != self.key and anonymous_id not in self.known_anonymous:
             self.known_anonymous.add(anonymous_id)
             self.anonymous_ids.append(anonymous_id)
+
+    def _consume(self, item_id: str) -> None:
+        if item_id not in self._consumed_set:
+            self._consumed_set.add(item_id)
+            self.consumed.append(item_id)
 
     def _touch(self, moment: datetime) -> None:
         if self.seen_until is None or (
@@ -120,8 +126,8 @@ class ProfileChange:
         if interaction is None:
             return
         self.recent.append(interaction.item_id)
-        if interaction.kind in (PURCHASE, RATING) and interaction.item_id not in self.consumed:
-            self.consumed.append(interaction.item_id)
+        if interaction.kind in (PURCHASE, RATING):
+            self._consume(interaction.item_id)
         if interaction.kind == PURCHASE:
             self.purchases += 1
             self.revenue += interaction.revenue
@@ -152,8 +158,7 @@ class ProfileChange:
                 self.new_days.append(day)
         self.recent.extend(other.get("recentItems", []))
         for item in other.get("purchasedItems", []):
-            if item not in self.consumed:
-                self.consumed.append(item)
+            self._consume(item)
         self._link(str(other["_id"]))
         for anonymous_id in other.get("anonymousIds", []):
             self._link(anonymous_id)
@@ -191,7 +196,7 @@ class ProfileChange:
         for name, value in self.traits.items():
             set_fields[f"traits.{name}"] = value
         if self.affinity_changed:
-            set_fields["affinity"] = self.affinity
+            set_fields["affinity"] = decay.ordered(self.affinity)
             set_fields["affinityAt"] = self.affinity_at
         if self.revenue_changed:
             set_fields["purchases"] = self.purchases
@@ -251,7 +256,8 @@ class ProfileChange:
         days = sorted(set(base.get("activeDays", [])) | set(self.new_days))
         doc["activeDays"] = days[-self.rules.active_days_max :]
         consumed = list(base.get("purchasedItems", []))
-        doc["purchasedItems"] = consumed + [i for i in self.consumed if i not in set(consumed)]
+        stored = set(consumed)
+        doc["purchasedItems"] = consumed + [i for i in self.consumed if i not in stored]
         doc["anonymousIds"] = list(base.get("anonymousIds", [])) + self.anonymous_ids
         return doc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,39 @@ from services.profiles.parsing import PURCHASE, RATING, VIEW, Interaction
 
 DAY = 86400.0
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def sorted_on_every_event(affinity: dict[str, float], at: datetime | None, moment: datetime,
+                          categories: tuple[str, ...], amount: float) -> tuple[dict[str, float], datetime]:  # fmt: skip
+    """The reference rule: floor and top-N applied, and the map sorted, after every event."""
+    affinity, at = decay.add(affinity, at, moment, categories, amount, DAY)
+    kept = sorted(((v, k) for k, v in affinity.items() if v >= decay.FLOOR), reverse=True)
+    return {k: v for v, k in kept[: decay.MAX_CATEGORIES]}, at
+
+
+def test_trimming_only_when_needed_keeps_the_same_scores_and_order() -> None:
+    rng = random.Random(3)
+    lazy: dict[str, float] = {}
+    eager: dict[str, float] = {}
+    lazy_at: datetime | None = None
+    eager_at: datetime | None = None
+    moment = T0
+    largest, dropped = 0, 0
+    for _ in range(400):
+        # long gaps push old categories under the floor; 60 names overflow the top 32
+        moment += timedelta(hours=rng.choice([0.1] * 20 + [1, 30, 24 * 12]))
+        when = moment - timedelta(hours=rng.choice([0, 0, 5]))  # some late events
+        cats = tuple(f"c{rng.randint(0, 59)}" for _ in range(rng.randint(1, 3)))
+        amount = rng.uniform(0.5, 5)
+        before = len(eager)
+        lazy, lazy_at = decay.add(lazy, lazy_at, when, cats, amount, DAY)
+        eager, eager_at = sorted_on_every_event(eager, eager_at, when, cats, amount)
+        assert lazy == eager  # the same scores, bit for bit
+        largest = max(largest, len(eager))
+        dropped += len(eager) < before
+    assert lazy_at == eager_at
+    assert list(decay.ordered(lazy).items()) == list(eager.items())
+    assert largest == decay.MAX_CATEGORIES and dropped > 0  # both limits were exercised
 
 
 def test_affinity_decays_by_half_each_half_life() -> None:
