@@ -305,6 +305,12 @@ def serve_aiohttp(port: int) -> None:
         settings = IngestSettings()
         producer = EventProducer(settings.kafka, timeout_seconds=settings.produce_timeout_seconds)
         await producer.start(warm_topics=(EVENTS_RAW.name, EVENTS_DLQ.name))
+        # As in the service: the reachability probe decides readiness.
+        connected = asyncio.Event()
+        probe = asyncio.create_task(
+            producer.monitor(1.0, lambda up: connected.set() if up else None)
+        )
+        await connected.wait()
         ingestor = EventIngestor(settings, producer)
         keys = WriteKeys(settings.write_keys)
 
@@ -352,7 +358,7 @@ def serve_aiohttp(port: int) -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        await asyncio.Event().wait()
+        await probe  # runs until the process is stopped
 
     uvloop.run(main())
 

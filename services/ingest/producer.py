@@ -10,6 +10,7 @@ see docs/ingest.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -59,6 +60,9 @@ class EventProducer:
         self._producer: AIOKafkaProducer | None = None
         # Set by the reachability probe (see ``monitor``); requests fail fast while False.
         self.ready = False
+        # Wakes the probe at once after a (re)connection, so that readiness and gRPC health
+        # change together instead of up to one probe interval apart.
+        self._probe_now = asyncio.Event()
 
     async def start(self, warm_topics: Sequence[str] = ()) -> None:
         producer = AIOKafkaProducer(
@@ -81,7 +85,7 @@ class EventProducer:
             await producer.stop()
             raise
         self._producer = producer
-        self.ready = True
+        self._probe_now.set()
 
     @property
     def started(self) -> bool:
@@ -130,8 +134,10 @@ class EventProducer:
         state and every change."""
         reported: bool | None = None
         while True:
+            self._probe_now.clear()
             up = self.started and await asyncio.to_thread(self.reachable)
-            self.ready = up
+            if not up:
+                self.ready = False  # refuse requests first, then tell health checkers
             if up != reported:
                 if reported is not None:
                     log.warning("Kafka is reachable again" if up else "Kafka is unreachable")
@@ -139,7 +145,9 @@ class EventProducer:
                 result = on_change(up)
                 if asyncio.iscoroutine(result):
                     await result
-            await asyncio.sleep(interval)
+            self.ready = up  # ready only once health says so too
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._probe_now.wait(), interval)
 
     async def close(self) -> None:
         """Send what is buffered, then disconnect."""
