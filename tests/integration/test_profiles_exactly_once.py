@@ -79,19 +79,21 @@ def order_within_user(event: dict[str, Any] | bytes) -> tuple[bool, bool, str]:
     return event["type"] == "delete", event["type"] != "identify", event["timestamp"]
 
 
-def snapshot(db: Database) -> dict[str, dict[Any, dict[str, Any]]]:
-    """Every document of the compared collections, without the wall-clock fields."""
+def snapshot(db: Database, only: str | None = None) -> dict[str, dict[Any, dict[str, Any]]]:
+    """Every document of the compared collections (or those whose id contains ``only``),
+    without the wall-clock fields."""
     out: dict[str, dict[Any, dict[str, Any]]] = {}
     for name in COMPARED:
         out[name] = {
             d["_id"]: {k: v for k, v in d.items() if k not in ("updatedAt", "expiresAt")}
             for d in db[name].find()
+            if only is None or only in str(d["_id"])
         }
     return out
 
 
-def assert_same(actual: Database, expected: Database) -> None:
-    mine, clean = snapshot(actual), snapshot(expected)
+def assert_same(actual: Database, expected: Database, only: str | None = None) -> None:
+    mine, clean = snapshot(actual, only), snapshot(expected, only)
     for name in COMPARED:
         assert mine[name].keys() == clean[name].keys(), name
         for key, doc in clean[name].items():
