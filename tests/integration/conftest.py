@@ -71,7 +71,8 @@ def inference(stack: Stack) -> Iterator[ServiceProcess]:
     grpc_port, metrics_port = free_port(), free_port()
     service = start_service(
         "inference", "services.inference",
-        {**stack.env(), "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
+        {**stack.env(), "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
+         "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
          "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port)},
         ready=lambda: grpc_serving(f"127.0.0.1:{grpc_port}"),
         ports={"grpc": grpc_port, "metrics": metrics_port},
@@ -95,6 +96,10 @@ def inference_real(stack: Stack, models_registry: Path) -> Iterator[ServiceProce
     """An inference server that serves the real (small) default models."""
     from tests.integration.inference_helpers import start_inference  # imports onnx
 
-    service = start_inference(stack, models_registry)
+    # Only test_inference_support's own server consumes support.messages: a second consumer
+    # would answer the same conversations on support.intents with another model.
+    service = start_inference(
+        stack, models_registry, LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED="false"
+    )
     yield service
     service.stop()
