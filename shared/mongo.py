@@ -16,15 +16,18 @@ TRENDS = "trends"
 OFFSETS = "stream_offsets"
 
 
+def client_options(settings: MongoSettings) -> dict[str, Any]:
+    """Timeouts and time zones every Lumen MongoDB client uses, sync or async."""
+    return {
+        "serverSelectionTimeoutMS": settings.timeout_ms,
+        "connectTimeoutMS": settings.timeout_ms,
+        "socketTimeoutMS": max(settings.timeout_ms, 10_000),
+        "tz_aware": True,
+    }
+
+
 def mongo_client(settings: MongoSettings, **kwargs: Any) -> MongoClient:
-    return MongoClient(
-        settings.uri,
-        serverSelectionTimeoutMS=settings.timeout_ms,
-        connectTimeoutMS=settings.timeout_ms,
-        socketTimeoutMS=max(settings.timeout_ms, 10_000),
-        tz_aware=True,
-        **kwargs,
-    )
+    return MongoClient(settings.uri, **{**client_options(settings), **kwargs})
 
 
 def database(client: MongoClient, settings: MongoSettings) -> Database:

@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 from pymongo.database import Database
 
 from services.inference import metrics
-from shared.mongo import ITEMS, PROFILES
+from shared.mongo import ITEMS, PROFILES, client_options
 from shared.settings import MongoSettings
 from shared.trends import top_trending
 
@@ -45,13 +45,7 @@ class CatalogueEntry:
 
 
 def async_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
-    return AsyncMongoClient(
-        settings.uri,
-        serverSelectionTimeoutMS=settings.timeout_ms,
-        connectTimeoutMS=settings.timeout_ms,
-        socketTimeoutMS=max(settings.timeout_ms, 10_000),
-        tz_aware=True,
-    )
+    return AsyncMongoClient(settings.uri, **client_options(settings))
 
 
 def profile_view(doc: dict[str, Any]) -> ProfileView:
