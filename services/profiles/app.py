@@ -55,6 +55,8 @@ app = faust.App(
     # never run ahead of MongoDB; MongoDB's own applied offsets make replays harmless.
     broker_commit_every=1000,
     broker_commit_interval=settings.commit_interval_seconds,
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=settings.session_timeout_seconds / 10,
     stream_buffer_maxsize=8192,
     # On shutdown, process what was fetched before committing (graceful drain).
     stream_wait_empty=True,

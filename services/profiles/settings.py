@@ -39,6 +39,13 @@ class ProfilesSettings(BaseSettings):
     commit_interval_seconds: float = Field(
         1.0, gt=0, description="How often Faust commits the offsets of written batches to Kafka."
     )
+    session_timeout_seconds: float = Field(
+        30.0,
+        ge=6,
+        le=60,
+        description="How long the Kafka group waits for a silent worker (e.g. one killed with "
+        "-9) before handing its partitions to the others. Heartbeats go every tenth of it.",
+    )
     half_life_days: float = Field(
         7.0, gt=0, description="Half-life of the category affinity's exponential decay, in days."
     )

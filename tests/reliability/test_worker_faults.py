@@ -42,8 +42,10 @@ def test_profile_updater_kill_restart_and_rebalance_under_load(
     wait_ready(ingest)
     load = EventLoad(f"http://127.0.0.1:{ingest.ports['http']}", WRITE_KEY, rate=RATE)
     # Rare Kafka commits: the kill lands after MongoDB commits the Kafka offsets lag behind.
-    first = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, batch_size=100,
-                         commit_interval_seconds=10)  # fmt: skip
+    # A short session timeout: the group drops the killed member soon, not after 30 s.
+    worker = {"batch_size": 100, "session_timeout_seconds": 8}
+    first = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id,
+                         commit_interval_seconds=10, **worker)  # fmt: skip
     workers = owned
     workers.append(first)
     started = time.monotonic()
@@ -53,14 +55,14 @@ def test_profile_updater_kill_restart_and_rebalance_under_load(
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
         time.sleep(2)
-        restarted = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, batch_size=100)
+        restarted = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, **worker)
         workers.append(restarted)
         time.sleep(4)
-        joining = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, batch_size=100)
+        joining = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, **worker)
         leaving_start = time.monotonic()
         workers.append(joining)
         # The group rebalances onto both workers; the new one applies its share.
-        wait_for(lambda: metric(joining, "lumen_profiles_events_processed_total") > 0, timeout=60)
+        wait_for(lambda: metric(joining, "lumen_profiles_events_processed_total") > 0, timeout=90)
         joined_after = time.monotonic() - leaving_start
         time.sleep(2)
         joining_processed = metric(joining, "lumen_profiles_events_processed_total")
