@@ -43,9 +43,9 @@ def test_profile_updater_kill_restart_and_rebalance_under_load(
     load = EventLoad(f"http://127.0.0.1:{ingest.ports['http']}", WRITE_KEY, rate=RATE)
     # Rare Kafka commits: the kill lands after MongoDB commits the Kafka offsets lag behind.
     # A short session timeout: the group drops the killed member soon, not after 30 s.
-    worker = {"batch_size": 100, "session_timeout_seconds": 8}
+    options = {"batch_size": 100, "session_timeout_seconds": 8}
     first = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id,
-                         commit_interval_seconds=10, **worker)  # fmt: skip
+                         commit_interval_seconds=10, **options)  # fmt: skip
     workers = owned
     workers.append(first)
     started = time.monotonic()
@@ -55,10 +55,10 @@ def test_profile_updater_kill_restart_and_rebalance_under_load(
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
         time.sleep(2)
-        restarted = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, **worker)
+        restarted = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, **options)
         workers.append(restarted)
         time.sleep(4)
-        joining = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, **worker)
+        joining = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id, **options)
         leaving_start = time.monotonic()
         workers.append(joining)
         # The group rebalances onto both workers; the new one applies its share.
