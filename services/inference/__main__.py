@@ -28,6 +28,7 @@ from services.inference.store import ProfileStore, async_client
 from services.inference.support import SupportRouter
 from services.inference.typed_api import IntentService, RecommendationService, SearchService
 from services.inference.v2_api import InferenceService
+from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import (
     DEFAULT_OPTIONS,
     HealthReporter,
@@ -71,7 +72,9 @@ async def serve(settings: InferenceSettings) -> None:
                                                 "repository": str(repository.root)}})  # fmt: skip
     classifier = IntentClassifier(repository, settings)
 
-    interceptors = [BearerTokenInterceptor(settings.auth_token)] if settings.auth_token else []
+    interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
+    if settings.auth_token:
+        interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
     server = grpc.aio.server(options=DEFAULT_OPTIONS, interceptors=interceptors)
     profiles_pb2_grpc.add_ProfileServiceServicer_to_server(
         ProfileService(database(client, settings.mongo)), server

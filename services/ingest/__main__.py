@@ -25,6 +25,7 @@ from services.ingest.grpc_api import SERVICE_NAME, EventServicer
 from services.ingest.http_api import HttpApi, build_app
 from services.ingest.producer import EventProducer
 from services.ingest.settings import IngestSettings
+from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import DEFAULT_OPTIONS, HealthReporter, add_standard_services, bind
 from shared.grpc_server import stop_event as shutdown_signal
 from shared.logging import configure_logging
@@ -65,7 +66,7 @@ def _grpc_server(settings: IngestSettings, servicer: EventServicer,
         # The same 500 KB body limit as HTTP: larger messages get RESOURCE_EXHAUSTED from gRPC.
         ("grpc.max_receive_message_length", settings.max_request_bytes),
     ]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=[MalformedRequestInterceptor()])
     events_pb2_grpc.add_EventServiceServicer_to_server(servicer, server)
     add_standard_services(server, [SERVICE_NAME], health)
     credentials = None

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.integration.inference_helpers import start_inference, tiny_registry
 from tests.reliability.services import start_ingest, wait_ready
 from tests.support import private_platform
 from tests.support.private_platform import PrivatePlatform
@@ -32,4 +33,14 @@ def ingest(platform: PrivatePlatform) -> Iterator[ServiceProcess]:
     wait_ready(service)
     yield service
     assert service.proc.poll() is None, "ingest died under fuzzing:\n" + service.log()[-3000:]
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def inference(platform: PrivatePlatform) -> Iterator[ServiceProcess]:
+    """An inference server on tiny models; it does not consume support messages."""
+    service = start_inference(platform.stack(), tiny_registry(),
+                              LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED="false")  # fmt: skip
+    yield service
+    assert service.proc.poll() is None, "inference died under fuzzing:\n" + service.log()[-3000:]
     service.stop()

@@ -9,7 +9,8 @@ import os
 import grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lumen.v1 import events_pb2
+from inference import grpc_service_pb2 as v2_pb2
+from lumen.v1 import events_pb2, inference_pb2, profiles_pb2
 
 from tests.reliability.services import WRITE_KEY
 from tests.support.stack import ServiceProcess
@@ -19,9 +20,6 @@ fuzz = settings(settings.get_profile("lumen-fuzz"), max_examples=EXAMPLES)
 AUTH = (("authorization", f"Bearer {WRITE_KEY}"),)
 CLIENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED,
                  grpc.StatusCode.RESOURCE_EXHAUSTED}  # fmt: skip
-# grpcio's asyncio server answers a request it cannot parse as the method's message with
-# UNKNOWN itself, before any servicer code runs (not INVALID_ARGUMENT: docs/reliability.md).
-UNPARSEABLE = grpc.StatusCode.UNKNOWN
 
 
 def raw_call(service: ServiceProcess, method: str, payload: bytes) -> grpc.StatusCode:
@@ -49,7 +47,36 @@ def test_random_bytes_as_protobuf(ingest: ServiceProcess, payload: bytes, method
     if parses:
         assert code in CLIENT_ERRORS | {grpc.StatusCode.OK}, code
     else:
-        assert code == UNPARSEABLE, code
+        # Bytes that are not the method's message: the request's fault, not the server's.
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, code
+
+
+# Every inference method with its request message; random bytes either parse (and then get
+# an answer or a client error) or are refused with INVALID_ARGUMENT.
+INFERENCE_METHODS = {
+    "/lumen.v1.RecommendationService/Recommend": inference_pb2.RecommendRequest,
+    "/lumen.v1.IntentService/ClassifyIntent": inference_pb2.ClassifyIntentRequest,
+    "/lumen.v1.IntentService/ClassifyIntentBatch": inference_pb2.ClassifyIntentBatchRequest,
+    "/lumen.v1.SearchService/SearchItems": inference_pb2.SearchItemsRequest,
+    "/lumen.v1.ProfileService/GetProfile": profiles_pb2.GetProfileRequest,
+    "/inference.GRPCInferenceService/ModelInfer": v2_pb2.ModelInferRequest,
+    "/inference.GRPCInferenceService/ModelMetadata": v2_pb2.ModelMetadataRequest,
+}
+INFERENCE_CLIENT_ERRORS = CLIENT_ERRORS | {grpc.StatusCode.NOT_FOUND,
+                                           grpc.StatusCode.FAILED_PRECONDITION}  # fmt: skip
+
+
+@fuzz
+@given(payload=st.binary(max_size=300), method=st.sampled_from(sorted(INFERENCE_METHODS)))
+def test_random_bytes_as_inference_requests(inference: ServiceProcess, payload: bytes,
+                                            method: str) -> None:  # fmt: skip
+    code = raw_call(inference, method, payload)
+    try:
+        INFERENCE_METHODS[method]().ParseFromString(payload)
+    except Exception:
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, code
+    else:
+        assert code in INFERENCE_CLIENT_ERRORS | {grpc.StatusCode.OK}, code
 
 
 TEXT = st.text(max_size=300)
