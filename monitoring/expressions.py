@@ -30,6 +30,7 @@ GRAFANA_VARIABLES = {
     "$__range": "5m",
     "$env": ".*",
     "$service": ".*",
+    "$model": ".*",
 }
 _THRESHOLD = re.compile(r"^(?P<expr>.+?)\s*(?:>|<|>=|<=|==|!=)\s*(?P<value>-?[0-9.e+]+)\s*$", re.S)
 _LABEL_VALUES = re.compile(r"^label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)$")

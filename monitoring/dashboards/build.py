@@ -53,6 +53,8 @@ class Dashboard:
     description: str
     rows: list[tuple[str, list[Panel]]]
     service_variable: bool = False
+    # More query variables: (name, label, label_values query).
+    variables: list[tuple[str, str, str]] = field(default_factory=list)
     tags: list[str] = field(default_factory=lambda: ["lumen"])
 
 
@@ -222,9 +224,12 @@ def streaming() -> Dashboard:
 
 
 def inference() -> Dashboard:
+    M = f'{E}, model=~"$model"'
+    by_version = "model, version"
     return Dashboard(
         "lumen-inference", "Lumen / Inference",
-        "Calls, latency against the 10 ms SLO and errors per gRPC method of the inference server.",
+        "Calls, latency against the 10 ms SLO and errors per gRPC method of the inference server; "
+        "per model and version: load state, throughput, compute and queue time, dynamic batching.",
         [
             ("Calls", [
                 Panel("gRPC calls/s by method", [q(f"sum by (method) (rate(lumen_inference_grpc_requests_total{{{E}}}[{RI}]))", "{{method}}")], unit="reqps"),
@@ -233,13 +238,33 @@ def inference() -> Dashboard:
                 Panel("gRPC error ratio", [q(error_ratio("lumen_inference_grpc_requests_total", 'code!="OK"', E, by="method"), "{{method}}")],
                       unit="percentunit", thresholds=[(0.001, "red")], min=0),
             ]),
-            ("Profile store", [
+            ("Models", [
+                Panel("Model versions loaded", [q(f"max by ({by_version}) (lumen_inference_model_loaded{{{M}}})", "{{model}} v{{version}}", instant=True)], "stat",
+                      description="1 while a version is loaded and serving; 0 once it was unloaded or replaced.",
+                      mappings=[UP_MAPPING], thresholds=[(1, "green")]),
+                Panel("Rows inferred/s by model version", [q(f"sum by ({by_version}) (rate(lumen_inference_model_inferences_total{{{M}}}[{RI}]))", "{{model}} v{{version}}")],
+                      unit="ops"),
+                Panel("Model request failure ratio", [q(error_ratio("lumen_inference_model_requests_total", 'outcome="failure"', M, by=by_version), "{{model}} v{{version}}")],
+                      unit="percentunit", thresholds=[(0.001, "red")], min=0),
+                Panel("Compute p99 by model version", [q(p99("lumen_inference_model_compute_seconds", by_version, M), "{{model}} v{{version}}")],
+                      unit="s", description="onnxruntime time of one execution (a whole batch).", thresholds=[(0.010, "red")]),
+                Panel("Batch queue wait p99", [q(p99("lumen_inference_model_queue_seconds", by_version, M), "{{model}} v{{version}}")],
+                      unit="s", description="Time a request waits for its dynamic batch to run."),
+                Panel("Average batch size", [q(
+                    f"sum by ({by_version}) (rate(lumen_inference_model_inferences_total{{{M}}}[{RI}])) / sum by ({by_version}) (rate(lumen_inference_model_executions_total{{{M}}}[{RI}]))",
+                    "{{model}} v{{version}}")], description="Rows per onnxruntime execution: above 1 while dynamic batching merges requests."),
+                Panel("Requests waiting in the batch queue", [q(f"sum by ({by_version}) (lumen_inference_model_queue_depth{{{M}}})", "{{model}} v{{version}}")]),
+            ]),
+            ("Recommendations and profile store", [
+                Panel("Recommend answers by source", [q(f"sum by (source) (rate(lumen_inference_recommend_responses_total{{{E}}}[{RI}]))", "{{source}}")],
+                      unit="reqps", description="personalised, trending (no usable profile) or trending_degraded (the profile store failed)."),
                 Panel("Profile store reachable", [q(f"min (lumen_inference_profile_store_up{{{E}}})", "profile store", instant=True)], "stat",
                       mappings=[UP_MAPPING], thresholds=[(1, "green")]),
                 Panel("Profile reads failed/s", [q(f"sum (rate(lumen_inference_profile_store_errors_total{{{E}}}[{RI}]))", "failed")],
                       unit="ops", thresholds=[(0.1, "red")]),
             ]),
         ],
+        variables=[("model", "Model", f"label_values(lumen_inference_model_loaded{{{E}}}, model)")],
     )  # fmt: skip
 
 
@@ -352,6 +377,7 @@ def render(dashboard: Dashboard) -> dict[str, Any]:
     ]  # fmt: skip
     if dashboard.service_variable:
         variables.append(_variable("service", "Service", 'label_values(up{env=~"$env"}, service)'))
+    variables += [_variable(name, label, query) for name, label, query in dashboard.variables]
     return {
         "uid": dashboard.uid,
         "title": dashboard.title,
