@@ -166,6 +166,8 @@ def ingestion() -> Dashboard:
                 Panel("Rejected events written to the DLQ/s", [q(
                     f"sum (rate(lumen_ingest_dlq_events_total{{{E}}}[{RI}]))", "written"), q(f"sum (rate(lumen_ingest_dlq_failures_total{{{E}}}[{RI}]))", "write failed")],
                       unit="ops"),
+                Panel("Rate-limited requests/s by source", [q(f"sum by (source) (rate(lumen_ingest_rate_limited_total{{{E}}}[{RI}]))", "{{source}}")],
+                      unit="reqps", description="Answered 429 (HTTP) or RESOURCE_EXHAUSTED (gRPC): the source sends faster than LUMEN_INGEST_RATE_LIMIT_* allows."),
             ]),
         ],
     )  # fmt: skip
@@ -204,6 +206,12 @@ def streaming() -> Dashboard:
                       unit="s", thresholds=[(30, "yellow"), (120, "red")]),
                 Panel("profiles.updated messages/s by kind", [q(f"sum by (kind) (rate(lumen_profiles_updates_published_total{{{E}}}[{RI}]))", "{{kind}}")], unit="ops"),
                 Panel("Replayed records skipped/s", [q(f"sum (rate(lumen_profiles_events_skipped_total{{{E}}}[{RI}]))", "skipped")], unit="ops"),
+                Panel("Retried failures/s by kind", [q(f"sum by (kind) (rate(lumen_profiles_errors_total{{{E}}}[{RI}]))", "{{kind}}")],
+                      unit="ops", description="MongoDB writes, profiles.updated publishes or internal errors the updater retried.",
+                      thresholds=[(0.1, "red")]),
+                Panel("Partitions per worker", [q(f"sum by (instance) (lumen_profiles_assigned_partitions{{{E}}})", "{{instance}}")],
+                      description="Partitions of events.raw each worker owns: the group's balance after a rebalance."),
+                Panel("Erasures applied", [q(f"sum (increase(lumen_profiles_erasures_total{{{E}}}[$__range]))", "erasures", instant=True)], "stat"),
             ]),
             ("Dead-letter queue", [
                 Panel("DLQ messages/s", [q(f'sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.dlq"}})', "events.dlq")],

@@ -83,6 +83,8 @@ async def serve(settings: IngestSettings) -> None:
     producer = EventProducer(settings.kafka, timeout_seconds=settings.produce_timeout_seconds)
     ingestor = EventIngestor(settings, producer)
     write_keys = WriteKeys(settings.write_keys)
+    for source in write_keys.sources():  # a 0 series per source before its first refusal
+        metrics.RATE_LIMITED.labels(source)
     health = HealthReporter()
     await health.set([SERVICE_NAME], False)
 

@@ -25,6 +25,9 @@ class WriteKeys:
     def entry(source: str, key: str) -> str:
         return f"{source}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
+    def sources(self) -> set[str]:
+        return set(self._by_digest.values())
+
     def source_for(self, key: str | None) -> str | None:
         """The source id of a valid key, else None. Every stored digest is compared, in
         constant time, so the answer's timing does not reveal how close a guess was."""

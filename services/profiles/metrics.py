@@ -21,6 +21,9 @@ ERRORS = Counter(
     "Failures the updater recovered from by retrying, by kind (mongo, publish, internal).",
     ["kind"],
 )
+# Every kind exported from the start: no retry yet reads as 0, not as a missing series.
+for _kind in ("mongo", "publish", "internal"):
+    ERRORS.labels(_kind)
 PROFILES_ERASED = Counter("lumen_profiles_erasures_total", "Erasure (delete) events applied.")
 MESSAGES_PUBLISHED = Counter(
     "lumen_profiles_updates_published_total",
