@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
 from tests.integration.inference_helpers import metric, start_inference, tiny_registry
@@ -25,10 +25,16 @@ def test_support_messages_come_out_classified_and_routed(
     stack: Stack, server: ServiceProcess
 ) -> None:
     conversation = f"conv-{uuid.uuid4().hex[:8]}"
-    consumer = KafkaConsumer(SUPPORT_INTENTS.name, bootstrap_servers=stack.kafka_bootstrap,
-                             group_id=f"test-intents-{uuid.uuid4().hex[:6]}",
-                             auto_offset_reset="latest", consumer_timeout_ms=500)  # fmt: skip
-    wait_for(lambda: consumer.poll(100) is not None and consumer.assignment(), timeout=20)
+    # Partitions assigned by hand and positioned at their ends now: no group join to wait for
+    # (a join racing the topic's metadata could leave the consumer with no partition at all).
+    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, consumer_timeout_ms=500)
+    partitions = wait_for(lambda: consumer.partitions_for_topic(SUPPORT_INTENTS.name), timeout=20)
+    assert isinstance(partitions, set)
+    assigned = [TopicPartition(SUPPORT_INTENTS.name, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    consumer.seek_to_end()
+    for partition in assigned:
+        consumer.position(partition)  # resolve the end offsets before anything is sent
     producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
     messages = [("m-1", "i want a refund"), ("m-2", "what is the weather"), ("m-3", "")]
     received: dict[str, dict[str, object]] = {}
