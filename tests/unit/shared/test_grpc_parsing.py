@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from lumen.v1 import events_pb2
 
 from shared.grpc_parsing import MalformedRequestInterceptor
+from shared.grpc_server import HealthReporter, add_standard_services
 
 GARBAGE = b"\xff\xff\xff\xff"  # an invalid field tag: no message parses from it
 GOOD = events_pb2.DeleteUserRequest(user_id="u-1").SerializeToString()
@@ -49,6 +52,10 @@ async def serving() -> AsyncIterator[grpc.aio.Channel]:
     """A server per test: grpc.aio objects belong to the event loop that made them."""
     server = grpc.aio.server(interceptors=[MalformedRequestInterceptor()])
     server.add_generic_rpc_handlers((handlers(),))
+    # The standard services every Lumen server carries, behind the same interceptor.
+    reporter = HealthReporter()
+    add_standard_services(server, ["test.Parsing"], reporter)
+    await reporter.set(["test.Parsing"], True)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -117,3 +124,20 @@ async def test_unknown_methods_stay_unimplemented() -> None:
 async def _unknown_methods_stay_unimplemented(channel: grpc.aio.Channel) -> None:
     code, _ = await code_of(channel.unary_unary("/test.Parsing/Missing")(GOOD))
     assert code == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_health_watch_and_reflection_still_work() -> None:
+    async with serving() as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        check = await health.Check(health_pb2.HealthCheckRequest(service="test.Parsing"))
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
+        watch = health.Watch(health_pb2.HealthCheckRequest(service="test.Parsing"))
+        first = await watch.read()  # a coroutine-style server stream (context.write)
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        listing = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        names = [s.name async for reply in listing for s in reply.list_services_response.service]
+        assert "test.Parsing" in names and "grpc.health.v1.Health" in names
