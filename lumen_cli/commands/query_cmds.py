@@ -125,6 +125,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if profile.rfm:
         r = profile.rfm
         print(f"  RFM {r.recency}/{r.frequency}/{r.monetary}: {r.segment}")
+    else:
+        print("  RFM -: scored from the first purchase")
     top = sorted(profile.category_affinity.items(), key=lambda kv: -kv[1])[:5]
     print("  top categories: " + (", ".join(f"{c} {a:.2f}" for c, a in top) or "-"))
     print(f"  recent items: {', '.join(profile.recent_items[-10:]) or '-'}")

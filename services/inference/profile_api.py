@@ -29,7 +29,7 @@ def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
     rfm = doc.get("rfm") or {}
     traits = struct_pb2.Struct()
     traits.update(doc.get("traits") or {})
-    return profiles_pb2.Profile(
+    profile = profiles_pb2.Profile(
         id=str(doc["_id"]),
         user_id=doc.get("userId") or "",
         anonymous_ids=list(doc.get("anonymousIds", [])),
@@ -47,15 +47,15 @@ def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
         purchased_items=[str(i) for i in doc.get("purchasedItems", [])],
         purchases=int(doc.get("purchases", 0)),
         revenue=float(doc.get("revenue", 0.0)),
-        rfm=profiles_pb2.Rfm(
-            recency=int(rfm.get("r", 0)),
-            frequency=int(rfm.get("f", 0)),
-            monetary=int(rfm.get("m", 0)),
-            segment=str(rfm.get("segment", "")),
-        ),
         updated_at=_timestamp(doc.get("updatedAt")),
         version=int(doc.get("version", 0)),
     )
+    if rfm:  # scored from the first purchase on; before that the field stays unset
+        profile.rfm.CopyFrom(profiles_pb2.Rfm(
+            recency=int(rfm.get("r", 0)), frequency=int(rfm.get("f", 0)),
+            monetary=int(rfm.get("m", 0)), segment=str(rfm.get("segment", "")),
+        ))  # fmt: skip
+    return profile
 
 
 class ProfileService(profiles_pb2_grpc.ProfileServiceServicer):

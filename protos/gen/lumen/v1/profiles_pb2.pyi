@@ -162,7 +162,9 @@ class Profile(google.protobuf.message.Message):
     @property
     def purchased_items(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
-    def rfm(self) -> global___Rfm: ...
+    def rfm(self) -> global___Rfm:
+        """Unset until the first purchase."""
+
     @property
     def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(

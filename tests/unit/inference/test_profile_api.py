@@ -1,0 +1,24 @@
+"""The stored profile document as the ProfileService message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.inference.profile_api import to_proto
+
+
+def test_rfm_is_unset_before_the_first_purchase_and_carried_after() -> None:
+    browsing = {"_id": "u1", "userId": "u1", "counts": {"byName": {"Item Viewed": 3}},
+                "recentItems": ["7", "9"], "version": 3}  # fmt: skip
+    message = to_proto(browsing)
+    assert not message.HasField("rfm")
+    assert list(message.recent_items) == ["7", "9"] and message.version == 3
+
+    bought = {**browsing, "purchases": 2, "revenue": 59.9,
+              "lastPurchaseAt": datetime(2026, 1, 1, tzinfo=UTC),
+              "rfm": {"r": 5, "f": 2, "m": 2, "segment": "potential_loyalist"}}  # fmt: skip
+    message = to_proto(bought)
+    assert message.HasField("rfm")
+    assert (message.rfm.recency, message.rfm.frequency, message.rfm.monetary,
+            message.rfm.segment) == (5, 2, 2, "potential_loyalist")  # fmt: skip
+    assert message.purchases == 2 and abs(message.revenue - 59.9) < 1e-9
