@@ -145,6 +145,8 @@ def ingestion() -> Dashboard:
                 Panel("Accepted events/s by type", [q(f"sum by (type) (rate(lumen_ingest_events_accepted_total{{{E}}}[{RI}]))", "{{type}}")], unit="ops"),
                 Panel("Rejected events/s by reason", [q(f"sum by (reason) (rate(lumen_ingest_events_rejected_total{{{E}}}[{RI}]))", "{{reason}}")], unit="ops"),
                 Panel("Duplicate events/s", [q(f"sum (rate(lumen_ingest_events_duplicate_total{{{E}}}[{RI}]))", "duplicates")], unit="ops"),
+                Panel("messageIds remembered for dedupe", [q(f"sum by (instance) (lumen_ingest_dedupe_entries{{{E}}})", "{{instance}}")],
+                      description="Per ingest process; bounded by LUMEN_INGEST_DEDUPE_MAX_ENTRIES (a few hundred bytes of memory each)."),
             ]),
             ("Requests", [
                 Panel("Requests/s by route and status", [q(f"sum by (route, status) (rate(lumen_ingest_requests_total{{{E}}}[{RI}]))", "{{route}} {{status}}")], unit="reqps"),

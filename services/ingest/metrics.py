@@ -33,6 +33,10 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )  # fmt: skip
 IN_FLIGHT = Gauge("lumen_ingest_in_flight_requests", "Requests being processed.")
+DEDUPE_ENTRIES = Gauge(
+    "lumen_ingest_dedupe_entries",
+    "messageIds remembered for duplicate detection (at most LUMEN_INGEST_DEDUPE_MAX_ENTRIES).",
+)
 KAFKA_UP = Gauge("lumen_ingest_kafka_up", "1 when the producer is connected to Kafka.")
 PRODUCE_FAILURES = Counter(
     "lumen_ingest_kafka_produce_failures_total",
