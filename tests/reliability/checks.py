@@ -40,6 +40,17 @@ def profile_counts_match(
     return {"profiles_checked": len(expected), "events_in_profiles": sum(actual.values())}
 
 
+def clean_pass(stack: Stack, topic: str, prefix: str = "lumen_clean_pass") -> Database:
+    """A fresh worker reads ``topic`` once, to its end, into a new database (returned)."""
+    clean = mongo(stack, unique(prefix))
+    worker = start_worker(stack, topic, clean.name)
+    try:
+        caught_up(stack, clean, topic)
+    finally:
+        worker.stop()
+    return clean
+
+
 def clean_pass_matches(stack: Stack, db: Database, topic: str = EVENTS_RAW.name,
                        only: str | None = None) -> int:  # fmt: skip
     """A fresh worker reads ``topic`` once into a new database; every document must equal the
@@ -47,12 +58,7 @@ def clean_pass_matches(stack: Stack, db: Database, topic: str = EVENTS_RAW.name,
     topic is shared with other tests, whose identity merges across partitions (alias of ids
     on different partitions) depend on cross-partition timing and so are not reproducible by
     a second pass. Returns the number of profiles compared."""
-    clean = mongo(stack, unique("lumen_clean_pass"))
-    worker = start_worker(stack, topic, clean.name)
-    try:
-        caught_up(stack, clean, topic)
-    finally:
-        worker.stop()
+    clean = clean_pass(stack, topic)
     assert_same(db, clean, only)
     if only is None:
         return clean.profiles.count_documents({})

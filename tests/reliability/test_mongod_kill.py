@@ -12,7 +12,7 @@ from pymongo.database import Database
 
 from shared.events import encode, user_key
 from tests.integration.test_profiles_exactly_once import assert_same, workload
-from tests.reliability.checks import caught_up
+from tests.reliability.checks import caught_up, clean_pass
 from tests.reliability.services import record
 from tests.support.private_platform import PrivatePlatform
 from tests.support.profiles_worker import (
@@ -95,12 +95,7 @@ def test_mongod_kill_9_under_profile_updater_load(
     # The fault hit mid-stream: work was left when mongod came back.
     assert applied_after_restart < len(events), "the stream was over before mongod came back"
 
-    clean = mongo(stack, unique("lumen_profiles_mongod_clean"))
-    single = start_worker(stack, topic, clean.name)
-    try:
-        caught_up(stack, clean, topic)
-    finally:
-        single.stop()
+    clean = clean_pass(stack, topic, "lumen_profiles_mongod_clean")
     lost, doubled = version_gaps(db, clean)
     profiles = db.profiles.count_documents({})
 
