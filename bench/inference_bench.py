@@ -1,5 +1,6 @@
 """Inference server benchmark: ClassifyIntent throughput vs raw onnxruntime, and Recommend
-latency at a fixed request rate including the MongoDB profile read.
+latency at a fixed request rate including the MongoDB profile read, beside the latency of a
+health Check at the same rate on the same server (the floor of a Python gRPC call here).
 
     .venv/bin/python -m bench.inference_bench [--seconds 5] [--registry var/models]
 
@@ -22,11 +23,13 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lumen.v1 import inference_pb2 as pb
 from lumen.v1 import inference_pb2_grpc as pb_grpc
 from pymongo import MongoClient
@@ -130,6 +133,11 @@ class Server:
                 out[key] = out.get(key, 0.0) + float(m.group(3))
         return out
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far (``/proc/<pid>/stat``)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -180,22 +188,21 @@ async def classify_load(port: int, streams: int, seconds: float) -> dict[str, fl
             "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99)}  # fmt: skip
 
 
-async def recommend_load(
-    port: int, users: list[str], rate: float, seconds: float
-) -> dict[str, Any]:
+async def open_loop(
+    port: int, rate: float, seconds: float, call: Callable[[grpc.aio.Channel, int], Awaitable[Any]]
+) -> tuple[list[float], list[Any], int]:
+    """``call(channel, n)`` on a fixed arrival schedule: (sorted latencies, answers, errors)."""
     latencies: list[float] = []
-    sources: dict[int, int] = {}
+    answers: list[Any] = []
     errors = 0
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = pb_grpc.RecommendationServiceStub(channel)
 
-        async def one(user: str) -> None:
+        async def one(n: int) -> None:
             nonlocal errors
             started = time.perf_counter()
             try:
-                r = await stub.Recommend(pb.RecommendRequest(user_id=user, k=10), timeout=5)
+                answers.append(await call(channel, n))
                 latencies.append(time.perf_counter() - started)
-                sources[r.source] = sources.get(r.source, 0) + 1
             except grpc.aio.AioRpcError:
                 errors += 1
 
@@ -205,13 +212,41 @@ async def recommend_load(
             delay = started + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(users[n % len(users)])))
+            tasks.append(asyncio.create_task(one(n)))
         await asyncio.gather(*tasks)
     latencies.sort()
+    return latencies, answers, errors
+
+
+async def recommend_load(
+    server: Server, users: list[str], rate: float, seconds: float
+) -> dict[str, Any]:
+    def recommend(channel: grpc.aio.Channel, n: int) -> Awaitable[pb.RecommendResponse]:
+        stub = pb_grpc.RecommendationServiceStub(channel)
+        return stub.Recommend(pb.RecommendRequest(user_id=users[n % len(users)], k=10), timeout=5)
+
+    cpu_before = server.cpu_seconds()
+    latencies, answers, errors = await open_loop(server.grpc_port, rate, seconds, recommend)
+    cpu = server.cpu_seconds() - cpu_before
+    personalised = sum(a.source == pb.RECOMMENDATION_SOURCE_PERSONALISED for a in answers)
     return {"target_rps": rate, "requests": len(latencies), "errors": errors,
             "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
-            "personalised_share": sources.get(pb.RECOMMENDATION_SOURCE_PERSONALISED, 0)
-            / max(1, len(latencies))}  # fmt: skip
+            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies)),
+            "personalised_share": personalised / max(1, len(latencies))}  # fmt: skip
+
+
+async def noop_load(server: Server, rate: float, seconds: float) -> dict[str, Any]:
+    """The floor: a health Check (no model, no MongoDB) at the same rate on the same server."""
+
+    def check(channel: grpc.aio.Channel, n: int) -> Awaitable[health_pb2.HealthCheckResponse]:
+        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+
+    cpu_before = server.cpu_seconds()
+    latencies, _, errors = await open_loop(server.grpc_port, rate, seconds, check)
+    cpu = server.cpu_seconds() - cpu_before
+    return {"target_rps": rate, "requests": len(latencies), "errors": errors,
+            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
+            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies))}  # fmt: skip
 
 
 def seed_profiles(root: Path, count: int) -> tuple[list[str], str]:
@@ -272,11 +307,13 @@ def main() -> None:
                 results[f"classify_intent_{label}"] = load
                 print(f"ClassifyIntent {label}: {load}", flush=True)
                 if label == "batching_on":
+                    floor = asyncio.run(noop_load(server, args.rate, args.seconds))
+                    results["noop_health_check"] = floor
+                    print(f"health Check (floor): {floor}", flush=True)
                     before = server.metrics()
-                    rec = asyncio.run(
-                        recommend_load(server.grpc_port, users, args.rate, args.seconds)
-                    )
+                    rec = asyncio.run(recommend_load(server, users, args.rate, args.seconds))
                     rec.update(batch_figures(before, server.metrics(), "recommender"))
+                    rec["p99_over_floor_p99"] = rec["p99_ms"] / floor["p99_ms"]
                     results["recommend"] = rec
                     print(f"Recommend: {rec}", flush=True)
             finally:

@@ -88,7 +88,7 @@ def default_text(field: Any) -> str:
     if isinstance(value, (dict, list)):
         import json
 
-        text = json.dumps(value)
+        text = json.dumps(value, default=lambda v: v.model_dump(exclude_defaults=True))
     return "`" + text.replace("|", "\\|") + "`"
 
 

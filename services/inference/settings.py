@@ -38,6 +38,14 @@ class BatchingConfig(BaseModel):
         return self.max_batch_size > 1
 
 
+# The recommender runs in about 0.3 ms per execution and serves callers' request paths:
+# holding a request back for a fuller batch costs more latency than batching saves, so it
+# batches only what queues up while an execution runs (Triton's default delay, 0).
+BATCHING_PER_MODEL: dict[str, BatchingConfig] = {
+    "recommender": BatchingConfig(max_queue_delay_us=0),
+}
+
+
 def _default_repository() -> Path:
     # LUMEN_INFERENCE_MODEL_REPOSITORY wins (via the field), then the shared variable.
     return repository_root(None)
@@ -78,7 +86,8 @@ class InferenceSettings(BaseSettings):
         default_factory=BatchingConfig, description="Batching knobs of models not in `batching`."
     )
     batching: dict[str, BatchingConfig] = Field(
-        default_factory=dict, description="Batching knobs per model name."
+        default_factory=lambda: dict(BATCHING_PER_MODEL),
+        description="Batching knobs per model name, merged over the defaults shown here.",
     )
     intra_op_threads: int = Field(
         2, ge=1, description="onnxruntime threads inside one operator (this machine: 2 cores)."
@@ -136,6 +145,13 @@ class InferenceSettings(BaseSettings):
         if value not in ("disable", "basic", "extended", "all"):
             raise ValueError("graph_optimization must be disable, basic, extended or all")
         return value
+
+    @field_validator("batching")
+    @classmethod
+    def _over_per_model_defaults(
+        cls, value: dict[str, BatchingConfig]
+    ) -> dict[str, BatchingConfig]:
+        return {**BATCHING_PER_MODEL, **value}
 
     def batching_for(self, model: str) -> BatchingConfig:
         return self.batching.get(model, self.batching_default)
