@@ -289,7 +289,9 @@ def markdown(suite: dict[str, Any], plots: list[str]) -> str:
                   f"(bare aiokafka read {_fmt(t['bare_read_events_per_s'])} events/s, ratio "
                   f"{t['ratio_to_bare_read']})",
                   f"- storage: {t['storage']['bytes_per_profile']} bytes/profile = "
-                  f"{t['storage']['gib_per_million_users']} GiB per million users",
+                  f"{t['storage']['gib_per_million_users']} GiB per million users on disk, "
+                  f"{t['storage'].get('live_gib_per_million_users', 'n/a')} without free "
+                  "blocks kept for reuse",
                   f"- freshness at {f['offered_rate_per_s']} events/s: p50 {f['p50_seconds']} s, "
                   f"p99 {f['p99_seconds']} s, max {f['max_seconds']} s", ""]  # fmt: skip
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from shared.settings import MongoSettings
 
@@ -34,13 +36,25 @@ def database(client: MongoClient, settings: MongoSettings) -> Database:
     return client[settings.database]
 
 
+# Profiles are read by ``_id`` (the user key), by a linked anonymous id (Recommend and
+# GetProfile for visitors) and counted by ``lastSeen`` (active users). ``anonymousIds`` is
+# sparse: most profiles never had one, and a dense multikey index holds a null entry for each.
+PROFILE_INDEXES = (
+    IndexModel([("anonymousIds", ASCENDING)], sparse=True, name="anonymousIds"),
+    IndexModel([("lastSeen", DESCENDING)], name="lastSeen"),
+)
+# Created by earlier releases and read by nothing; dropped at start-up to give the space back.
+RETIRED_PROFILE_INDEXES = ("userId",)
+
+
 def ensure_indexes(db: Database) -> None:
     """Create the indexes every reader relies on. Idempotent; cheap when they exist."""
-    db[PROFILES].create_indexes(
-        [
-            IndexModel([("userId", ASCENDING)], sparse=True, name="userId"),
-            IndexModel([("anonymousIds", ASCENDING)], name="anonymousIds"),
-            IndexModel([("lastSeen", DESCENDING)], name="lastSeen"),
-        ]
-    )
+    existing = db[PROFILES].index_information()
+    stale = [name for name in RETIRED_PROFILE_INDEXES if name in existing]
+    if "anonymousIds" in existing and not existing["anonymousIds"].get("sparse"):
+        stale.append("anonymousIds")  # the dense form of earlier releases: rebuilt sparse
+    for name in stale:
+        with contextlib.suppress(OperationFailure):  # another process dropped it first
+            db[PROFILES].drop_index(name)
+    db[PROFILES].create_indexes(list(PROFILE_INDEXES))
     db[ITEMS].create_indexes([IndexModel([("categories", ASCENDING)], name="categories")])

@@ -1,0 +1,62 @@
+"""Profile indexes on a real mongod: what start-up creates, and the upgrade of older ones."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo.database import Database
+
+from shared.mongo import PROFILES, ensure_indexes
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def db(stack: Stack) -> Iterator[Database[Any]]:
+    client: MongoClient[Any] = MongoClient(stack.mongo_uri)
+    name = f"indexes_{uuid.uuid4().hex[:8]}"
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+def winning_stage(db: Database[Any], query: dict[str, Any]) -> str:
+    plan = db.command("explain", {"find": PROFILES, "filter": query})["queryPlanner"]
+    stage = plan["winningPlan"]
+    while "inputStage" in stage:
+        stage = stage["inputStage"]
+    return str(stage["stage"])
+
+
+def test_older_indexes_are_upgraded_and_anonymous_lookups_use_the_sparse_one(
+    db: Database[Any],
+) -> None:
+    # What earlier releases created: a userId index and a dense anonymousIds index.
+    db[PROFILES].create_indexes([
+        IndexModel([("userId", ASCENDING)], sparse=True, name="userId"),
+        IndexModel([("anonymousIds", ASCENDING)], name="anonymousIds"),
+    ])  # fmt: skip
+    db[PROFILES].insert_many([
+        {"_id": "u1", "userId": "u1", "anonymousIds": ["a1", "a2"]},
+        *({"_id": f"u{n}", "userId": f"u{n}"} for n in range(2, 200)),
+    ])  # fmt: skip
+
+    ensure_indexes(db)
+    ensure_indexes(db)  # idempotent, as every worker runs it at start-up
+
+    indexes = db[PROFILES].index_information()
+    assert "userId" not in indexes
+    assert indexes["anonymousIds"].get("sparse") is True
+    assert "lastSeen" in indexes
+    assert winning_stage(db, {"anonymousIds": "a2"}) == "IXSCAN"
+    assert [d["_id"] for d in db[PROFILES].find({"anonymousIds": "a2"})] == ["u1"]
+    found = db[PROFILES].find({"$or": [{"_id": "a1"}, {"anonymousIds": "a1"}]})
+    assert [d["_id"] for d in found] == ["u1"]
+    # Only the profile with anonymous ids has entries in the sparse index.
+    stats = db.command("validate", PROFILES, full=True)
+    assert stats["keysPerIndex"]["anonymousIds"] == 2
