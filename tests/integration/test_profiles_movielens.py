@@ -5,7 +5,7 @@ group with ``auto_offset_reset=latest``) and writing to a database of its own, s
 other tests left in the topic neither slow it down nor count.
 
 CI replays a deterministic subset (every user whose id is 1 mod 16: complete histories of 59
-users); ``bench/profiles_bench.py --movielens-full`` replays all 100,000 ratings.
+users); ``bench/profiles_bench.py`` replays all 100,000 ratings (``--events``).
 """
 
 from __future__ import annotations
