@@ -17,15 +17,16 @@ from pathlib import Path
 import pytest
 
 from bench.run_all import PARTS
-from tests.support.stack import REPO
+from tests.support.stack import REPO, Stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def quick_run(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, stack: Stack
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    # The run uses the session's stack (started by the fixture, so the session stops it).
     out = tmp_path_factory.mktemp("bench-report")
     env = {**os.environ, "LUMEN_TEST_KEEP_PLATFORM": "1"}
     done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,

@@ -17,8 +17,6 @@ from tests.support.stack import (
     free_port,
     start_group_at_end,
     start_service,
-    start_stack,
-    stop_stack,
 )
 
 
@@ -26,13 +24,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    started = start_stack()
-    yield started
-    stop_stack(started)
 
 
 @pytest.fixture(scope="session")
