@@ -25,6 +25,7 @@ from services.ingest.grpc_api import SERVICE_NAME, EventServicer
 from services.ingest.http_api import HttpApi, build_app
 from services.ingest.producer import EventProducer
 from services.ingest.settings import IngestSettings
+from shared.gc_tuning import tune_for_serving
 from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import DEFAULT_OPTIONS, HealthReporter, add_standard_services, bind
 from shared.grpc_server import stop_event as shutdown_signal
@@ -114,6 +115,8 @@ async def serve(settings: IngestSettings) -> None:
     monitor = asyncio.create_task(
         producer.monitor(settings.kafka_probe_interval_seconds, kafka_changed)
     )
+    # Everything loaded so far lives as long as the process: keep it out of GC pauses.
+    tune_for_serving(settings.gc_gen0_threshold)
     log.info("ingest listening", extra={"fields": {
         "http": f"{settings.host}:{settings.http_port}",
         "grpc": f"{settings.host}:{settings.grpc_port}"}})  # fmt: skip
