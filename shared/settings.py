@@ -70,6 +70,21 @@ class MongoSettings(BaseSettings):
     )
 
 
+class GcSettings(BaseSettings):
+    """Garbage collection of the serving processes (``LUMEN_GC_*``; see shared/gc_tuning.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_GC_", extra="ignore")
+
+    gen0_threshold: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Allocations between young garbage collections (CPython's default is 700); the "
+            "objects loaded at start-up are frozen out of collections. 0 keeps CPython's defaults."
+        ),
+    )
+
+
 class LogSettings(BaseSettings):
     """Logging (``LUMEN_LOG_*``)."""
 

@@ -28,6 +28,7 @@ from services.inference.store import ProfileStore, async_client
 from services.inference.support import SupportRouter
 from services.inference.typed_api import IntentService, RecommendationService, SearchService
 from services.inference.v2_api import InferenceService
+from shared.gc_tuning import tune_for_serving
 from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import (
     DEFAULT_OPTIONS,
@@ -105,6 +106,9 @@ async def serve(settings: InferenceSettings) -> None:
     await server.start()
     if router is not None:
         router.start()
+    # Everything loaded so far (models included) lives as long as the process: keep it out
+    # of GC pauses.
+    tune_for_serving(settings.gc.gen0_threshold)
     await health.set(SERVICE_NAMES, serving=True)
     log.info("inference listening", extra={"fields": {
         "grpc": f"{settings.host}:{settings.grpc_port}",

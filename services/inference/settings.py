@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.model_registry import repository_root
-from shared.settings import KafkaSettings, LogSettings, MongoSettings
+from shared.settings import GcSettings, KafkaSettings, LogSettings, MongoSettings
 
 
 class BatchingConfig(BaseModel):
@@ -138,6 +138,7 @@ class InferenceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    gc: GcSettings = Field(default_factory=GcSettings)
 
     @field_validator("graph_optimization")
     @classmethod

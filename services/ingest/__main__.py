@@ -116,7 +116,7 @@ async def serve(settings: IngestSettings) -> None:
         producer.monitor(settings.kafka_probe_interval_seconds, kafka_changed)
     )
     # Everything loaded so far lives as long as the process: keep it out of GC pauses.
-    tune_for_serving(settings.gc_gen0_threshold)
+    tune_for_serving(settings.gc.gen0_threshold)
     log.info("ingest listening", extra={"fields": {
         "http": f"{settings.host}:{settings.http_port}",
         "grpc": f"{settings.host}:{settings.grpc_port}"}})  # fmt: skip

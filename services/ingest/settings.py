@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, LogSettings
+from shared.settings import GcSettings, KafkaSettings, LogSettings
 
 
 class IngestSettings(BaseSettings):
@@ -102,13 +102,6 @@ class IngestSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         15.0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
-    gc_gen0_threshold: int = Field(
-        10_000,
-        ge=0,
-        description=(
-            "Allocations between young garbage collections (CPython's default is 700); the "
-            "objects loaded at start-up are frozen out of collections. 0 keeps CPython's defaults."
-        ),
-    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    gc: GcSettings = Field(default_factory=GcSettings)

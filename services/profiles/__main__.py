@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from shared.gc_tuning import tune_for_serving
 from shared.logging import configure_logging
 from shared.metrics import register_build_info
 from shared.topics import ensure_topics
@@ -28,6 +29,8 @@ def main() -> None:
     ]
     # Faust parses its own command line; run it as a worker whatever we were called with.
     sys.argv = [sys.argv[0], "worker", "--loglevel", level]
+    # Everything loaded so far lives as long as the process: keep it out of GC pauses.
+    tune_for_serving(settings.gc.gen0_threshold)
     app.main()
 
 

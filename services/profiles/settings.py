@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, LogSettings, MongoSettings
+from shared.settings import GcSettings, KafkaSettings, LogSettings, MongoSettings
 from shared.topics import EVENTS_RAW
 
 
@@ -74,3 +74,4 @@ class ProfilesSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    gc: GcSettings = Field(default_factory=GcSettings)
