@@ -47,6 +47,12 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_bytes(pid: int) -> int:
     """High-water mark of a process's resident memory (Linux VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

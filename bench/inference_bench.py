@@ -34,7 +34,7 @@ from lumen.v1 import inference_pb2 as pb
 from lumen.v1 import inference_pb2_grpc as pb_grpc
 from pymongo import MongoClient
 
-from bench.common import percentile, save_results
+from bench.common import cpu_seconds, percentile, save_results
 from services.inference import runtime
 from services.inference.settings import InferenceSettings
 from shared.model_registry import get_version, list_versions
@@ -133,11 +133,6 @@ class Server:
                 out[key] = out.get(key, 0.0) + float(m.group(3))
         return out
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU the server process has used so far (``/proc/<pid>/stat``)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -218,6 +213,21 @@ async def open_loop(
     return latencies, answers, errors
 
 
+async def measured_open_loop(
+    server: Server,
+    rate: float,
+    seconds: float,
+    call: Callable[[grpc.aio.Channel, int], Awaitable[Any]],
+) -> tuple[dict[str, Any], list[Any]]:
+    """``open_loop`` against ``server`` with its latency and the server's CPU per request."""
+    cpu_before = cpu_seconds(server.proc.pid)
+    latencies, answers, errors = await open_loop(server.grpc_port, rate, seconds, call)
+    cpu = cpu_seconds(server.proc.pid) - cpu_before
+    return {"target_rps": rate, "requests": len(latencies), "errors": errors,
+            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
+            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies))}, answers  # fmt: skip
+
+
 async def recommend_load(
     server: Server, users: list[str], rate: float, seconds: float
 ) -> dict[str, Any]:
@@ -225,14 +235,10 @@ async def recommend_load(
         stub = pb_grpc.RecommendationServiceStub(channel)
         return stub.Recommend(pb.RecommendRequest(user_id=users[n % len(users)], k=10), timeout=5)
 
-    cpu_before = server.cpu_seconds()
-    latencies, answers, errors = await open_loop(server.grpc_port, rate, seconds, recommend)
-    cpu = server.cpu_seconds() - cpu_before
+    figures, answers = await measured_open_loop(server, rate, seconds, recommend)
     personalised = sum(a.source == pb.RECOMMENDATION_SOURCE_PERSONALISED for a in answers)
-    return {"target_rps": rate, "requests": len(latencies), "errors": errors,
-            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
-            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies)),
-            "personalised_share": personalised / max(1, len(latencies))}  # fmt: skip
+    figures["personalised_share"] = personalised / max(1, figures["requests"])
+    return figures
 
 
 async def noop_load(server: Server, rate: float, seconds: float) -> dict[str, Any]:
@@ -241,12 +247,8 @@ async def noop_load(server: Server, rate: float, seconds: float) -> dict[str, An
     def check(channel: grpc.aio.Channel, n: int) -> Awaitable[health_pb2.HealthCheckResponse]:
         return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
 
-    cpu_before = server.cpu_seconds()
-    latencies, _, errors = await open_loop(server.grpc_port, rate, seconds, check)
-    cpu = server.cpu_seconds() - cpu_before
-    return {"target_rps": rate, "requests": len(latencies), "errors": errors,
-            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
-            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies))}  # fmt: skip
+    figures, _ = await measured_open_loop(server, rate, seconds, check)
+    return figures
 
 
 def seed_profiles(root: Path, count: int) -> tuple[list[str], str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import peak_rss_bytes, percentile, save_results
+from bench.common import cpu_seconds, peak_rss_bytes, percentile, save_results
 
 REPO = Path(__file__).resolve().parents[1]
 WRITE_KEY = "bench-write-key"
@@ -232,12 +232,6 @@ def run_load(kind: str, url: str, seconds: float, concurrency: int, processes: i
 
 
 # ---------------------------------------------------------------- servers under test
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
