@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
 from shared.mongo import PROFILES, ensure_indexes
+from tests.support.profiles_worker import mongo, unique
 from tests.support.stack import Stack
 
 
 @pytest.fixture
 def db(stack: Stack) -> Iterator[Database[Any]]:
-    client: MongoClient[Any] = MongoClient(stack.mongo_uri)
-    name = f"indexes_{uuid.uuid4().hex[:8]}"
+    database = mongo(stack, unique("indexes"))
     try:
-        yield client[name]
+        yield database
     finally:
-        client.drop_database(name)
-        client.close()
+        database.client.drop_database(database.name)
+        database.client.close()
 
 
 def winning_stage(db: Database[Any], query: dict[str, Any]) -> str:
