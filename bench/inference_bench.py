@@ -38,6 +38,7 @@ from bench.common import cpu_seconds, percentile, save_results
 from services.inference import runtime
 from services.inference.settings import InferenceSettings
 from shared.model_registry import get_version, list_versions
+from shared.packed_ids import pack_sequence, pack_set
 from shared.settings import MongoSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -260,10 +261,12 @@ def seed_profiles(root: Path, count: int) -> tuple[list[str], str]:
     client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri, serverSelectionTimeoutMS=3000)
     rng = np.random.default_rng(0)
     users = [f"bench-user-{i}" for i in range(count)]
-    client[database]["profiles"].insert_many([
-        {"_id": u, "recentItems": [items[int(j)] for j in rng.integers(0, len(items), 20)]}
-        for u in users
-    ])  # fmt: skip
+    profiles = []
+    for user in users:  # the shape the updater writes for a MovieLens user: 106 rated, last 50
+        rated = [items[int(j)] for j in rng.choice(len(items), 106, replace=False)]
+        profiles.append({"_id": user, "recentItems": pack_sequence(rated[-50:]),
+                         "purchasedItems": pack_set(rated)})  # fmt: skip
+    client[database]["profiles"].insert_many(profiles)
     client.close()
     return users, database
 

@@ -14,6 +14,7 @@ from pymongo.errors import PyMongoError
 
 from services.profiles.field_names import unescape
 from shared.mongo import PROFILES
+from shared.packed_ids import unpack
 
 
 def _timestamp(value: Any) -> timestamp_pb2.Timestamp | None:
@@ -42,9 +43,9 @@ def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
         if isinstance(doc.get("sessions"), dict)
         else 0,
         active_days=len(doc.get("activeDays", [])),
-        recent_items=[str(i) for i in doc.get("recentItems", [])],
+        recent_items=unpack(doc.get("recentItems")),
         category_affinity={unescape(k): float(v) for k, v in doc.get("affinity", {}).items()},
-        purchased_items=[str(i) for i in doc.get("purchasedItems", [])],
+        purchased_items=unpack(doc.get("purchasedItems")),
         purchases=int(doc.get("purchases", 0)),
         revenue=float(doc.get("revenue", 0.0)),
         updated_at=_timestamp(doc.get("updatedAt")),

@@ -23,6 +23,7 @@ from pymongo.database import Database
 
 from services.inference import metrics
 from shared.mongo import ITEMS, PROFILES, client_options
+from shared.packed_ids import unpack
 from shared.settings import MongoSettings
 from shared.trends import top_trending
 
@@ -49,9 +50,9 @@ def async_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
 
 
 def profile_view(doc: dict[str, Any]) -> ProfileView:
-    recent = [str(i) for i in doc.get("recentItems") or []]
-    seen: set[str] = set()
-    for name in ("purchasedItems", "ratedItems", "seenItems"):
+    recent = unpack(doc.get("recentItems"))
+    seen = set(unpack(doc.get("purchasedItems")))
+    for name in ("ratedItems", "seenItems"):  # written by other tools, as arrays or maps
         value = doc.get(name) or []
         seen.update(str(i) for i in (value.keys() if isinstance(value, dict) else value))
     return ProfileView(recent, seen)

@@ -6,6 +6,8 @@ operator update (``$inc``/``$set``/``$min``/``$max``/``$push`` + ``$slice``/``$a
 there is no read-modify-write round trip per event. Counters go through ``$inc``; values
 that depend on the order of events (decayed affinity, revenue, RFM) are computed here from the
 stored value in event order, which makes the result independent of how events were batched.
+The two item lists (``recentItems``, ``purchasedItems``) are stored packed
+(``shared.packed_ids``) and so are ``$set`` whole, from the loaded value plus the batch's items.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from services.profiles import decay, rfm
 from services.profiles.field_names import escape
 from services.profiles.parsing import PURCHASE, RATING, ParsedEvent
+from shared.packed_ids import pack_sequence, pack_set, unpack
 
 DAY_SECONDS = 86400
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,7 +62,6 @@ class ProfileChange:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     recent: list[str] = field(default_factory=list)
-    consumed: list[str] = field(default_factory=list)
     anonymous_ids: list[str] = field(default_factory=list)
     new_days: list[int] = field(default_factory=list)
     traits: dict[str, Any] = field(default_factory=dict)
@@ -79,7 +81,9 @@ class ProfileChange:
         self.revenue_changed = False
         self.last_purchase: datetime | None = base.get("lastPurchaseAt")
         self.known_anonymous = set(base.get("anonymousIds", []))
-        self._consumed_set: set[str] = set()  # ``consumed`` as a set, for membership tests
+        self.stored_recent = unpack(base.get("recentItems"))
+        self.consumed = set(unpack(base.get("purchasedItems")))  # bought or rated, all of them
+        self.consumed_changed = False
 
     def _count(self, path: str, amount: int = 1) -> None:
         self.inc[path] = self.inc.get(path, 0) + amount
@@ -90,9 +94,9 @@ class ProfileChange:
             self.anonymous_ids.append(anonymous_id)
 
     def _consume(self, item_id: str) -> None:
-        if item_id not in self._consumed_set:
-            self._consumed_set.add(item_id)
-            self.consumed.append(item_id)
+        if item_id not in self.consumed:
+            self.consumed.add(item_id)
+            self.consumed_changed = True
 
     def _touch(self, moment: datetime) -> None:
         if self.seen_until is None or (
@@ -156,8 +160,8 @@ class ProfileChange:
             if day not in self.days:
                 self.days.add(day)
                 self.new_days.append(day)
-        self.recent.extend(other.get("recentItems", []))
-        for item in other.get("purchasedItems", []):
+        self.recent.extend(unpack(other.get("recentItems")))
+        for item in unpack(other.get("purchasedItems")):
             self._consume(item)
         self._link(str(other["_id"]))
         for anonymous_id in other.get("anonymousIds", []):
@@ -205,31 +209,23 @@ class ProfileChange:
         scores = self.rfm()
         if scores is not None:
             set_fields["rfm"] = scores.as_document()
+        if self.recent:
+            limit = self.rules.recent_items_max
+            set_fields["recentItems"] = pack_sequence((self.stored_recent + self.recent)[-limit:])
+        if self.consumed_changed:
+            set_fields["purchasedItems"] = pack_set(self.consumed)
         update["$set"] = set_fields
         if self.first_seen is not None:
             update["$min"] = {"firstSeen": self.first_seen}
         if self.last_seen is not None:
             update["$max"] = {"lastSeen": self.last_seen}
-        push: dict[str, Any] = {}
-        if self.recent:
-            push["recentItems"] = {
-                "$each": self.recent[-self.rules.recent_items_max :],
-                "$slice": -self.rules.recent_items_max,
-            }
         if self.new_days:
-            push["activeDays"] = {
+            update["$push"] = {"activeDays": {
                 "$each": sorted(self.new_days), "$sort": 1,
                 "$slice": -self.rules.active_days_max,
-            }  # fmt: skip
-        if push:
-            update["$push"] = push
-        add: dict[str, Any] = {}
-        if self.consumed:
-            add["purchasedItems"] = {"$each": self.consumed}
+            }}  # fmt: skip
         if self.anonymous_ids:
-            add["anonymousIds"] = {"$each": self.anonymous_ids}
-        if add:
-            update["$addToSet"] = add
+            update["$addToSet"] = {"anonymousIds": {"$each": self.anonymous_ids}}
         return update
 
     def materialize(self, now: datetime) -> dict[str, Any]:
@@ -251,13 +247,8 @@ class ProfileChange:
             target[leaf] = value
         doc["firstSeen"] = _earlier(base.get("firstSeen"), self.first_seen)
         doc["lastSeen"] = _later(base.get("lastSeen"), self.last_seen)
-        limit = self.rules.recent_items_max
-        doc["recentItems"] = (list(base.get("recentItems", [])) + self.recent)[-limit:]
         days = sorted(set(base.get("activeDays", [])) | set(self.new_days))
         doc["activeDays"] = days[-self.rules.active_days_max :]
-        consumed = list(base.get("purchasedItems", []))
-        stored = set(consumed)
-        doc["purchasedItems"] = consumed + [i for i in self.consumed if i not in stored]
         doc["anonymousIds"] = list(base.get("anonymousIds", [])) + self.anonymous_ids
         return doc
 
@@ -275,6 +266,6 @@ def summary(doc: dict[str, Any], applied: int) -> dict[str, Any]:
         "applied": applied,
         "lastSeen": iso(doc.get("lastSeen")),
         "updatedAt": iso(doc.get("updatedAt")),
-        "recentItems": doc.get("recentItems", [])[-10:],
+        "recentItems": unpack(doc.get("recentItems"))[-10:],
         "segment": (doc.get("rfm") or {}).get("segment"),
     }

@@ -12,6 +12,7 @@ import pytest
 from pymongo.database import Database
 
 from services.profiles.updates import day_number
+from shared.packed_ids import unpack
 from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
 from shared.trends import top_trending
 from tests.support.profiles_worker import (
@@ -102,7 +103,7 @@ def test_identify_and_alias_merge_anonymous_histories(stack: Stack, topic: str, 
     assert doc["counts"]["byName"]["Item Viewed"] == 4
     assert doc["firstSeen"] == T0 - timedelta(days=3)
     assert doc["lastSeen"] == T0 + timedelta(minutes=5)
-    assert doc["recentItems"] == ["a1", "a2", "a3", "o1", "a4"]
+    assert unpack(doc["recentItems"]) == ["a1", "a2", "a3", "o1", "a4"]
     assert sorted(doc["activeDays"]) == [day_number(T0 - timedelta(days=3)), day_number(T0)]
     assert doc["sessions"]["count"] == 2
 
@@ -130,7 +131,7 @@ def test_affinity_decay_matches_a_hand_computation(stack: Stack, topic: str, db:
     # B = 5/4 + 4 = 5.25. The late view of day 2 adds 1/2 to A: 1.875.
     assert doc["affinity"] == pytest.approx({"A": 1.875, "B": 5.25})
     assert doc["affinityAt"] == T0 + timedelta(days=3)
-    assert doc["purchasedItems"] == ["d2", "d3"]  # bought or rated: excluded from recs
+    assert unpack(doc["purchasedItems"]) == ["d2", "d3"]  # bought or rated: not recommended
 
 
 def test_sessions_and_active_days(stack: Stack, topic: str, db: Database,
@@ -142,7 +143,7 @@ def test_sessions_and_active_days(stack: Stack, topic: str, db: Database,
     doc = profile(db, user, version=len(minutes))
     assert doc["sessions"]["count"] == 4
     assert doc["activeDays"] == [day_number(T0), day_number(T0) + 1]
-    assert doc["recentItems"] == [str(m) for m in minutes]
+    assert unpack(doc["recentItems"]) == [str(m) for m in minutes]
 
 
 def test_rfm_scores_and_segment(stack: Stack, topic: str, db: Database,
@@ -229,7 +230,7 @@ def test_poison_events_go_to_the_dlq_and_the_stream_keeps_flowing(
         orjson.dumps(track(user, "Item Viewed", T0, itemId={"$gt": ""})),
         track(user, "Item Viewed", T0, itemId="fine"),
     ])  # fmt: skip
-    assert profile(db, user)["recentItems"] == ["fine"]
+    assert unpack(profile(db, user)["recentItems"]) == ["fine"]
 
     def ours() -> list[dict[str, Any]]:
         rows = [orjson.loads(v) for _, v in read_topic(stack, EVENTS_DLQ.name, start, 1500) if v]

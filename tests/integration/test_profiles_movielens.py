@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 import httpx
 from pymongo.database import Database
 
+from shared.packed_ids import unpack
 from shared.topics import EVENTS_RAW
 from tests.support.movielens_events import interactions, movielens_folder, rating_events
 from tests.support.profiles_worker import metric, mongo, start_worker, unique
@@ -66,6 +67,6 @@ def replay_and_check(stack: Stack, ingest: ServiceProcess, db: Database) -> None
         doc = docs[user]
         assert doc["counts"]["byName"] == {"Item Rated": count}, user
         assert doc["counts"]["byType"] == {"track": count}, user
-        assert doc["recentItems"] == history[user][-50:], user
-        assert sorted(doc["purchasedItems"]) == sorted(set(history[user])), user
+        assert unpack(doc["recentItems"]) == history[user][-50:], user
+        assert sorted(unpack(doc["purchasedItems"])) == sorted(set(history[user])), user
         assert doc["affinity"], user

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.inference.profile_api import to_proto
+from services.inference.store import profile_view
+from shared.packed_ids import pack_sequence, pack_set
 
 
 def test_rfm_is_unset_before_the_first_purchase_and_carried_after() -> None:
@@ -22,3 +24,13 @@ def test_rfm_is_unset_before_the_first_purchase_and_carried_after() -> None:
     assert (message.rfm.recency, message.rfm.frequency, message.rfm.monetary,
             message.rfm.segment) == (5, 2, 2, "potential_loyalist")  # fmt: skip
     assert message.purchases == 2 and abs(message.revenue - 59.9) < 1e-9
+
+
+def test_packed_item_lists_are_read_as_ids() -> None:
+    doc = {"_id": "u1", "recentItems": pack_sequence(["12", "7", "12"]),
+           "purchasedItems": pack_set(["sku-9", "sku-1"])}  # fmt: skip
+    message = to_proto(doc)
+    assert list(message.recent_items) == ["12", "7", "12"]
+    assert list(message.purchased_items) == ["sku-1", "sku-9"]
+    view = profile_view(doc)
+    assert view.recent_items == ["12", "7", "12"] and view.seen_items == {"sku-1", "sku-9"}

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.profiles.parsing import ParsedEvent, parse_event
 from services.profiles.updates import ProfileChange, Rules, day_number
+from shared.packed_ids import pack_sequence, pack_set, unpack
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2024, 3, 2, tzinfo=UTC)
@@ -30,9 +31,10 @@ def test_one_update_per_user_with_operators_only() -> None:
     }  # fmt: skip
     assert update["$min"] == {"firstSeen": T0}
     assert update["$max"] == {"lastSeen": T0 + timedelta(minutes=60)}
-    assert update["$push"]["recentItems"] == {"$each": ["c", "d", "d"], "$slice": -3}
+    assert unpack(update["$set"]["recentItems"]) == ["c", "d", "d"]  # the last 3, packed
     assert update["$push"]["activeDays"]["$each"] == [day_number(T0)]
-    assert update["$addToSet"] == {"purchasedItems": {"$each": ["d"]}}
+    assert unpack(update["$set"]["purchasedItems"]) == ["d"]
+    assert "$addToSet" not in update  # no new anonymous id
     assert update["$set"]["purchases"] == 1 and update["$set"]["revenue"] == 10.0
     assert update["$set"]["rfm"] == {"r": 5, "f": 1, "m": 1, "segment": "new"}
     assert update["$set"]["affinityAt"] == T0 + timedelta(minutes=60)
@@ -48,14 +50,37 @@ def test_a_stored_profile_continues_its_session_and_counts() -> None:
     assert "activeDays" not in update.get("$push", {})
     doc = change.materialize(NOW)
     assert doc["version"] == 8 and doc["sessions"] == {"count": 3}
-    assert doc["recentItems"] == ["x", "y", "z"]
+    assert unpack(doc["recentItems"]) == ["x", "y", "z"]
+    assert "purchasedItems" not in update["$set"]  # nothing bought: the stored set stays
+
+
+def test_item_lists_grow_from_the_stored_packed_values() -> None:
+    stored = {"_id": "u1", "lastSeen": T0, "recentItems": pack_sequence(["1", "2", "3"]),
+              "purchasedItems": pack_set(["9", "4"])}  # fmt: skip
+    change = ProfileChange("u1", stored, RULES)
+    change.apply(ev(5, "Order Completed", itemId="4", price=1.0), ())  # bought before
+    update = change.update(NOW)
+    assert unpack(update["$set"]["recentItems"]) == ["2", "3", "4"]
+    assert "purchasedItems" not in update["$set"]
+    change.apply(ev(6, "Order Completed", itemId="1", price=1.0), ())
+    assert unpack(change.update(NOW)["$set"]["purchasedItems"]) == ["1", "4", "9"]
+
+
+def test_older_array_documents_are_packed_by_their_next_write() -> None:
+    stored = {"_id": "u1", "lastSeen": T0, "recentItems": ["a", "b"], "purchasedItems": ["a"]}
+    change = ProfileChange("u1", stored, RULES)
+    change.apply(ev(5, "Order Completed", itemId="b", price=1.0), ())
+    update = change.update(NOW)
+    assert isinstance(update["$set"]["recentItems"], bytes)
+    assert unpack(update["$set"]["recentItems"]) == ["a", "b", "b"]
+    assert sorted(unpack(update["$set"]["purchasedItems"])) == ["a", "b"]
 
 
 def test_absorbing_an_anonymous_history() -> None:
     anonymous = {"_id": "anon-1", "version": 2, "counts": {"byType": {"page": 2}},
                  "sessions": {"count": 1}, "firstSeen": T0 - timedelta(days=1),
-                 "lastSeen": T0 - timedelta(days=1), "recentItems": ["p"],
-                 "purchasedItems": [], "traits": {"plan": "free", "email": "a@x"}}  # fmt: skip
+                 "lastSeen": T0 - timedelta(days=1), "recentItems": pack_sequence(["p"]),
+                 "purchasedItems": pack_set(["p"]), "traits": {"plan": "free", "email": "a@x"}}  # fmt: skip
     known = {"_id": "u1", "version": 1, "traits": {"email": "u@x"}, "lastSeen": T0}
     change = ProfileChange("u1", known, RULES)
     change.absorb(anonymous)
@@ -67,3 +92,5 @@ def test_absorbing_an_anonymous_history() -> None:
     assert update["$set"]["traits.plan"] == "free"
     assert "traits.email" not in update["$set"]  # the known user's trait wins
     assert change.materialize(NOW)["version"] == 3
+    assert unpack(update["$set"]["recentItems"]) == ["p"]
+    assert unpack(update["$set"]["purchasedItems"]) == ["p"]
