@@ -24,12 +24,10 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +37,7 @@ from kafka.admin import NewTopic
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from bench.common import peak_rss_bytes, percentile, save_results
 from lumen_cli.platform.services import http_ok
 from shared.events import encode
 from shared.topics import EVENTS_RAW
@@ -46,22 +45,7 @@ from tests.support.movielens_events import movielens_folder, rating_events
 from tests.support.profiles_worker import metric
 from tests.support.stack import ServiceProcess, free_port, start_service
 
-RESULTS = Path(__file__).resolve().parent / "results" / "profiles.json"
 GIB = 1024**3
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def env(args: argparse.Namespace, database: str) -> dict[str, str]:
@@ -144,7 +128,7 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
         while applied(db, topic) < total:
             time.sleep(0.05)
         seconds = time.perf_counter() - started
-        rss = peak_rss(worker.proc.pid)
+        rss = peak_rss_bytes(worker.proc.pid)
         breakdown = {
             name: metric(worker, f"lumen_profiles_{name}")
             for name in ("mongo_write_duration_seconds_sum", "mongo_write_duration_seconds_count",
@@ -157,9 +141,6 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
     stats = db.command("collStats", "profiles", indexDetails=True)
     on_disk = int(stats["storageSize"]) + int(stats["totalIndexSize"])
     live = on_disk - reusable_bytes(stats)
-    db.command("compact", "profiles", force=True)  # a private database: blocking is fine
-    compacted = db.command("collStats", "profiles")
-    compact_bytes = int(compacted["storageSize"]) + int(compacted["totalIndexSize"])
     rate, bare_rate = total / seconds, total / bare_seconds
     result = {
         "events": total,
@@ -174,15 +155,12 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
             "document_bytes_avg": int(stats.get("avgObjSize", 0)),
             "storage_size_bytes": int(stats["storageSize"]),
             "index_size_bytes": int(stats["totalIndexSize"]),
+            "index_sizes": stats.get("indexSizes", {}),
             "bytes_per_profile": round(on_disk / max(1, profiles)),
             "gib_per_million_users": round(on_disk / max(1, profiles) * 1e6 / GIB, 3),
             "reusable_free_bytes": on_disk - live,
             "live_bytes_per_profile": round(live / max(1, profiles)),
             "live_gib_per_million_users": round(live / max(1, profiles) * 1e6 / GIB, 3),
-            "after_compact_bytes_per_profile": round(compact_bytes / max(1, profiles)),
-            "after_compact_gib_per_million_users": round(
-                compact_bytes / max(1, profiles) * 1e6 / GIB, 3
-            ),
         },
     }
     if not args.keep:
@@ -243,12 +221,12 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
                 next_send += 1 / 20
                 time.sleep(max(0.0, next_send - time.time()))
         time.sleep(5)
-        rss = peak_rss(worker.proc.pid)
+        rss = peak_rss_bytes(worker.proc.pid)
     finally:
         stream.close()
         worker.stop()
         ingest.stop()
-    delays = [seen[k] - t for k, t in acked.items() if k in seen]
+    delays = sorted(seen[k] - t for k, t in acked.items() if k in seen)
     result = {
         "offered_rate_per_s": args.rate,
         "seconds": args.seconds,
@@ -257,7 +235,7 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
         "not_reflected_within_5s_after_the_run": len(acked) - len(delays),
         "p50_seconds": round(percentile(delays, 0.5), 4),
         "p99_seconds": round(percentile(delays, 0.99), 4),
-        "max_seconds": round(max(delays, default=0.0), 4),
+        "max_seconds": round(delays[-1] if delays else 0.0, 4),
         "worker_peak_rss_bytes": rss,
     }
     if not args.keep:
@@ -280,13 +258,6 @@ def main() -> None:
     args = parser.parse_args()
     client: MongoClient[dict[str, Any]] = MongoClient(args.mongo, tz_aware=True)
     results: dict[str, Any] = {
-        "benchmark": "profiles",
-        "finished_at": None,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_start": os.getloadavg(),
-        },
         "targets": {
             "throughput_events_per_s": 10_000,
             "ratio_to_bare_read": 0.4,
@@ -299,11 +270,7 @@ def main() -> None:
     if not args.skip_freshness:
         results["freshness"] = freshness(args, client)
         print(json.dumps(results["freshness"], indent=2), flush=True)
-    results["finished_at"] = datetime.now(UTC).isoformat()
-    results["machine"]["load_average_at_end"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"saved {RESULTS}")
+    print(f"saved {save_results('profiles', results)}")
 
 
 if __name__ == "__main__":
