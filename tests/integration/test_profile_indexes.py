@@ -9,6 +9,7 @@ import pytest
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
+from services.profiles.store import ensure_schema
 from shared.mongo import PROFILES, ensure_indexes
 from tests.support.profiles_worker import mongo, unique
 from tests.support.stack import Stack
@@ -59,3 +60,14 @@ def test_older_indexes_are_upgraded_and_anonymous_lookups_use_the_sparse_one(
     # Only the profile with anonymous ids has entries in the sparse index.
     stats = db.command("validate", PROFILES, full=True)
     assert stats["keysPerIndex"]["anonymousIds"] == 2
+
+
+def test_a_new_profiles_collection_compresses_itself_and_its_indexes(db: Database[Any]) -> None:
+    ensure_schema(db)
+    stats = db.command("collStats", PROFILES, indexDetails=True)
+    files = {"collection": stats["wiredTiger"], **stats["indexDetails"]}
+    assert set(files) == {"collection", "_id_", "anonymousIds", "lastSeen"}
+    for name, details in files.items():
+        settings = details["creationString"]
+        assert "block_compressor=zstd" in settings, name
+        assert "allocation_size=1KB" in settings, name
