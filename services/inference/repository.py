@@ -131,7 +131,10 @@ class ModelRepository:
         self.root = Path(settings.model_repository)
         self._executor = executor
         self._options = runtime.session_options(
-            settings.intra_op_threads, settings.inter_op_threads, settings.graph_optimization
+            settings.intra_op_threads,
+            settings.inter_op_threads,
+            settings.graph_optimization,
+            settings.allow_spinning,
         )
         self._current: dict[str, LoadedModel] = {}
         self._refused: dict[tuple[str, int], tuple[int, int]] = {}

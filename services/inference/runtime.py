@@ -41,15 +41,18 @@ _LEVELS = {
 }
 
 
-def session_options(intra_op: int, inter_op: int, optimization: str) -> ort.SessionOptions:
+def session_options(intra_op: int, inter_op: int, optimization: str,
+                    spinning: bool = False) -> ort.SessionOptions:  # fmt: skip
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op
     options.inter_op_num_threads = inter_op
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = _LEVELS[optimization]
-    # Spinning threads burn the shared cores between batches; sleeping costs ~µs per run.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    # Spinning worker threads wake faster for each operator (MiniLM at batch 1: 4.3 instead
+    # of 5.8 ms per run here) but keep every core busy between operators and runs.
+    flag = "1" if spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", flag)
+    options.add_session_config_entry("session.inter_op.allow_spinning", flag)
     return options
 
 

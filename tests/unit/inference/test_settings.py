@@ -1,9 +1,10 @@
-"""Per-model batching knobs: built-in defaults, merged with what the environment sets."""
+"""Inference settings: per-model batching knobs merged with the environment, thread spinning."""
 
 from __future__ import annotations
 
 import pytest
 
+from services.inference.runtime import session_options
 from services.inference.settings import InferenceSettings
 
 
@@ -24,3 +25,16 @@ def test_environment_entries_merge_over_the_per_model_defaults(
 
     monkeypatch.setenv("LUMEN_INFERENCE_BATCHING", '{"recommender": {"max_queue_delay_us": 500}}')
     assert InferenceSettings().batching_for("recommender").max_queue_delay_us == 500
+
+
+@pytest.mark.parametrize(("environment", "flag"), [(None, "0"), ("true", "1"), ("false", "0")])
+def test_thread_spinning_reaches_the_onnxruntime_sessions(
+    monkeypatch: pytest.MonkeyPatch, environment: str | None, flag: str
+) -> None:
+    if environment is not None:
+        monkeypatch.setenv("LUMEN_INFERENCE_ALLOW_SPINNING", environment)
+    settings = InferenceSettings()
+    options = session_options(settings.intra_op_threads, settings.inter_op_threads,
+                              settings.graph_optimization, settings.allow_spinning)  # fmt: skip
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == flag
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == flag
