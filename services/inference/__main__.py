@@ -18,6 +18,7 @@ import inference.grpc_service_pb2_grpc as v2_grpc
 from lumen.v1 import inference_pb2, inference_pb2_grpc, profiles_pb2, profiles_pb2_grpc
 
 from services.inference.auth import BearerTokenInterceptor
+from services.inference.breaker import CircuitBreaker
 from services.inference.intent import IntentClassifier
 from services.inference.profile_api import ProfileService
 from services.inference.recommend import Recommender
@@ -66,7 +67,9 @@ async def serve(settings: InferenceSettings) -> None:
     client = mongo_client(settings.mongo)
     aclient = async_client(settings.mongo)
     store = ProfileStore(aclient, database(client, settings.mongo), settings.mongo.database,
-                         settings.profile_timeout_ms, settings.mongo_retry_seconds)  # fmt: skip
+                         settings.profile_timeout_ms,
+                         CircuitBreaker(settings.profile_failures_to_degrade,
+                                        settings.mongo_retry_seconds))  # fmt: skip
     repository = ModelRepository(settings, executor)
     await repository.scan()
     log.info("models loaded", extra={"fields": {"models": repository.names(),

@@ -115,8 +115,11 @@ class InferenceSettings(BaseSettings):
     profile_timeout_ms: int = Field(
         100, ge=1, description="Recommend degrades to trending when a profile read takes longer."
     )
+    profile_failures_to_degrade: int = Field(
+        3, ge=1, description="Profile reads failing in a row before Recommend stops trying them."
+    )
     mongo_retry_seconds: float = Field(
-        5.0, gt=0, description="After a profile-store failure, degrade without retrying this long."
+        2.0, gt=0, description="Then how long Recommend degrades without reading profiles."
     )
     trends_refresh_seconds: float = Field(
         10.0, gt=0, description="How often the trending list and the catalogue are re-read."

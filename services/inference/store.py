@@ -1,7 +1,8 @@
 """What Recommend and SearchItems read from MongoDB: profiles, the catalogue, trends.
 
-Profile reads are bounded by a short timeout; after a failure the store is treated as down
-for a few seconds (callers degrade to trending at once instead of waiting on every call).
+Profile reads are bounded by a short timeout; a failed read degrades its own answer, and
+after a few failures in a row the store is treated as down for a few seconds (callers
+degrade to trending at once instead of waiting on every call; ``breaker.py``).
 The catalogue (titles, categories) and the trending list are small and read periodically
 into memory, so they keep answering while MongoDB is unreachable.
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 from pymongo.database import Database
 
 from services.inference import metrics
+from services.inference.breaker import CircuitBreaker
 from shared.mongo import ITEMS, PROFILES, client_options
 from shared.packed_ids import unpack
 from shared.settings import MongoSettings
@@ -60,18 +61,17 @@ def profile_view(doc: dict[str, Any]) -> ProfileView:
 
 class ProfileStore:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], sync_db: Database[Any],
-                 database: str, timeout_ms: int, retry_seconds: float) -> None:  # fmt: skip
+                 database: str, timeout_ms: int, breaker: CircuitBreaker) -> None:  # fmt: skip
         self.db = client[database]
         self.sync_db = sync_db
         self.timeout = timeout_ms / 1000
-        self.retry_seconds = retry_seconds
-        self._down_until = 0.0
+        self.breaker = breaker
         self.catalogue: dict[str, CatalogueEntry] = {}
         self.trending: list[str] = []
 
     async def profile(self, key: str, anonymous: bool) -> tuple[ProfileView | None, bool]:
         """(profile or None, store_ok). Never raises for store failures."""
-        if time.monotonic() < self._down_until:
+        if self.breaker.is_open:
             return None, False
         query: dict[str, Any] = (
             {"$or": [{"_id": key}, {"anonymousIds": key}]} if anonymous else {"_id": key}
@@ -81,11 +81,12 @@ class ProfileStore:
                 self.db[PROFILES].find_one(query, PROFILE_FIELDS), self.timeout
             )
         except Exception as exc:  # timeout, network, server selection: all degrade
-            self._down_until = time.monotonic() + self.retry_seconds
+            self.breaker.failed()
             metrics.PROFILE_STORE_ERRORS.inc()
             metrics.PROFILE_STORE_UP.set(0)
             log.warning("profile store unavailable", extra={"fields": {"error": repr(exc)}})
             return None, False
+        self.breaker.succeeded()
         metrics.PROFILE_STORE_UP.set(1)
         return (profile_view(doc) if doc else None), True
 
