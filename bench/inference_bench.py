@@ -266,8 +266,9 @@ def seed_profiles(root: Path, count: int) -> tuple[list[str], str]:
     rng = np.random.default_rng(0)
     users = [f"bench-user-{i}" for i in range(count)]
     profiles = []
+    rated_count = min(106, len(items))  # the tiny test models have fewer items
     for user in users:  # the shape the updater writes for a MovieLens user: 106 rated, last 50
-        rated = [items[int(j)] for j in rng.choice(len(items), 106, replace=False)]
+        rated = [items[int(j)] for j in rng.choice(len(items), rated_count, replace=False)]
         profiles.append({"_id": user, "recentItems": pack_sequence(rated[-50:]),
                          "purchasedItems": pack_set(rated)})  # fmt: skip
     client[database]["profiles"].insert_many(profiles)

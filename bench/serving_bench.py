@@ -14,6 +14,7 @@ its metrics, seed profiles and measure the tokenising raw baseline.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -141,8 +142,11 @@ def measure_lumen(platform: Platform, registry: Path, profile: Profile) -> dict[
 def measure_peers(registry: Path, profile: Profile) -> dict[str, Any]:
     """MLServer with the same model file and the same ModelInfer bytes as Lumen."""
     from bench.peers import mlserver
+    from services.inference.settings import InferenceSettings
     from shared.model_registry import get_version
 
+    # The peers' onnxruntime sessions spin exactly when Lumen's do (they inherit this variable).
+    os.environ["PEER_ALLOW_SPINNING"] = "1" if InferenceSettings().allow_spinning else "0"
     model_path = get_version(INTENT_MODEL, root=registry).model_path
     requests = oip_intent_requests(registry)
     configs: list[tuple[str, int, float]] = [("batching_off", 1, 0.0)]

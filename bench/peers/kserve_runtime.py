@@ -1,10 +1,10 @@
 """KServe's Python model server serving an ONNX model with onnxruntime (runs in .peers/kserve).
 
 Started as ``.peers/kserve/bin/python kserve_runtime.py`` with PEER_MODEL_NAME,
-PEER_MODEL_PATH, PEER_HTTP_PORT and PEER_GRPC_PORT in the environment. KServe 0.21 binds all
-interfaces with no option to change it; its gRPC and HTTP listeners are narrowed to 127.0.0.1
-here before it starts. KServe has no server-side batching. Only KServe, numpy and onnxruntime
-are imported.
+PEER_MODEL_PATH, PEER_HTTP_PORT and PEER_GRPC_PORT (and optionally PEER_ALLOW_SPINNING) in
+the environment. KServe 0.21 binds all interfaces with no option to change it; its gRPC and
+HTTP listeners are narrowed to 127.0.0.1 here before it starts. KServe has no server-side
+batching. Only KServe, numpy and onnxruntime are imported.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ class OnnxModel(Model):
         options.intra_op_num_threads = int(os.environ.get("PEER_INTRA_OP_THREADS", "2"))
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # onnxruntime spins by default; Lumen's server does not unless told to.
+        spinning = os.environ.get("PEER_ALLOW_SPINNING", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
         self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.ready = True

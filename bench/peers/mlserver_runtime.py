@@ -2,7 +2,8 @@
 
 Only MLServer, numpy and onnxruntime are imported: this file is loaded by MLServer's own
 interpreter, not Lumen's. Session options match Lumen's inference server (2 intra-op threads,
-full graph optimisation) so that the comparison is of the servers, not of the model runs.
+full graph optimisation, thread spinning as ``PEER_ALLOW_SPINNING`` says: off, as in Lumen, unless
+set) so that the comparison is of the servers, not of the model runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ class OnnxModel(MLModel):
         options.intra_op_num_threads = int(os.environ.get("PEER_INTRA_OP_THREADS", "2"))
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # onnxruntime spins by default; Lumen's server does not unless told to.
+        spinning = os.environ.get("PEER_ALLOW_SPINNING", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
         self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self._outputs = [o.name for o in self._session.get_outputs()]
         self.ready = True
