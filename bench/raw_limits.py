@@ -184,9 +184,17 @@ def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = B
 # ---------------------------------------------------------------- MongoDB
 
 
+def _item_ids(user: int, count: int) -> list[str]:
+    """MovieLens-like item ids for one synthetic profile: 1..1682, distinct for up to 106."""
+    return [str((user + 16 * j) % 1682 + 1) for j in range(count)]
+
+
 def mongo_limits(uri: str, documents: int, batch: int = 1000) -> dict[str, Any]:
-    """Upserts/s of profile-shaped documents (unordered bulk writes, as the updater does)."""
+    """Upserts/s of profile-shaped documents (unordered bulk writes, as the updater does; the
+    item lists packed as the updater stores them: 50 recent, 106 bought)."""
     from pymongo import MongoClient, UpdateOne
+
+    from shared.packed_ids import pack_sequence, pack_set
 
     client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
     database = f"lumen_bench_raw_{uuid.uuid4().hex[:8]}"
@@ -194,8 +202,9 @@ def mongo_limits(uri: str, documents: int, batch: int = 1000) -> dict[str, Any]:
     prefix = uuid.uuid4().hex[:6]
     try:
         ops = [UpdateOne({"_id": f"{prefix}-{i}"},
-                         {"$set": {"lastSeen": time.time(), "recentItems": [str(i % 1682 + j)
-                                                                          for j in range(20)],
+                         {"$set": {"lastSeen": time.time(),
+                                   "recentItems": pack_sequence(_item_ids(i, 50)),
+                                   "purchasedItems": pack_set(_item_ids(i, 106)),
                                    "affinity": {"Drama": 0.4, "Comedy": 0.2, "Action": 0.1}},
                           "$inc": {"events": 1}}, upsert=True)
                for i in range(documents)]  # fmt: skip
