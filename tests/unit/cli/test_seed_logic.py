@@ -12,6 +12,7 @@ import pytest
 
 from lumen_cli.seed import datasets
 from lumen_cli.seed.replay import Ack, Checkpoint, Replayer, SeedError, TokenBucket, stamp
+from tests.support.fake_clock import FakeClock
 
 ITEMS = (
     "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
@@ -74,17 +75,6 @@ def test_support_messages_spread_over_the_file_and_match_the_router(tmp_path: Pa
     message, error = parse_message(json.dumps(messages[0]).encode(), max_chars=2000)
     assert error is None and message["conversationId"] == "banking77-0"
     assert len(datasets.support_messages(csv_path, limit=None)) == 100
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_token_bucket_holds_the_average_rate() -> None:

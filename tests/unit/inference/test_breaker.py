@@ -9,18 +9,11 @@ from typing import Any
 from services.inference.breaker import CircuitBreaker
 from services.inference.store import ProfileStore
 from shared.packed_ids import pack_sequence
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fake_clock import FakeClock
 
 
 def test_it_opens_after_failures_in_a_row_and_retries_after_the_cool_down() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker(threshold=3, cool_down=2.0, clock=clock)
     breaker.failed()
     breaker.failed()
@@ -66,7 +59,7 @@ class Client:
 
 
 def test_the_store_degrades_single_answers_until_the_breaker_opens() -> None:
-    profiles, clock = FlakyProfiles(), Clock()
+    profiles, clock = FlakyProfiles(), FakeClock(100.0)
     breaker = CircuitBreaker(threshold=3, cool_down=2.0, clock=clock)
     store = ProfileStore(Client(profiles), None, "lumen", 100, breaker)  # type: ignore[arg-type]
 

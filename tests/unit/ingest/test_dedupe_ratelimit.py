@@ -6,18 +6,11 @@ import pytest
 
 from services.ingest.dedupe import DedupeStore
 from services.ingest.ratelimit import Limit, RateLimiter, parse_overrides
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fake_clock import FakeClock
 
 
 def test_remembered_ids_are_duplicates_until_the_window_ends() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     store = DedupeStore(window_seconds=60, max_entries=100, clock=clock)
     assert not store.seen("web", "m1")
     store.remember("web", ["m1"])
@@ -30,7 +23,7 @@ def test_remembered_ids_are_duplicates_until_the_window_ends() -> None:
 
 
 def test_store_is_bounded_and_forgets_the_oldest_first() -> None:
-    store = DedupeStore(window_seconds=60, max_entries=3, clock=Clock())
+    store = DedupeStore(window_seconds=60, max_entries=3, clock=FakeClock(1000.0))
     store.remember("s", ["a", "b", "c", "d"])
     assert len(store) == 3
     assert not store.seen("s", "a")
@@ -44,7 +37,7 @@ def test_zero_window_disables_dedupe() -> None:
 
 
 def test_token_bucket_refuses_then_refills() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(Limit(rate=10, burst=20), clock=clock)
     assert limiter.check("s", 15) == 0
     assert limiter.check("s", 10) == 1  # 5 left, 5 missing at 10/s -> 0.5 s, rounded up
@@ -54,7 +47,7 @@ def test_token_bucket_refuses_then_refills() -> None:
 
 
 def test_request_larger_than_the_bucket_needs_a_full_bucket() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(Limit(rate=1, burst=5), clock=clock)
     assert limiter.check("s", 100) == 0
     assert limiter.check("s", 100) == 5
