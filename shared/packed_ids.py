@@ -79,20 +79,28 @@ def pack_sequence(ids: Sequence[str]) -> bytes:
     return bytes(out)
 
 
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint starting at ``at`` and the position after it."""
+    value = shift = 0
+    while True:
+        if at >= len(data):
+            raise ValueError("packed ids end inside a number")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+
+
 def _varints(data: bytes) -> list[int]:
     if not data or max(data) < 0x80:  # every number below 128: one byte each (the usual case)
         return list(data)
     values: list[int] = []
-    value = shift = 0
-    for byte in data:
-        value |= (byte & 0x7F) << shift
-        if byte & 0x80:
-            shift += 7
-        else:
-            values.append(value)
-            value = shift = 0
-    if shift:
-        raise ValueError("packed ids end inside a number")
+    at = 0
+    while at < len(data):
+        value, at = _read_varint(data, at)
+        values.append(value)
     return values
 
 
@@ -100,16 +108,7 @@ def _unpack_text(data: bytes) -> list[str]:
     ids: list[str] = []
     at = 0
     while at < len(data):
-        length = shift = 0
-        while True:
-            if at >= len(data):
-                raise ValueError("packed ids end inside a length")
-            byte = data[at]
-            at += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
+        length, at = _read_varint(data, at)
         if at + length > len(data):
             raise ValueError("packed ids end inside an id")
         ids.append(data[at : at + length].decode())
