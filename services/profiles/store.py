@@ -359,8 +359,10 @@ class _Batch:
         for event in parsed:
             self._apply(event)
         for key, change in self.changes.items():
-            self.profile_ops.append(UpdateOne({"_id": key}, change.update(self.now), upsert=True))
-            self.result.messages.append((key, summary(change.materialize(self.now), change.events)))
+            update = change.update(self.now)
+            self.profile_ops.append(UpdateOne({"_id": key}, update, upsert=True))
+            applied = change.materialize(self.now, update)
+            self.result.messages.append((key, summary(applied, change.events)))
         self._trend_writes()
         last: dict[str, int] = defaultdict(lambda: -1)
         for record in records:

@@ -228,8 +228,9 @@ class ProfileChange:
             update["$addToSet"] = {"anonymousIds": {"$each": self.anonymous_ids}}
         return update
 
-    def materialize(self, now: datetime) -> dict[str, Any]:
-        """The document as it will be once ``update()`` is applied (for messages and merges)."""
+    def materialize(self, now: datetime, update: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The document as it will be once ``update()`` is applied (for messages and merges);
+        pass the update already built for the write to save building it again."""
         base = self.base or {}
         doc: dict[str, Any] = {"_id": self.key, **{k: v for k, v in base.items() if k != "_id"}}
         for path, amount in self.inc.items():
@@ -238,7 +239,8 @@ class ProfileChange:
             for part in parents:
                 target = target.setdefault(part, {})
             target[leaf] = target.get(leaf, 0) + amount
-        update = self.update(now)
+        if update is None:
+            update = self.update(now)
         for path, value in update["$set"].items():
             target = doc
             *parents, leaf = path.split(".")
