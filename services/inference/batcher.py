@@ -85,6 +85,10 @@ class DynamicBatcher:
     def max_rows(self) -> int:
         return self._max_rows
 
+    @property
+    def running_executions(self) -> int:
+        return len(self._running)
+
     async def infer(self, inputs: Tensors, deadline: float | None = None) -> Tensors:
         """Queue one request (its rows on axis 0 of each batched input) and await its outputs."""
         if self._closing:

@@ -92,10 +92,11 @@ class IntentClassifier:
         probs = np.concatenate([probabilities(model, out) for out in outputs], axis=0)
         threshold = float(model.config.extra.get("oos_threshold", 0.0))
         decisions = decide_intent(probs, labels, threshold)
-        in_scope = [i for i, label in enumerate(labels) if label != MODEL_OOS_LABEL]
+        in_scope = np.array([i for i, label in enumerate(labels) if label != MODEL_OOS_LABEL])
+        # Best first; a stable sort keeps label order among equal probabilities.
+        best = in_scope[np.argsort(-probs[:, in_scope], axis=1, kind="stable")[:, :top_k]]
         results = []
-        for row, decision in zip(probs, decisions, strict=True):
-            order = sorted(in_scope, key=lambda i: -float(row[i]))[:top_k]
+        for row, order, decision in zip(probs, best.tolist(), decisions, strict=True):
             rejected = decision.intent == MODEL_OOS_LABEL
             results.append(
                 IntentResult(

@@ -30,7 +30,10 @@ class BatchingConfig(BaseModel):
         description="Dispatch at once when the queue holds one of these many rows.",
     )
     max_concurrent_batches: int = Field(
-        1, ge=1, description="Executions of this model that may run at the same time."
+        2,
+        ge=1,
+        description="Executions of this model that may run at the same time (Triton's "
+        "instance count); each takes one executor thread.",
     )
 
     @property
@@ -90,7 +93,10 @@ class InferenceSettings(BaseSettings):
         description="Batching knobs per model name, merged over the defaults shown here.",
     )
     intra_op_threads: int = Field(
-        2, ge=1, description="onnxruntime threads inside one operator (this machine: 2 cores)."
+        1,
+        ge=1,
+        description="onnxruntime threads inside one operator. One per execution, with "
+        "executions running side by side, uses the cores better than splitting each operator.",
     )
     inter_op_threads: int = Field(1, ge=1, description="onnxruntime threads across operators.")
     allow_spinning: bool = Field(
@@ -99,7 +105,11 @@ class InferenceSettings(BaseSettings):
         "sleeping: lower latency per run, but they keep the cores busy between runs.",
     )
     executor_threads: int = Field(
-        2, ge=1, description="Threads that run model executions (onnxruntime releases the GIL)."
+        4,
+        ge=1,
+        description="Threads that run model executions (onnxruntime releases the GIL): the "
+        "sum of max_concurrent_batches of models busy at once, so a short recommender "
+        "execution never queues behind intent batches.",
     )
     graph_optimization: str = Field(
         "all", description="onnxruntime graph optimisation: disable, basic, extended or all."

@@ -63,7 +63,7 @@ async def test_token_axes_are_padded_to_the_longest_request(executor) -> None:
     run = Recorder()
     run.gate.clear()  # hold the first execution so the next requests queue together
     batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=1000,
-                   preferred_batch_sizes=[3])  # fmt: skip
+                   preferred_batch_sizes=[3], max_concurrent_batches=1)  # fmt: skip
     x = np.zeros((1, 1), dtype=np.float32)
     first = asyncio.create_task(batcher.infer({"x": x, "ids": np.array([[1]])}))
     await asyncio.sleep(0.05)
@@ -110,7 +110,8 @@ async def test_batching_off_runs_one_request_per_execution(executor) -> None:
 async def test_an_expired_request_is_dropped_from_the_queue(executor) -> None:
     run = Recorder()
     run.gate.clear()
-    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0)
+    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0,
+                   max_concurrent_batches=1)  # fmt: skip
     x = np.ones((1, 1), dtype=np.float32)
     blocking = asyncio.create_task(batcher.infer({"x": x}))
     await asyncio.sleep(0.02)
@@ -120,6 +121,27 @@ async def test_an_expired_request_is_dropped_from_the_queue(executor) -> None:
     await blocking
     await batcher.close()
     assert run.batches == [1]  # the expired request never ran
+
+
+async def test_a_second_execution_slot_runs_a_batch_while_the_first_is_busy(executor) -> None:
+    run = Recorder()
+    run.gate.clear()  # both executions block until released
+    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0,
+                   max_concurrent_batches=2)  # fmt: skip
+    x = np.ones((1, 1), dtype=np.float32)
+    first = asyncio.create_task(batcher.infer({"x": x}))
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(batcher.infer({"x": x * 3}))
+    await asyncio.sleep(0.02)
+    assert batcher.running_executions == 2  # the second slot took the next request
+    third = asyncio.create_task(batcher.infer({"x": x * 5}))
+    await asyncio.sleep(0.02)
+    assert batcher.running_executions == 2 and not third.done()  # no third slot
+    run.gate.set()
+    results = await asyncio.gather(first, second, third)
+    assert [float(r["y"][0, 0]) for r in results] == [2.0, 6.0, 10.0]
+    assert sorted(run.batches) == [1, 1, 1]
+    await batcher.close()
 
 
 async def test_close_drains_the_queue_then_refuses_new_requests(executor) -> None:
