@@ -1,9 +1,11 @@
 """A thin MLServer runtime serving an ONNX model with onnxruntime (runs in .peers/mlserver).
 
 Only MLServer, numpy and onnxruntime are imported: this file is loaded by MLServer's own
-interpreter, not Lumen's. Session options match Lumen's inference server (2 intra-op threads,
-full graph optimisation, thread spinning as ``PEER_ALLOW_SPINNING`` says: off, as in Lumen, unless
-set) so that the comparison is of the servers, not of the model runs.
+interpreter, not Lumen's. Session options match Lumen's inference server (full graph
+optimisation, thread spinning as ``PEER_ALLOW_SPINNING`` says: off, as in Lumen, unless set) so
+that the comparison is of the servers, not of the model runs. The thread count differs on
+purpose: this runtime runs one execution at a time, so it gets an intra-op thread per core
+(``PEER_INTRA_OP_THREADS``, 2), its best shape; Lumen runs two single-threaded executions.
 """
 
 from __future__ import annotations
