@@ -73,6 +73,10 @@ PROFILE_STORE_ERRORS = Counter(
     "lumen_inference_profile_store_errors_total",
     "Profile reads that failed or timed out (Recommend degraded to trending).",
 )
+PROFILE_UNREADABLE = Counter(
+    "lumen_inference_profile_unreadable_total",
+    "Profiles read whose item lists could not be decoded (Recommend degraded to trending).",
+)
 PROFILE_STORE_UP = Gauge(
     "lumen_inference_profile_store_up", "1 when the last profile read succeeded."
 )

@@ -1,6 +1,7 @@
 """What Recommend and SearchItems read from MongoDB: profiles, the catalogue, trends.
 
-Profile reads are bounded by a short timeout; a failed read degrades its own answer, and
+Profile reads are bounded by a short timeout; a failed read (or a profile whose item lists
+cannot be decoded) degrades its own answer, and
 after a few failures in a row the store is treated as down for a few seconds (callers
 degrade to trending at once instead of waiting on every call; ``breaker.py``).
 The catalogue (titles, categories) and the trending list are small and read periodically
@@ -88,7 +89,15 @@ class ProfileStore:
             return None, False
         self.breaker.succeeded()
         metrics.PROFILE_STORE_UP.set(1)
-        return (profile_view(doc) if doc else None), True
+        if not doc:
+            return None, True
+        try:
+            return profile_view(doc), True
+        except (ValueError, TypeError) as exc:  # item lists another writer left undecodable
+            metrics.PROFILE_UNREADABLE.inc()
+            log.warning("profile unreadable", extra={"fields": {"profile": doc.get("_id"),
+                                                                "error": str(exc)}})  # fmt: skip
+            return None, False
 
     async def refresh(self) -> None:
         """Re-read the catalogue and the trending list; keep the old copies on failure."""

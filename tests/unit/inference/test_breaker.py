@@ -37,16 +37,20 @@ def test_it_opens_after_failures_in_a_row_and_retries_after_the_cool_down() -> N
 
 
 class FlakyProfiles:
-    """A profiles collection whose reads fail while ``failing`` is set."""
+    """A profiles collection whose reads fail while ``failing`` is set and return a
+    profile with undecodable item lists while ``garbled`` is set."""
 
     def __init__(self) -> None:
         self.failing = False
+        self.garbled = False
         self.reads = 0
 
     async def find_one(self, query: dict[str, Any], fields: dict[str, int]) -> dict[str, Any]:
         self.reads += 1
         if self.failing:
             raise TimeoutError("profile read timed out")
+        if self.garbled:
+            return {"_id": query["_id"], "recentItems": b"\x09\x01"}  # no such format
         return {"_id": query["_id"], "recentItems": pack_sequence(["7"])}
 
 
@@ -81,3 +85,20 @@ def test_the_store_degrades_single_answers_until_the_breaker_opens() -> None:
     clock.now += 2.5
     profiles.failing = False
     assert asyncio.run(read()) == (True, True)
+
+
+def test_an_undecodable_profile_degrades_its_answer_without_opening_the_breaker() -> None:
+    from services.inference import metrics
+
+    profiles, clock = FlakyProfiles(), FakeClock(100.0)
+    breaker = CircuitBreaker(threshold=3, cool_down=2.0, clock=clock)
+    store = ProfileStore(Client(profiles), None, "lumen", 100, breaker)  # type: ignore[arg-type]
+    before = metrics.PROFILE_UNREADABLE._value.get()
+    profiles.garbled = True
+    for _ in range(4):
+        assert asyncio.run(store.profile("u1", anonymous=False)) == (None, False)
+    assert metrics.PROFILE_UNREADABLE._value.get() == before + 4
+    assert not breaker.is_open  # the store answered: it is not down
+    profiles.garbled = False
+    view, ok = asyncio.run(store.profile("u1", anonymous=False))
+    assert ok and view is not None and view.recent_items == ["7"]
