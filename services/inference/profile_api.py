@@ -25,6 +25,19 @@ def _timestamp(value: Any) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+class UndecodableProfile(ValueError):
+    """A stored field that Lumen's own writer would never leave unreadable."""
+
+
+def _item_ids(doc: dict[str, Any], field: str) -> list[str]:
+    try:
+        return unpack(doc.get(field))
+    except (ValueError, TypeError) as exc:
+        raise UndecodableProfile(
+            f"{field} of profile {doc.get('_id')!r} cannot be decoded: {exc}"
+        ) from None
+
+
 def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
     counts = doc.get("counts", {})
     rfm = doc.get("rfm") or {}
@@ -43,9 +56,9 @@ def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
         if isinstance(doc.get("sessions"), dict)
         else 0,
         active_days=len(doc.get("activeDays", [])),
-        recent_items=unpack(doc.get("recentItems")),
+        recent_items=_item_ids(doc, "recentItems"),
         category_affinity={unescape(k): float(v) for k, v in doc.get("affinity", {}).items()},
-        purchased_items=unpack(doc.get("purchasedItems")),
+        purchased_items=_item_ids(doc, "purchasedItems"),
         purchases=int(doc.get("purchases", 0)),
         revenue=float(doc.get("revenue", 0.0)),
         updated_at=_timestamp(doc.get("updatedAt")),
@@ -88,4 +101,8 @@ class ProfileService(profiles_pb2_grpc.ProfileServiceServicer):
         if doc is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no profile for {key} {value!r}")
         assert doc is not None  # abort() raises
-        return profiles_pb2.GetProfileResponse(profile=to_proto(doc))
+        try:
+            return profiles_pb2.GetProfileResponse(profile=to_proto(doc))
+        except UndecodableProfile as exc:
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+            raise  # abort() raises

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.inference.profile_api import to_proto
+import pytest
+
+from services.inference.profile_api import UndecodableProfile, to_proto
 from services.inference.store import profile_view
 from shared.packed_ids import pack_sequence, pack_set
 
@@ -34,3 +36,9 @@ def test_packed_item_lists_are_read_as_ids() -> None:
     assert list(message.purchased_items) == ["sku-1", "sku-9"]
     view = profile_view(doc)
     assert view.recent_items == ["12", "7", "12"] and view.seen_items == {"sku-1", "sku-9"}
+
+
+def test_an_undecodable_item_list_is_named_in_the_error() -> None:
+    truncated = pack_sequence(["300"])[:-1]  # ends inside a number
+    with pytest.raises(UndecodableProfile, match="purchasedItems of profile 'u1'"):
+        to_proto({"_id": "u1", "purchasedItems": truncated})
