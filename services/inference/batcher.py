@@ -3,7 +3,8 @@
 Requests wait in one FIFO queue. A batch is formed from the oldest request and every later
 request that can share its execution (same non-batch inputs and shapes, after padding the
 declared axes), dispatched when it reaches the preferred size, the maximum batch size, or
-when the oldest request has waited ``max_queue_delay_us``. Each request gets its own rows
+when the oldest request has waited ``max_queue_delay_us``. With several executions at once,
+one that starts while others run takes its share of the queue rather than all of it. Each request gets its own rows
 back in order. Executions run in a thread pool (onnxruntime releases the GIL), so the event
 loop never blocks; a request whose deadline passes while queued is dropped with
 :class:`DeadlineExceeded`.
@@ -78,6 +79,7 @@ class DynamicBatcher:
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(config.max_concurrent_batches)
         self._running: set[asyncio.Task[None]] = set()
+        self._executing = 0  # executions holding a slot (tasks leave _running a bit later)
         self._closing = False
         self._task = asyncio.create_task(self._loop(), name=f"batcher-{model}-{version}")
 
@@ -87,7 +89,7 @@ class DynamicBatcher:
 
     @property
     def running_executions(self) -> int:
-        return len(self._running)
+        return self._executing
 
     async def infer(self, inputs: Tensors, deadline: float | None = None) -> Tensors:
         """Queue one request (its rows on axis 0 of each batched input) and await its outputs."""
@@ -160,15 +162,22 @@ class DynamicBatcher:
             kept.append(pending)
         self._queue = kept
 
+    def _share(self, queued_rows: int) -> int:
+        """Rows for the execution about to start. While others run, it takes its share of
+        the queue, not all of it: the slot that frees next would otherwise find the queue
+        empty, and one long execution next to short ones gives its requests the tail."""
+        share = -(-queued_rows // (1 + self._executing))  # ceiling division
+        return min(self._max_rows, max(1, share))
+
     def _compatible_rows(self, key: tuple[object, ...]) -> int:
         return sum(p.rows for p in self._queue if p.key == key)
 
-    def _take(self, key: tuple[object, ...]) -> list[_Pending]:
+    def _take(self, key: tuple[object, ...], limit: int) -> list[_Pending]:
         batch: list[_Pending] = []
         rows = 0
         rest: deque[_Pending] = deque()
         for pending in self._queue:
-            if pending.key == key and (not batch or rows + pending.rows <= self._max_rows):
+            if pending.key == key and (not batch or rows + pending.rows <= limit):
                 batch.append(pending)
                 rows += pending.rows
             else:
@@ -215,7 +224,9 @@ class DynamicBatcher:
                 self._drop_expired()
                 if not self._queue:
                     continue
-                batch = self._take(self._queue[0].key)
+                key = self._queue[0].key
+                batch = self._take(key, self._share(self._compatible_rows(key)))
+                self._executing += 1
                 task = asyncio.create_task(self._execute(batch))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
@@ -282,6 +293,7 @@ class DynamicBatcher:
                     pending.future.set_exception(exc)
                     metrics.REQUESTS.labels(*labels, "failure").inc()
         finally:
+            self._executing -= 1
             self._slots.release()
             self._wakeup.set()
 

@@ -89,7 +89,8 @@ async def test_different_non_batch_inputs_never_share_an_execution(executor) -> 
 
     spec = BatchSpec(frozenset({"x"}), frozenset({"y"}))
     batcher = DynamicBatcher("m", 1, run, spec,
-                             BatchingConfig(max_batch_size=8, max_queue_delay_us=20_000), executor)  # fmt: skip
+                             BatchingConfig(max_batch_size=8, max_queue_delay_us=20_000,
+                                            max_concurrent_batches=1), executor)  # fmt: skip
     x = np.ones((1, 1), dtype=np.float32)
     calls = [batcher.infer({"x": x, "k": np.array([k])}) for k in (2, 3, 2, 3)]
     results = await asyncio.gather(*calls)
@@ -142,6 +143,25 @@ async def test_a_second_execution_slot_runs_a_batch_while_the_first_is_busy(exec
     assert [float(r["y"][0, 0]) for r in results] == [2.0, 6.0, 10.0]
     assert sorted(run.batches) == [1, 1, 1]
     await batcher.close()
+
+
+async def test_a_batch_started_beside_a_running_one_takes_its_share_of_the_queue(
+    executor,
+) -> None:
+    run = Recorder()
+    run.gate.clear()
+    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=0,
+                   max_concurrent_batches=2)  # fmt: skip
+    x = np.ones((1, 1), dtype=np.float32)
+    first = asyncio.create_task(batcher.infer({"x": x}))
+    await asyncio.sleep(0.02)  # running in the first slot
+    queued = [asyncio.create_task(batcher.infer({"x": x * i})) for i in range(2, 8)]
+    await asyncio.sleep(0.02)
+    run.gate.set()
+    results = await asyncio.gather(first, *queued)
+    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(1, 8)]
+    assert sum(run.batches) == 7
+    assert max(run.batches) == 3  # half of the six queued, not all of them
 
 
 async def test_close_drains_the_queue_then_refuses_new_requests(executor) -> None:
