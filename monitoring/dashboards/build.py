@@ -275,6 +275,10 @@ def inference() -> Dashboard:
                       unit="ops", thresholds=[(0.1, "red")],
                       description="Reads that failed or timed out, and profiles whose item lists could not be decoded; both answer from trending."),
             ]),
+            ("Support routing (support.messages -> support.intents)", [
+                Panel("Support messages by outcome", [q(f"sum by (outcome) (rate(lumen_inference_support_messages_total{{{E}}}[{RI}]))", "{{outcome}}")],
+                      unit="ops", description="classified (published with a route), invalid (published with its error and the out-of-scope route) or failed (the batch failed and is read again, so a message can count more than once)."),
+            ]),
         ],
         variables=[("model", "Model", f"label_values(lumen_inference_model_loaded{{{E}}}, model)")],
     )  # fmt: skip

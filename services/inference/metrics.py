@@ -82,6 +82,9 @@ PROFILE_STORE_UP = Gauge(
 )
 SUPPORT_MESSAGES = Counter(
     "lumen_inference_support_messages_total",
-    "support.messages records handled, by outcome (classified, invalid, failed).",
+    "support.messages records handled, by outcome: classified, invalid (published with its "
+    "error and the out-of-scope route), failed (its batch failed and is read again).",
     ["outcome"],
 )
+for _outcome in ("classified", "invalid", "failed"):  # exported at 0 before the first message
+    SUPPORT_MESSAGES.labels(_outcome)

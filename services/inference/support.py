@@ -121,6 +121,7 @@ class SupportRouter:
                     consumer.commit()
                 except Exception:
                     log.exception("support batch failed; retrying it")
+                    metrics.SUPPORT_MESSAGES.labels("failed").inc(len(records))
                     for partition, batch in polled.items():
                         consumer.seek(TopicPartition(partition.topic, partition.partition),
                                       batch[0].offset)  # fmt: skip
