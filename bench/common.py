@@ -6,7 +6,9 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,25 @@ def peak_rss_bytes(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def calls_per_thread_loop(call: Callable[[], object], threads: int, seconds: float,
+                          min_calls: int = 1) -> tuple[int, float]:  # fmt: skip
+    """``call()`` in a loop on ``threads`` threads at once for ``seconds`` (and at least
+    ``min_calls`` times each): (calls made, seconds taken). onnxruntime releases the GIL
+    while it runs, so threads measure executions side by side."""
+    counts = [0] * threads
+    stop_at = time.perf_counter() + seconds
+
+    def loop(slot: int) -> None:
+        while time.perf_counter() < stop_at or counts[slot] < min_calls:
+            call()
+            counts[slot] += 1
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts), time.perf_counter() - started

@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -35,7 +34,7 @@ from lumen.v1 import inference_pb2 as pb
 from lumen.v1 import inference_pb2_grpc as pb_grpc
 from pymongo import MongoClient
 
-from bench.common import cpu_seconds, percentile, save_results
+from bench.common import calls_per_thread_loop, cpu_seconds, percentile, save_results
 from services.inference import runtime
 from services.inference.settings import InferenceSettings
 from shared.model_registry import get_version, list_versions
@@ -110,23 +109,11 @@ def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> 
 
 def _texts_per_second(session: Any, tokenizer: Any, batch: int, runs_at_once: int,
                       seconds: float) -> float:  # fmt: skip
-    """``runs_at_once`` threads call ``session.run`` in a loop (onnxruntime releases the GIL)."""
     texts = [TEXTS[i % len(TEXTS)] for i in range(batch)]
-    done = [0] * runs_at_once
-    stop_at = time.perf_counter() + seconds
-
-    def loop(slot: int) -> None:
-        while time.perf_counter() < stop_at:
-            session.run(None, tokenizer.encode(texts))  # tokenising is part of the work
-            done[slot] += batch
-
-    started = time.perf_counter()
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(runs_at_once)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return sum(done) / (time.perf_counter() - started)
+    runs, elapsed = calls_per_thread_loop(  # tokenising is part of the work
+        lambda: session.run(None, tokenizer.encode(texts)), runs_at_once, seconds
+    )
+    return runs * batch / elapsed
 
 
 class Server:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import save_results
+from bench.common import calls_per_thread_loop, save_results
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 TOKENS = 24
@@ -147,7 +148,8 @@ def _catalogue_rows(found: Any) -> int:
 
 def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES,
                 min_runs: int = 3) -> dict[str, Any]:  # fmt: skip
-    """Rows/s of each model alone per batch size, with the inference server's session options."""
+    """Rows/s of each model alone per batch size, with the inference server's session options
+    and as many executions side by side as it runs per model."""
     from services.inference import runtime
     from services.inference.settings import InferenceSettings
     from shared.model_registry import get_version, list_models
@@ -155,9 +157,11 @@ def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = B
     settings = InferenceSettings()
     options = runtime.session_options(settings.intra_op_threads, settings.inter_op_threads,
                                       settings.graph_optimization)  # fmt: skip
+    executions = settings.batching_default.max_concurrent_batches
     out: dict[str, Any] = {"session": {"intra_op_threads": settings.intra_op_threads,
                                        "inter_op_threads": settings.inter_op_threads,
-                                       "graph_optimization": settings.graph_optimization},
+                                       "graph_optimization": settings.graph_optimization,
+                                       "executions_side_by_side": executions},
                            "models": {}}  # fmt: skip
     for name in list_models(registry):
         found = get_version(name, root=registry)
@@ -166,12 +170,11 @@ def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = B
         for batch in batch_sizes:
             inputs = model_inputs(found, batch)
             session.run(None, inputs)  # warm-up
-            runs, started = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - started) < seconds or runs < min_runs:
-                session.run(None, inputs)
-                runs += 1
+            runs, elapsed = calls_per_thread_loop(
+                partial(session.run, None, inputs), executions, seconds, min_runs
+            )
             per_batch[str(batch)] = {"rows_per_s": round(runs * batch / elapsed, 1),
-                                     "ms_per_run": round(1000 * elapsed / runs, 3)}  # fmt: skip
+                                     "ms_per_run": round(1000 * elapsed * executions / runs, 3)}  # fmt: skip
         best = max(per_batch, key=lambda b: per_batch[b]["rows_per_s"])
         out["models"][name] = {"version": found.version, "by_batch": per_batch,
                                "best_batch": int(best),

@@ -4,10 +4,10 @@ Requests wait in one FIFO queue. A batch is formed from the oldest request and e
 request that can share its execution (same non-batch inputs and shapes, after padding the
 declared axes), dispatched when it reaches the preferred size, the maximum batch size, or
 when the oldest request has waited ``max_queue_delay_us``. With several executions at once,
-one that starts while others run takes its share of the queue rather than all of it. Each request gets its own rows
-back in order. Executions run in a thread pool (onnxruntime releases the GIL), so the event
-loop never blocks; a request whose deadline passes while queued is dropped with
-:class:`DeadlineExceeded`.
+one that starts while others run takes its share of the queue rather than all of it. Each
+request gets its own rows back in order. Executions run in a thread pool (onnxruntime
+releases the GIL), so the event loop never blocks; a request whose deadline passes while
+queued is dropped with :class:`DeadlineExceeded`.
 """
 
 from __future__ import annotations
