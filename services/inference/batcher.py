@@ -6,8 +6,9 @@ declared axes), dispatched when it reaches the preferred size, the maximum batch
 when the oldest request has waited ``max_queue_delay_us``. With several executions at once,
 one that starts while others run takes its share of the queue rather than all of it. Each
 request gets its own rows back in order. Executions run in a thread pool (onnxruntime
-releases the GIL), so the event loop never blocks; a request whose deadline passes while
-queued is dropped with :class:`DeadlineExceeded`.
+releases the GIL), so the event loop never waits on them, except small ones of a model whose
+``inline_max_rows`` lets them run on the loop (cheaper than the thread hand-off); a request
+whose deadline passes while queued is dropped with :class:`DeadlineExceeded`.
 """
 
 from __future__ import annotations
@@ -267,8 +268,13 @@ class DynamicBatcher:
                 metrics.QUEUE_SECONDS.labels(*labels).observe(started - pending.enqueued)
                 rows += pending.rows
             merged = self._merge(batch)
-            loop = asyncio.get_running_loop()
-            outputs, seconds = await loop.run_in_executor(self._executor, self._timed_run, merged)
+            if rows <= self._config.inline_max_rows:
+                outputs, seconds = self._timed_run(merged)  # shorter than a thread hand-off
+            else:
+                loop = asyncio.get_running_loop()
+                outputs, seconds = await loop.run_in_executor(
+                    self._executor, self._timed_run, merged
+                )
             metrics.COMPUTE_SECONDS.labels(*labels).observe(seconds)
             metrics.EXECUTIONS.labels(*labels).inc()
             metrics.INFERENCES.labels(*labels).inc(rows)

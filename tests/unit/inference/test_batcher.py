@@ -164,6 +164,23 @@ async def test_a_batch_started_beside_a_running_one_takes_its_share_of_the_queue
     assert max(run.batches) == 3  # half of the six queued, not all of them
 
 
+async def test_small_executions_run_on_the_event_loop_when_allowed(executor) -> None:
+    threads: list[int] = []
+
+    def run(inputs: Tensors) -> Tensors:
+        threads.append(threading.get_ident())
+        return {"y": inputs["x"]}
+
+    batcher = DynamicBatcher("m", 1, run, BatchSpec(frozenset({"x"}), frozenset({"y"})),
+                             BatchingConfig(max_batch_size=8, max_queue_delay_us=0,
+                                            inline_max_rows=2), executor)  # fmt: skip
+    await batcher.infer({"x": np.ones((2, 1))})  # two rows: on the loop
+    await batcher.infer({"x": np.ones((3, 1))})  # three: on an executor thread
+    assert threads[0] == threading.get_ident()
+    assert threads[1] != threading.get_ident()
+    await batcher.close()
+
+
 async def test_close_drains_the_queue_then_refuses_new_requests(executor) -> None:
     run = Recorder(delay=0.01)
     batcher = make(run, executor, max_batch_size=2, max_queue_delay_us=100_000)
