@@ -7,7 +7,7 @@ Maps and per-model knobs are JSON in the environment, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,7 +35,6 @@ class BatchingConfig(BaseModel):
         description="Executions of this model that may run at the same time (Triton's "
         "instance count); each takes one executor thread.",
     )
-
     inline_max_rows: int = Field(
         0,
         ge=0,
@@ -100,7 +99,8 @@ class InferenceSettings(BaseSettings):
     )
     batching: dict[str, BatchingConfig] = Field(
         default_factory=lambda: dict(BATCHING_PER_MODEL),
-        description="Batching knobs per model name, merged over the defaults shown here.",
+        description="Batching knobs per model name. Knobs not given keep the value shown "
+        "here for that model, else the built-in default (not batching_default's).",
     )
     intra_op_threads: int = Field(
         1,
@@ -175,12 +175,19 @@ class InferenceSettings(BaseSettings):
             raise ValueError("graph_optimization must be disable, basic, extended or all")
         return value
 
-    @field_validator("batching")
+    @field_validator("batching", mode="before")
     @classmethod
-    def _over_per_model_defaults(
-        cls, value: dict[str, BatchingConfig]
-    ) -> dict[str, BatchingConfig]:
-        return {**BATCHING_PER_MODEL, **value}
+    def _over_per_model_defaults(cls, value: Any) -> Any:
+        """Knobs given for a model overlay that model's shipped ones, field by field."""
+        if not isinstance(value, dict):
+            return value  # not a mapping: let validation explain
+        merged: dict[str, Any] = dict(BATCHING_PER_MODEL)
+        for model, knobs in value.items():
+            shipped = BATCHING_PER_MODEL.get(model)
+            if shipped is not None and isinstance(knobs, dict):
+                knobs = {**shipped.model_dump(exclude_unset=True), **knobs}
+            merged[model] = knobs
+        return merged
 
     def batching_for(self, model: str) -> BatchingConfig:
         return self.batching.get(model, self.batching_default)

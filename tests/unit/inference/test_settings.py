@@ -24,7 +24,13 @@ def test_environment_entries_merge_over_the_per_model_defaults(
     assert settings.batching_for("recommender").max_queue_delay_us == 0
 
     monkeypatch.setenv("LUMEN_INFERENCE_BATCHING", '{"recommender": {"max_queue_delay_us": 500}}')
-    assert InferenceSettings().batching_for("recommender").max_queue_delay_us == 500
+    recommender = InferenceSettings().batching_for("recommender")
+    assert recommender.max_queue_delay_us == 500
+    assert recommender.inline_max_rows == 8  # the knobs not given keep the shipped values
+
+    monkeypatch.setenv("LUMEN_INFERENCE_BATCHING", '{"recommender": {"max_batch_size": "many"}}')
+    with pytest.raises(ValueError, match="max_batch_size"):
+        InferenceSettings()
 
 
 @pytest.mark.parametrize(("environment", "flag"), [(None, "0"), ("true", "1"), ("false", "0")])
