@@ -79,8 +79,7 @@ class DynamicBatcher:
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(config.max_concurrent_batches)
-        self._running: set[asyncio.Task[None]] = set()
-        self._executing = 0  # executions holding a slot (tasks leave _running a bit later)
+        self._running: set[asyncio.Task[None]] = set()  # executions holding a slot
         self._closing = False
         self._task = asyncio.create_task(self._loop(), name=f"batcher-{model}-{version}")
 
@@ -90,7 +89,7 @@ class DynamicBatcher:
 
     @property
     def running_executions(self) -> int:
-        return self._executing
+        return len(self._running)
 
     async def infer(self, inputs: Tensors, deadline: float | None = None) -> Tensors:
         """Queue one request (its rows on axis 0 of each batched input) and await its outputs."""
@@ -167,7 +166,7 @@ class DynamicBatcher:
         """Rows for the execution about to start. While others run, it takes its share of
         the queue, not all of it: the slot that frees next would otherwise find the queue
         empty, and one long execution next to short ones gives its requests the tail."""
-        share = -(-queued_rows // (1 + self._executing))  # ceiling division
+        share = -(-queued_rows // (1 + len(self._running)))  # ceiling division
         return min(self._max_rows, max(1, share))
 
     def _compatible_rows(self, key: tuple[object, ...]) -> int:
@@ -227,7 +226,6 @@ class DynamicBatcher:
                     continue
                 key = self._queue[0].key
                 batch = self._take(key, self._share(self._compatible_rows(key)))
-                self._executing += 1
                 task = asyncio.create_task(self._execute(batch))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
@@ -299,7 +297,9 @@ class DynamicBatcher:
                     pending.future.set_exception(exc)
                     metrics.REQUESTS.labels(*labels, "failure").inc()
         finally:
-            self._executing -= 1
+            # Leave the set before the slot frees: the next batch's share counts the others.
+            if (task := asyncio.current_task()) is not None:
+                self._running.discard(task)
             self._slots.release()
             self._wakeup.set()
 
