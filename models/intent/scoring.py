@@ -7,6 +7,11 @@ import numpy as np
 from models.intent.data import OOS
 
 THRESHOLDS = np.round(np.arange(0.0, 0.96, 0.01), 2)
+# In-scope accuracy the threshold may give up on the tune split. Queries unlike the training
+# texts are both misclassified more and rejected more, so the same threshold costs them
+# more: on CLINC150 a 1-point allowance on the tune split cost the official validation
+# split 2 points.
+MAX_ACCURACY_DROP = 0.005
 
 
 def predict(probs: np.ndarray, names: list[str], threshold: float) -> np.ndarray:
@@ -43,7 +48,10 @@ def intent_metrics(
 
 
 def choose_threshold(
-    probs: np.ndarray, labels: np.ndarray, names: list[str], max_accuracy_drop: float = 0.01
+    probs: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    max_accuracy_drop: float = MAX_ACCURACY_DROP,
 ) -> float:
     """Highest OOS recall + in-scope accuracy, giving up at most ``max_accuracy_drop``
     of in-scope accuracy versus no threshold (chosen on the tune split only)."""
