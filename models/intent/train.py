@@ -17,10 +17,13 @@ from models.intent.scoring import choose_threshold, intent_metrics, softmax
 from models.runtime.text import TextTokenizer
 
 DATASETS = {"banking77": banking77, "clinc150": clinc150}
-# Per-dataset budget on 2 CPU cores: CLINC150 has 1.5x the texts and is easier.
+# Per-dataset budget on 2 CPU cores (about 6 minutes each on an idle machine). Measured
+# against the top 2 layers for 3 epochs: Banking77 0.928 -> 0.936 with the top 3 for 4
+# epochs in batches of 16 (the top 4 for 5 epochs: 0.934); CLINC150 sat right at its 0.96
+# target with the top 2 (0.9607-0.9620 over three seeds) and reaches 0.969 with the top 3.
 DEFAULT_PARAMS = {
-    "banking77": FinetuneParams(top_layers=2, epochs=3),
-    "clinc150": FinetuneParams(top_layers=1, epochs=2),
+    "banking77": FinetuneParams(top_layers=3, epochs=4, batch_size=16),
+    "clinc150": FinetuneParams(top_layers=3, epochs=4),
 }
 
 
