@@ -42,6 +42,7 @@ from shared.packed_ids import pack_sequence, pack_set
 from shared.settings import MongoSettings
 
 REPO = Path(__file__).resolve().parent.parent
+WARMUP_SECONDS = 1.0  # before each fixed-rate phase
 TEXTS = [
     "I still have not received my new card, when will it arrive?",
     "How do I get a refund for this purchase?",
@@ -242,7 +243,10 @@ async def measured_open_loop(
     seconds: float,
     call: Callable[[grpc.aio.Channel, int], Awaitable[Any]],
 ) -> tuple[dict[str, Any], list[Any]]:
-    """``open_loop`` against ``server`` with its latency and the server's CPU per request."""
+    """``open_loop`` against ``server`` with its latency and the server's CPU per request,
+    after an unmeasured warm-up at the same rate (first connections to MongoDB, first
+    executions of each input shape: a start-up cost, not the steady state)."""
+    await open_loop(server.grpc_port, rate, WARMUP_SECONDS, call)
     cpu_before = cpu_seconds(server.proc.pid)
     latencies, answers, errors = await open_loop(server.grpc_port, rate, seconds, call)
     cpu = cpu_seconds(server.proc.pid) - cpu_before
