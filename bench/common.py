@@ -55,6 +55,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class StealMeter:
+    """Share of this machine's CPU time the hypervisor gave to other guests ("steal" in
+    ``/proc/stat``) between creating the meter and ``share()``. On a shared virtual machine a
+    latency tail often follows steal rather than the code; saving it beside a figure tells
+    which runs were disturbed."""
+
+    def __init__(self, stat: Path = Path("/proc/stat")) -> None:
+        self._stat = stat
+        self._start = self._read()
+
+    def _read(self) -> tuple[int, int]:
+        """(steal, total) jiffies of the aggregate ``cpu`` line."""
+        try:
+            fields = [int(x) for x in self._stat.read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return 0, 0
+        return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+    def share(self) -> float:
+        steal, total = self._read()
+        elapsed = total - self._start[1]
+        return (steal - self._start[0]) / elapsed if elapsed > 0 else 0.0
+
+
 def peak_rss_bytes(pid: int) -> int:
     """High-water mark of a process's resident memory (Linux VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -34,7 +34,13 @@ from lumen.v1 import inference_pb2 as pb
 from lumen.v1 import inference_pb2_grpc as pb_grpc
 from pymongo import MongoClient
 
-from bench.common import calls_per_thread_loop, cpu_seconds, percentile, save_results
+from bench.common import (
+    StealMeter,
+    calls_per_thread_loop,
+    cpu_seconds,
+    percentile,
+    save_results,
+)
 from services.inference import runtime
 from services.inference.settings import InferenceSettings
 from shared.model_registry import get_version, list_versions
@@ -103,9 +109,11 @@ def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> 
         }
     mode, best = max(((m, b) for m, rates in results.items() for b in rates),
                      key=lambda mb: results[mb[0]][mb[1]])  # fmt: skip
+    steal = StealMeter()
     again = _texts_per_second(sessions[mode], tokenizer, best, modes[mode][0], 2 * seconds)
     return {"texts_per_second_by_batch": results, "best_threads": mode, "best_batch": best,
-            "best_in_sweep": results[mode][best], "best_texts_per_second": again}  # fmt: skip
+            "best_in_sweep": results[mode][best], "best_texts_per_second": again,
+            "host_steal_share": steal.share()}  # fmt: skip
 
 
 def _texts_per_second(session: Any, tokenizer: Any, batch: int, runs_at_once: int,
@@ -247,12 +255,13 @@ async def measured_open_loop(
     after an unmeasured warm-up at the same rate (first connections to MongoDB, first
     executions of each input shape: a start-up cost, not the steady state)."""
     await open_loop(server.grpc_port, rate, WARMUP_SECONDS, call)
-    cpu_before = cpu_seconds(server.proc.pid)
+    cpu_before, steal = cpu_seconds(server.proc.pid), StealMeter()
     latencies, answers, errors = await open_loop(server.grpc_port, rate, seconds, call)
     cpu = cpu_seconds(server.proc.pid) - cpu_before
     return {"target_rps": rate, "requests": len(latencies), "errors": errors,
             "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
-            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies))}, answers  # fmt: skip
+            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies)),
+            "host_steal_share": steal.share()}, answers  # fmt: skip
 
 
 async def recommend_load(
@@ -334,7 +343,9 @@ def main() -> None:
             server = Server(root, env)
             try:
                 before, cpu_before = server.metrics(), cpu_seconds(server.proc.pid)
+                steal = StealMeter()
                 load = asyncio.run(classify_load(server.grpc_port, args.streams, args.seconds))
+                load["host_steal_share"] = steal.share()
                 load["server_cpu_ms_per_request"] = (
                     1000 * (cpu_seconds(server.proc.pid) - cpu_before) / max(load["requests"], 1)
                 )

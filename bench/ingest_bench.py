@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import cpu_seconds, peak_rss_bytes, percentile, save_results
+from bench.common import StealMeter, cpu_seconds, peak_rss_bytes, percentile, save_results
 
 REPO = Path(__file__).resolve().parents[1]
 WRITE_KEY = "bench-write-key"
@@ -450,7 +450,9 @@ def main() -> None:
               f"p99 {closed['p99_ms']} ms")  # fmt: skip
 
         print("/v1/track paced at 1,000 req/s, 50 clients ...")
+        steal = StealMeter()
         paced = run_load("track", f"{base}/v1/track", seconds, 50, processes, rate=1000)
+        paced["host_steal_share"] = round(steal.share(), 4)
         print(f"  {paced['requests_per_s']} req/s, p50 {paced['p50_ms']} ms, "
               f"p99 {paced['p99_ms']} ms")  # fmt: skip
         rss = peak_rss_bytes(proc.pid)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import inference_bench as ib
-from bench.common import peak_rss_bytes
+from bench.common import StealMeter, peak_rss_bytes
 from bench.loadgen import GrpcWorkload, run_load
 from bench.stack import Platform
 from bench.workloads import (
@@ -82,7 +82,9 @@ def batch_size_buckets(metrics_port: int, model: str) -> dict[str, float]:
 def _with_batches(server: ib.Server, model: str,
                   run: Callable[[], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     before, buckets = server.metrics(), batch_size_buckets(server.metrics_port, model)
+    steal = StealMeter()
     figures: dict[str, Any] = run()
+    figures["host_steal_share"] = round(steal.share(), 4)
     figures["server_batching"] = ib.batch_figures(before, server.metrics(), model)
     after = batch_size_buckets(server.metrics_port, model)
     cumulative = {le: after[le] - buckets.get(le, 0.0) for le in after}
