@@ -169,14 +169,15 @@ async def run(ingest_url: str, inference_target: str, params: E2EParams) -> dict
 
 
 def measure(platform: Platform, registry: Path, params: E2EParams) -> dict[str, Any]:
-    from bench.stack import start_inference, start_ingest, start_profiles
+    from bench.stack import ProfilesWorkerIdentity, start_inference, start_ingest, start_profiles
 
     database = f"lumen_bench_e2e_{uuid.uuid4().hex[:8]}"
+    worker = ProfilesWorkerIdentity.new("lumen-bench")
     services: list[ServiceProcess] = []
     try:
         # Started side by side: each mostly waits on imports and its own readiness.
         with ThreadPoolExecutor(3) as pool:
-            futures = [pool.submit(start_profiles, platform, database),
+            futures = [pool.submit(start_profiles, platform, database, worker),
                        pool.submit(start_ingest, platform, database),
                        pool.submit(start_inference, platform, database, registry)]  # fmt: skip
             for future in futures:
@@ -197,6 +198,7 @@ def measure(platform: Platform, registry: Path, params: E2EParams) -> dict[str, 
     finally:
         for service in services:
             service.stop()
+        worker.forget(platform.bootstrap)
         from pymongo import MongoClient
 
         client: MongoClient[dict[str, Any]] = MongoClient(platform.mongo_uri)

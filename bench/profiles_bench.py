@@ -38,6 +38,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from bench.common import peak_rss_bytes, percentile, save_results
+from bench.stack import ProfilesWorkerIdentity
 from lumen_cli.platform.services import http_ok
 from shared.events import encode
 from shared.topics import EVENTS_RAW
@@ -54,14 +55,13 @@ def env(args: argparse.Namespace, database: str) -> dict[str, str]:
 
 
 def start_worker(args: argparse.Namespace, database: str, topic: str,
-                 **extra: str) -> ServiceProcess:  # fmt: skip
+                 worker: ProfilesWorkerIdentity, **extra: str) -> ServiceProcess:  # fmt: skip
     web = free_port()
     return start_service(
         "profiles-bench", "services.profiles",
-        {**env(args, database), "LUMEN_PROFILES_WEB_PORT": str(web),
-         "LUMEN_PROFILES_APP_ID": f"profiles-bench-{uuid.uuid4().hex[:6]}",
+        {**env(args, database), "LUMEN_PROFILES_WEB_PORT": str(web), **worker.env(),
          "LUMEN_PROFILES_EVENTS_TOPIC": topic, "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
-         "LUMEN_PROFILES_DATA_DIR": f"var/bench/profiles-{uuid.uuid4().hex[:6]}", **extra},
+         **extra},
         ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"), ports={"web": web},
     )  # fmt: skip
 
@@ -120,7 +120,8 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
 
     database = f"lumen_bench_{uuid.uuid4().hex[:8]}"
     db = client[database]
-    worker = start_worker(args, database, topic)
+    identity = ProfilesWorkerIdentity.new("profiles-bench")
+    worker = start_worker(args, database, topic, identity)
     try:
         while applied(db, topic) == 0:
             time.sleep(0.02)
@@ -136,6 +137,8 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
         }  # fmt: skip
     finally:
         worker.stop()
+        if not args.keep:
+            identity.forget(args.kafka)
     profiles = db.profiles.count_documents({})
     client.admin.command("fsync")
     stats = db.command("collStats", "profiles", indexDetails=True)
@@ -181,8 +184,9 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
          "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"), ports={"http": http},
     )  # fmt: skip
+    identity = ProfilesWorkerIdentity.new("profiles-bench")
     worker = start_worker(
-        args, database, EVENTS_RAW.name, LUMEN_PROFILES_AUTO_OFFSET_RESET="latest"
+        args, database, EVENTS_RAW.name, identity, LUMEN_PROFILES_AUTO_OFFSET_RESET="latest"
     )
     acked: dict[str, float] = {}
     seen: dict[str, float] = {}
@@ -226,6 +230,8 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
         stream.close()
         worker.stop()
         ingest.stop()
+        if not args.keep:
+            identity.forget(args.kafka)
     delays = sorted(seen[k] - t for k, t in acked.items() if k in seen)
     result = {
         "offered_rate_per_s": args.rate,

@@ -107,14 +107,48 @@ def start_ingest(platform: Platform, database: str, **extra: str) -> ServiceProc
     )  # fmt: skip
 
 
-def start_profiles(platform: Platform, database: str, **extra: str) -> ServiceProcess:
+@dataclass(frozen=True)
+class ProfilesWorkerIdentity:
+    """The Faust app id and data folder of one benchmark worker. Each worker gets its own
+    (a consumer group of its own), so each leaves Faust's partition-assignor topic and an
+    empty data folder behind unless ``forget`` deletes them."""
+
+    app_id: str
+    data_dir: Path
+
+    @classmethod
+    def new(cls, prefix: str) -> ProfilesWorkerIdentity:
+        tag = uuid.uuid4().hex[:6]
+        return cls(f"{prefix}-{tag}", BENCH_VAR / f"profiles-{tag}")
+
+    def env(self) -> dict[str, str]:
+        return {"LUMEN_PROFILES_APP_ID": self.app_id, "LUMEN_PROFILES_DATA_DIR": str(self.data_dir)}
+
+    def forget(self, bootstrap: str) -> None:
+        """Delete the worker's assignor topic and data folder (call after it stopped)."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        except KafkaError:
+            return  # the broker is gone (a private stack already stopped): nothing to delete
+        try:
+            admin.delete_topics([f"{self.app_id}-__assignor-__leader"])
+        except KafkaError:  # never created (the worker did not get that far) or already gone
+            pass
+        finally:
+            admin.close()
+
+
+def start_profiles(platform: Platform, database: str, worker: ProfilesWorkerIdentity,
+                   **extra: str) -> ServiceProcess:  # fmt: skip
     web = free_port()
     return start_service(
         "bench-profiles", "services.profiles",
-        {**platform.env(database), "LUMEN_PROFILES_WEB_PORT": str(web),
-         "LUMEN_PROFILES_APP_ID": f"lumen-bench-{uuid.uuid4().hex[:6]}",
-         "LUMEN_PROFILES_AUTO_OFFSET_RESET": "latest",
-         "LUMEN_PROFILES_DATA_DIR": str(BENCH_VAR / f"profiles-{uuid.uuid4().hex[:6]}"), **extra},
+        {**platform.env(database), "LUMEN_PROFILES_WEB_PORT": str(web), **worker.env(),
+         "LUMEN_PROFILES_AUTO_OFFSET_RESET": "latest", **extra},
         ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"), ports={"web": web},
     )  # fmt: skip
 
