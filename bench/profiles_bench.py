@@ -6,7 +6,10 @@
 
 1. Throughput: all MovieLens 100k ratings (re-timed to now, so the trend windows count them)
    are written to a private topic; a bare aiokafka consumer reads the topic once (the
-   baseline), then one worker applies it to an empty database; both rates are reported.
+   baseline), the worker's Faust app with an agent that does nothing reads it once (what
+   Faust's per-message path alone allows), then one worker applies it to an empty database;
+   all three rates are reported. Each clock starts at the first batch read, which is left
+   out of the count.
 2. Storage: ``collStats`` of the profiles collection after that replay (943 users), as bytes
    per profile and GiB per million users: on disk (collection + indexes) and live (the same
    without the free blocks WiredTiger keeps for reuse).
@@ -24,6 +27,8 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -44,7 +49,7 @@ from shared.events import encode
 from shared.topics import EVENTS_RAW
 from tests.support.movielens_events import movielens_folder, rating_events
 from tests.support.profiles_worker import metric
-from tests.support.stack import ServiceProcess, free_port, start_service
+from tests.support.stack import REPO, ServiceProcess, free_port, start_service
 
 GIB = 1024**3
 
@@ -71,23 +76,45 @@ def applied(db: Any, topic: str) -> int:
                for d in db.stream_offsets.find({"_id": {"$regex": f"^{topic}\\|"}}))  # fmt: skip
 
 
-async def bare_read(bootstrap: str, topic: str, total: int) -> float:
-    """Seconds a plain aiokafka consumer needs to read ``total`` records of ``topic``."""
+async def bare_read(bootstrap: str, topic: str, total: int) -> float | None:
+    """Records per second a plain aiokafka consumer reads from ``topic`` (``total`` in all);
+    None when they all came in one fetch, which leaves nothing to time."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
-        seen, started = 0, None
+        # The clock starts when the first records arrive (after the group join), so those
+        # records are left out of the count: the rate covers what was read while it ran.
+        seen, first, started = 0, 0, 0.0
         while seen < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for records in batch.values():
-                if started is None:
-                    started = time.perf_counter()
-                seen += len(records)
-        return time.perf_counter() - (started or time.perf_counter())
+            arrived = sum(len(records) for records in batch.values())
+            if arrived and not seen:
+                first, started = arrived, time.perf_counter()
+            seen += arrived
+        return (seen - first) / (time.perf_counter() - started) if seen > first else None
     finally:
         await consumer.stop()
+
+
+def faust_read(args: argparse.Namespace, topic: str, total: int) -> dict[str, Any]:
+    """The worker's Faust app with an agent that only counts (``bench/faust_read_only.py``)."""
+    identity = ProfilesWorkerIdentity.new("profiles-bench-faust")
+    out = identity.data_dir.with_suffix(".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, **env(args, "unused"), **identity.env(),
+                   "LUMEN_PROFILES_EVENTS_TOPIC": topic,
+                   "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
+                   "LUMEN_PROFILES_WEB_PORT": str(free_port())}  # fmt: skip
+    try:
+        subprocess.run([sys.executable, "-m", "bench.faust_read_only", str(total), str(out)],
+                       env=environment, cwd=REPO, capture_output=True, timeout=600, check=True)  # fmt: skip
+        return dict(json.loads(out.read_text()))
+    finally:
+        out.unlink(missing_ok=True)
+        if not args.keep:
+            identity.forget(args.kafka)
 
 
 def reusable_bytes(stats: dict[str, Any]) -> int:
@@ -116,16 +143,17 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
     producer.flush()
     producer.close()
     total = len(events)
-    bare_seconds = asyncio.run(bare_read(args.kafka, topic, total))
+    bare_rate = asyncio.run(bare_read(args.kafka, topic, total))
+    faust_only = faust_read(args, topic, total)
 
     database = f"lumen_bench_{uuid.uuid4().hex[:8]}"
     db = client[database]
     identity = ProfilesWorkerIdentity.new("profiles-bench")
     worker = start_worker(args, database, topic, identity)
     try:
-        while applied(db, topic) == 0:
+        while (first := applied(db, topic)) == 0:
             time.sleep(0.02)
-        started = time.perf_counter()
+        started = time.perf_counter()  # the first batch is left out, as in the reads above
         while applied(db, topic) < total:
             time.sleep(0.05)
         seconds = time.perf_counter() - started
@@ -144,12 +172,16 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
     stats = db.command("collStats", "profiles", indexDetails=True)
     on_disk = int(stats["storageSize"]) + int(stats["totalIndexSize"])
     live = on_disk - reusable_bytes(stats)
-    rate, bare_rate = total / seconds, total / bare_seconds
+    rate = (total - first) / seconds if total > first else None
+    faust_rate = faust_only["events_per_s"]
     result = {
         "events": total,
-        "throughput_events_per_s": round(rate),
-        "bare_read_events_per_s": round(bare_rate),
-        "ratio_to_bare_read": round(rate / bare_rate, 3),
+        "throughput_events_per_s": round(rate) if rate else None,
+        "bare_read_events_per_s": round(bare_rate) if bare_rate else None,
+        "ratio_to_bare_read": round(rate / bare_rate, 3) if rate and bare_rate else None,
+        # The worker's Faust app with an agent that does nothing: Faust's own ceiling here.
+        "faust_read_only": faust_only,
+        "ratio_to_faust_read_only": round(rate / faust_rate, 3) if rate and faust_rate else None,
         "worker_peak_rss_bytes": rss,
         "seconds": round(seconds, 2),
         "worker_metrics": breakdown,

@@ -287,7 +287,8 @@ def markdown(suite: dict[str, Any], plots: list[str]) -> str:
         lines += ["## Profile updater", "",
                   f"- {t['events']} MovieLens events: {_fmt(t['throughput_events_per_s'])} events/s "
                   f"(bare aiokafka read {_fmt(t['bare_read_events_per_s'])} events/s, ratio "
-                  f"{t['ratio_to_bare_read']})",
+                  f"{t['ratio_to_bare_read']}; the same Faust app with a no-op agent "
+                  f"{_fmt(t.get('faust_read_only', {}).get('events_per_s'))} events/s)",
                   f"- storage: {t['storage']['bytes_per_profile']} bytes/profile = "
                   f"{t['storage']['gib_per_million_users']} GiB per million users on disk, "
                   f"{t['storage'].get('live_gib_per_million_users', 'n/a')} without free "

@@ -46,6 +46,9 @@ def test_every_benchmark_runs(quick_run: tuple[subprocess.CompletedProcess[str],
     for name in ("raw_limits", "ingest", "profiles", "serving", "e2e"):
         saved = json.loads((REPO / "bench" / "results" / f"{name}.json").read_text())
         assert saved["status"] == "ok" and saved["machine"]["cpus"]
+    # The profile updater's rate is read against Faust's own with a no-op agent.
+    throughput = suite["parts"]["profiles"]["throughput"]
+    assert throughput["faust_read_only"]["events"] > 0, throughput
 
 
 def test_report_lists_targets_and_plots(
