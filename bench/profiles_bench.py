@@ -12,7 +12,9 @@
    out of the count.
 2. Storage: ``collStats`` of the profiles collection after that replay (943 users), as bytes
    per profile and GiB per million users: on disk (collection + indexes) and live (the same
-   without the free blocks WiredTiger keeps for reuse).
+   without the free blocks WiredTiger keeps for reuse). Then the same for ``--storage-copies``
+   times as many users (every rating replayed once per copy under new user ids), which shows
+   how the per-profile figure moves as the population grows.
 3. Freshness: an ingest process takes events at ``--rate`` per second through its HTTP API; a
    MongoDB change stream sees each profile appear; p50/p99 of (change seen - HTTP 200).
 4. Peak RSS of the worker.
@@ -32,6 +34,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -206,6 +209,58 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
     return result
 
 
+def storage_at_scale(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
+    """Bytes per profile for ``--storage-copies`` times the MovieLens users, to check the
+    extrapolation from 943 profiles: each copy replays every rating under its own user ids.
+    Applied in process through the worker's ``ProfileStore`` (in batches of ``--batch-size``,
+    as a lagging worker takes them) rather than through Kafka, which would take about
+    ``copies`` times the throughput phase and writes the same documents."""
+    from services.profiles.settings import ProfilesSettings
+    from services.profiles.store import ProfileStore, Record, ensure_schema
+
+    settings = ProfilesSettings()
+    name = f"lumen_bench_{uuid.uuid4().hex[:8]}"
+    settings.mongo = settings.mongo.model_copy(update={"uri": args.mongo, "database": name})
+    store = ProfileStore.configured(settings)
+    ensure_schema(store.db)
+    now, offsets = datetime.now(UTC), [0] * 6
+    try:
+        for copy in range(args.storage_copies):
+            events = rating_events(movielens_folder(), f"ml{uuid.uuid4().hex[:4]}c{copy}")
+            events = events[: args.events]
+            for start in range(0, len(events), args.batch_size):
+                records = []
+                for n, event in enumerate(events[start : start + args.batch_size], start):
+                    event["timestamp"] = (
+                        (now + timedelta(milliseconds=n)).isoformat().replace("+00:00", "Z")
+                    )
+                    key = event["userId"].encode()
+                    partition = zlib.crc32(key) % len(offsets)  # one user, one partition
+                    records.append(Record("bench.scale", partition, offsets[partition], key,
+                                          encode(event)))  # fmt: skip
+                    offsets[partition] += 1
+                store.apply(records, datetime.now(UTC))
+        client.admin.command("fsync")
+        stats = client[name].command("collStats", "profiles", indexDetails=True)
+        profiles = client[name].profiles.count_documents({})
+    finally:
+        store.client.close()
+        if not args.keep:
+            client.drop_database(name)
+    on_disk = int(stats["storageSize"]) + int(stats["totalIndexSize"])
+    live = on_disk - reusable_bytes(stats)
+    return {
+        "copies": args.storage_copies,
+        "profiles": profiles,
+        "index_sizes": stats.get("indexSizes", {}),
+        "bytes_per_profile": round(on_disk / max(1, profiles)),
+        "gib_per_million_users": round(on_disk / max(1, profiles) * 1e6 / GIB, 3),
+        "reusable_free_bytes": on_disk - live,
+        "live_bytes_per_profile": round(live / max(1, profiles)),
+        "live_gib_per_million_users": round(live / max(1, profiles) * 1e6 / GIB, 3),
+    }
+
+
 def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
     database = f"lumen_bench_{uuid.uuid4().hex[:8]}"
     db = client[database]
@@ -291,6 +346,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=2000, help="freshness: events per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="freshness: duration")
+    parser.add_argument(
+        "--storage-copies",
+        type=int,
+        default=16,
+        help="storage at scale: copies of the MovieLens users (0 skips it)",
+    )
     parser.add_argument("--skip-freshness", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the databases and topic")
     args = parser.parse_args()
@@ -305,6 +366,9 @@ def main() -> None:
     }
     results["throughput"] = throughput_and_storage(args, client)
     print(json.dumps(results["throughput"], indent=2), flush=True)
+    if args.storage_copies > 0:
+        results["storage_at_scale"] = storage_at_scale(args, client)
+        print(json.dumps(results["storage_at_scale"], indent=2), flush=True)
     if not args.skip_freshness:
         results["freshness"] = freshness(args, client)
         print(json.dumps(results["freshness"], indent=2), flush=True)

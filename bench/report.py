@@ -293,6 +293,10 @@ def markdown(suite: dict[str, Any], plots: list[str]) -> str:
                   f"{t['storage']['gib_per_million_users']} GiB per million users on disk, "
                   f"{t['storage'].get('live_gib_per_million_users', 'n/a')} without free "
                   "blocks kept for reuse",
+                  *(f"- storage at {a['profiles']:,} profiles (MovieLens users x{a['copies']}): "
+                    f"{a['bytes_per_profile']} bytes/profile = {a['gib_per_million_users']} GiB "
+                    f"per million users on disk, {a['live_gib_per_million_users']} without free "
+                    "blocks" for a in [prof.get("storage_at_scale")] if a),
                   f"- freshness at {f['offered_rate_per_s']} events/s: p50 {f['p50_seconds']} s, "
                   f"p99 {f['p99_seconds']} s, max {f['max_seconds']} s", ""]  # fmt: skip
 

@@ -41,6 +41,7 @@ class Profile:
     classify_streams: int
     recommend_rps: float
     profile_events: int
+    storage_copies: int
     freshness_rate: int
     freshness_seconds: float
     client_processes: int
@@ -48,8 +49,8 @@ class Profile:
     @staticmethod
     def of(quick: bool) -> Profile:
         if quick:
-            return Profile(True, 1.0, (32,), 32, 200, 2000, 200, 1.0, 2)
-        return Profile(False, 10.0, (1, 8, 32, 64), 32, 200, 100_000, 2000, 20.0, 2)
+            return Profile(True, 1.0, (32,), 32, 200, 2000, 2, 200, 1.0, 2)
+        return Profile(False, 10.0, (1, 8, 32, 64), 32, 200, 100_000, 16, 2000, 20.0, 2)
 
 
 # ---------------------------------------------------------------- environment
@@ -131,15 +132,17 @@ def part_profiles(platform: Platform, registry: Path, profile: Profile) -> dict[
 
     args = argparse.Namespace(kafka=platform.bootstrap, mongo=platform.mongo_uri,
                               events=profile.profile_events, batch_size=2000,
+                              storage_copies=profile.storage_copies,
                               rate=profile.freshness_rate, seconds=profile.freshness_seconds,
                               keep=False)  # fmt: skip
     client: MongoClient[dict[str, Any]] = MongoClient(platform.mongo_uri, tz_aware=True)
     try:
         throughput = pb.throughput_and_storage(args, client)
+        at_scale = pb.storage_at_scale(args, client)
         fresh = pb.freshness(args, client)
     finally:
         client.close()
-    return {"throughput": throughput, "freshness": fresh,
+    return {"throughput": throughput, "storage_at_scale": at_scale, "freshness": fresh,
             "peak_rss_bytes": {"profiles": max(throughput.get("worker_peak_rss_bytes", 0),
                                                fresh.get("worker_peak_rss_bytes", 0))}}  # fmt: skip
 

@@ -80,8 +80,16 @@ def evaluate(parts: dict[str, Any]) -> list[dict[str, Any]]:
                          f"({fresh['reflected']}/{fresh['acknowledged']} seen)", p99 / 1.0,
                          p99 < 1.0 if fresh["offered_rate_per_s"] >= 2000 else None))  # fmt: skip
         gib = _get(profiles, "throughput", "storage", "gib_per_million_users")
-        rows.append(_row("profile storage", "< 0.4 GiB per million users", f"{gib} GiB",
+        rows.append(_row("profile storage, MovieLens replay", "< 0.4 GiB per million users",
+                         f"{gib} GiB at {_get(profiles, 'throughput', 'profiles')} profiles",
                          _ratio(gib, 0.4), None if gib is None else gib < 0.4))  # fmt: skip
+        # The target extrapolates to a million users: the largest population measured is the
+        # closer basis (free blocks and index pages do not grow with the users one for one).
+        scaled = _get(profiles, "storage_at_scale", "gib_per_million_users")
+        rows.append(_row("profile storage, extrapolated", "< 0.4 GiB per million users",
+                         f"{scaled} GiB at {_get(profiles, 'storage_at_scale', 'profiles')} "
+                         "profiles (MovieLens users copied)", _ratio(scaled, 0.4),
+                         None if scaled is None else scaled < 0.4))  # fmt: skip
 
     inference = ok.get("inference")
     if inference:

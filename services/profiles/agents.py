@@ -21,9 +21,6 @@ from services.profiles.app import app, events_topic, settings
 from services.profiles.health import HEALTH
 from services.profiles.parsing import PoisonEvent
 from services.profiles.store import BatchResult, ProfileStore, Record
-from services.profiles.trends import Retention
-from services.profiles.updates import Rules
-from shared.mongo import database, mongo_client
 from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
 
 log = logging.getLogger(__name__)
@@ -34,22 +31,7 @@ _store: ProfileStore | None = None
 def store() -> ProfileStore:
     global _store
     if _store is None:
-        client = mongo_client(settings.mongo)
-        _store = ProfileStore(
-            client,
-            database(client, settings.mongo),
-            Rules(
-                half_life_seconds=settings.half_life_days * 86400,
-                session_gap_seconds=settings.session_gap_minutes * 60,
-                recent_items_max=settings.recent_items_max,
-                active_days_max=settings.active_days_max,
-            ),
-            Retention(
-                minute_seconds=settings.trend_minute_retention_hours * 3600,
-                hour_seconds=settings.trend_hour_retention_hours * 3600,
-            ),
-            item_cache_seconds=settings.item_cache_seconds,
-        )
+        _store = ProfileStore.configured(settings)
     return _store
 
 

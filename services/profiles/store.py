@@ -32,6 +32,7 @@ from pymongo.write_concern import WriteConcern
 
 from services.profiles import metrics
 from services.profiles.parsing import PROCESSING_ERROR, ParsedEvent, PoisonEvent, parse_record
+from services.profiles.settings import ProfilesSettings
 from services.profiles.trends import (
     Retention,
     TrendDeltas,
@@ -41,7 +42,7 @@ from services.profiles.trends import (
     reversal,
 )
 from services.profiles.updates import ProfileChange, Rules, summary
-from shared.mongo import ITEMS, OFFSETS, PROFILES, ensure_indexes
+from shared.mongo import ITEMS, OFFSETS, PROFILES, database, ensure_indexes, mongo_client
 from shared.trends import TREND_CONTRIBUTIONS, TRENDS, trend_id
 
 # Stated rather than inherited from the client's URI: the commit must be majority-acknowledged
@@ -136,6 +137,26 @@ class ProfileStore:
         self.rules = rules
         self.retention = retention
         self.items = ItemCache(item_cache_seconds)
+
+    @classmethod
+    def configured(cls, settings: ProfilesSettings) -> ProfileStore:
+        """The store the worker runs, with its client and rules from ``settings``."""
+        client = mongo_client(settings.mongo)
+        return cls(
+            client,
+            database(client, settings.mongo),
+            Rules(
+                half_life_seconds=settings.half_life_days * 86400,
+                session_gap_seconds=settings.session_gap_minutes * 60,
+                recent_items_max=settings.recent_items_max,
+                active_days_max=settings.active_days_max,
+            ),
+            Retention(
+                minute_seconds=settings.trend_minute_retention_hours * 3600,
+                hour_seconds=settings.trend_hour_retention_hours * 3600,
+            ),
+            item_cache_seconds=settings.item_cache_seconds,
+        )
 
     def apply(self, records: list[Record], now: datetime) -> BatchResult:
         """Apply ``records`` (in partition order) in one transaction; retried on conflicts."""

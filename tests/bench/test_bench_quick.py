@@ -49,6 +49,9 @@ def test_every_benchmark_runs(quick_run: tuple[subprocess.CompletedProcess[str],
     # The profile updater's rate is read against Faust's own with a no-op agent.
     throughput = suite["parts"]["profiles"]["throughput"]
     assert throughput["faust_read_only"]["events"] > 0, throughput
+    # Storage at scale replays the same events once per copy, each under its own user ids.
+    at_scale = suite["parts"]["profiles"]["storage_at_scale"]
+    assert at_scale["profiles"] == at_scale["copies"] * throughput["profiles"] > 0, at_scale
 
 
 def test_report_lists_targets_and_plots(
