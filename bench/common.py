@@ -12,13 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BENCH_DIR = Path(__file__).resolve().parent
+# LUMEN_BENCH_RESULTS_DIR sends a run's figures elsewhere (the test suite's smoke run does, so
+# that it never overwrites the figures of a real run).
+RESULTS_DIR = Path(os.environ.get("LUMEN_BENCH_RESULTS_DIR") or BENCH_DIR / "results")
 
 
 def machine() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False, cwd=RESULTS_DIR.parent).stdout.strip()  # fmt: skip
+                                text=True, check=False, cwd=BENCH_DIR).stdout.strip()  # fmt: skip
     except OSError:
         commit = ""
     return {

@@ -28,23 +28,24 @@ def quick_run(
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     # The run uses the session's stack (started by the fixture, so the session stops it).
     out = tmp_path_factory.mktemp("bench-report")
-    env = {**os.environ, "LUMEN_TEST_KEEP_PLATFORM": "1"}
+    # Figures go to the temporary folder too: a smoke run must not replace a real run's.
+    env = {**os.environ, "LUMEN_TEST_KEEP_PLATFORM": "1", "LUMEN_BENCH_RESULTS_DIR": str(out)}
     done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     return done, out
 
 
 def test_every_benchmark_runs(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
-    done, _ = quick_run
+    done, out = quick_run
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    suite = json.loads((REPO / "bench" / "results" / "suite.json").read_text())
+    suite = json.loads((out / "suite.json").read_text())
     assert suite["quick"] is True
     assert list(suite["parts"]) == list(PARTS)
     statuses = {name: part["status"] for name, part in suite["parts"].items()}
     assert statuses == {**{name: "ok" for name in PARTS}, "peers": "skipped"}, suite["parts"]
     assert "--peers" in suite["parts"]["peers"]["reason"]
     for name in ("raw_limits", "ingest", "profiles", "serving", "e2e"):
-        saved = json.loads((REPO / "bench" / "results" / f"{name}.json").read_text())
+        saved = json.loads((out / f"{name}.json").read_text())
         assert saved["status"] == "ok" and saved["machine"]["cpus"]
     # The profile updater's rate is read against Faust's own with a no-op agent.
     throughput = suite["parts"]["profiles"]["throughput"]
