@@ -67,11 +67,14 @@ def evaluate(parts: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_row("profile updater throughput", ">= 10,000 events/s",
                          f"{rate} events/s (its Faust app with a no-op agent: {faust} events/s)",
                          _ratio(rate, 10_000), None if rate is None else rate >= 10_000))  # fmt: skip
-        r = _ratio(rate, consume)
+        # Judged against the read of the same topic (MovieLens events, aiokafka as in Faust);
+        # the raw-limits consumer reads ingest's larger events from events.raw with
+        # kafka-python, whose rate is bound by bytes, so it is shown but not used.
         aio = _get(profiles, "throughput", "bare_read_events_per_s")
+        r = _ratio(rate, aio)
         rows.append(_row("profile updater vs bare consumer", ">= 40 % of bare consumer read rate",
-                         f"{rate} vs {consume} events/s (kafka-python); bare aiokafka read "
-                         f"{aio} events/s", r, None if r is None else r >= 0.40))  # fmt: skip
+                         f"{rate} vs {aio} events/s (aiokafka, same topic); kafka-python on "
+                         f"events.raw {consume} events/s", r, None if r is None else r >= 0.40))  # fmt: skip
         fresh = profiles["freshness"]
         p99 = fresh["p99_seconds"]
         rows.append(_row(f"profile freshness at {fresh['offered_rate_per_s']} events/s",
