@@ -111,8 +111,12 @@ def faust_read(args: argparse.Namespace, topic: str, total: int) -> dict[str, An
                    "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
                    "LUMEN_PROFILES_WEB_PORT": str(free_port())}  # fmt: skip
     try:
-        subprocess.run([sys.executable, "-m", "bench.faust_read_only", str(total), str(out)],
-                       env=environment, cwd=REPO, capture_output=True, timeout=600, check=True)  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "bench.faust_read_only", str(total), str(out)],
+                              env=environment, cwd=REPO, capture_output=True, text=True,
+                              timeout=600, check=False)  # fmt: skip
+        if not out.exists():
+            raise RuntimeError(f"the no-op Faust reader wrote no result (exit {done.returncode})"
+                               f": {done.stderr[-2000:]}")  # fmt: skip
         return dict(json.loads(out.read_text()))
     finally:
         out.unlink(missing_ok=True)
