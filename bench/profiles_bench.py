@@ -46,10 +46,9 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from bench.common import peak_rss_bytes, percentile, save_results
-from bench.stack import ProfilesWorkerIdentity
+from bench.stack import Platform, ProfilesWorkerIdentity, start_profiles
 from lumen_cli.platform.services import http_ok
 from shared.events import encode
-from shared.topics import EVENTS_RAW
 from tests.support.movielens_events import movielens_folder, rating_events
 from tests.support.profiles_worker import metric
 from tests.support.stack import REPO, ServiceProcess, free_port, start_service
@@ -57,21 +56,14 @@ from tests.support.stack import REPO, ServiceProcess, free_port, start_service
 GIB = 1024**3
 
 
-def env(args: argparse.Namespace, database: str) -> dict[str, str]:
-    return {"LUMEN_KAFKA_BOOTSTRAP_SERVERS": args.kafka, "LUMEN_MONGO_URI": args.mongo,
-            "LUMEN_MONGO_DATABASE": database, "LUMEN_LOG_FORMAT": "text"}  # fmt: skip
+def platform(args: argparse.Namespace) -> Platform:
+    return Platform(args.kafka, args.mongo, private=False)
 
 
-def start_worker(args: argparse.Namespace, database: str, topic: str,
-                 worker: ProfilesWorkerIdentity, **extra: str) -> ServiceProcess:  # fmt: skip
-    web = free_port()
-    return start_service(
-        "profiles-bench", "services.profiles",
-        {**env(args, database), "LUMEN_PROFILES_WEB_PORT": str(web), **worker.env(),
-         "LUMEN_PROFILES_EVENTS_TOPIC": topic, "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
-         **extra},
-        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"), ports={"web": web},
-    )  # fmt: skip
+def start_worker(args: argparse.Namespace, database: str, worker: ProfilesWorkerIdentity,
+                 **extra: str) -> ServiceProcess:  # fmt: skip
+    return start_profiles(platform(args), database, worker,
+                          LUMEN_PROFILES_BATCH_SIZE=str(args.batch_size), **extra)  # fmt: skip
 
 
 def applied(db: Any, topic: str) -> int:
@@ -106,7 +98,7 @@ def faust_read(args: argparse.Namespace, topic: str, total: int) -> dict[str, An
     identity = ProfilesWorkerIdentity.new("profiles-bench-faust")
     out = identity.data_dir.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, **env(args, "unused"), **identity.env(),
+    environment = {**os.environ, **platform(args).env("unused"), **identity.env(),
                    "LUMEN_PROFILES_EVENTS_TOPIC": topic,
                    "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
                    "LUMEN_PROFILES_WEB_PORT": str(free_port())}  # fmt: skip
@@ -156,7 +148,8 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
     database = f"lumen_bench_{uuid.uuid4().hex[:8]}"
     db = client[database]
     identity = ProfilesWorkerIdentity.new("profiles-bench")
-    worker = start_worker(args, database, topic, identity)
+    worker = start_worker(args, database, identity, LUMEN_PROFILES_EVENTS_TOPIC=topic,
+                          LUMEN_PROFILES_AUTO_OFFSET_RESET="earliest")  # fmt: skip
     try:
         while (first := applied(db, topic)) == 0:
             time.sleep(0.02)
@@ -271,14 +264,12 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
     http, grpc_port = free_port(), free_port()
     ingest = start_service(
         "ingest-bench", "services.ingest",
-        {**env(args, database), "LUMEN_INGEST_HTTP_PORT": str(http),
+        {**platform(args).env(database), "LUMEN_INGEST_HTTP_PORT": str(http),
          "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"), ports={"http": http},
     )  # fmt: skip
     identity = ProfilesWorkerIdentity.new("profiles-bench")
-    worker = start_worker(
-        args, database, EVENTS_RAW.name, identity, LUMEN_PROFILES_AUTO_OFFSET_RESET="latest"
-    )
+    worker = start_worker(args, database, identity)  # events.raw, from its end
     acked: dict[str, float] = {}
     seen: dict[str, float] = {}
     stream = db.profiles.watch([{"$match": {"operationType": {"$in": ["insert", "update"]}}}])
