@@ -126,11 +126,36 @@ def reusable_bytes(stats: dict[str, Any]) -> int:
                for p in parts)  # fmt: skip
 
 
+def storage_figures(client: MongoClient, database: str) -> tuple[int, dict[str, Any]]:
+    """(profiles, their size per profile on disk and live) from ``collStats`` after an fsync."""
+    db = client[database]
+    profiles = db.profiles.count_documents({})
+    client.admin.command("fsync")
+    stats = db.command("collStats", "profiles", indexDetails=True)
+    on_disk = int(stats["storageSize"]) + int(stats["totalIndexSize"])
+    live = on_disk - reusable_bytes(stats)
+    return profiles, {
+        "document_bytes_avg": int(stats.get("avgObjSize", 0)),
+        "storage_size_bytes": int(stats["storageSize"]),
+        "index_size_bytes": int(stats["totalIndexSize"]),
+        "index_sizes": stats.get("indexSizes", {}),
+        "bytes_per_profile": round(on_disk / max(1, profiles)),
+        "gib_per_million_users": round(on_disk / max(1, profiles) * 1e6 / GIB, 3),
+        "reusable_free_bytes": on_disk - live,
+        "live_bytes_per_profile": round(live / max(1, profiles)),
+        "live_gib_per_million_users": round(live / max(1, profiles) * 1e6 / GIB, 3),
+    }
+
+
+def retime(events: list[dict[str, Any]], now: datetime) -> None:
+    """Move the events to ``now`` one millisecond apart, in order, so trend windows count them."""
+    for n, event in enumerate(events):
+        event["timestamp"] = (now + timedelta(milliseconds=n)).isoformat().replace("+00:00", "Z")
+
+
 def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
     events = rating_events(movielens_folder(), f"ml{uuid.uuid4().hex[:4]}")[: args.events]
-    now = datetime.now(UTC)
-    for n, event in enumerate(events):  # keep the order, move to now: trend windows count
-        event["timestamp"] = (now + timedelta(milliseconds=n)).isoformat().replace("+00:00", "Z")
+    retime(events, datetime.now(UTC))
     topic = f"bench.profiles.{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=args.kafka)
     admin.create_topics([NewTopic(topic, 6, 1)])
@@ -167,11 +192,7 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
         worker.stop()
         if not args.keep:
             identity.forget(args.kafka)
-    profiles = db.profiles.count_documents({})
-    client.admin.command("fsync")
-    stats = db.command("collStats", "profiles", indexDetails=True)
-    on_disk = int(stats["storageSize"]) + int(stats["totalIndexSize"])
-    live = on_disk - reusable_bytes(stats)
+    profiles, storage = storage_figures(client, database)
     rate = (total - first) / seconds if total > first else None
     faust_rate = faust_only["events_per_s"]
     result = {
@@ -186,17 +207,7 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
         "seconds": round(seconds, 2),
         "worker_metrics": breakdown,
         "profiles": profiles,
-        "storage": {
-            "document_bytes_avg": int(stats.get("avgObjSize", 0)),
-            "storage_size_bytes": int(stats["storageSize"]),
-            "index_size_bytes": int(stats["totalIndexSize"]),
-            "index_sizes": stats.get("indexSizes", {}),
-            "bytes_per_profile": round(on_disk / max(1, profiles)),
-            "gib_per_million_users": round(on_disk / max(1, profiles) * 1e6 / GIB, 3),
-            "reusable_free_bytes": on_disk - live,
-            "live_bytes_per_profile": round(live / max(1, profiles)),
-            "live_gib_per_million_users": round(live / max(1, profiles) * 1e6 / GIB, 3),
-        },
+        "storage": storage,
     }
     if not args.keep:
         client.drop_database(database)
@@ -225,37 +236,22 @@ def storage_at_scale(args: argparse.Namespace, client: MongoClient) -> dict[str,
         for copy in range(args.storage_copies):
             events = rating_events(movielens_folder(), f"ml{uuid.uuid4().hex[:4]}c{copy}")
             events = events[: args.events]
+            retime(events, now)
             for start in range(0, len(events), args.batch_size):
                 records = []
-                for n, event in enumerate(events[start : start + args.batch_size], start):
-                    event["timestamp"] = (
-                        (now + timedelta(milliseconds=n)).isoformat().replace("+00:00", "Z")
-                    )
+                for event in events[start : start + args.batch_size]:
                     key = event["userId"].encode()
                     partition = zlib.crc32(key) % len(offsets)  # one user, one partition
                     records.append(Record("bench.scale", partition, offsets[partition], key,
                                           encode(event)))  # fmt: skip
                     offsets[partition] += 1
                 store.apply(records, datetime.now(UTC))
-        client.admin.command("fsync")
-        stats = client[name].command("collStats", "profiles", indexDetails=True)
-        profiles = client[name].profiles.count_documents({})
+        profiles, storage = storage_figures(client, name)
     finally:
         store.client.close()
         if not args.keep:
             client.drop_database(name)
-    on_disk = int(stats["storageSize"]) + int(stats["totalIndexSize"])
-    live = on_disk - reusable_bytes(stats)
-    return {
-        "copies": args.storage_copies,
-        "profiles": profiles,
-        "index_sizes": stats.get("indexSizes", {}),
-        "bytes_per_profile": round(on_disk / max(1, profiles)),
-        "gib_per_million_users": round(on_disk / max(1, profiles) * 1e6 / GIB, 3),
-        "reusable_free_bytes": on_disk - live,
-        "live_bytes_per_profile": round(live / max(1, profiles)),
-        "live_gib_per_million_users": round(live / max(1, profiles) * 1e6 / GIB, 3),
-    }
+    return {"copies": args.storage_copies, "profiles": profiles, **storage}
 
 
 def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
