@@ -71,7 +71,7 @@ class DynamicBatcher:
     ) -> None:
         self.model, self.version = model, version
         self._run, self._spec, self._config, self._executor = run, spec, config, executor
-        self._labels = (model, str(version))
+        self._series = metrics.ModelSeries.of(model, str(version))
         self._max_rows = config.max_batch_size if config.enabled else 1
         preferred = [s for s in config.preferred_batch_sizes if s <= self._max_rows]
         self._target_rows = max(preferred) if preferred else self._max_rows
@@ -105,15 +105,23 @@ class DynamicBatcher:
             deadline=deadline,
         )
         self._queue.append(pending)
-        metrics.QUEUE_DEPTH.labels(*self._labels).set(len(self._queue))
+        self._series.queue_depth.set(len(self._queue))
         self._wakeup.set()
         if deadline is None:
             return await pending.future
+        # A timer, not asyncio.wait_for: that adds a waiter future and callbacks per request.
+        timer = loop.call_later(max(0.0, deadline - time.monotonic()), self._expire, pending)
         try:
-            return await asyncio.wait_for(pending.future, max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            metrics.REQUESTS.labels(*self._labels, "failure").inc()
-            raise DeadlineExceeded("the deadline passed while the request was queued") from None
+            return await pending.future
+        finally:
+            timer.cancel()
+
+    def _expire(self, pending: _Pending) -> None:
+        if not pending.future.done():  # queued or executing: its rows are dropped unread
+            pending.future.set_exception(
+                DeadlineExceeded("the deadline passed before the model answered")
+            )
+            self._series.failed.inc()
 
     async def close(self) -> None:
         """Stop accepting requests, run everything already queued, wait for executions."""
@@ -157,7 +165,7 @@ class DynamicBatcher:
                 pending.future.set_exception(
                     DeadlineExceeded("the deadline passed while the request was queued")
                 )
-                metrics.REQUESTS.labels(*self._labels, "failure").inc()
+                self._series.failed.inc()
                 continue
             kept.append(pending)
         self._queue = kept
@@ -183,7 +191,7 @@ class DynamicBatcher:
             else:
                 rest.append(pending)
         self._queue = rest
-        metrics.QUEUE_DEPTH.labels(*self._labels).set(len(self._queue))
+        self._series.queue_depth.set(len(self._queue))
         return batch
 
     async def _wait(self, seconds: float | None) -> None:
@@ -258,12 +266,12 @@ class DynamicBatcher:
         return outputs, time.perf_counter() - started
 
     async def _execute(self, batch: list[_Pending]) -> None:
-        labels = self._labels
+        series = self._series
         try:
             started = time.monotonic()
             rows = 0
             for pending in batch:
-                metrics.QUEUE_SECONDS.labels(*labels).observe(started - pending.enqueued)
+                series.queue_seconds.observe(started - pending.enqueued)
                 rows += pending.rows
             merged = self._merge(batch)
             if rows <= self._config.inline_max_rows:
@@ -273,10 +281,10 @@ class DynamicBatcher:
                 outputs, seconds = await loop.run_in_executor(
                     self._executor, self._timed_run, merged
                 )
-            metrics.COMPUTE_SECONDS.labels(*labels).observe(seconds)
-            metrics.EXECUTIONS.labels(*labels).inc()
-            metrics.INFERENCES.labels(*labels).inc(rows)
-            metrics.BATCH_SIZE.labels(*labels).observe(rows)
+            series.compute_seconds.observe(seconds)
+            series.executions.inc()
+            series.inferences.inc(rows)
+            series.batch_size.observe(rows)
             offset = 0
             for pending in batch:
                 part = {
@@ -288,14 +296,14 @@ class DynamicBatcher:
                 offset += pending.rows
                 if not pending.future.done():
                     pending.future.set_result(part)
-                    metrics.REQUESTS.labels(*labels, "success").inc()
+                    series.succeeded.inc()
         except Exception as exc:
             log.exception("execution failed", extra={"fields": {"model": self.model,
                                                                 "version": self.version}})  # fmt: skip
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
-                    metrics.REQUESTS.labels(*labels, "failure").inc()
+                    series.failed.inc()
         finally:
             # Leave the set before the slot frees: the next batch's share counts the others.
             if (task := asyncio.current_task()) is not None:

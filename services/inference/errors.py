@@ -30,7 +30,7 @@ class Unavailable(InferenceError):
 
 
 class DeadlineExceeded(InferenceError):
-    """The request's deadline passed while it waited in a batch queue."""
+    """The request's deadline passed before its model answered (queued or running)."""
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 

@@ -31,6 +31,10 @@ def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
 def rpc(method: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
     """Map core errors to status codes and record the call's outcome and latency."""
 
+    # Bound once per method: the common outcome and the latency series are hit every call.
+    succeeded = metrics.GRPC_REQUESTS.labels(method, grpc.StatusCode.OK.name)
+    seconds = metrics.GRPC_SECONDS.labels(method)
+
     def wrap(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
         @functools.wraps(fn)
         async def handler(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
@@ -51,8 +55,11 @@ def rpc(method: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
                 raise
             finally:
-                metrics.GRPC_REQUESTS.labels(method, code.name).inc()
-                metrics.GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+                if code is grpc.StatusCode.OK:
+                    succeeded.inc()
+                else:
+                    metrics.GRPC_REQUESTS.labels(method, code.name).inc()
+                seconds.observe(time.perf_counter() - started)
 
         return handler
 

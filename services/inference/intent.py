@@ -86,9 +86,12 @@ class IntentClassifier:
         assert model.batcher is not None
         size = max(1, model.batcher.max_rows)
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-        outputs = await asyncio.gather(
-            *(model.infer(tokenizer.encode(chunk), deadline) for chunk in chunks)
-        )
+        if len(chunks) == 1:  # the common case: no task per chunk
+            outputs = [await model.infer(tokenizer.encode(chunks[0]), deadline)]
+        else:
+            outputs = await asyncio.gather(
+                *(model.infer(tokenizer.encode(chunk), deadline) for chunk in chunks)
+            )
         probs = np.concatenate([probabilities(model, out) for out in outputs], axis=0)
         threshold = float(model.config.extra.get("oos_threshold", 0.0))
         decisions = decide_intent(probs, labels, threshold)
