@@ -12,12 +12,13 @@ import onnx
 from models.cards import render_card
 from models.evaluation import measure_latency, session, table
 from models.publish import current_if_unchanged, fingerprint, publish
+from models.recommender.graph import reference_reasons
 from models.recommender.train import export, train_and_evaluate
 from models.runtime.items import ItemIndex
 from models.sources import RECBOLE_WHEEL
 from shared.model_registry import DataSource, ModelConfig, TensorSpec
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: one stacked item-item table, top_reasons output
 NAME = "recommender"
 TARGETS = {"hr@10": 0.20, "ndcg@10": 0.10}
 MOVIELENS = DataSource(
@@ -78,13 +79,18 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
         [np.where(rng.random(max_len) < 0.3, -1, rng.integers(0, n, max_len)) for _ in range(16)]
     )
     exclude = np.zeros((16, n), dtype=bool)
-    top_items, top_scores = sess.run(
-        None, {"recent_items": recent, "exclude_mask": exclude, "k": np.array([10], dtype=np.int64)}
+    top_items, top_scores, top_reasons = sess.run(
+        ["top_items", "top_scores", "top_reasons"],
+        {"recent_items": recent, "exclude_mask": exclude, "k": np.array([10], dtype=np.int64)},
     )
     ref = model.score_recent(recent) + prior
     ref_top = np.sort(ref, axis=1)[:, ::-1][:, :10]
     max_diff = float(abs(top_scores - ref_top).max())
     same_items = float(np.mean(top_items == np.argsort(-ref, axis=1, kind="stable")[:, :10]))
+    w_ease, w_trans = model.weights()
+    same_reasons = float(np.mean(
+        top_reasons == reference_reasons(model.ease, model.trans, w_ease, w_trans, recent, top_items)
+    ))  # fmt: skip
 
     def feed(b: int) -> dict[str, np.ndarray]:
         return {
@@ -106,6 +112,7 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
         "tuning_trace": out["trace"],
         "onnx_vs_training_max_abs_diff": max_diff,
         "onnx_same_top10_items": same_items,
+        "onnx_same_top10_reasons": same_reasons,
         "dataset": {"users": out["n_users"], "items": n, "interactions": out["n_interactions"]},
     }
     config = ModelConfig(
@@ -139,6 +146,13 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
                 description="item rows, best first",
             ),
             TensorSpec(name="top_scores", dtype="float32", shape=["batch", "k"]),
+            TensorSpec(
+                name="top_reasons",
+                dtype="int64",
+                shape=["batch", "k"],
+                description="per returned item, the recent_items position that adds most "
+                "to its score (the reason to show)",
+            ),
         ],
         preprocessing={
             "runtime": "models.runtime.items.ItemIndex.load(items.json)",

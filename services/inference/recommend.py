@@ -1,13 +1,10 @@
 """Recommendations (transport-neutral): profile -> recommender model -> items with reasons.
 
-A request scores the user's history in one execution, then each of their last few items on
-its own in a second one, masked to the items the first chose; the single-item row that
-scores a recommended item highest names the reason ("because you watched X"). The
-single-item rows go in one item wide (the graph gathers one matrix row per reason instead
-of one per history position) and, being masked, need only a partial sort: together about a
-third of the CPU of scoring them padded over the whole catalogue. Users without usable
-history get what is trending; when the profile store is down, the answer is trending and
-flagged as degraded.
+A request scores the user's history in one execution. The graph also names, for each item
+it returns, the history position that adds most to its score: that item is the reason
+("because you watched X"). Recommender versions without that output get their reasons from
+a second execution (``_reasons_by_single_items``). Users without usable history get what is
+trending; when the profile store is down, the answer is trending and flagged as degraded.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from services.inference.store import CatalogueEntry, ProfileStore, ProfileView
 DEFAULT_K = 10
 MAX_K = 100
 MAX_ID_CHARS = 256
-REASON_ROWS = 5  # the newest items that can be named as a reason
+REASON_ROWS = 5  # without top_reasons: the newest items that can be named as a reason
 DEFAULT_HISTORY = 20
 EXCLUDED = -1e38  # the graph scores excluded items at about -3e38
 
@@ -36,6 +33,9 @@ class Source(enum.Enum):
     PERSONALISED = "personalised"
     TRENDING = "trending"
     TRENDING_DEGRADED = "trending_degraded"
+
+
+ANSWERS_BY_SOURCE = {source: metrics.RECOMMEND_SOURCE.labels(source.value) for source in Source}
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class Recommender:
         else:
             source = Source.TRENDING if store_ok else Source.TRENDING_DEGRADED
             result = await self._trending(model, exclude, categories, k, source, deadline)
-        metrics.RECOMMEND_SOURCE.labels(result.source.value).inc()
+        ANSWERS_BY_SOURCE[result.source].inc()
         return result
 
     def _mask(self, model: LoadedModel, exclude: set[str], categories: set[str]) -> np.ndarray:
@@ -154,17 +154,18 @@ class Recommender:
         mask: np.ndarray,
         deadline: float | None,
         length: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(``recent_items`` as sent, the graph's outputs)."""
         index = model.extras.items
         assert index is not None
+        recent = index.recent_items(rows, length or history_length(model))
         inputs = {
-            "recent_items": index.recent_items(rows, length or history_length(model)),
+            "recent_items": recent,
             "exclude_mask": np.repeat(mask, len(rows), axis=0),
             # The same k for every request, so that every request shares one batch key.
             "k": np.array([min(MAX_K, len(index))], dtype=np.int64),
         }
-        out = await model.infer(inputs, deadline)
-        return out["top_items"], out["top_scores"]
+        return recent, await model.infer(inputs, deadline)
 
     async def _personalised(
         self,
@@ -177,40 +178,56 @@ class Recommender:
     ) -> RecommendResult:
         index = model.extras.items
         assert index is not None
-        top_items, top_scores = await self._run(
+        recent, out = await self._run(
             model, [history], self._mask(model, exclude, categories), deadline
         )
-        chosen = [(int(row), float(score)) for row, score in zip(top_items[0], top_scores[0],
-                                                                   strict=True)
+        chosen = [(j, int(row), float(score))
+                  for j, (row, score) in enumerate(zip(out["top_items"][0], out["top_scores"][0],
+                                                       strict=True))
                   if score > EXCLUDED][:k]  # fmt: skip
-        reasons: list[str] = []
-        for item in reversed(history):
-            if item not in reasons and index.rows([item]):
-                reasons.append(item)
-            if len(reasons) == REASON_ROWS:
-                break
-        # Each single-item row is masked to the chosen items only, so its top k is exactly
-        # their scores: scores[r, item row], to find the reason that scores an item highest.
-        per_reason = np.full((len(reasons), len(index)), EXCLUDED, dtype=np.float32)
-        if chosen:
-            only_chosen = np.ones((1, len(index)), dtype=bool)
-            only_chosen[0, [row for row, _ in chosen]] = False
-            reason_items, reason_scores = await self._run(
-                model, [[r] for r in reasons], only_chosen, deadline, length=1
-            )
-            for r in range(len(reasons)):
-                per_reason[r, reason_items[r]] = reason_scores[r]
+        if "top_reasons" in out:  # the graph names each item's reason: one execution
+            positions = out["top_reasons"][0]
+            reasons = [index.item_ids[int(recent[0, positions[j]])] for j, _, _ in chosen]
+        else:
+            reasons = await self._reasons_by_single_items(model, history, chosen, deadline)
         items: list[Recommendation] = []
-        for row, score in chosen:
+        for (_, row, score), because in zip(chosen, reasons, strict=True):
             item = index.item_ids[row]
             entry = self.entry(model, item)
-            because = reasons[int(per_reason[:, row].argmax())]
             reason = self.settings.reason_template.format(
                 title=self.entry(model, because).title or because
             )
             items.append(Recommendation(item, entry.title, score, reason, entry.categories))
         return RecommendResult(items, Source.PERSONALISED, model.name, str(model.version),
                                uuid.uuid4().hex)  # fmt: skip
+
+    async def _reasons_by_single_items(
+        self,
+        model: LoadedModel,
+        history: list[str],
+        chosen: list[tuple[int, int, float]],
+        deadline: float | None,
+    ) -> list[str]:
+        """Reasons for recommender versions without a ``top_reasons`` output: each of the
+        newest few history items is scored on its own, masked to the chosen items (its top k
+        is then exactly their scores), and the one scoring an item highest is its reason."""
+        index = model.extras.items
+        assert index is not None
+        if not chosen:
+            return []
+        candidates: list[str] = []
+        for item in reversed(history):
+            if item not in candidates and index.rows([item]):
+                candidates.append(item)
+            if len(candidates) == REASON_ROWS:
+                break
+        only_chosen = np.ones((1, len(index)), dtype=bool)
+        only_chosen[0, [row for _, row, _ in chosen]] = False
+        _, out = await self._run(model, [[c] for c in candidates], only_chosen, deadline, length=1)
+        per_candidate = np.full((len(candidates), len(index)), EXCLUDED, dtype=np.float32)
+        for r in range(len(candidates)):
+            per_candidate[r, out["top_items"][r]] = out["top_scores"][r]
+        return [candidates[int(per_candidate[:, row].argmax())] for _, row, _ in chosen]
 
     async def _trending(
         self,
@@ -238,11 +255,9 @@ class Recommender:
         if items or model is None:
             return RecommendResult(items, source, "trends", "", uuid.uuid4().hex)
         # No trends recorded yet: the recommender's popularity prior on an empty history.
-        top_items, top_scores = await self._run(
-            model, [[]], self._mask(model, exclude, categories), deadline
-        )
+        _, out = await self._run(model, [[]], self._mask(model, exclude, categories), deadline)
         assert model.extras.items is not None
-        for row, score in zip(top_items[0], top_scores[0], strict=True):
+        for row, score in zip(out["top_items"][0], out["top_scores"][0], strict=True):
             if score <= EXCLUDED or len(items) == k:
                 break
             item = model.extras.items.item_ids[int(row)]

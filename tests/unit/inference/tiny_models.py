@@ -137,11 +137,28 @@ def item_similarity() -> np.ndarray:
     return sim
 
 
-def recommender_model(boost: float = 0.0) -> onnx.ModelProto:
-    """``boost`` is added to the last item's prior: a later version ranks differently."""
-    n = len(ITEMS)
-    prior = np.linspace(0.01, 0.001, n).astype(np.float32)
+def _prior(boost: float) -> np.ndarray:
+    prior = np.linspace(0.01, 0.001, len(ITEMS)).astype(np.float32)
     prior[-1] += boost
+    return prior
+
+
+def recommender_model(boost: float = 0.0) -> onnx.ModelProto:
+    """The served recommender's graph (with ``top_reasons``) over the item chain, every
+    history position weighted 1. ``boost`` is added to the last item's prior: a later
+    version ranks differently."""
+    from models.recommender.graph import build_recommender_graph
+
+    n = len(ITEMS)
+    ones, zeros = np.ones(HISTORY, dtype=np.float32), np.zeros(HISTORY, dtype=np.float32)
+    return build_recommender_graph(item_similarity(), np.zeros((n, n), np.float32), ones, zeros,
+                                   _prior(boost))  # fmt: skip
+
+
+def recommender_model_without_reasons(boost: float = 0.0) -> onnx.ModelProto:
+    """The same scores from a graph of an earlier recommender version: no ``top_reasons``."""
+    n = len(ITEMS)
+    prior = _prior(boost)
     inits = [numpy_helper.from_array(item_similarity(), "sim"),
              numpy_helper.from_array(prior, "prior"),
              numpy_helper.from_array(np.array(0, dtype=np.int64), "zero_i"),
@@ -245,11 +262,15 @@ def write_search(root: Path, version: int = 1) -> Path:
                                 "embeddings.npy": npy_bytes(catalogue_embeddings())})  # fmt: skip
 
 
-def write_recommender(root: Path, version: int = 1, boost: float = 0.0) -> Path:
-    return write_version(root, "recommender", version, recommender_model(boost), "recommendation",
+def write_recommender(
+    root: Path, version: int = 1, boost: float = 0.0, with_reasons: bool = True
+) -> Path:
+    graph = recommender_model(boost) if with_reasons else recommender_model_without_reasons(boost)
+    outputs = [*TOP, _spec("top_reasons", "int64", ["batch", "k"])] if with_reasons else TOP
+    return write_version(root, "recommender", version, graph, "recommendation",
                          [_spec("recent_items", "int64", ["batch", "history"]),
                           _spec("exclude_mask", "bool", ["batch", len(ITEMS)]),
-                          _spec("k", "int64", [1])], TOP,
+                          _spec("k", "int64", [1])], outputs,
                          files={"items.json": items_json()}, extra={"max_history": HISTORY})  # fmt: skip
 
 

@@ -81,6 +81,7 @@ def test_recommender_reacts_to_first_clicks(small_registry: Path) -> None:
     assert len(cold) == 10 and cold != after
     assert "1" not in after and "50" not in after
     assert mv.config.metrics["onnx_same_top10_items"] == 1.0
+    assert mv.config.metrics["onnx_same_top10_reasons"] == 1.0
 
 
 def test_search_finds_items_by_meaning(small_registry: Path) -> None:

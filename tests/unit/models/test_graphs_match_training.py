@@ -10,6 +10,7 @@ from models.evaluation import session
 
 
 def test_recommender_graph_equals_numpy_scorer() -> None:
+    from models.recommender.graph import reference_reasons
     from models.recommender.sequential import SequentialItemItem, SequentialParams
     from models.recommender.train import export
 
@@ -25,19 +26,32 @@ def test_recommender_graph_equals_numpy_scorer() -> None:
     exclude = np.zeros((10, n), dtype=bool)
     exclude[2, :20] = True
     k = np.array([5], dtype=np.int64)
-    items, scores = sess.run(None, {"recent_items": recent, "exclude_mask": exclude, "k": k})
+    items, scores, reasons = sess.run(
+        None, {"recent_items": recent, "exclude_mask": exclude, "k": k}
+    )
     ref = model.score_recent(recent) + prior
     ref[exclude] = -np.inf
     np.testing.assert_allclose(scores, np.sort(ref, axis=1)[:, ::-1][:, :5], rtol=1e-5, atol=1e-6)
     assert items[1].tolist() == [0, 1, 2, 3, 4]
     assert (items[2] >= 20).all()
     # Fewer recent items than max_len: weights align with the newest positions.
-    short, _ = sess.run(None, {"recent_items": recent[:, -3:], "exclude_mask": exclude, "k": k})
+    short, _, short_reasons = sess.run(
+        None, {"recent_items": recent[:, -3:], "exclude_mask": exclude, "k": k}
+    )
     ref_short = (
         model.score_recent(np.concatenate([np.full((10, 5), -1), recent[:, -3:]], axis=1)) + prior
     )
     ref_short[exclude] = -np.inf
     assert short[3].tolist() == np.argsort(-ref_short[3], kind="stable")[:5].tolist()
+    # Reasons: the position adding most to each returned item, never a padded one.
+    w_ease, w_trans = model.weights()
+    with_history = [b for b in range(10) if b != 1]
+    expected = reference_reasons(model.ease, model.trans, w_ease, w_trans, recent, items)
+    assert reasons[with_history].tolist() == expected[with_history].tolist()
+    assert (recent[0, reasons[0]] >= 0).all()  # row 0 starts with five pads
+    expected_short = reference_reasons(model.ease, model.trans, w_ease, w_trans,
+                                       recent[:, -3:], short)  # fmt: skip
+    assert short_reasons[with_history].tolist() == expected_short[with_history].tolist()
 
 
 def test_search_graph_equals_numpy_topk() -> None:
