@@ -96,11 +96,18 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
 def _varints(data: bytes) -> list[int]:
     if not data or max(data) < 0x80:  # every number below 128: one byte each (the usual case)
         return list(data)
+    # One loop over the bytes, no call per number: profiles are decoded on every Recommend.
     values: list[int] = []
-    at = 0
-    while at < len(data):
-        value, at = _read_varint(data, at)
-        values.append(value)
+    value = shift = 0
+    for byte in data:
+        if byte & 0x80:
+            value |= (byte & 0x7F) << shift
+            shift += 7
+        else:
+            values.append(value | (byte << shift))
+            value = shift = 0
+    if shift:
+        raise ValueError("packed ids end inside a number")
     return values
 
 

@@ -39,6 +39,10 @@ class ItemIndex:
     def __len__(self) -> int:
         return len(self.item_ids)
 
+    def row(self, item_id: str) -> int | None:
+        """The row of one id, or None when the catalogue does not have it."""
+        return self._row.get(item_id)
+
     def rows(self, item_ids: Iterable[str]) -> list[int]:
         """Rows of the known ids, in order; unknown ids are dropped."""
         return [self._row[i] for i in map(str, item_ids) if i in self._row]

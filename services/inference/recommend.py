@@ -101,9 +101,9 @@ class Recommender:
             return found
         title, categories = "", found.categories if found else []
         if model is not None and model.extras.items is not None:
-            rows = model.extras.items.rows([item])
-            if rows and model.extras.items.titles is not None:
-                title = model.extras.items.titles[rows[0]]
+            row = model.extras.items.row(item)
+            if row is not None and model.extras.items.titles is not None:
+                title = model.extras.items.titles[row]
             categories = categories or model.extras.item_categories.get(item, [])
         return CatalogueEntry(title, categories)
 
@@ -181,10 +181,12 @@ class Recommender:
         recent, out = await self._run(
             model, [history], self._mask(model, exclude, categories), deadline
         )
-        chosen = [(j, int(row), float(score))
-                  for j, (row, score) in enumerate(zip(out["top_items"][0], out["top_scores"][0],
-                                                       strict=True))
-                  if score > EXCLUDED][:k]  # fmt: skip
+        # Scores are sorted: the first k above the exclusion score (fewer if the mask left fewer).
+        scores = out["top_scores"][0]
+        usable = min(k, int(np.count_nonzero(scores > EXCLUDED)))
+        chosen = [(j, int(row), float(score)) for j, (row, score)
+                  in enumerate(zip(out["top_items"][0][:usable].tolist(),
+                                   scores[:usable].tolist(), strict=True))]  # fmt: skip
         if "top_reasons" in out:  # the graph names each item's reason: one execution
             positions = out["top_reasons"][0]
             reasons = [index.item_ids[int(recent[0, positions[j]])] for j, _, _ in chosen]
