@@ -8,7 +8,9 @@ Uses the registry's models (``var/models`` when it holds intent-classifier and r
 else tiny test models in a temporary registry), starts ``python -m services.inference``
 itself against MongoDB at ``LUMEN_MONGO_URI`` (default: the local platform), and saves
 ``bench/results/inference.json``. Figures are ratios against raw onnxruntime measured in
-the same run on the same model, so a busy machine shifts both sides.
+the same run on the same model, once before the servers start and once right after the
+batching-on ClassifyIntent phase (the baseline is their mean), so a busy machine, or one
+whose speed drifts during the run, shifts both sides.
 """
 
 from __future__ import annotations
@@ -80,6 +82,15 @@ def registry(path: str | None) -> Path:
     return tiny
 
 
+def raw_modes() -> dict[str, tuple[int, int, bool]]:
+    """Ways to run the bare model on this CPU: (runs at once, intra-op threads, spinning);
+    one thread has no pool to spin in."""
+    cores = os.cpu_count() or 1
+    return {f"1x{cores}_threads_sleeping": (1, cores, False),
+            f"1x{cores}_threads_spinning": (1, cores, True),
+            f"{cores}x1_thread": (cores, 1, False)}  # fmt: skip
+
+
 def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> dict[str, Any]:
     """Texts/s of the bare intent model per batch size, in every way onnxruntime can use this
     CPU: one run at a time with an intra-op thread per core (threads spinning or sleeping
@@ -92,11 +103,7 @@ def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> 
 
     found = get_version("intent-classifier", root=root)
     tokenizer = TextTokenizer(found.path / "tokenizer.json")
-    cores = os.cpu_count() or 1
-    # (runs at once, intra-op threads, spinning); one thread has no pool to spin in.
-    modes = {f"1x{cores}_threads_sleeping": (1, cores, False),
-             f"1x{cores}_threads_spinning": (1, cores, True),
-             f"{cores}x1_thread": (cores, 1, False)}  # fmt: skip
+    modes = raw_modes()
     sessions: dict[str, Any] = {}
     results: dict[str, dict[int, float]] = {}
     for mode, (runs_at_once, threads, spinning) in modes.items():
@@ -114,6 +121,22 @@ def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> 
     return {"texts_per_second_by_batch": results, "best_threads": mode, "best_batch": best,
             "best_in_sweep": results[mode][best], "best_texts_per_second": again,
             "host_steal_share": steal.share()}  # fmt: skip
+
+
+def raw_best_again(root: Path, raw: dict[str, Any], seconds: float,
+                   settings: InferenceSettings) -> float:  # fmt: skip
+    """The sweep's chosen way and batch measured once more. Run after the server's phase,
+    the baseline becomes the mean of the measurements on either side of it, so a drift in
+    this shared machine's speed during the run moves the baseline too."""
+    from models.runtime import TextTokenizer
+
+    found = get_version("intent-classifier", root=root)
+    runs_at_once, threads, spinning = raw_modes()[raw["best_threads"]]
+    options = runtime.session_options(threads, settings.inter_op_threads,
+                                      settings.graph_optimization, spinning)  # fmt: skip
+    session = runtime.open_session(str(found.model_path), options)
+    tokenizer = TextTokenizer(found.path / "tokenizer.json")
+    return _texts_per_second(session, tokenizer, raw["best_batch"], runs_at_once, seconds)
 
 
 def _texts_per_second(session: Any, tokenizer: Any, batch: int, runs_at_once: int,
@@ -324,7 +347,8 @@ def main() -> None:
     settings = InferenceSettings()
     print(f"registry {root}", flush=True)
 
-    raw = raw_onnxruntime(root, max(1.0, args.seconds / 2), settings)
+    raw_seconds = max(1.0, args.seconds / 2)
+    raw = raw_onnxruntime(root, raw_seconds, settings)
     print(f"raw onnxruntime: {raw['best_texts_per_second']:.0f} texts/s at batch "
           f"{raw['best_batch']}, {raw['best_threads']} (sweep: {raw['best_in_sweep']:.0f})",
           flush=True)  # fmt: skip
@@ -354,8 +378,19 @@ def main() -> None:
                     1000 * (cpu_seconds(server.proc.pid) - cpu_before) / max(load["requests"], 1)
                 )
                 load.update(batch_figures(before, server.metrics(), "intent-classifier"))
+                if "baseline_texts_per_second" not in raw:  # the server idles meanwhile
+                    after = raw_best_again(root, raw, 2 * raw_seconds, settings)
+                    raw["best_after_server_texts_per_second"] = after
+                    raw["baseline_texts_per_second"] = (raw["best_texts_per_second"] + after) / 2
+                    print(f"raw onnxruntime again: {after:.0f} texts/s", flush=True)
                 load["ratio_to_raw_best"] = (
+                    load["requests_per_second"] / raw["baseline_texts_per_second"]
+                )
+                load["ratio_to_raw_before"] = (
                     load["requests_per_second"] / raw["best_texts_per_second"]
+                )
+                load["ratio_to_raw_after"] = (
+                    load["requests_per_second"] / raw["best_after_server_texts_per_second"]
                 )
                 # Against the sweep's unrepeated maximum too: the stricter reading.
                 load["ratio_to_sweep_maximum"] = load["requests_per_second"] / raw["best_in_sweep"]
