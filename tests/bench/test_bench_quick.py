@@ -53,6 +53,12 @@ def test_every_benchmark_runs(quick_run: tuple[subprocess.CompletedProcess[str],
     # Storage at scale replays the same events once per copy, each under its own user ids.
     at_scale = suite["parts"]["profiles"]["storage_at_scale"]
     assert at_scale["profiles"] == at_scale["copies"] * throughput["profiles"] > 0, at_scale
+    # ClassifyIntent's baseline: raw onnxruntime measured before and after the server's phases.
+    raw = suite["parts"]["inference"]["raw_with_tokeniser"]
+    assert raw["best_after_server_texts_per_second"] > 0, raw
+    assert raw["baseline_texts_per_second"] == pytest.approx(
+        (raw["best_texts_per_second"] + raw["best_after_server_texts_per_second"]) / 2
+    )
 
 
 def test_report_lists_targets_and_plots(
