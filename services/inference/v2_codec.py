@@ -167,7 +167,45 @@ def check_inputs(
         )
     if batch_sizes and min(batch_sizes) == 0:
         raise InvalidArgument("empty batch")
+    check_item_values(out, config)
     return out
+
+
+def _declared(config: ModelConfig, key: str) -> int | None:
+    for holder in (config.extra, config.preprocessing):
+        value = holder.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_item_values(inputs: dict[str, np.ndarray], config: ModelConfig) -> None:
+    """Values a top-k graph over a catalogue cannot run: item rows past the catalogue, more
+    history positions than the model was trained for, k above the catalogue size. Caught
+    here, they are the caller's INVALID_ARGUMENT; left to onnxruntime, they would fail the
+    whole dynamic batch, other callers' requests included."""
+    items: int | None = None
+    for spec in config.inputs:
+        if spec.name == "exclude_mask" and len(spec.shape) == 2 and isinstance(spec.shape[1], int):
+            items = spec.shape[1]
+    if "catalogue" in inputs and inputs["catalogue"].ndim == 2:
+        items = inputs["catalogue"].shape[0]
+    recent = inputs.get("recent_items")
+    if recent is not None and recent.ndim == 2:
+        longest = _declared(config, "max_history")
+        if longest is not None and recent.shape[1] > longest:
+            raise InvalidArgument(f"recent_items: {recent.shape[1]} positions, {config.name} "
+                                  f"takes at most {longest}")  # fmt: skip
+        if items is not None and recent.size and int(recent.max()) >= items:
+            raise InvalidArgument(f"recent_items: row {int(recent.max())} is past the "
+                                  f"{items}-item catalogue (-1 pads)")  # fmt: skip
+    k = inputs.get("k")
+    if k is None or not k.size or k.dtype.kind not in "iu":
+        return
+    low, high = int(k.min()), int(k.max())
+    if low < 0 or (items is not None and high > items):
+        limit = items if items is not None else "the catalogue size"
+        raise InvalidArgument(f"k must be between 0 and {limit} ({low if low < 0 else high} sent)")
 
 
 def encode_outputs(

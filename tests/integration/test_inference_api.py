@@ -153,6 +153,21 @@ def test_every_error_case_returns_its_status(channel: grpc.Channel) -> None:
     wrong_count = [tensor(name="input_ids", datatype="INT64", shape=[1, 3], contents=ids),
                    tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=ids)]  # fmt: skip
     assert code_of(infer(inputs=wrong_count)) == invalid
+
+    def recommender_inputs(recent: list[int], k: int = 3) -> list[object]:
+        rows = v2.InferTensorContents(int64_contents=recent)
+        mask = v2.InferTensorContents(bool_contents=[False] * 8)
+        return [tensor(name="recent_items", datatype="INT64", shape=[1, len(recent)], contents=rows),
+                tensor(name="exclude_mask", datatype="BOOL", shape=[1, 8], contents=mask),
+                tensor(name="k", datatype="INT64", shape=[1],
+                       contents=v2.InferTensorContents(int64_contents=[k]))]  # fmt: skip
+
+    # Values the graph cannot run (a row past the 8 items, more than the 4 trained history
+    # positions, k above the catalogue) are the caller's error, found before batching.
+    for bad in (recommender_inputs([0, 99]), recommender_inputs([0, 1, 2, 3, 4]),
+                recommender_inputs([0], k=9)):  # fmt: skip
+        assert code_of(infer("recommender", inputs=bad)) == invalid
+    assert infer("recommender", inputs=recommender_inputs([-1, 0], k=8))().outputs  # type: ignore[operator]
     assert (
         code_of(lambda: intents.ClassifyIntent(pb.ClassifyIntentRequest(text="  "), timeout=5))
         == invalid
