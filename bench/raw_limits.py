@@ -125,7 +125,8 @@ def model_inputs(found: Any, batch: int) -> dict[str, np.ndarray]:
             elif dim == "items":
                 shape.append(min(_catalogue_rows(found), 1000))
             else:
-                shape.append(_history(config))
+                # No more positions than a sequence model was trained for.
+                shape.append(min(HISTORY, config.max_history() or HISTORY))
         if spec.name == "k":  # top-k may not exceed the items the model ranks
             inputs[spec.name] = np.full(shape, min(10, n_items, _catalogue_rows(found)), np.int64)
         elif spec.name == "catalogue" and (found.path / "embeddings.npy").exists():
@@ -139,16 +140,6 @@ def model_inputs(found: Any, batch: int) -> dict[str, np.ndarray]:
         else:
             inputs[spec.name] = rng.standard_normal(shape).astype(np.float32)
     return inputs
-
-
-def _history(config: Any) -> int:
-    """History positions to send: HISTORY, or fewer when the model was trained for fewer
-    (its recency weights cover only ``max_history`` positions)."""
-    for holder in (config.extra, config.preprocessing):
-        declared = holder.get("max_history")
-        if isinstance(declared, int) and declared > 0:
-            return min(HISTORY, declared)
-    return HISTORY
 
 
 def _catalogue_rows(found: Any) -> int:

@@ -75,6 +75,16 @@ class ModelConfig(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     extra: dict[str, Any] = Field(default_factory=dict)
 
+    def max_history(self) -> int | None:
+        """History positions a sequence model was trained for (its recency weights), from
+        ``extra`` or ``preprocessing``; None when it declares none."""
+        for holder in (self.extra, self.preprocessing):
+            for key in ("max_history", "max_len", "history_length"):
+                value = holder.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    return value
+        return None
+
 
 class ModelVersion(BaseModel):
     name: str

@@ -68,11 +68,7 @@ class RecommendResult:
 
 def history_length(model: LoadedModel) -> int:
     """History positions the graph was trained for (its recency weights)."""
-    for holder in (model.config.preprocessing, model.config.extra):
-        for key in ("max_history", "max_len", "history_length"):
-            if isinstance(holder.get(key), int) and holder[key] > 0:
-                return int(holder[key])
-    return DEFAULT_HISTORY
+    return model.config.max_history() or DEFAULT_HISTORY
 
 
 class Recommender:

@@ -171,14 +171,6 @@ def check_inputs(
     return out
 
 
-def _declared(config: ModelConfig, key: str) -> int | None:
-    for holder in (config.extra, config.preprocessing):
-        value = holder.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
 def check_item_values(inputs: dict[str, np.ndarray], config: ModelConfig) -> None:
     """Values a top-k graph over a catalogue cannot run: item rows past the catalogue, more
     history positions than the model was trained for, k above the catalogue size. Caught
@@ -192,7 +184,7 @@ def check_item_values(inputs: dict[str, np.ndarray], config: ModelConfig) -> Non
         items = inputs["catalogue"].shape[0]
     recent = inputs.get("recent_items")
     if recent is not None and recent.ndim == 2:
-        longest = _declared(config, "max_history")
+        longest = config.max_history()
         if longest is not None and recent.shape[1] > longest:
             raise InvalidArgument(f"recent_items: {recent.shape[1]} positions, {config.name} "
                                   f"takes at most {longest}")  # fmt: skip

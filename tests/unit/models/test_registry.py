@@ -50,6 +50,13 @@ def test_config_round_trip(tmp_path: Path) -> None:
     assert load_config(tmp_path) == config
 
 
+def test_max_history_is_read_from_extra_or_preprocessing() -> None:
+    assert _config().max_history() is None  # not a sequence model
+    assert _config(extra={"max_history": 50}).max_history() == 50
+    assert _config(preprocessing={"max_len": 8}).max_history() == 8
+    assert _config(extra={"max_history": True, "pad": -1}).max_history() is None
+
+
 def test_invalid_config_is_a_registry_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"name": "x"}')
     with pytest.raises(RegistryError, match="invalid"):
