@@ -160,12 +160,9 @@ class DynamicBatcher:
         kept: deque[_Pending] = deque()
         for pending in self._queue:
             if pending.future.done():
-                continue  # cancelled by its caller, or timed out in infer()
+                continue  # cancelled by its caller, or its deadline timer fired
             if pending.deadline is not None and pending.deadline <= now:
-                pending.future.set_exception(
-                    DeadlineExceeded("the deadline passed while the request was queued")
-                )
-                self._series.failed.inc()
+                self._expire(pending)  # past due, its timer not run yet
                 continue
             kept.append(pending)
         self._queue = kept
