@@ -123,11 +123,12 @@ def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> 
             "host_steal_share": steal.share()}  # fmt: skip
 
 
-def raw_best_again(root: Path, raw: dict[str, Any], seconds: float,
-                   settings: InferenceSettings) -> float:  # fmt: skip
-    """The sweep's chosen way and batch measured once more. Run after the server's phase,
-    the baseline becomes the mean of the measurements on either side of it, so a drift in
-    this shared machine's speed during the run moves the baseline too."""
+def measure_baseline_after_server(root: Path, raw: dict[str, Any], seconds: float,
+                                  settings: InferenceSettings) -> None:  # fmt: skip
+    """The sweep's chosen way and batch measured once more, after the server's first phase
+    (with the server idle). ``raw`` gains that figure and the baseline, the mean of the
+    measurements on either side of the phase, so a drift in this shared machine's speed
+    during the run moves the baseline too."""
     from models.runtime import TextTokenizer
 
     found = get_version("intent-classifier", root=root)
@@ -136,7 +137,9 @@ def raw_best_again(root: Path, raw: dict[str, Any], seconds: float,
                                       settings.graph_optimization, spinning)  # fmt: skip
     session = runtime.open_session(str(found.model_path), options)
     tokenizer = TextTokenizer(found.path / "tokenizer.json")
-    return _texts_per_second(session, tokenizer, raw["best_batch"], runs_at_once, seconds)
+    after = _texts_per_second(session, tokenizer, raw["best_batch"], runs_at_once, seconds)
+    raw["best_after_server_texts_per_second"] = after
+    raw["baseline_texts_per_second"] = (raw["best_texts_per_second"] + after) / 2
 
 
 def _texts_per_second(session: Any, tokenizer: Any, batch: int, runs_at_once: int,
@@ -378,11 +381,10 @@ def main() -> None:
                     1000 * (cpu_seconds(server.proc.pid) - cpu_before) / max(load["requests"], 1)
                 )
                 load.update(batch_figures(before, server.metrics(), "intent-classifier"))
-                if "baseline_texts_per_second" not in raw:  # the server idles meanwhile
-                    after = raw_best_again(root, raw, 2 * raw_seconds, settings)
-                    raw["best_after_server_texts_per_second"] = after
-                    raw["baseline_texts_per_second"] = (raw["best_texts_per_second"] + after) / 2
-                    print(f"raw onnxruntime again: {after:.0f} texts/s", flush=True)
+                if label == "batching_on":  # the first phase; the server idles meanwhile
+                    measure_baseline_after_server(root, raw, 2 * raw_seconds, settings)
+                    print(f"raw onnxruntime again: {raw['best_after_server_texts_per_second']:.0f}"
+                          " texts/s", flush=True)  # fmt: skip
                 load["ratio_to_raw_best"] = (
                     load["requests_per_second"] / raw["baseline_texts_per_second"]
                 )

@@ -123,11 +123,9 @@ def measure_lumen(platform: Platform, registry: Path, profile: Profile) -> dict[
                 for c in sorted({*levels, profile.classify_streams}):
                     figures["classify_intent"][str(c)] = _with_batches(server, INTENT_MODEL, partial(
                         _closed, target, CLASSIFY, classify_requests(), c, profile))  # fmt: skip
-                if "baseline_texts_per_second" not in raw_typed:  # the server idles meanwhile
-                    after = ib.raw_best_again(registry, raw_typed, 2 * raw_seconds, settings)
-                    raw_typed["best_after_server_texts_per_second"] = after
-                    raw_typed["baseline_texts_per_second"] = (
-                        raw_typed["best_texts_per_second"] + after) / 2  # fmt: skip
+                if mode == "batching_on":  # the first mode; the server idles meanwhile
+                    ib.measure_baseline_after_server(registry, raw_typed, 2 * raw_seconds,
+                                                     settings)  # fmt: skip
                 for c in profile.concurrency_levels:
                     figures["oip_model_infer"][str(c)] = _with_batches(server, INTENT_MODEL, partial(
                         _closed, target, OIP_INFER, oip_requests, c, profile))  # fmt: skip
