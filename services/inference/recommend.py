@@ -180,16 +180,16 @@ class Recommender:
         # Scores are sorted: the first k above the exclusion score (fewer if the mask left fewer).
         scores = out["top_scores"][0]
         usable = min(k, int(np.count_nonzero(scores > EXCLUDED)))
-        chosen = [(j, int(row), float(score)) for j, (row, score)
-                  in enumerate(zip(out["top_items"][0][:usable].tolist(),
-                                   scores[:usable].tolist(), strict=True))]  # fmt: skip
+        chosen: list[tuple[int, float]] = list(
+            zip(out["top_items"][0][:usable].tolist(), scores[:usable].tolist(), strict=True)
+        )
         if "top_reasons" in out:  # the graph names each item's reason: one execution
-            positions = out["top_reasons"][0]
-            reasons = [index.item_ids[int(recent[0, positions[j]])] for j, _, _ in chosen]
+            positions = out["top_reasons"][0][:usable].tolist()
+            reasons = [index.item_ids[int(recent[0, p])] for p in positions]
         else:
             reasons = await self._reasons_by_single_items(model, history, chosen, deadline)
         items: list[Recommendation] = []
-        for (_, row, score), because in zip(chosen, reasons, strict=True):
+        for (row, score), because in zip(chosen, reasons, strict=True):
             item = index.item_ids[row]
             entry = self.entry(model, item)
             reason = self.settings.reason_template.format(
@@ -203,7 +203,7 @@ class Recommender:
         self,
         model: LoadedModel,
         history: list[str],
-        chosen: list[tuple[int, int, float]],
+        chosen: list[tuple[int, float]],
         deadline: float | None,
     ) -> list[str]:
         """Reasons for recommender versions without a ``top_reasons`` output: each of the
@@ -220,12 +220,12 @@ class Recommender:
             if len(candidates) == REASON_ROWS:
                 break
         only_chosen = np.ones((1, len(index)), dtype=bool)
-        only_chosen[0, [row for _, row, _ in chosen]] = False
+        only_chosen[0, [row for row, _ in chosen]] = False
         _, out = await self._run(model, [[c] for c in candidates], only_chosen, deadline, length=1)
         per_candidate = np.full((len(candidates), len(index)), EXCLUDED, dtype=np.float32)
         for r in range(len(candidates)):
             per_candidate[r, out["top_items"][r]] = out["top_scores"][r]
-        return [candidates[int(per_candidate[:, row].argmax())] for _, row, _ in chosen]
+        return [candidates[int(per_candidate[:, row].argmax())] for row, _ in chosen]
 
     async def _trending(
         self,
