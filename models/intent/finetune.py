@@ -1,11 +1,12 @@
-"""Supervised fine-tuning of MiniLM's top layers + a linear head, in JAX (no PyTorch).
+"""Supervised fine-tuning of an encoder's top layers + a linear head, in JAX (no PyTorch).
 
-Frozen MiniLM embeddings with a linear head stop around 0.91-0.93 on Banking77; the
+Frozen sentence embeddings with a linear head stop around 0.91-0.93 on Banking77; the
 targets need the encoder to adapt. Fine-tuning the whole encoder on 2 CPU cores is
 too slow for a build that must take minutes, so we cache the token states after the
-first ``6 - top_layers`` layers once (through onnxruntime) and fine-tune only the top
-layers, pooling and head with cross-entropy. The updated weights go back into the
-same ONNX graph builder, so the exported model is plain onnxruntime.
+first ``layers - top_layers`` layers once (through onnxruntime) and fine-tune only the
+top layers, pooling and head with cross-entropy. The updated weights go back into the
+same ONNX graph builder, so the exported model is plain onnxruntime. MiniLM and MPNet
+share this code (``models.encoder.spec`` holds what differs).
 
 JAX is an optional training dependency (extra ``train``); it is imported lazily.
 """
@@ -20,13 +21,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from models.encoder.graph import HEADS, HIDDEN, LAYERS
-
-LN_EPS = 1e-12
+from models.encoder.spec import (
+    RELATIVE_BIAS,
+    EncoderSpec,
+    relative_position_buckets,
+    spec_of,
+)
 
 
 @dataclass(frozen=True)
 class FinetuneParams:
+    encoder: str = "minilm"  # a key of models.encoder.spec.SPECS
     top_layers: int = 2
     epochs: int = 4
     batch_size: int = 32
@@ -43,7 +48,7 @@ class FinetuneParams:
 class TokenStates:
     """Per-sentence token states after the frozen layers (ragged, unpadded)."""
 
-    states: list[np.ndarray]  # each [T_i, 384] float32
+    states: list[np.ndarray]  # each [T_i, hidden] float32
 
     @classmethod
     def from_padded(cls, hidden: np.ndarray, mask: np.ndarray) -> TokenStates:
@@ -53,7 +58,7 @@ class TokenStates:
     def batch(self, idx: np.ndarray, bucket: int = 8) -> tuple[np.ndarray, np.ndarray]:
         longest = max(len(self.states[i]) for i in idx)
         t = int(math.ceil(longest / bucket) * bucket)  # few distinct shapes -> few compiles
-        h = np.zeros((len(idx), t, HIDDEN), dtype=np.float32)
+        h = np.zeros((len(idx), t, self.states[idx[0]].shape[1]), dtype=np.float32)
         m = np.zeros((len(idx), t), dtype=np.float32)
         for row, i in enumerate(idx):
             n = len(self.states[i])
@@ -62,14 +67,39 @@ class TokenStates:
         return h, m
 
 
-def layer_keys(first: int) -> list[str]:
-    return [f"encoder.layer.{i}." for i in range(first, LAYERS)]
+def layer_keys(spec: EncoderSpec, first: int) -> list[str]:
+    return [f"encoder.layer.{i}." for i in range(first, spec.layers)]
 
 
-def _forward(jnp: Any, jax: Any, params: dict[str, Any], h: Any, mask: Any, first: int) -> Any:
+def _trainable(weights: dict[str, np.ndarray], spec: EncoderSpec, first: int) -> dict[str, Any]:
+    import jax.numpy as jnp
+
+    keys = layer_keys(spec, first)
+    return {k: jnp.asarray(v) for k, v in weights.items() if any(k.startswith(p) for p in keys)}
+
+
+def _position_bias(jnp: Any, weights: dict[str, np.ndarray], spec: EncoderSpec, t: int) -> Any:
+    """[1,H,T,T] relative-position bias (MPNet), or 0. Kept frozen: the cached lower
+    layers were computed with it."""
+    if not spec.relative_buckets:
+        return 0.0
+    buckets = relative_position_buckets(spec, t)
+    return jnp.asarray(weights[RELATIVE_BIAS][buckets].transpose(2, 0, 1)[None])
+
+
+def _forward(
+    jnp: Any,
+    jax: Any,
+    params: dict[str, Any],
+    h: Any,
+    mask: Any,
+    first: int,
+    spec: EncoderSpec,
+    position_bias: Any,
+) -> Any:
     """Top encoder layers + masked mean + L2 norm; mirrors ``models.encoder.graph``."""
     b, t, _ = h.shape
-    hd = HIDDEN // HEADS
+    hd = spec.head_dim
 
     def lin(x: Any, name: str) -> Any:
         return x @ params[name + ".weight"].T + params[name + ".bias"]
@@ -77,19 +107,20 @@ def _forward(jnp: Any, jax: Any, params: dict[str, Any], h: Any, mask: Any, firs
     def ln(x: Any, name: str) -> Any:
         mu = x.mean(-1, keepdims=True)
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
-        return (x - mu) / jnp.sqrt(var + LN_EPS) * params[name + ".weight"] + params[name + ".bias"]
+        scale = params[name + ".weight"]
+        return (x - mu) / jnp.sqrt(var + spec.ln_eps) * scale + params[name + ".bias"]
 
-    bias = ((1.0 - mask) * -1e9)[:, None, None, :]
-    for p in layer_keys(first):
+    bias = ((1.0 - mask) * -1e9)[:, None, None, :] + position_bias
+    for p in layer_keys(spec, first):
 
         def split(x: Any) -> Any:
-            return x.reshape(b, t, HEADS, hd).transpose(0, 2, 1, 3)
+            return x.reshape(b, t, spec.heads, hd).transpose(0, 2, 1, 3)
 
         q = split(lin(h, p + "attention.self.query"))
         k = split(lin(h, p + "attention.self.key"))
         v = split(lin(h, p + "attention.self.value"))
         att = jax.nn.softmax(q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd) + bias, axis=-1)
-        ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, HIDDEN)
+        ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, spec.hidden)
         h = ln(lin(ctx, p + "attention.output.dense") + h, p + "attention.output.LayerNorm")
         ff = jax.nn.gelu(lin(h, p + "intermediate.dense"), approximate=False)
         h = ln(lin(ff, p + "output.dense") + h, p + "output.LayerNorm")
@@ -105,22 +136,19 @@ def finetune(
     params: FinetuneParams,
     on_epoch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Return updated top-layer weights plus ``head.weight`` [C,384] / ``head.bias`` [C]."""
+    """Return updated top-layer weights plus ``head.weight`` [C,hidden] / ``head.bias`` [C]."""
     import jax
     import jax.numpy as jnp
 
-    first = LAYERS - params.top_layers
-    trainable = {
-        k: jnp.asarray(v)
-        for k, v in weights.items()
-        if any(k.startswith(p) for p in layer_keys(first))
-    }
+    spec = spec_of(weights)
+    first = spec.layers - params.top_layers
+    trainable = _trainable(weights, spec, first)
     # Start the head at scaled class centroids of the frozen embeddings: a decent
     # classifier from step one, so the encoder gets useful gradients immediately.
     start = embed(weights, states, params.top_layers)
     centroids = np.stack(
         [
-            start[labels == c].mean(0) if (labels == c).any() else np.zeros(HIDDEN, np.float32)
+            start[labels == c].mean(0) if (labels == c).any() else np.zeros(spec.hidden, np.float32)
             for c in range(n_classes)
         ]
     )
@@ -129,7 +157,8 @@ def finetune(
     trainable["head.bias"] = jnp.zeros((n_classes,), jnp.float32)
 
     def loss_fn(p: dict[str, Any], h: Any, m: Any, y: Any, w: Any) -> Any:
-        emb = _forward(jnp, jax, p, h, m, first)
+        bias = _position_bias(jnp, weights, spec, h.shape[1])  # shapes are static under jit
+        emb = _forward(jnp, jax, p, h, m, first, spec, bias)
         logits = emb @ p["head.weight"].T + p["head.bias"]
         logp = jax.nn.log_softmax(logits)
         eps = params.label_smoothing
@@ -196,15 +225,17 @@ def embed(
     import jax
     import jax.numpy as jnp
 
-    first = LAYERS - top_layers
-    p = {
-        k: jnp.asarray(v)
-        for k, v in weights.items()
-        if any(k.startswith(x) for x in layer_keys(first))
-    }
-    fwd = jax.jit(lambda p, h, m: _forward(jnp, jax, p, h, m, first))
+    spec = spec_of(weights)
+    first = spec.layers - top_layers
+    p = _trainable(weights, spec, first)
+
+    def forward(p: dict[str, Any], h: Any, m: Any) -> Any:
+        bias = _position_bias(jnp, weights, spec, h.shape[1])
+        return _forward(jnp, jax, p, h, m, first, spec, bias)
+
+    fwd = jax.jit(forward)
     order = np.argsort([len(s) for s in states.states], kind="stable")
-    out = np.zeros((len(order), HIDDEN), dtype=np.float32)
+    out = np.zeros((len(order), spec.hidden), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         h, m = states.batch(idx, bucket=16)

@@ -10,19 +10,26 @@ from typing import Any
 import onnx
 
 from models.cards import render_card
-from models.encoder.register import PREPROCESSING, SOURCE, text_io
+from models.encoder.register import ENCODER_SOURCES, preprocessing, text_io
+from models.encoder.spec import SPECS
 from models.evaluation import measure_latency, session, table
 from models.intent.data import OOS
 from models.intent.graph import build_intent_graph
 from models.intent.scoring import MAX_ACCURACY_DROP
-from models.intent.train import DEFAULT_PARAMS, IntentRun, train_intent
+from models.intent.train import IntentRun, params_for, train_intent
 from models.paths import datasets_dir
 from models.publish import current_if_unchanged, fingerprint, publish
 from models.runtime.text import TextTokenizer
-from models.sources import MINILM_WEIGHTS_SHA256, minilm_files, sha256_file
+from models.sources import (
+    ENCODER_FILES,
+    MINILM_WEIGHTS_SHA256,
+    MPNET_WEIGHTS_SHA256,
+    sha256_file,
+)
 from shared.model_registry import DataSource, ModelConfig, TensorSpec
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: the encoder is a parameter (MiniLM or MPNet)
+WEIGHTS_SHA256 = {"minilm": MINILM_WEIGHTS_SHA256, "mpnet": MPNET_WEIGHTS_SHA256}
 MODEL_NAMES = {"banking77": "intent-classifier", "clinc150": "intent-classifier-clinc150"}
 TARGETS = {
     "banking77": {"in_scope_accuracy": 0.94},
@@ -52,9 +59,10 @@ def _data_hash(dataset: str) -> str:
 
 def _rows(run: IntentRun, dataset: str) -> list[dict[str, Any]]:
     rows = []
+    label = SPECS[run.params.encoder].label
     for name, key in (
-        ("frozen MiniLM + logistic regression (baseline)", "baseline_frozen_logreg"),
-        ("fine-tuned MiniLM top layers + head (served)", "model"),
+        (f"frozen {label} + logistic regression (baseline)", "baseline_frozen_logreg"),
+        (f"fine-tuned {label} top layers + head (served)", "model"),
     ):
         m = run.metrics[key]
         rows.append(
@@ -95,23 +103,25 @@ def hits(run: IntentRun, dataset: str) -> dict[str, bool]:
 
 def register_intent(dataset: str, small: bool = False, force: bool = False) -> dict[str, Any]:
     name = MODEL_NAMES[dataset]
+    params = params_for(dataset)
+    spec = SPECS[params.encoder]
     fp = fingerprint(
         {
             "code": CODE_VERSION,
-            "weights": MINILM_WEIGHTS_SHA256,
+            "weights": WEIGHTS_SHA256[params.encoder],
             "data": _data_hash(dataset),
             "small": small,
-            "finetune": asdict(DEFAULT_PARAMS[dataset]),
+            "finetune": asdict(params),
             "max_accuracy_drop": MAX_ACCURACY_DROP,
         }
     )
     kept = current_if_unchanged(name, fp)
     if kept is not None and not force:
         return {"skipped": True, **kept.metrics}
-    minilm = minilm_files()
-    run = train_intent(dataset, minilm, small=small)
+    encoder_dir = ENCODER_FILES[params.encoder]()
+    run = train_intent(dataset, encoder_dir, small=small, params=params)
     graph = build_intent_graph(run.weights, run.head_weight, run.head_bias)
-    tok = TextTokenizer(minilm / "tokenizer.json")
+    tok = TextTokenizer(encoder_dir / "tokenizer.json")
     sess = session(graph.SerializeToString())
     latency = measure_latency(sess, lambda b: tok.encode([LATENCY_TEXT] * b))
     # The exported graph must reproduce the training-time (JAX) scorer.
@@ -127,7 +137,7 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
         "finetune": asdict(run.params),
     }
     labels = run.data.label_names
-    inputs, _ = text_io(TensorSpec(name="x", dtype="float32", shape=[1]))
+    inputs, _ = text_io(TensorSpec(name="x", dtype="float32", shape=[1]), params.encoder)
     outputs = [
         TensorSpec(
             name="probabilities",
@@ -138,7 +148,7 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
         TensorSpec(
             name="embedding",
             dtype="float32",
-            shape=["batch", 384],
+            shape=["batch", spec.hidden],
             description="fine-tuned sentence embedding (unit norm)",
         ),
     ]
@@ -148,18 +158,20 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
         version=1,
         task="intent-classification",
         sha256="",
-        description=f"{dataset} intents + out-of-scope: MiniLM with fine-tuned top "
+        description=f"{dataset} intents + out-of-scope: {spec.label} with fine-tuned top "
         f"{run.params.top_layers} layer(s) and a linear head, one ONNX graph.",
         inputs=inputs,
         outputs=outputs,
         labels=labels,
-        preprocessing=PREPROCESSING,
+        preprocessing=preprocessing(params.encoder),
         postprocessing={
             "runtime": "models.runtime.intent.decide_intent(probabilities, labels, threshold)",
             "rule": f"'{OOS}' when the top class is '{OOS}' or its probability < oos_threshold",
         },
         training_data=[
-            SOURCE.model_copy(update={"split": "pretrained; top layers fine-tuned here"}),
+            ENCODER_SOURCES[params.encoder].model_copy(
+                update={"split": "pretrained; top layers fine-tuned here"}
+            ),
             *data,
         ],
         metrics=metrics,
@@ -171,7 +183,7 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
     def write(folder: Path) -> None:
         onnx.save(graph, str(folder / "model.onnx"))
         (folder / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
-        (folder / "tokenizer.json").write_bytes((minilm / "tokenizer.json").read_bytes())
+        (folder / "tokenizer.json").write_bytes((encoder_dir / "tokenizer.json").read_bytes())
 
     report_note = (
         "Reported on the 10% validation split carved from Banking77 `train.csv` "

@@ -1,4 +1,4 @@
-"""Tokenisation for the BERT-style text graphs (``tokenizers`` only)."""
+"""Tokenisation for the BERT/MPNet text graphs (``tokenizers`` only)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,19 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
 class TextTokenizer:
     """Wraps ``tokenizer.json``: truncates to ``max_tokens`` and pads to the longest text.
 
-    The shipped ``tokenizer.json`` pads every text to 128 and truncates at 128; we
+    The shipped ``tokenizer.json`` files pad every text to 128 and truncate at 128; we
     replace both so that results match sentence-transformers (256 tokens) and
-    short batches stay short.
+    short batches stay short, keeping each file's own pad token.
     """
 
     def __init__(self, path: str | Path, max_tokens: int = MAX_TOKENS) -> None:
         self.max_tokens = max_tokens
         self._tok = Tokenizer.from_file(str(path))
         self._tok.enable_truncation(max_length=max_tokens)
-        self._tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to longest in batch
+        shipped = self._tok.padding or {"pad_id": 0, "pad_token": "[PAD]"}
+        self.pad_id = int(shipped["pad_id"])
+        # Pad to the longest text of the batch.
+        self._tok.enable_padding(pad_id=self.pad_id, pad_token=shipped["pad_token"])
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Return ``{"input_ids", "attention_mask"}`` as int64 arrays of shape [B, T]."""

