@@ -48,6 +48,7 @@ def eval_encoder(name: str) -> tuple[str, dict[str, Any]]:
 
 def eval_intent(name: str) -> tuple[str, dict[str, Any]]:
     from models.encoder.embed import run_text_graph
+    from models.encoder.spec import SPECS
     from models.evaluation import session
     from models.intent.data import banking77, clinc150
     from models.intent.register import COLUMNS, TARGETS
@@ -67,9 +68,11 @@ def eval_intent(name: str) -> tuple[str, dict[str, Any]]:
     y = np.array([labels.index(t) for t in data.report.labels])
     live = intent_metrics(probs, y, labels, float(mv.config.extra["oos_threshold"]))
     base = mv.config.metrics["baseline_frozen_logreg"]
+    # Versions built before the encoder became a parameter are MiniLM.
+    encoder = SPECS[mv.config.metrics.get("finetune", {}).get("encoder", "minilm")].label
     rows = []
     for label, m in (
-        ("frozen MiniLM + logistic regression (baseline, stored)", base),
+        (f"frozen {encoder} + logistic regression (baseline, stored)", base),
         (f"{name} v{mv.version} (live ONNX)", live),
     ):
         rows.append(
