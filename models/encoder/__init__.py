@@ -1,1 +1,2 @@
-"""all-MiniLM-L6-v2 as a self-contained ONNX graph, built from safetensors without PyTorch."""
+"""Sentence encoders (all-MiniLM-L6-v2, all-mpnet-base-v2) as self-contained ONNX graphs,
+built from safetensors without PyTorch."""

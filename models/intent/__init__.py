@@ -1,1 +1,2 @@
-"""Intent classifier: MiniLM encoder + a trained head, with out-of-scope detection."""
+"""Intent classifier: a fine-tuned sentence encoder (MPNet or MiniLM) + a trained head, with
+out-of-scope detection."""
