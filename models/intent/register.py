@@ -20,16 +20,10 @@ from models.intent.train import IntentRun, params_for, train_intent
 from models.paths import datasets_dir
 from models.publish import current_if_unchanged, fingerprint, publish
 from models.runtime.text import TextTokenizer
-from models.sources import (
-    ENCODER_FILES,
-    MINILM_WEIGHTS_SHA256,
-    MPNET_WEIGHTS_SHA256,
-    sha256_file,
-)
+from models.sources import ENCODER_FILES, ENCODER_WEIGHTS_SHA256, sha256_file
 from shared.model_registry import DataSource, ModelConfig, TensorSpec
 
 CODE_VERSION = 2  # 2: the encoder is a parameter (MiniLM or MPNet)
-WEIGHTS_SHA256 = {"minilm": MINILM_WEIGHTS_SHA256, "mpnet": MPNET_WEIGHTS_SHA256}
 MODEL_NAMES = {"banking77": "intent-classifier", "clinc150": "intent-classifier-clinc150"}
 TARGETS = {
     "banking77": {"in_scope_accuracy": 0.94},
@@ -108,7 +102,7 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
     fp = fingerprint(
         {
             "code": CODE_VERSION,
-            "weights": WEIGHTS_SHA256[params.encoder],
+            "weights": ENCODER_WEIGHTS_SHA256[params.encoder],
             "data": _data_hash(dataset),
             "small": small,
             "finetune": asdict(params),
