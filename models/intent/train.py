@@ -56,23 +56,19 @@ class IntentRun:
 
 
 def _states(
-    sess: Any, tok: TextTokenizer, texts: list[str], desc: str
+    sess: Any, tok: TextTokenizer, texts: list[str], width: int, desc: str
 ) -> tuple[TokenStates, np.ndarray]:
     """Token states after the frozen layers, plus the frozen sentence embedding."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     states: list[np.ndarray] = [np.zeros(0)] * len(texts)
-    frozen: np.ndarray | None = None
-
+    frozen = np.zeros((len(texts), width), dtype=np.float32)
     for start in tqdm(range(0, len(texts), 64), desc=desc, unit="batch", leave=False):
         idx = order[start : start + 64]
         enc = tok.encode([texts[i] for i in idx])
         emb, hidden = sess.run(["embedding", "hidden"], enc)
         for j, i in enumerate(idx):
             states[i] = hidden[j, : int(enc["attention_mask"][j].sum())]
-        if frozen is None:
-            frozen = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
         frozen[idx] = emb
-    assert frozen is not None, "no texts"
     return TokenStates(states), frozen
 
 
@@ -121,7 +117,9 @@ def train_intent(
     splits = {"train": data.train, "tune": data.tune, "report": data.report}
     states, frozen, y = {}, {}, {}
     for name, split in splits.items():
-        states[name], frozen[name] = _states(sess, tok, split.texts, f"{dataset} {name} states")
+        states[name], frozen[name] = _states(
+            sess, tok, split.texts, spec.hidden, f"{dataset} {name} states"
+        )
         y[name] = _labels(data, split.labels)
 
     tuned = finetune(weights, states["train"], y["train"], len(data.label_names), params)
