@@ -8,6 +8,7 @@ from typing import Any
 
 from models.cards import render_card
 from models.encoder.build import build_encoders
+from models.encoder.spec import SPECS
 from models.evaluation import table
 from models.publish import current_if_unchanged, fingerprint, publish
 from models.sources import MINILM_WEIGHTS_SHA256, MINILM_WHEEL, MPNET_PARTS, minilm_files
@@ -29,12 +30,10 @@ MPNET_SOURCE = DataSource(
     split="pretrained, not retrained",
 )
 ENCODER_SOURCES = {"minilm": SOURCE, "mpnet": MPNET_SOURCE}
-# Special tokens and pad id of each encoder's tokenizer.json.
-_FRAMING = {"minilm": ("[CLS]", "[SEP]", 0), "mpnet": ("<s>", "</s>", 1)}
 
 
 def preprocessing(encoder: str = "minilm") -> dict[str, Any]:
-    first, last, pad = _FRAMING[encoder]
+    first, last, pad = SPECS[encoder].framing
     return {
         "tokenizer": "tokenizer.json (WordPiece, uncased)",
         "runtime": "models.runtime.text.TextTokenizer(path).encode(texts)",
@@ -50,7 +49,7 @@ PREPROCESSING = preprocessing()
 def text_io(
     output: TensorSpec, encoder: str = "minilm"
 ) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    first, last, pad = _FRAMING[encoder]
+    first, last, pad = SPECS[encoder].framing
     return (
         [
             TensorSpec(

@@ -32,6 +32,7 @@ class EncoderSpec:
     layers: int
     ln_eps: float
     position_offset: int  # position row of the first token
+    framing: tuple[str, str, int]  # tokenizer.json's first and last special token, pad id
     relative_buckets: int = 0  # 0 = no relative-position bias
     relative_max_distance: int = 128
 
@@ -49,6 +50,7 @@ MINILM = EncoderSpec(
     layers=6,
     ln_eps=1e-12,
     position_offset=0,
+    framing=("[CLS]", "[SEP]", 0),
 )
 MPNET = EncoderSpec(
     key="mpnet",
@@ -59,6 +61,7 @@ MPNET = EncoderSpec(
     layers=12,
     ln_eps=1e-5,
     position_offset=2,
+    framing=("<s>", "</s>", 1),
     relative_buckets=32,
 )
 SPECS = {s.key: s for s in (MINILM, MPNET)}
