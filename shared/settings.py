@@ -70,6 +70,25 @@ class MongoSettings(BaseSettings):
     )
 
 
+class ModeSettings(BaseSettings):
+    """Whether a process runs for development on one machine (``LUMEN_DEV_MODE``).
+
+    Off by default, so that a deployment that forgets to configure credentials refuses to start
+    instead of running open: outside development every service needs its keys and tokens set.
+    The local platform (`lumen up`), the tests and the benchmarks turn it on.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_", extra="ignore")
+
+    dev_mode: bool = Field(
+        False,
+        description=(
+            "Development mode: ingest falls back to the documented key `lumen-dev-key` when no "
+            "key is configured and inference serves without a token. Never set it in production."
+        ),
+    )
+
+
 class GcSettings(BaseSettings):
     """Garbage collection of the serving processes (``LUMEN_GC_*``; see shared/gc_tuning.py)."""
 

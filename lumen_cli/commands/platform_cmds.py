@@ -35,7 +35,12 @@ SERVED_MODELS = ("recommender", "intent-classifier", "text-encoder", "item-searc
 
 
 def infra_env(kafka_bootstrap: str, mongo_uri: str) -> dict[str, str]:
-    return {"LUMEN_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "LUMEN_MONGO_URI": mongo_uri}
+    # The local platform is a development machine: the documented dev key and no inference token.
+    return {
+        "LUMEN_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "LUMEN_MONGO_URI": mongo_uri,
+        "LUMEN_DEV_MODE": "1",
+    }
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ class Stack:
             "LUMEN_MONGO_URI": self.mongo_uri,
             "LUMEN_MONGO_DATABASE": self.mongo_database,
             "LUMEN_LOG_FORMAT": "text",
+            "LUMEN_DEV_MODE": "1",
             **self.extra,
         }
 
