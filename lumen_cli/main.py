@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from lumen_cli.commands import (
     doctor_cmd,
@@ -25,11 +26,20 @@ EXIT_FAILED = 1
 EXIT_PLATFORM = 3
 
 
+def installed_version() -> str:
+    """The version of the installed distribution (pyproject's), not a second copy of it."""
+    try:
+        return metadata.version("lumen")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lumen",
         description="Lumen: real-time profiles, recommendations, intents and search from events.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (platform_cmds, seed_cmd, query_cmds, tail_cmd, doctor_cmd, model_cmds):
         module.add_parsers(sub)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 from lumen_cli.output import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, print_json
@@ -20,6 +21,12 @@ from lumen_cli.settings import CliSettings
 PHASES = ("catalogue", "ratings", "support")
 
 
+def checkpoint_file() -> Path:
+    """Kept beside the data it describes: `lumen down --purge` deletes both, so a purged
+    platform is seeded again instead of being told that it already was."""
+    return paths.data_dir("seed") / "checkpoint.json"
+
+
 def add_parsers(sub: Any) -> None:
     seed = sub.add_parser(
         "seed",
@@ -28,7 +35,7 @@ def add_parsers(sub: Any) -> None:
             "Replays the MovieLens 100k catalogue and ratings as events through ingest's HTTP "
             "API, and Banking77 support queries onto support.messages. By default a sample "
             "(users 1..200, 500 messages) at 500 events/s, about a minute; --all for everything. "
-            "Re-running resumes from var/seed/checkpoint.json; stable messageIds make ingest "
+            "Re-running resumes from var/data/seed/checkpoint.json; stable messageIds make ingest "
             "drop anything sent twice."
         ),
     )
@@ -80,7 +87,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     selection = Selection(None, None) if args.all else Selection(args.users, args.support)
     phases = args.only or list(PHASES)
     settings = CliSettings()
-    checkpoint_path = paths.var_dir() / "seed" / "checkpoint.json"
+    checkpoint_path = checkpoint_file()
     if args.restart:
         checkpoint_path.unlink(missing_ok=True)
     replayer = Replayer(

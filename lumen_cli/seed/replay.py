@@ -1,6 +1,6 @@
 """Rate-controlled, resumable replay: batches go out, the checkpoint moves after each ack.
 
-The checkpoint (``var/seed/checkpoint.json``) records, per phase, which selection was
+The checkpoint (``var/data/seed/checkpoint.json``) records, per phase, which selection was
 replayed and how many of its records were acknowledged; a later run skips those. A phase whose
 selection changed starts again from zero (the stable messageIds make ingest drop repeats).
 """

@@ -95,3 +95,26 @@ def test_doctor_with_java_and_maven_present_does_not_blame_them() -> None:
     problems = {n for n, s in status.items() if s == "problem"}
     assert "java" not in problems and "maven" not in problems
     assert done.returncode == (1 if problems else 0)
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib import metadata
+
+    done = lumen("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"lumen {metadata.version('lumen')}"
+
+
+def test_purge_deletes_the_seed_checkpoint_with_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The checkpoint describes what the data holds: after a purge the demo must be seeded again.
+    from lumen_cli.commands.seed_cmd import checkpoint_file
+
+    monkeypatch.setenv("LUMEN_VAR_DIR", str(tmp_path))
+    checkpoint = checkpoint_file()
+    assert checkpoint.is_relative_to(tmp_path / "data")
+    checkpoint.write_text('{"ratings": {"done": 5}}')
+    done = lumen("down", "--purge", env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert not checkpoint.exists()
