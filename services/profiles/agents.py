@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from bson.errors import BSONError
 from pymongo.errors import PyMongoError
 
 from services.profiles import metrics
 from services.profiles.app import app, events_topic, settings
 from services.profiles.health import HEALTH
-from services.profiles.parsing import PoisonEvent
+from services.profiles.mongo_errors import record_reason
+from services.profiles.parsing import PROCESSING_ERROR, PoisonEvent
 from services.profiles.store import BatchResult, ProfileStore, Record
 from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
 
@@ -46,10 +48,11 @@ async def _write_once(records: list[Record]) -> BatchResult:
 
 
 async def write(records: list[Record]) -> BatchResult:
-    """Apply ``records``; retry MongoDB failures with back-off until they succeed.
+    """Apply ``records``; retry MongoDB failures a retry can cure until they succeed.
 
-    A record that makes the update code itself fail is isolated by halving the batch and is
-    sent to the DLQ as ``processing_error`` (its offset is still recorded as applied).
+    A record that makes the update code fail, or that MongoDB refuses for itself (a profile
+    past 16 MB, a value it cannot store), is isolated by halving the batch and is sent to the
+    DLQ with its reason (its offset is still recorded as applied); the rest of the batch goes on.
     """
     delay = 0.1
     while True:
@@ -58,26 +61,48 @@ async def write(records: list[Record]) -> BatchResult:
             HEALTH.committed()
             metrics.LAST_COMMIT.set_to_current_time()
             return result
-        except PyMongoError as exc:
-            metrics.ERRORS.labels("mongo").inc()
-            HEALTH.failed(f"mongo: {exc}")
-            log.warning("MongoDB write failed; retrying",
-                        extra={"fields": {"error": str(exc)[:300], "retry_in": delay}})  # fmt: skip
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.retry_max_seconds)
         except Exception as exc:
-            metrics.ERRORS.labels("internal").inc()
-            log.exception("applying a batch failed", extra={"fields": {"records": len(records)}})
-            if len(records) == 1:
-                return await _quarantine(records[0], exc)
-            middle = len(records) // 2
-            first, second = await write(records[:middle]), await write(records[middle:])
-            return _combine(first, second)
+            reason = record_reason(exc) if isinstance(exc, (PyMongoError, BSONError)) else None
+            if reason is None and isinstance(exc, PyMongoError):
+                metrics.ERRORS.labels("mongo").inc()
+                HEALTH.failed(f"mongo: {exc}")
+                log.warning(
+                    "MongoDB write failed; retrying",
+                    extra={"fields": {"error": str(exc)[:300], "retry_in": delay}},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, settings.retry_max_seconds)
+                continue
+            return await _isolate(records, exc, reason or PROCESSING_ERROR)
 
 
-async def _quarantine(record: Record, exc: Exception) -> BatchResult:
-    marked = Record(record.topic, record.partition, record.offset, record.key, None,
-                    failure=f"{type(exc).__name__}: {exc}")  # fmt: skip
+async def _isolate(records: list[Record], exc: Exception, reason: str) -> BatchResult:
+    """Halve the batch until the record that caused ``exc`` is alone, then quarantine it."""
+    kind = "internal" if reason == PROCESSING_ERROR else "rejected"
+    metrics.ERRORS.labels(kind).inc()
+    log.warning(
+        "a batch failed on its records; isolating them",
+        extra={"fields": {"records": len(records), "reason": reason, "error": str(exc)[:300]}},
+        exc_info=reason == PROCESSING_ERROR,
+    )
+    if len(records) == 1:
+        return await _quarantine(records[0], exc, reason)
+    middle = len(records) // 2
+    first, second = await write(records[:middle]), await write(records[middle:])
+    return _combine(first, second)
+
+
+async def _quarantine(record: Record, exc: Exception, reason: str) -> BatchResult:
+    # The value is kept for the DLQ record (the store does not apply a marked record).
+    marked = Record(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        failure=f"{type(exc).__name__}: {str(exc)[:1000]}",
+        failure_reason=reason,
+    )
     return await write([marked])
 
 
@@ -88,6 +113,9 @@ def _combine(first: BatchResult, second: BatchResult) -> BatchResult:
         poison=first.poison + second.poison,
         messages=first.messages + second.messages,
         erased=first.erased + second.erased,
+        suppressed=first.suppressed + second.suppressed,
+        limited=first.limited + second.limited,
+        refused=first.refused + second.refused,
     )
 
 
@@ -131,6 +159,16 @@ def observe(result: BatchResult, size: int) -> None:
     metrics.BATCH_SIZE.observe(size)
     metrics.EVENTS_SKIPPED.inc(result.skipped)
     metrics.PROFILES_ERASED.inc(result.erased)
+    metrics.EVENTS_SUPPRESSED.inc(result.suppressed)
+    for limit, count in result.limited.items():
+        metrics.LIMITED.labels(limit).inc(count)
+    for reason, count in result.refused.items():
+        metrics.IDENTITY_REFUSED.labels(reason).inc(count)
+    if result.limited or result.refused:
+        log.info(
+            "profile caps or identity rules refused part of a batch",
+            extra={"fields": {"limited": dict(result.limited), "refused": dict(result.refused)}},
+        )
     done = datetime.now(UTC)
     by_type: dict[str, int] = {}
     lag = metrics.PROCESSING_LAG.observe
@@ -151,10 +189,15 @@ async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
 async def update_profiles(stream: Any) -> None:
     async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
         records = [
-            Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                   e.message.value)
+            Record(
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                e.message.key,
+                e.message.value,
+            )
             for e in events
-        ]  # fmt: skip
+        ]
         result = await write(records)
         observe(result, len(records))
         await publish(result)

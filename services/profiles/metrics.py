@@ -18,12 +18,29 @@ EVENTS_FAILED = Counter(
 )
 ERRORS = Counter(
     "lumen_profiles_errors_total",
-    "Failures the updater recovered from by retrying, by kind (mongo, publish, internal).",
+    "Failures the updater recovered from, by kind: mongo (retried), publish, internal (update "
+    "code failed on a record) and rejected (MongoDB refused a record): both isolated to the DLQ.",
     ["kind"],
 )
 # Every kind exported from the start: no retry yet reads as 0, not as a missing series.
-for _kind in ("mongo", "publish", "internal"):
+for _kind in ("mongo", "publish", "internal", "rejected"):
     ERRORS.labels(_kind)
+LIMITED = Counter(
+    "lumen_profiles_limited_total",
+    "Parts of events a profile cap refused (traits, trait_bytes, traits_bytes, event_names, "
+    "anonymous_ids, purchased_items); the rest of each event was applied.",
+    ["limit"],
+)
+IDENTITY_REFUSED = Counter(
+    "lumen_profiles_identity_refused_total",
+    "Id links (merges) the identity rules refused, by reason (identified, claimed, "
+    "anonymous_ids, erased); the event was applied without the link.",
+    ["reason"],
+)
+EVENTS_SUPPRESSED = Counter(
+    "lumen_profiles_events_suppressed_total",
+    "Events dropped because their id was erased (suppression list).",
+)
 PROFILES_ERASED = Counter("lumen_profiles_erasures_total", "Erasure (delete) events applied.")
 MESSAGES_PUBLISHED = Counter(
     "lumen_profiles_updates_published_total",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import GcSettings, KafkaSettings, LogSettings, MongoSettings
@@ -70,6 +70,44 @@ class ProfilesSettings(BaseSettings):
     )
     retry_max_seconds: float = Field(
         5.0, gt=0, description="Longest back-off between retries of a failed MongoDB write."
+    )
+    max_traits: int = Field(
+        200, ge=1, description="Most traits a profile keeps; a new trait name beyond it is refused."
+    )
+    max_trait_bytes: int = Field(
+        8192,
+        ge=64,
+        description="Largest trait (name + JSON value, bytes) a profile stores; a larger one is "
+        "refused and the rest of the event applied.",
+    )
+    max_traits_bytes: int = Field(
+        65536,
+        ge=64,
+        description="Largest sum of a profile's trait sizes; a trait that would pass it is refused.",
+    )
+    max_event_names: int = Field(
+        500,
+        ge=1,
+        description="Most distinct event names counted in counts.byName; later names are counted "
+        "under '(other)'.",
+    )
+    max_anonymous_ids: int = Field(
+        100,
+        ge=1,
+        description="Most anonymous ids (and aliased ids) one profile absorbs; a link beyond it is "
+        "refused, and the anonymous profile stays apart.",
+    )
+    max_purchased_items: int = Field(
+        2000,
+        ge=1,
+        description="Most items kept in purchasedItems (bought or rated); later items are not "
+        "added.",
+    )
+    erasure_hash_key: SecretStr = Field(
+        SecretStr(""),
+        description="Secret key of the HMAC-SHA256 under which erased ids are kept (suppression "
+        "list). Set it in production: without it the hash of a guessable id can be recomputed. "
+        "Changing it forgets earlier erasures.",
     )
     data_dir: str = Field(
         "var/data/profiles", description="Faust's local state folder (table stores)."

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,12 +25,14 @@ from typing import Any
 from pymongo import ASCENDING, DeleteMany, IndexModel, MongoClient, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import CollectionInvalid
+from pymongo.errors import CollectionInvalid, ConnectionFailure, PyMongoError
 from pymongo.operations import DeleteOne
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from services.profiles import metrics
+from services.profiles import identity, metrics
+from services.profiles.identity import ERASED_IDS, IDENTITY_CLAIMS, hashed_id
+from services.profiles.limits import Limits
 from services.profiles.parsing import PROCESSING_ERROR, ParsedEvent, PoisonEvent, parse_record
 from services.profiles.settings import ProfilesSettings
 from services.profiles.trends import (
@@ -52,6 +54,9 @@ from shared.trends import TREND_CONTRIBUTIONS, TRENDS, trend_id
 # document aborts it with a write conflict, so "local" is enough for the skip test.
 TRANSACTION_COMMIT = WriteConcern("majority")
 TRANSACTION_READS = ReadConcern("local")
+# Immediate attempts of a transaction that lost a write conflict (another worker wrote the same
+# document: its retry re-reads and skips what the other applied).
+CONFLICT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
-    failure: str | None = None  # set when applying it crashed the update code: DLQ it
+    failure: str | None = None  # set when applying it failed: DLQ it with failure_reason
+    failure_reason: str = PROCESSING_ERROR
 
 
 @dataclass
@@ -74,6 +80,9 @@ class BatchResult:
     # profiles.updated: (key, compact summary), or (key, None) for a tombstone
     messages: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
     erased: int = 0
+    suppressed: int = 0  # events of erased ids, dropped
+    limited: Counter[str] = field(default_factory=Counter)  # what the profile caps refused
+    refused: Counter[str] = field(default_factory=Counter)  # links the identity rules refused
 
 
 def offset_id(topic: str, partition: int) -> str:
@@ -108,6 +117,9 @@ def ensure_schema(db: Database) -> None:
             IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="ttl"),
         ]
     )
+    db[IDENTITY_CLAIMS].create_indexes(
+        [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="ttl")]
+    )
 
 
 class ItemCache:
@@ -137,12 +149,13 @@ class ProfileStore:
         self.rules = rules
         self.retention = retention
         self.items = ItemCache(item_cache_seconds)
+        self.hash_key = b""  # key of the erased ids' HMAC (LUMEN_PROFILES_ERASURE_HASH_KEY)
 
     @classmethod
     def configured(cls, settings: ProfilesSettings) -> ProfileStore:
         """The store the worker runs, with its client and rules from ``settings``."""
         client = mongo_client(settings.mongo)
-        return cls(
+        store = cls(
             client,
             database(client, settings.mongo),
             Rules(
@@ -150,6 +163,14 @@ class ProfileStore:
                 session_gap_seconds=settings.session_gap_minutes * 60,
                 recent_items_max=settings.recent_items_max,
                 active_days_max=settings.active_days_max,
+                limits=Limits(
+                    traits=settings.max_traits,
+                    trait_bytes=settings.max_trait_bytes,
+                    traits_bytes=settings.max_traits_bytes,
+                    event_names=settings.max_event_names,
+                    anonymous_ids=settings.max_anonymous_ids,
+                    purchased_items=settings.max_purchased_items,
+                ),
             ),
             Retention(
                 minute_seconds=settings.trend_minute_retention_hours * 3600,
@@ -157,18 +178,33 @@ class ProfileStore:
             ),
             item_cache_seconds=settings.item_cache_seconds,
         )
+        store.hash_key = settings.erasure_hash_key.get_secret_value().encode()
+        return store
 
     def apply(self, records: list[Record], now: datetime) -> BatchResult:
-        """Apply ``records`` (in partition order) in one transaction; retried on conflicts."""
+        """Apply ``records`` (in partition order) in one transaction, retried at once on a
+        write conflict. Anything else is raised to the caller, which retries with back-off
+        (``ClientSession.with_transaction`` would retry a lost connection for two minutes, during
+        which the worker could not report itself unready)."""
         if not records:
             return BatchResult()
         started = time.perf_counter()
-        with self.client.start_session() as session:
-            result: BatchResult = session.with_transaction(
-                lambda s: _Batch(self, s, now).run(records),
-                read_concern=TRANSACTION_READS,
-                write_concern=TRANSACTION_COMMIT,
-            )
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                with (
+                    self.client.start_session() as session,
+                    session.start_transaction(
+                        read_concern=TRANSACTION_READS, write_concern=TRANSACTION_COMMIT
+                    ),
+                ):
+                    result = _Batch(self, session, now).run(records)
+                break
+            except PyMongoError as exc:
+                conflict = exc.has_error_label("TransientTransactionError") and not isinstance(
+                    exc, ConnectionFailure
+                )
+                if not conflict or attempt == CONFLICT_ATTEMPTS:
+                    raise
         metrics.MONGO_WRITE_SECONDS.observe(time.perf_counter() - started)
         return result
 
@@ -192,6 +228,9 @@ class _Batch:
         self.deltas = TrendDeltas(store.retention)
         self.categories: dict[str, tuple[str, ...]] = {}  # item id -> categories, this batch
         self.reversed: set[str] = set()  # trend documents an erasure took counts out of
+        self.erased: set[str] = set()  # ids of this batch on the suppression list
+        self.claim_ops: list[Any] = []
+        self.erasure_ops: list[Any] = []
 
     # -- reading -----------------------------------------------------------------------------
     def _fresh(self, records: list[Record]) -> list[Record]:
@@ -222,6 +261,23 @@ class _Batch:
             for linked in doc.get("anonymousIds", []):
                 if linked in anonymous:
                     self.link_of[linked] = doc["_id"]
+
+    def _hash(self, value: str) -> str:
+        return hashed_id(self.store.hash_key, value)
+
+    def _load_erased(self, events: list[ParsedEvent]) -> None:
+        """Which of the batch's ids are on the suppression list (one query by hash)."""
+        by_hash: dict[str, str] = {}
+        for e in events:
+            if e.catalogue is None:
+                for value in (e.key, e.anonymous_id, e.previous_id):
+                    if value:
+                        by_hash[self._hash(value)] = value
+        if not by_hash:
+            return
+        query = {"_id": {"$in": list(by_hash)}}
+        found = self.db[ERASED_IDS].find(query, {"_id": 1}, session=self.session)
+        self.erased = {by_hash[d["_id"]] for d in found}
 
     def _load_items(self, events: list[ParsedEvent]) -> None:
         wanted = {
@@ -254,6 +310,48 @@ class _Batch:
         if change is None:
             change = self.changes[key] = ProfileChange(key, self.docs.get(key), self.store.rules)
         return change
+
+    def _identified(self, key: str) -> bool:
+        """Whether ``key`` has a profile of an identified user (one with a ``userId``)."""
+        change = self.changes.get(key)
+        if change is not None and (change.user_id or (change.base or {}).get("userId")):
+            return True
+        return bool((self.docs.get(key) or {}).get("userId"))
+
+    def _claim(self, target: str, source: str, merge: bool) -> bool:
+        """Link ``source`` to the profile ``target`` under the identity rules (see
+        ``services.profiles.identity``), and fold its profile in when ``merge``. Returns
+        whether the link holds."""
+        if source == target:
+            return True
+        reason = None
+        owner = self.link_of.get(source)
+        change = self._change(target)
+        if source in self.erased:
+            reason = identity.ERASED
+        elif owner is not None and owner != target:
+            reason = identity.CLAIMED
+        elif self._identified(source):
+            reason = identity.IDENTIFIED
+        elif owner is None and source not in change.known_anonymous and not change.can_link():
+            reason = identity.TOO_MANY
+        if reason is not None:
+            self.result.refused[reason] += 1
+            return False
+        if owner is None and source not in change.known_anonymous:
+            # Written by every claim of ``source``: concurrent claims conflict on it.
+            self.claim_ops.append(
+                UpdateOne(
+                    {"_id": self._hash(source)},
+                    {"$set": {"expiresAt": identity.claim_expiry(self.now)}},
+                    upsert=True,
+                )
+            )
+        if merge:
+            self._absorb(target, source)
+        change.link(source)
+        self.link_of[source] = target
+        return True
 
     def _absorb(self, target: str, source: str) -> None:
         """Move the profile ``source`` (if any) into ``target`` and delete it."""
@@ -294,6 +392,16 @@ class _Batch:
                     UpdateOne({"_id": doc_id}, {"$inc": {"views": -views, "purchases": -purchases}})
                 )
         self.contribution_ops.append(DeleteMany({"user": {"$in": ids}}))
+        # Remembered by hash only: later events of any of these ids build no profile.
+        for erased in ids:
+            self.erased.add(erased)
+            self.erasure_ops.append(
+                UpdateOne(
+                    {"_id": self._hash(erased)},
+                    {"$setOnInsert": {"erasedAt": self.now}},
+                    upsert=True,
+                )
+            )
         self.result.messages.extend((i, None) for i in ids)
         self.result.erased += 1
 
@@ -313,14 +421,18 @@ class _Batch:
             self._erase(event.key)
             return
         key = event.key
+        if key in self.erased:
+            self.result.suppressed += 1
+            return
+        routed = False
         if not event.user_id and event.anonymous_id in self.link_of:
-            key = self.link_of[event.anonymous_id]
-            if event.anonymous_id in self.docs or event.anonymous_id in self.changes:
-                self._absorb(key, event.anonymous_id)  # a stray copy: fold it in
-        if event.type == "identify" and event.user_id and event.anonymous_id:
-            self._absorb(key, event.anonymous_id)
+            key, routed = self.link_of[event.anonymous_id], True
+            if not self._identified(event.anonymous_id):
+                self._claim(key, event.anonymous_id, merge=True)  # folds a stray copy in
+        elif event.user_id and event.anonymous_id:
+            self._claim(key, event.anonymous_id, merge=event.type == "identify")
         if event.type == "alias" and event.previous_id:
-            self._absorb(key, event.previous_id)
+            self._claim(key, event.previous_id, merge=True)
         categories: tuple[str, ...] = ()
         interaction = event.interaction
         if interaction is not None:
@@ -329,7 +441,7 @@ class _Batch:
                 if interaction.categories is not None
                 else self.categories.get(interaction.item_id, ())
             )
-        self._change(key).apply(event, categories)
+        self._change(key).apply(event, categories, fill_traits=routed)
         if interaction is not None:
             self.deltas.add(key, event.at, interaction, categories, self.now)
         self.result.applied.append(event)
@@ -369,17 +481,20 @@ class _Batch:
         parsed: list[ParsedEvent] = []
         for record in fresh:
             if record.failure is not None:
-                self.result.poison.append((record, PoisonEvent(PROCESSING_ERROR, record.failure)))
+                error = PoisonEvent(record.failure_reason, record.failure)
+                self.result.poison.append((record, error))
                 continue
             try:
                 parsed.append(parse_record(record.value))
             except PoisonEvent as exc:
                 self.result.poison.append((record, exc))
+        self._load_erased(parsed)
         self._load_profiles(parsed)
         self._load_items(parsed)
         for event in parsed:
             self._apply(event)
         for key, change in self.changes.items():
+            self.result.limited.update(change.limited)
             update = change.update(self.now)
             self.profile_ops.append(UpdateOne({"_id": key}, update, upsert=True))
             applied = change.materialize(self.now, update)
@@ -397,6 +512,8 @@ class _Batch:
         for collection, ops in ((ITEMS, self.item_ops), (PROFILES, self.profile_ops),
                                 (TRENDS, self.trend_ops),
                                 (TREND_CONTRIBUTIONS, self.contribution_ops),
+                                (IDENTITY_CLAIMS, self.claim_ops),
+                                (ERASED_IDS, self.erasure_ops),
                                 (OFFSETS, offset_ops)):  # fmt: skip
             if ops:
                 self.db[collection].bulk_write(ops, ordered=True, session=self.session)

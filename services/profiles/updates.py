@@ -12,12 +12,14 @@ The two item lists (``recentItems``, ``purchasedItems``) are stored packed
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.profiles import decay, rfm
+from services.profiles import decay, limits, rfm
 from services.profiles.field_names import escape
+from services.profiles.limits import Limits, trait_size
 from services.profiles.parsing import PURCHASE, RATING, ParsedEvent
 from shared.packed_ids import pack_sequence, pack_set, unpack
 
@@ -31,6 +33,7 @@ class Rules:
     session_gap_seconds: float = 30 * 60
     recent_items_max: int = 50
     active_days_max: int = 366
+    limits: Limits = field(default_factory=Limits)
 
 
 def day_number(moment: datetime) -> int:
@@ -84,19 +87,73 @@ class ProfileChange:
         self.stored_recent = unpack(base.get("recentItems"))
         self.consumed = set(unpack(base.get("purchasedItems")))  # bought or rated, all of them
         self.consumed_changed = False
+        self.names: set[str] = set(base.get("counts", {}).get("byName", {}))
+        self.limited: Counter[str] = Counter()  # what the caps refused (limits.ALL)
+        self._trait_sizes: dict[str, int] | None = None  # name -> trait_size, loaded lazily
+        self._traits_total = 0
 
     def _count(self, path: str, amount: int = 1) -> None:
         self.inc[path] = self.inc.get(path, 0) + amount
 
-    def _link(self, anonymous_id: str | None) -> None:
-        if anonymous_id and anonymous_id != self.key and anonymous_id not in self.known_anonymous:
-            self.known_anonymous.add(anonymous_id)
-            self.anonymous_ids.append(anonymous_id)
+    def can_link(self) -> bool:
+        """Whether one more anonymous id fits under the ``anonymous_ids`` cap."""
+        return len(self.known_anonymous) < self.rules.limits.anonymous_ids
+
+    def link(self, anonymous_id: str) -> bool:
+        """Record ``anonymous_id`` as one of this profile's ids (False: refused by the cap)."""
+        if anonymous_id == self.key or anonymous_id in self.known_anonymous:
+            return True
+        if not self.can_link():
+            self.limited[limits.ANONYMOUS_IDS] += 1
+            return False
+        self.known_anonymous.add(anonymous_id)
+        self.anonymous_ids.append(anonymous_id)
+        return True
 
     def _consume(self, item_id: str) -> None:
-        if item_id not in self.consumed:
-            self.consumed.add(item_id)
-            self.consumed_changed = True
+        if item_id in self.consumed:
+            return
+        if len(self.consumed) >= self.rules.limits.purchased_items:
+            self.limited[limits.PURCHASED_ITEMS] += 1
+            return
+        self.consumed.add(item_id)
+        self.consumed_changed = True
+
+    def _name_path(self, name: str) -> str:
+        """The counter of an (escaped) event name: past the cap, the shared ``(other)``."""
+        if name not in self.names:
+            if len(self.names) >= self.rules.limits.event_names:
+                self.limited[limits.EVENT_NAMES] += 1
+                name = limits.OTHER_EVENT_NAME
+            self.names.add(name)
+        return f"counts.byName.{name}"
+
+    def _sizes(self) -> dict[str, int]:
+        if self._trait_sizes is None:
+            stored = (self.base or {}).get("traits", {})
+            self._trait_sizes = {name: trait_size(name, v) for name, v in stored.items()}
+            self._traits_total = sum(self._trait_sizes.values())
+        return self._trait_sizes
+
+    def set_trait(self, name: str, value: Any, fill_only: bool = False) -> None:
+        """Set one trait unless a cap refuses it; ``fill_only`` keeps an existing value."""
+        sizes, cap = self._sizes(), self.rules.limits
+        if fill_only and name in sizes:
+            return
+        size, old = trait_size(name, value), sizes.get(name)
+        refused = None
+        if size > cap.trait_bytes:
+            refused = limits.TRAIT_BYTES
+        elif old is None and len(sizes) >= cap.traits:
+            refused = limits.TRAITS
+        elif self._traits_total - (old or 0) + size > cap.traits_bytes:
+            refused = limits.TRAITS_BYTES
+        if refused is not None:
+            self.limited[refused] += 1
+            return
+        self._traits_total += size - (old or 0)
+        sizes[name] = size
+        self.traits[name] = value
 
     def _touch(self, moment: datetime) -> None:
         if self.seen_until is None or (
@@ -111,21 +168,24 @@ class ProfileChange:
             self.days.add(day)
             self.new_days.append(day)
 
-    def apply(self, event: ParsedEvent, categories: tuple[str, ...]) -> None:
-        """Apply one event; ``categories`` are those of its item (resolved by the caller)."""
+    def apply(
+        self, event: ParsedEvent, categories: tuple[str, ...], fill_traits: bool = False
+    ) -> None:
+        """Apply one event; ``categories`` are those of its item (resolved by the caller).
+        Ids are linked by the caller (identity rules); ``fill_traits`` (an anonymous event
+        reaching a known user through a link) sets only traits the profile does not have yet,
+        as a merge of the anonymous profile would."""
         self.events += 1
         self._count("version")
         self._count(f"counts.byType.{escape(event.type)}")
         if event.name:
-            self._count(f"counts.byName.{escape(event.name)}")
+            self._count(self._name_path(escape(event.name)))
         self._touch(event.at)
         if event.user_id:
             self.user_id = event.user_id
-        self._link(event.anonymous_id)
-        if event.type == "alias":
-            self._link(event.previous_id)
         # Trait names arrive escaped (parsing._storable).
-        self.traits.update(event.traits)
+        for name, value in event.traits.items():
+            self.set_trait(name, value, fill_only=fill_traits)
         interaction = event.interaction
         if interaction is None:
             return
@@ -149,9 +209,11 @@ class ProfileChange:
         """Merge another profile (an anonymous history, an aliased id) into this one."""
         self.absorbed.append(str(other["_id"]))
         self._count("version", int(other.get("version", 0)))
-        for group in ("byType", "byName"):
-            for name, count in other.get("counts", {}).get(group, {}).items():
-                self._count(f"counts.{group}.{name}", int(count))
+        counts = other.get("counts", {})
+        for name, count in counts.get("byType", {}).items():
+            self._count(f"counts.byType.{name}", int(count))
+        for name, count in counts.get("byName", {}).items():
+            self._count(self._name_path(name), int(count))
         self._count("sessions.count", int(other.get("sessions", {}).get("count", 0)))
         self.first_seen = _earlier(self.first_seen, other.get("firstSeen"))
         self.last_seen = _later(self.last_seen, other.get("lastSeen"))
@@ -163,13 +225,11 @@ class ProfileChange:
         self.recent.extend(unpack(other.get("recentItems")))
         for item in unpack(other.get("purchasedItems")):
             self._consume(item)
-        self._link(str(other["_id"]))
+        self.link(str(other["_id"]))
         for anonymous_id in other.get("anonymousIds", []):
-            self._link(anonymous_id)
-        own_traits = (self.base or {}).get("traits", {})
+            self.link(anonymous_id)
         for name, value in other.get("traits", {}).items():
-            if name not in own_traits and name not in self.traits:
-                self.traits[name] = value  # the known user's own traits win
+            self.set_trait(name, value, fill_only=True)  # the known user's own traits win
         if other.get("affinity"):
             self.affinity, self.affinity_at = decay.merge(
                 self.affinity, self.affinity_at, other["affinity"], other.get("affinityAt"),

@@ -80,7 +80,9 @@ def test_identify_and_alias_merge_anonymous_histories(stack: Stack, topic: str, 
         track(None, "Item Viewed", T0 + timedelta(minutes=1), anonymous=anon, itemId="a2"),
         {"type": "page", "anonymousId": anon, "timestamp": iso(T0 + timedelta(minutes=2)),
          "traits": {}, "properties": {"itemId": "a3"}},
-        track(old, "Item Viewed", T0 - timedelta(days=3), itemId="o1"),
+        # An earlier anonymous id of the same person, merged by alias (an identified user's
+        # profile would not be: tests/security/test_profile_abuse.py).
+        track(None, "Item Viewed", T0 - timedelta(days=3), anonymous=old, itemId="o1"),
     ])  # fmt: skip
     profile(db, anon, version=3)
     profile(db, old, version=1)
