@@ -66,6 +66,8 @@ async def write(records: list[Record]) -> BatchResult:
             if reason is None and isinstance(exc, PyMongoError):
                 metrics.ERRORS.labels("mongo").inc()
                 HEALTH.failed(f"mongo: {exc}")
+                if app.should_stop:
+                    raise StoppedWhileFailing(str(exc)) from exc
                 log.warning(
                     "MongoDB write failed; retrying",
                     extra={"fields": {"error": str(exc)[:300], "retry_in": delay}},
@@ -74,6 +76,10 @@ async def write(records: list[Record]) -> BatchResult:
                 delay = min(delay * 2, settings.retry_max_seconds)
                 continue
             return await _isolate(records, exc, reason or PROCESSING_ERROR)
+
+
+class StoppedWhileFailing(Exception):
+    """The worker is stopping while MongoDB refuses the batch: give the batch up unwritten."""
 
 
 async def _isolate(records: list[Record], exc: Exception, reason: str) -> BatchResult:
@@ -185,19 +191,51 @@ async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
     metrics.ASSIGNED_PARTITIONS.set(len(mine))
 
 
+def hold_back(events: list[Any], release: bool = False) -> None:
+    """Keep a batch that was not written from being acknowledged.
+
+    ``take_events`` acknowledges the events it yielded when the agent leaves them, even by an
+    exception or a cancellation: Faust would then commit their offsets although they were never
+    written. One more reference on each message keeps its offset uncommitted; the next owner of
+    the partition reads the batch again (and MongoDB's applied offsets skip whatever a shielded
+    write did commit). ``release`` also stops the consumer's shutdown from waiting for them
+    (``stream_wait_empty`` would wait for their acknowledgement until the process is killed).
+    """
+    unacked = getattr(app.consumer, "_unacked_messages", None) if release else None
+    for event in events:
+        event.message.incref()
+        if unacked is not None:
+            unacked.discard(event.message)
+
+
 @app.agent(events_topic)
 async def update_profiles(stream: Any) -> None:
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-        records = [
-            Record(
-                e.message.topic,
-                e.message.partition,
-                e.message.offset,
-                e.message.key,
-                e.message.value,
-            )
-            for e in events
-        ]
-        result = await write(records)
-        observe(result, len(records))
-        await publish(result)
+    try:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            records = [
+                Record(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                )
+                for e in events
+            ]
+            try:
+                result = await write(records)
+            except StoppedWhileFailing as exc:
+                hold_back(events, release=True)
+                log.warning(
+                    "stopping with a batch MongoDB did not take; its offsets stay uncommitted",
+                    extra={"fields": {"records": len(records), "error": str(exc)[:300]}},
+                )
+                return
+            except BaseException:
+                hold_back(events)
+                raise
+            observe(result, len(records))
+            await publish(result)
+    except Exception as exc:
+        HEALTH.agent_stopped(f"{type(exc).__name__}: {str(exc)[:300]}")
+        raise
