@@ -1,0 +1,74 @@
+"""Run the insights service: ``python -m services.insights``.
+
+Start: load the forecasting library (so the first call does not pay its import), then serve.
+Stop order on SIGTERM: report NOT_SERVING, stop accepting calls and let in-flight ones finish
+(bounded by LUMEN_INSIGHTS_SHUTDOWN_GRACE_SECONDS), stop the fitting threads, close MongoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from lumen.v1 import insights_pb2, insights_pb2_grpc
+
+from services.insights.core import Insights
+from services.insights.forecasting import library_model
+from services.insights.grpc_api import TrendService
+from services.insights.settings import InsightsSettings
+from shared.grpc_parsing import MalformedRequestInterceptor
+from shared.grpc_server import (
+    DEFAULT_OPTIONS,
+    HealthReporter,
+    add_standard_services,
+    bind,
+    stop_event,
+)
+from shared.logging import configure_logging
+from shared.metrics import register_build_info, serve_metrics
+from shared.mongo import database, mongo_client
+
+log = logging.getLogger("services.insights")
+
+SERVICE_NAMES = (insights_pb2.DESCRIPTOR.services_by_name["TrendService"].full_name,)
+
+
+async def serve(settings: InsightsSettings) -> None:
+    if settings.method != "SeasonalNaive":
+        await asyncio.to_thread(library_model, settings.method, settings.season_hours)
+    executor = ThreadPoolExecutor(settings.forecast_threads, thread_name_prefix="forecast")
+    client = mongo_client(settings.mongo)
+    insights = Insights(database(client, settings.mongo), settings, executor)
+    server = grpc.aio.server(options=DEFAULT_OPTIONS, interceptors=[MalformedRequestInterceptor()])
+    insights_pb2_grpc.add_TrendServiceServicer_to_server(TrendService(insights), server)
+    health = HealthReporter()
+    add_standard_services(server, SERVICE_NAMES, health)
+    bind(server, f"{settings.host}:{settings.grpc_port}", None)
+    serve_metrics(settings.host, settings.metrics_port)
+    stopping = stop_event()
+    await server.start()
+    await health.set(SERVICE_NAMES, serving=True)
+    log.info("insights listening", extra={"fields": {
+        "grpc": f"{settings.host}:{settings.grpc_port}",
+        "metrics": f"{settings.host}:{settings.metrics_port}",
+        "method": settings.method}})  # fmt: skip
+    await stopping.wait()
+    log.info("stopping: finishing in-flight calls")
+    await health.set(SERVICE_NAMES, serving=False)
+    await server.stop(settings.shutdown_grace_seconds)
+    executor.shutdown(wait=True)
+    client.close()
+    log.info("insights stopped")
+
+
+def main() -> None:
+    settings = InsightsSettings()
+    configure_logging("insights", settings.log)
+    register_build_info("insights")
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
