@@ -44,8 +44,11 @@ bench-quick: install  ## smoke run of every benchmark on the test stack (figures
 faults:  ## fault injection (Kafka/mongod kill -9, worker kills, rebalance, hot swap) and security tests
 	LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m pytest tests/reliability tests/security -p no:cacheprovider -rA --deselect tests/reliability/test_soak.py
 
-fuzz:  ## property-based fuzzing of the HTTP and gRPC APIs (LUMEN_FUZZ_EXAMPLES=500 for a longer run)
-	LUMEN_TEST_KEEP_PLATFORM=1 LUMEN_FUZZ_EXAMPLES=$${LUMEN_FUZZ_EXAMPLES:-300} $(PY) -m pytest tests/fuzz -p no:cacheprovider -rA
+fuzz:  ## random search of the HTTP and gRPC APIs, 300 examples a property, seed printed (LUMEN_FUZZ_SEED=<n> repeats a run)
+	@seed=$${LUMEN_FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz seed $$seed (repeat this run: LUMEN_FUZZ_SEED=$$seed make fuzz)"; \
+	LUMEN_TEST_KEEP_PLATFORM=1 LUMEN_FUZZ_PROFILE=lumen-fuzz-wide LUMEN_FUZZ_EXAMPLES=$${LUMEN_FUZZ_EXAMPLES:-300} \
+	$(PY) -m pytest tests/fuzz -p no:cacheprovider -rA --hypothesis-seed=$$seed
 
 soak:  ## ten minutes at a steady rate across all services (LUMEN_SOAK_SECONDS to change it)
 	LUMEN_TEST_KEEP_PLATFORM=1 LUMEN_SOAK_SECONDS=$${LUMEN_SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider -rA -s

@@ -13,8 +13,6 @@ string). Server errors, status codes, content types and response bodies are all 
 
 from __future__ import annotations
 
-import os
-
 import schemathesis
 from hypothesis import settings
 from schemathesis import checks
@@ -23,7 +21,8 @@ from services.ingest.openapi import openapi_document
 from tests.reliability.services import WRITE_KEY
 from tests.support.stack import ServiceProcess
 
-EXAMPLES = int(os.environ.get("LUMEN_FUZZ_EXAMPLES", "80")) // 4 or 1
+# A quarter of the suites' examples: every example is several requests.
+EXAMPLES = max(1, settings.get_profile("lumen-fuzz").max_examples // 4)
 config = schemathesis.Config.from_dict({"auth": {"basic": {"username": WRITE_KEY, "password": ""}}})
 schema = schemathesis.openapi.from_dict(openapi_document(), config=config)
 
