@@ -14,6 +14,7 @@ from importlib import metadata
 
 from lumen_cli.commands import (
     doctor_cmd,
+    forecast_cmd,
     model_cmds,
     platform_cmds,
     query_cmds,
@@ -41,7 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (platform_cmds, seed_cmd, query_cmds, tail_cmd, doctor_cmd, model_cmds):
+    for module in (
+        platform_cmds,
+        seed_cmd,
+        query_cmds,
+        forecast_cmd,
+        tail_cmd,
+        doctor_cmd,
+        model_cmds,
+    ):
         module.add_parsers(sub)
     return parser
 

@@ -33,6 +33,10 @@ class CliSettings(BaseSettings):
         default_factory=lambda: f"127.0.0.1:{_port('LUMEN_INGEST_GRPC_PORT', '50051')}",
         description="host:port of ingest's gRPC EventService (the Python client's publish_events).",
     )
+    insights_target: str = Field(
+        default_factory=lambda: f"127.0.0.1:{_port('LUMEN_INSIGHTS_GRPC_PORT', '50053')}",
+        description="host:port of the insights gRPC TrendService (`lumen forecast`).",
+    )
     write_key: str = Field(
         "lumen-dev-key", description="Write key the CLI and the client send to ingest."
     )
