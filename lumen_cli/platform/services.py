@@ -31,6 +31,8 @@ def default_services() -> list[ServiceSpec]:
     inference_grpc = env.get("LUMEN_INFERENCE_GRPC_PORT", "50052")
     inference_metrics = env.get("LUMEN_INFERENCE_METRICS_PORT", "9102")
     exporter_metrics = env.get("LUMEN_EXPORTER_PORT", "9108")
+    insights_grpc = env.get("LUMEN_INSIGHTS_GRPC_PORT", "50053")
+    insights_metrics = env.get("LUMEN_INSIGHTS_METRICS_PORT", "9103")
     return [
         ServiceSpec(
             "ingest", "services.ingest",
@@ -54,6 +56,12 @@ def default_services() -> list[ServiceSpec]:
             "exporter", "services.exporter",
             {"metrics": f"http://127.0.0.1:{exporter_metrics}/metrics"},
             health_url=f"http://127.0.0.1:{exporter_metrics}/metrics",
+        ),
+        ServiceSpec(
+            "insights", "services.insights",
+            {"grpc": f"127.0.0.1:{insights_grpc}",
+             "metrics": f"http://127.0.0.1:{insights_metrics}/metrics"},
+            grpc_target=f"127.0.0.1:{insights_grpc}",
         ),
     ]  # fmt: skip
 

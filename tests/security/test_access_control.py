@@ -31,7 +31,7 @@ from shared.mongo import mongo_client
 from shared.settings import MongoSettings
 from shared.topics import EVENTS_DLQ, EVENTS_RAW
 from tests.integration.inference_helpers import start_inference, tiny_registry
-from tests.reliability.services import WRITE_KEY, start_ingest, wait_ready
+from tests.reliability.services import WRITE_KEY, WRITE_KEYS, start_ingest, wait_ready
 from tests.security.certificates import make_certificates
 from tests.support.private_platform import PrivatePlatform
 from tests.support.profiles_worker import read_topic
@@ -50,7 +50,8 @@ def ingest(platform: PrivatePlatform) -> Iterator[ServiceProcess]:
 
 # -- write keys ------------------------------------------------------------------------------
 def test_only_hashes_of_write_keys_are_configured() -> None:
-    for entry in IngestSettings().write_keys.split(","):
+    assert IngestSettings().write_keys == "", "no key is built in (development mode has its own)"
+    for entry in WRITE_KEYS.split(","):
         _source, algo, digest = entry.split(":")
         assert algo == "sha256" and len(bytes.fromhex(digest)) == 32, entry
     with pytest.raises(ValueError):
