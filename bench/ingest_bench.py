@@ -250,6 +250,7 @@ def server_env(bootstrap: str, http_port: int, grpc_port: int) -> dict[str, str]
         "LUMEN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "LUMEN_INGEST_HTTP_PORT": str(http_port),
         "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+        "LUMEN_INGEST_METRICS_PORT": str(free_port()),
         "LUMEN_INGEST_WRITE_KEYS": WriteKeys.entry(SOURCE, WRITE_KEY),
         "LUMEN_INGEST_RATE_LIMIT_EVENTS_PER_SECOND": "0",
         "LUMEN_LOG_LEVEL": "WARNING",

@@ -261,7 +261,7 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
     ingest = start_service(
         "ingest-bench", "services.ingest",
         {**platform(args).env(database), "LUMEN_INGEST_HTTP_PORT": str(http),
-         "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
+         "LUMEN_INGEST_GRPC_PORT": str(grpc_port), "LUMEN_INGEST_METRICS_PORT": str(free_port())},
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"), ports={"http": http},
     )  # fmt: skip
     identity = ProfilesWorkerIdentity.new("profiles-bench")

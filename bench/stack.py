@@ -99,7 +99,7 @@ def start_ingest(platform: Platform, database: str, **extra: str) -> ServiceProc
     return start_service(
         "bench-ingest", "services.ingest",
         {**platform.env(database), "LUMEN_INGEST_HTTP_PORT": str(http),
-         "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+         "LUMEN_INGEST_GRPC_PORT": str(grpc_port), "LUMEN_INGEST_METRICS_PORT": str(free_port()),
          "LUMEN_INGEST_WRITE_KEYS": WriteKeys.entry(SOURCE, WRITE_KEY),
          "LUMEN_INGEST_RATE_LIMIT_EVENTS_PER_SECOND": "0", **extra},
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/readyz"),

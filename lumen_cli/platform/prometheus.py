@@ -50,7 +50,7 @@ def local_targets(prometheus_port: int) -> dict[str, str]:
     """job -> host:port of each scrape target, from the same variables the services read."""
     env = os.environ
     return {
-        "ingest": f"127.0.0.1:{env.get('LUMEN_INGEST_HTTP_PORT', '8080')}",
+        "ingest": f"127.0.0.1:{env.get('LUMEN_INGEST_METRICS_PORT', '9101')}",
         "profiles": f"127.0.0.1:{env.get('LUMEN_PROFILES_WEB_PORT', '6066')}",
         "inference": f"127.0.0.1:{env.get('LUMEN_INFERENCE_METRICS_PORT', '9102')}",
         "exporter": f"127.0.0.1:{env.get('LUMEN_EXPORTER_PORT', '9108')}",

@@ -27,6 +27,7 @@ def default_services() -> list[ServiceSpec]:
     env = os.environ
     ingest_http = env.get("LUMEN_INGEST_HTTP_PORT", "8080")
     ingest_grpc = env.get("LUMEN_INGEST_GRPC_PORT", "50051")
+    ingest_metrics = env.get("LUMEN_INGEST_METRICS_PORT", "9101")
     profiles_web = env.get("LUMEN_PROFILES_WEB_PORT", "6066")
     inference_grpc = env.get("LUMEN_INFERENCE_GRPC_PORT", "50052")
     inference_metrics = env.get("LUMEN_INFERENCE_METRICS_PORT", "9102")
@@ -37,7 +38,7 @@ def default_services() -> list[ServiceSpec]:
         ServiceSpec(
             "ingest", "services.ingest",
             {"http": f"http://127.0.0.1:{ingest_http}", "grpc": f"127.0.0.1:{ingest_grpc}",
-             "metrics": f"http://127.0.0.1:{ingest_http}/metrics"},
+             "metrics": f"http://127.0.0.1:{ingest_metrics}/metrics"},
             health_url=f"http://127.0.0.1:{ingest_http}/healthz",
         ),
         ServiceSpec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,18 +20,18 @@ import uvloop
 from lumen.v1 import events_pb2_grpc
 
 from services.ingest import metrics
-from services.ingest.auth import WriteKeys
+from services.ingest.auth import KeyRing, MissingKeys
 from services.ingest.core import EventIngestor
 from services.ingest.grpc_api import SERVICE_NAME, EventServicer
 from services.ingest.http_api import HttpApi, build_app
-from services.ingest.producer import EventProducer
+from services.ingest.producer import EventProducer, WeakDurability
 from services.ingest.settings import IngestSettings
 from shared.gc_tuning import tune_for_serving
 from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import DEFAULT_OPTIONS, HealthReporter, add_standard_services, bind
 from shared.grpc_server import stop_event as shutdown_signal
 from shared.logging import configure_logging
-from shared.metrics import register_build_info
+from shared.metrics import register_build_info, serve_metrics
 from shared.topics import EVENTS_DLQ, EVENTS_RAW, ensure_topics
 
 log = logging.getLogger("services.ingest")
@@ -54,6 +55,8 @@ async def _connect_when_possible(settings: IngestSettings, producer: EventProduc
         try:
             await _connect(settings, producer)
             log.info("connected to Kafka")
+        except WeakDurability:
+            raise  # a configuration error: retrying cannot fix it
         except Exception as exc:
             log.warning("Kafka not reachable yet; retrying",
                         extra={"fields": {"error": str(exc)}})  # fmt: skip
@@ -79,21 +82,22 @@ def _grpc_server(settings: IngestSettings, servicer: EventServicer,
     return server
 
 
-async def serve(settings: IngestSettings) -> None:
+async def serve(settings: IngestSettings, keys: KeyRing) -> None:
     stopping = shutdown_signal()
     producer = EventProducer(settings.kafka, timeout_seconds=settings.produce_timeout_seconds)
     ingestor = EventIngestor(settings, producer)
-    write_keys = WriteKeys(settings.write_keys)
-    for source in write_keys.sources():  # a 0 series per source before its first refusal
+    for source in keys.sources():  # a 0 series per source before its first refusal
         metrics.RATE_LIMITED.labels(source)
+    # Apart from the public port, so that a deployment can keep it internal.
+    serve_metrics(settings.host, settings.metrics_port)
     health = HealthReporter()
     await health.set([SERVICE_NAME], False)
 
-    grpc_server = _grpc_server(settings, EventServicer(ingestor, write_keys), health)
+    grpc_server = _grpc_server(settings, EventServicer(ingestor, keys), health)
     await grpc_server.start()
     http = _Server(
         uvicorn.Config(
-            build_app(HttpApi(ingestor, write_keys)),
+            build_app(HttpApi(ingestor, keys)),
             host=settings.host,
             port=settings.http_port,
             log_config=None,
@@ -119,9 +123,18 @@ async def serve(settings: IngestSettings) -> None:
     tune_for_serving(settings.gc.gen0_threshold)
     log.info("ingest listening", extra={"fields": {
         "http": f"{settings.host}:{settings.http_port}",
-        "grpc": f"{settings.host}:{settings.grpc_port}"}})  # fmt: skip
+        "grpc": f"{settings.host}:{settings.grpc_port}",
+        "metrics": f"{settings.host}:{settings.metrics_port}"}})  # fmt: skip
+
+    # A producer that cannot be durable ends the process (after the usual drain).
+    def stop_if_failed(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            stopping.set()
+
+    connector.add_done_callback(stop_if_failed)
     stopped = asyncio.create_task(stopping.wait())
     await asyncio.wait({stopped, http_task}, return_when=asyncio.FIRST_COMPLETED)
+    weak = connector.done() and not connector.cancelled() and connector.exception()
 
     log.info("draining")
     await health.set([SERVICE_NAME], False)
@@ -133,13 +146,29 @@ async def serve(settings: IngestSettings) -> None:
         task.cancel()
     await producer.close()
     log.info("ingest stopped")
+    if weak:
+        raise weak
 
 
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log)
+    try:
+        keys = KeyRing.from_settings(settings)
+    except (MissingKeys, ValueError) as refused:
+        log.error("ingest refuses to start: %s", refused)
+        sys.exit(2)
+    if settings.mode.dev_mode:
+        log.warning(
+            "development mode: keys not configured fall back to the documented "
+            "development keys; never run it so in production"
+        )
     register_build_info("ingest")
-    uvloop.run(serve(settings))
+    try:
+        uvloop.run(serve(settings, keys))
+    except WeakDurability as refused:
+        log.error("ingest refuses to run: %s", refused)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

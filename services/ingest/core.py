@@ -13,39 +13,59 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from services.ingest import metrics
+from services.ingest.auth import CATALOG, WRITE
 from services.ingest.dedupe import DedupeStore
 from services.ingest.dlq import dlq_record
-from services.ingest.errors import RateLimited, Unavailable
+from services.ingest.errors import PayloadTooLarge, RateLimited, Unavailable
 from services.ingest.privacy import Scrubber
 from services.ingest.producer import EventProducer, KafkaUnavailable
 from services.ingest.ratelimit import Limit, RateLimiter, parse_overrides
+from services.ingest.scopes import check_catalogue_item, refuse_scope, required_scope
 from services.ingest.settings import IngestSettings
-from services.ingest.validation import SIZE, Rejection, enrich, iso, validate
+from services.ingest.validation import SIZE, Rejection, clamp_future, enrich, iso, validate
 from shared.events import DELETE_TYPE, encode, user_key
 from shared.topics import EVENTS_DLQ, EVENTS_RAW
 
 log = logging.getLogger(__name__)
 
 Record = tuple[bytes | None, bytes]
+WRITE_ONLY = frozenset((WRITE,))
 
 
 @dataclass
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
-    # (index in the request, why it was refused)
+    # (index in the request, why it was refused): the first ``report_limit`` refusals only
     errors: list[tuple[int, Rejection]] = field(default_factory=list)
+    # every refused event, reported or not
+    rejected: int = 0
+    report_limit: int = 100
+
+    def refuse(self, index: int, rejection: Rejection) -> bool:
+        """Count a refusal; True when it is still reported by index (and written to the DLQ)."""
+        self.rejected += 1
+        if len(self.errors) >= self.report_limit:
+            return False
+        self.errors.append((index, rejection))
+        return True
+
+    @property
+    def unreported(self) -> int:
+        return self.rejected - len(self.errors)
 
     def merge(self, other: IngestResult, offset: int) -> None:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
-        self.errors.extend((offset + i, r) for i, r in other.errors)
+        self.rejected += other.rejected
+        room = max(0, self.report_limit - len(self.errors))
+        self.errors.extend((offset + i, r) for i, r in other.errors[:room])
 
 
 class EventIngestor:
@@ -79,14 +99,28 @@ class EventIngestor:
             metrics.RATE_LIMITED.labels(source_id).inc()
             raise RateLimited(f"rate limit of source {source_id!r} exceeded", retry_after=wait)
 
+    def check_count(self, count: int) -> None:
+        """A request's events are bounded, so one request's work, DLQ writes and answer are."""
+        limit = self.settings.max_batch_items
+        if count > limit:
+            raise PayloadTooLarge(
+                f"the request holds {count} events; at most {limit} are accepted per request",
+                field="batch",
+                reason="too_many_events",
+            )
+
     async def ingest(self, items: list[Any], call_type: str | None, source_id: str,
-                     batch_sent_at: str | None = None, transport: str = "http") -> IngestResult:  # fmt: skip
+                     batch_sent_at: str | None = None, transport: str = "http",
+                     scopes: frozenset[str] = WRITE_ONLY) -> IngestResult:  # fmt: skip
         """Accept the valid items, report the invalid ones; raise ``Unavailable`` when Kafka
-        does not acknowledge, in which case nothing of this request counts as accepted."""
+        does not acknowledge, in which case nothing of this request counts as accepted.
+        ``scopes`` are those of the caller's key: a catalogue change needs ``catalog``."""
+        self.check_count(len(items))
         self.admit(source_id, len(items))
         received = datetime.now(UTC)
         received_at = iso(received)
-        result = IngestResult()
+        max_skew = timedelta(seconds=self.settings.max_future_skew_seconds)
+        result = IngestResult(report_limit=self.settings.max_reported_errors)
         records: list[Record] = []
         bad: list[Record] = []
         types: dict[str, int] = {}
@@ -100,9 +134,18 @@ class EventIngestor:
                 if len(orjson.dumps(item)) > max_bytes:
                     raise Rejection(SIZE, "event", f"is larger than {max_bytes} bytes")
                 event = validate(item, call_type)
+                if required_scope(event) == CATALOG:
+                    if CATALOG not in scopes:
+                        raise refuse_scope(event, CATALOG)
+                    check_catalogue_item(event)
             except Rejection as rejection:
-                result.errors.append((index, rejection))
-                bad.append(dlq_record(item, index, rejection, source_id, received_at, transport))
+                metrics.EVENTS_REJECTED.labels(rejection.reason).inc()
+                if result.refuse(index, rejection):
+                    # The DLQ holds personal data no longer than events.raw does: scrub first.
+                    payload = self.scrubber.scrub(dict(item)) if isinstance(item, dict) else item
+                    bad.append(
+                        dlq_record(payload, index, rejection, source_id, received_at, transport)
+                    )
                 continue
             message_id = event.get("messageId")
             claimed_id: str | None = None
@@ -119,15 +162,17 @@ class EventIngestor:
                 in_request.add(message_id)
                 claimed.append(message_id)
                 claimed_id = message_id
-            event = self.scrubber.scrub(
-                enrich(event, source_id, received, batch_sent_at, received_at)
-            )
+            event = enrich(event, source_id, received, batch_sent_at, received_at)
+            clamped = clamp_future(event, received, max_skew)
+            if clamped:
+                metrics.TIMESTAMPS_CLAMPED.labels(clamped).inc()
+            event = self.scrubber.scrub(event)
             records.append((user_key(event).encode(), encode(event)))
             record_ids.append(claimed_id)
             types[event["type"]] = types.get(event["type"], 0) + 1
         metrics.BATCH_SIZE.observe(len(items))
-        for _, refused in result.errors:
-            metrics.EVENTS_REJECTED.labels(refused.reason).inc()
+        if result.unreported:
+            metrics.DLQ_SUPPRESSED.inc(result.unreported)
         if result.duplicates:
             metrics.EVENTS_DUPLICATE.inc(result.duplicates)
         if bad:

@@ -42,6 +42,18 @@ class Unauthorized(IngestError):
     reason = "unauthorized"
 
 
+class Forbidden(IngestError):
+    """A valid key without the scope the operation needs (``scope`` names it)."""
+
+    http_status = 403
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "insufficient_scope"
+
+    def __init__(self, message: str, scope: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.scope = scope
+
+
 class PayloadTooLarge(IngestError):
     http_status = 413
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT

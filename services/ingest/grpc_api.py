@@ -11,9 +11,10 @@ from google.protobuf import json_format
 from lumen.v1 import events_pb2, events_pb2_grpc
 
 from services.ingest import metrics
-from services.ingest.auth import WriteKeys, key_from_authorization
+from services.ingest.auth import ADMIN, CATALOG, WRITE, Credential, KeyRing, key_from_authorization
 from services.ingest.core import EventIngestor, IngestResult
-from services.ingest.errors import BadRequest, IngestError, Unauthorized
+from services.ingest.errors import BadRequest, Forbidden, IngestError, Unauthorized
+from services.ingest.scopes import SCOPE
 
 SERVICE_NAME = events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name
 ERRORS_TRAILER = "lumen-event-errors-bin"
@@ -63,30 +64,39 @@ def event_errors(result: IngestResult) -> list[events_pb2.EventError]:
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
-    def __init__(self, ingestor: EventIngestor, write_keys: WriteKeys) -> None:
+    def __init__(self, ingestor: EventIngestor, keys: KeyRing) -> None:
         self.ingestor = ingestor
-        self.write_keys = write_keys
+        self.keys = keys
 
-    def _source(self, context: grpc.aio.ServicerContext) -> str:
+    def _credential(
+        self, context: grpc.aio.ServicerContext, scope: str | None = None
+    ) -> Credential:
         metadata = dict(context.invocation_metadata() or ())
         key = key_from_authorization(metadata.get("authorization"))
         if key is None:
             raise Unauthorized("a write key is required in the `authorization` metadata")
-        source = self.write_keys.source_for(key)
-        if source is None:
+        credential = self.keys.credential_for(key)
+        if credential is None:
             raise Unauthorized("unknown write key")
-        return source
+        if scope is not None and not credential.allows(scope):
+            raise Forbidden(f"this operation needs a key with scope `{scope}`", scope)
+        return credential
 
-    async def _publish(self, events: list[events_pb2.Event], source: str) -> IngestResult:
-        items = [event_to_dict(e) for e in events]
-        if not items:
+    async def _publish(
+        self, events: list[events_pb2.Event], credential: Credential
+    ) -> IngestResult:
+        if not events:
             raise BadRequest("the request holds no events", field="events")
-        return await self.ingestor.ingest(items, None, source, transport="grpc")
+        self.ingestor.check_count(len(events))
+        items = [event_to_dict(e) for e in events]
+        return await self.ingestor.ingest(
+            items, None, credential.source, transport="grpc", scopes=credential.scopes
+        )
 
     async def Publish(self, request: events_pb2.PublishRequest,
                       context: grpc.aio.ServicerContext) -> events_pb2.PublishResponse:  # fmt: skip
         async def run() -> events_pb2.PublishResponse:
-            result = await self._publish(list(request.events), self._source(context))
+            result = await self._publish(list(request.events), self._credential(context, WRITE))
             await _refuse_if_nothing_valid(result, context)
             return events_pb2.PublishResponse(accepted=result.accepted,
                                               duplicates=result.duplicates,
@@ -98,18 +108,18 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                             context: grpc.aio.ServicerContext
                             ) -> events_pb2.PublishStreamResponse:  # fmt: skip
         async def run() -> events_pb2.PublishStreamResponse:
-            source = self._source(context)
-            total = IngestResult()
+            credential = self._credential(context, WRITE)
+            total = IngestResult(report_limit=self.ingestor.settings.max_reported_errors)
             pending: list[events_pb2.Event] = []
             offset = 0
             async for message in request_iterator:
                 pending.extend(message.events)
                 if len(pending) >= STREAM_CHUNK:
-                    total.merge(await self._publish(pending, source), offset)
+                    total.merge(await self._publish(pending, credential), offset)
                     offset += len(pending)
                     pending = []
             if pending:
-                total.merge(await self._publish(pending, source), offset)
+                total.merge(await self._publish(pending, credential), offset)
             elif offset == 0:
                 raise BadRequest("the stream held no events", field="events")
             await _refuse_if_nothing_valid(total, context)
@@ -122,10 +132,10 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     async def DeleteUser(self, request: events_pb2.DeleteUserRequest,
                          context: grpc.aio.ServicerContext) -> events_pb2.DeleteUserResponse:  # fmt: skip
         async def run() -> events_pb2.DeleteUserResponse:
-            source = self._source(context)
+            credential = self._credential(context, ADMIN)
             if not request.user_id or len(request.user_id) > 256:
                 raise BadRequest("user_id must be 1 to 256 characters", field="user_id")
-            message_id = await self.ingestor.delete_user(request.user_id, source)
+            message_id = await self.ingestor.delete_user(request.user_id, credential.source)
             return events_pb2.DeleteUserResponse(message_id=message_id)
 
         return await _call("DeleteUser", context, run)
@@ -135,8 +145,10 @@ async def _refuse_if_nothing_valid(result: IngestResult,
                                    context: grpc.aio.ServicerContext) -> None:  # fmt: skip
     """All events invalid -> INVALID_ARGUMENT naming each field (partial success is OK)."""
     if result.errors and result.accepted == 0 and result.duplicates == 0:
+        if all(r.reason == SCOPE for _, r in result.errors) and not result.unreported:
+            raise Forbidden(result.errors[0][1].describe(), CATALOG, field="event")
         first = "; ".join(f"event {i}: {r.describe()}" for i, r in result.errors[:3])
-        more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
+        more = f" (and {result.rejected - 3} more)" if result.rejected > 3 else ""
         details = events_pb2.PublishErrorDetails(errors=event_errors(result))
         context.set_trailing_metadata(((ERRORS_TRAILER, details.SerializeToString()),))
         raise BadRequest(first + more, field=result.errors[0][1].field)

@@ -8,17 +8,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from services.ingest import metrics
-from services.ingest.auth import WriteKeys, key_from_authorization
+from services.ingest.auth import ADMIN, CATALOG, WRITE, Credential, KeyRing, key_from_authorization
 from services.ingest.core import EventIngestor, IngestResult
 from services.ingest.errors import (
     BadRequest,
+    Forbidden,
     IngestError,
     NotFound,
     PayloadTooLarge,
@@ -26,6 +27,7 @@ from services.ingest.errors import (
     Unauthorized,
 )
 from services.ingest.openapi import openapi_document
+from services.ingest.scopes import SCOPE
 from shared.events import EVENT_TYPES
 
 
@@ -38,6 +40,8 @@ def error_response(error: IngestError) -> Response:
     body: dict[str, Any] = {"success": False, "error": error.message, "reason": error.reason}
     if error.field:
         body["field"] = error.field
+    if isinstance(error, Forbidden):
+        body["scope"] = error.scope
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
     if isinstance(error, Unauthorized):
         headers = {"WWW-Authenticate": 'Basic realm="lumen"'}
@@ -48,12 +52,14 @@ def result_body(result: IngestResult) -> dict[str, Any]:
     body: dict[str, Any] = {"success": True}
     if result.duplicates:
         body["duplicates"] = result.duplicates
-    if result.errors:
+    if result.rejected:
         body["accepted"] = result.accepted
         body["rejected"] = [
             {"index": i, "reason": r.reason, "field": r.field, "message": r.describe()}
             for i, r in result.errors
         ]
+        # The list stops at LUMEN_INGEST_MAX_REPORTED_ERRORS; the count covers every refusal.
+        body["rejectedCount"] = result.rejected
     return body
 
 
@@ -88,9 +94,9 @@ def merge_batch_defaults(body: dict[str, Any], item: Any) -> Any:
 
 
 class HttpApi:
-    def __init__(self, ingestor: EventIngestor, write_keys: WriteKeys) -> None:
+    def __init__(self, ingestor: EventIngestor, keys: KeyRing) -> None:
         self.ingestor = ingestor
-        self.write_keys = write_keys
+        self.keys = keys
         self.max_request_bytes = ingestor.settings.max_request_bytes
 
     async def read_json(self, request: Request) -> Any:
@@ -119,7 +125,8 @@ class HttpApi:
             ) from None
         return parse_json(b"".join(chunks))
 
-    def authenticate(self, request: Request, body: Any) -> str:
+    def authenticate(self, request: Request, body: Any, scope: str | None = None) -> Credential:
+        """The caller's credential; ``scope``, when given, must be one of its scopes."""
         key = key_from_authorization(request.headers.get("authorization"))
         if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
             key = body["writeKey"]
@@ -127,43 +134,58 @@ class HttpApi:
             body.pop("writeKey", None)  # never written to Kafka
         if key is None:
             raise Unauthorized("a write key is required (HTTP Basic `writeKey:` or `writeKey`)")
-        source = self.write_keys.source_for(key)
-        if source is None:
+        credential = self.keys.credential_for(key)
+        if credential is None:
             raise Unauthorized("unknown write key")
-        return source
+        if scope is not None and not credential.allows(scope):
+            raise Forbidden(f"this operation needs a key with scope `{scope}`", scope)
+        return credential
 
     async def single(self, request: Request) -> Response:
         call_type = request.path_params["call_type"]
         if call_type not in EVENT_TYPES:
             raise NotFound(f"unknown call type {call_type!r}", field="type")
         body = await self.read_json(request)
-        source = self.authenticate(request, body)
-        result = await self.ingestor.ingest([body], call_type, source)
+        credential = self.authenticate(request, body, WRITE)
+        result = await self.ingestor.ingest(
+            [body], call_type, credential.source, scopes=credential.scopes
+        )
         if result.errors:
             _, rejection = result.errors[0]
+            if rejection.reason == SCOPE:
+                raise Forbidden(rejection.describe(), CATALOG, field=rejection.field)
             raise BadRequest(rejection.describe(), field=rejection.field, reason=rejection.reason)
         return json_response(result_body(result))
 
     async def batch(self, request: Request) -> Response:
+        return await self._batch(request, admin=False)
+
+    async def import_(self, request: Request) -> Response:
+        """Bulk loads and replays are an operator's job: an admin key, any event type."""
+        return await self._batch(request, admin=True)
+
+    async def _batch(self, request: Request, admin: bool) -> Response:
         body = await self.read_json(request)
-        source = self.authenticate(request, body)
+        credential = self.authenticate(request, body, ADMIN if admin else WRITE)
+        scopes = credential.scopes | {WRITE, CATALOG} if admin else credential.scopes
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
             raise BadRequest("body must be an object with a `batch` array", field="batch")
         if not body["batch"]:
             raise BadRequest("`batch` is empty", field="batch")
+        self.ingestor.check_count(len(body["batch"]))
         sent_at = body.get("sentAt") if isinstance(body.get("sentAt"), str) else None
         items = [merge_batch_defaults(body, item) for item in body["batch"]]
-        result = await self.ingestor.ingest(items, None, source, sent_at)
-        if result.accepted == 0 and result.duplicates == 0 and result.errors:
+        result = await self.ingestor.ingest(items, None, credential.source, sent_at, scopes=scopes)
+        if result.accepted == 0 and result.duplicates == 0 and result.rejected:
             return json_response({**result_body(result), "success": False}, 400)
         return json_response(result_body(result))
 
     async def delete_user(self, request: Request) -> Response:
-        source = self.authenticate(request, None)
+        credential = self.authenticate(request, None, ADMIN)
         user_id = request.path_params["user_id"]
         if not user_id or len(user_id) > 256:
             raise BadRequest("userId must be 1 to 256 characters", field="userId")
-        message_id = await self.ingestor.delete_user(user_id, source)
+        message_id = await self.ingestor.delete_user(user_id, credential.source)
         return json_response({"success": True, "messageId": message_id}, 202)
 
     async def healthz(self, request: Request) -> Response:
@@ -173,9 +195,6 @@ class HttpApi:
         if self.ingestor.producer.ready:
             return json_response({"status": "ready"})
         return json_response({"status": "kafka unreachable"}, 503)
-
-    async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi(self, request: Request) -> Response:
         return json_response(openapi_document())
@@ -212,7 +231,7 @@ def instrumented(route: str, handler: Callable[[Request], Awaitable[Response]]
 def build_app(api: HttpApi) -> Starlette:
     routes = [
         Route("/v1/batch", instrumented("/v1/batch", api.batch), methods=["POST"]),
-        Route("/v1/import", instrumented("/v1/batch", api.batch), methods=["POST"]),
+        Route("/v1/import", instrumented("/v1/import", api.import_), methods=["POST"]),
         Route(
             "/v1/users/{user_id:str}",
             instrumented("/v1/users/{userId}", api.delete_user),
@@ -221,7 +240,6 @@ def build_app(api: HttpApi) -> Starlette:
         Route("/v1/{call_type:str}", instrumented("/v1/{type}", api.single), methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
-        Route("/metrics", api.metrics, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
     return Starlette(routes=routes)

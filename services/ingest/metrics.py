@@ -49,3 +49,15 @@ DLQ_WRITTEN = Counter("lumen_ingest_dlq_events_total", "Rejected events written 
 DLQ_FAILURES = Counter(
     "lumen_ingest_dlq_failures_total", "Rejected events that could not be written to events.dlq."
 )
+DLQ_SUPPRESSED = Counter(
+    "lumen_ingest_dlq_suppressed_total",
+    "Rejected events beyond LUMEN_INGEST_MAX_REPORTED_ERRORS in one request: counted in the "
+    "answer, neither listed nor written to events.dlq.",
+)
+TIMESTAMPS_CLAMPED = Counter(
+    "lumen_ingest_timestamps_clamped_total",
+    "Events whose timestamp was replaced by receivedAt, by reason (future_timestamp: more "
+    "than LUMEN_INGEST_MAX_FUTURE_SKEW_SECONDS ahead).",
+    ["reason"],
+)
+TIMESTAMPS_CLAMPED.labels("future_timestamp")  # a 0 series before the first clamp

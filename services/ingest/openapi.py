@@ -14,9 +14,12 @@ from shared.events import EVENT_TYPES
 _REF = "#/components/schemas/"
 _ERRORS = {
     "400": "Invalid JSON, invalid UTF-8 or an invalid event; `field` names the culprit.",
-    "401": "Missing or unknown write key.",
+    "401": "Missing or unknown key.",
+    "403": "The key lacks the scope the operation needs (`scope` names it: `catalog` for "
+    "catalogue events, `admin` for erasure and imports).",
     "408": "The request body was not complete within the body timeout.",
-    "413": "The body is larger than 500 KB.",
+    "413": "The body is larger than 500 KB, or a batch holds more events than "
+    "LUMEN_INGEST_MAX_BATCH_ITEMS.",
     "429": "The source's rate limit is exceeded; retry after `Retry-After` seconds.",
     "503": "Kafka did not acknowledge; retry the same events (same messageIds) after "
     "`Retry-After` seconds: they are stored once.",
@@ -87,14 +90,17 @@ def openapi_document() -> dict[str, Any]:
                 "success": {"type": "boolean"},
                 "accepted": {"type": "integer"},
                 "duplicates": {"type": "integer"},
-                "rejected": {"type": "array", "items": {"$ref": _REF + "Rejected"}},
+                "rejected": {"type": "array", "items": {"$ref": _REF + "Rejected"},
+                             "description": "The first LUMEN_INGEST_MAX_REPORTED_ERRORS refusals."},
+                "rejectedCount": {"type": "integer", "description": "Every refusal."},
             },
         },
         "Rejected": {
             "type": "object",
             "properties": {
                 "index": {"type": "integer"},
-                "reason": {"type": "string", "examples": ["schema_violation", "size_violation"]},
+                "reason": {"type": "string", "examples": ["schema_violation", "size_violation",
+                                                          "insufficient_scope"]},
                 "field": string, "message": string,
             },
         },
@@ -104,6 +110,8 @@ def openapi_document() -> dict[str, Any]:
             "properties": {
                 "success": {"type": "boolean", "const": False},
                 "error": string, "reason": string, "field": string,
+                "scope": {"type": "string", "enum": ["catalog", "admin"],
+                          "description": "With 403: the scope the key needs."},
             },
         },
         "Deleted": {
@@ -121,33 +129,52 @@ def openapi_document() -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": _REF + call_type.capitalize()}}}},
                 "responses": {
                     "200": _response("Stored (acknowledged by Kafka) or a duplicate.", "Success"),
-                    **_errors("400", "401", "408", "413", "429", "503"),
+                    **_errors("400", "401", "403", "408", "413", "429", "503"),
                 },
             }
         }  # fmt: skip
-    paths["/v1/batch"] = {
-        "post": {
-            "operationId": "batch",
-            "summary": "Record many calls; valid events are stored, invalid ones reported by index.",
-            "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": {"$ref": _REF + "Batch"}}}},
-            "responses": {
-                "200": _response("Every valid event is stored; `rejected` lists the others.",
-                                 "Success"),
-                "400": _response("No event of the batch is valid, or the body is invalid.",
-                                 "Success"),
-                **_errors("401", "408", "413", "429", "503"),
-            },
+    for path, operation, summary in (
+        (
+            "/v1/batch",
+            "batch",
+            "Record many calls; valid events are stored, invalid ones reported by index.",
+        ),
+        (
+            "/v1/import",
+            "import",
+            "Bulk load or replay (admin key): like /v1/batch, catalogue events included.",
+        ),
+    ):
+        paths[path] = {
+            "post": {
+                "operationId": operation,
+                "summary": summary,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": _REF + "Batch"}}},
+                },
+                "responses": {
+                    "200": _response(
+                        "Every valid event is stored; `rejected` lists the others "
+                        "(a catalogue event sent with a write key among them).",
+                        "Success",
+                    ),
+                    "400": _response(
+                        "No event of the batch is valid, or the body is invalid.", "Success"
+                    ),
+                    **_errors("401", "403", "408", "413", "429", "503"),
+                },
+            }
         }
-    }  # fmt: skip
     paths["/v1/users/{userId}"] = {
         "delete": {
             "operationId": "deleteUser",
-            "summary": "Erase a user: publishes a deletion event that downstream services obey.",
+            "summary": "Erase a user (admin key): publishes a deletion event that downstream "
+            "services obey.",
             "parameters": [{"name": "userId", "in": "path", "required": True, "schema": string}],
             "responses": {
                 "202": _response("The deletion event is stored in Kafka.", "Deleted"),
-                **_errors("400", "401", "429", "503"),
+                **_errors("400", "401", "403", "429", "503"),
             },
         }
     }
@@ -156,9 +183,6 @@ def openapi_document() -> dict[str, Any]:
         paths[path] = {"get": {"operationId": path.strip("/"), "summary": summary, "security": [],
                                "responses": {"200": {"description": "OK"},
                                              "503": {"description": "Not ready"}}}}  # fmt: skip
-    paths["/metrics"] = {"get": {"operationId": "metrics", "summary": "Prometheus metrics.",
-                                 "security": [],
-                                 "responses": {"200": {"description": "Prometheus text"}}}}  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {

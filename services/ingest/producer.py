@@ -53,6 +53,27 @@ def aiokafka_config(settings: KafkaSettings) -> dict[str, Any]:
     return config
 
 
+class WeakDurability(RuntimeError):
+    """The producer would not wait for every in-sync replica, or could duplicate on retry."""
+
+
+# What a 200 promises: every in-sync replica has the record, and a retry cannot duplicate it.
+DURABLE_OPTIONS: dict[str, Any] = {"acks": "all", "enable_idempotence": True}
+
+
+def durability_problems(producer: AIOKafkaProducer) -> list[str]:
+    """What weakens the promise in a built producer (read back from the client, not from our
+    own arguments, so a library default or a changed option cannot slip through)."""
+    problems = []
+    sender = getattr(producer, "_sender", None)
+    acks = getattr(sender, "_acks", None)
+    if acks != -1:
+        problems.append(f"acks is {acks!r}, not all (-1)")
+    if getattr(producer, "_txn_manager", None) is None:
+        problems.append("idempotence is off")
+    return problems
+
+
 class EventProducer:
     def __init__(self, settings: KafkaSettings, *, timeout_seconds: float = 5.0) -> None:
         self._settings = settings
@@ -67,8 +88,7 @@ class EventProducer:
     async def start(self, warm_topics: Sequence[str] = ()) -> None:
         producer = AIOKafkaProducer(
             client_id="lumen-ingest",
-            acks="all",
-            enable_idempotence=True,
+            **DURABLE_OPTIONS,
             linger_ms=2,
             max_batch_size=256 * 1024,
             # Give up on a record before the HTTP client does; the request then gets 503.
@@ -76,6 +96,9 @@ class EventProducer:
             retry_backoff_ms=100,
             **aiokafka_config(self._settings),
         )
+        problems = durability_problems(producer)
+        if problems:
+            raise WeakDurability("the Kafka producer is not durable: " + "; ".join(problems))
         try:
             await asyncio.wait_for(producer.start(), self._timeout * 2)
             # Fetch partition metadata now, so that no request waits for it.

@@ -37,12 +37,14 @@ class TokenBucket:
         rate, burst = self.limit.rate, self.limit.burst
         self.tokens = min(float(burst), self.tokens + (now - self.updated) * rate)
         self.updated = now
-        # A request larger than the bucket could never pass: it needs a full bucket instead.
-        cost = min(cost, burst)
-        if self.tokens >= cost:
+        # A request larger than the bucket could never pass: it needs a full bucket instead,
+        # and still pays for every event (the bucket goes into debt), so that one large
+        # request costs as much as the same events sent one by one.
+        needed = min(cost, burst)
+        if self.tokens >= needed:
             self.tokens -= cost
             return 0.0
-        return (cost - self.tokens) / rate
+        return (needed - self.tokens) / rate
 
 
 class RateLimiter:

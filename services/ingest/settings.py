@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import GcSettings, KafkaSettings, LogSettings
+from shared.settings import GcSettings, KafkaSettings, LogSettings, ModeSettings
 
 
 class IngestSettings(BaseSettings):
@@ -16,12 +16,63 @@ class IngestSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP and gRPC servers bind.")
     http_port: int = Field(8080, description="HTTP port of the Segment-compatible API.")
     grpc_port: int = Field(50051, description="gRPC port of EventService.")
-    write_keys: str = Field(
-        # The local-development key "lumen-dev-key" for the source "dev"; replace it in production.
-        "dev:sha256:d5d46c01c0ac746e5866176c423153bb1473d7203ce8b7ec2dfcef20ca342d7b",
+    metrics_port: int = Field(
+        9101,
+        ge=1,
+        le=65535,
         description=(
-            "Comma-separated `sourceId:sha256:<hex digest of the write key>` entries; only hashes "
-            "are stored. `python -m services.ingest.auth <sourceId> <key>` prints an entry."
+            "Port of the Prometheus `/metrics` page, on `host` but apart from the public HTTP "
+            "port, so that it can be kept internal."
+        ),
+    )
+    write_keys: str = Field(
+        "",
+        description=(
+            "Write keys (public, they ship in apps): comma-separated "
+            "`sourceId:sha256:<hex digest of the key>` entries; only hashes are stored. "
+            "`python -m services.ingest.auth <sourceId> <key>` prints an entry. Required outside "
+            "development mode; with none configured in development mode the documented key "
+            "`lumen-dev-key` (source `dev`) is used."
+        ),
+    )
+    catalog_keys: str = Field(
+        "",
+        description=(
+            "Catalogue keys (the product's backend): same entry format; they may send what a "
+            "write key may plus catalogue changes (`Item Upserted`, `Item Deleted`, an "
+            "`item` object in properties). Development mode with no key configured: "
+            "`lumen-dev-key`."
+        ),
+    )
+    admin_keys: str = Field(
+        "",
+        description=(
+            "Admin keys (operators): same entry format; erasure (`DELETE /v1/users/{id}`, gRPC "
+            "`DeleteUser`) and `/v1/import`. An admin key sends no events unless it is also a "
+            "write or catalogue key. Development mode with no key configured: "
+            "`lumen-dev-admin-key`."
+        ),
+    )
+    max_future_skew_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "An event whose (clock-corrected) timestamp lies more than this ahead of "
+            "`receivedAt` gets `timestamp = receivedAt`; the client's value stays in "
+            "`originalTimestamp`."
+        ),
+    )
+    max_batch_items: int = Field(
+        2500,
+        ge=1,
+        description="Most events one `/v1/batch`, `/v1/import` or gRPC `Publish` may hold (413).",
+    )
+    max_reported_errors: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Most refused events one request reports by index and writes to events.dlq; the "
+            "rest are counted in `rejectedCount` and `lumen_ingest_dlq_suppressed_total`."
         ),
     )
     produce_timeout_seconds: float = Field(
@@ -103,5 +154,6 @@ class IngestSettings(BaseSettings):
         15.0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mode: ModeSettings = Field(default_factory=ModeSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     gc: GcSettings = Field(default_factory=GcSettings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.events import EVENT_TYPES
@@ -115,6 +115,19 @@ def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
     if event["type"] == "group" and not event.get("groupId"):
         raise Rejection(SCHEMA, "groupId", "is required for group calls")
     return event
+
+
+FUTURE_TIMESTAMP = "future_timestamp"
+
+
+def clamp_future(event: dict[str, Any], received_at: datetime, max_skew: timedelta) -> str | None:
+    """An enriched event timestamped more than ``max_skew`` after it arrived (a client clock
+    set years ahead, or an attempt to keep an item trending until then) takes ``receivedAt``
+    as its time; ``originalTimestamp`` keeps what the client sent. Returns the reason, if any."""
+    if parse_time(event["timestamp"], "timestamp") - received_at <= max_skew:
+        return None
+    event["timestamp"] = event["receivedAt"]
+    return FUTURE_TIMESTAMP
 
 
 def enrich(event: dict[str, Any], source_id: str, received_at: datetime,

@@ -28,12 +28,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def ingest(stack: Stack) -> Iterator[ServiceProcess]:
-    http, grpc_port = free_port(), free_port()
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
     service = start_service(
         "ingest", "services.ingest",
-        {**stack.env(), "LUMEN_INGEST_HTTP_PORT": str(http), "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
+        {**stack.env(), "LUMEN_INGEST_HTTP_PORT": str(http), "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+         "LUMEN_INGEST_METRICS_PORT": str(metrics)},
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"),
-        ports={"http": http, "grpc": grpc_port},
+        ports={"http": http, "grpc": grpc_port, "metrics": metrics},
     )  # fmt: skip
     yield service
     service.stop()

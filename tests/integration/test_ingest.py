@@ -33,16 +33,23 @@ from tests.support.stack import ServiceProcess, Stack, free_port, start_service,
 
 KEYS = {"web": "web-write-key", "limited": "limited-write-key"}
 WRITE_KEYS = ",".join(WriteKeys.entry(source, key) for source, key in KEYS.items())
+CATALOG_KEY, ADMIN_KEY = "backend-catalog-key", "ops-admin-key"
+KEY_SETTINGS = {
+    "LUMEN_INGEST_WRITE_KEYS": WRITE_KEYS,
+    "LUMEN_INGEST_CATALOG_KEYS": WriteKeys.entry("backend", CATALOG_KEY),
+    "LUMEN_INGEST_ADMIN_KEYS": WriteKeys.entry("ops", ADMIN_KEY),
+}
 
 
 def start_ingest(env: dict[str, str], name: str = "ingest-under-test") -> ServiceProcess:
-    http, grpc_port = free_port(), free_port()
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
     return start_service(
         name, "services.ingest",
-        {"LUMEN_INGEST_WRITE_KEYS": WRITE_KEYS, **env,
-         "LUMEN_INGEST_HTTP_PORT": str(http), "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
+        {**KEY_SETTINGS, **env,
+         "LUMEN_INGEST_HTTP_PORT": str(http), "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+         "LUMEN_INGEST_METRICS_PORT": str(metrics)},
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/readyz"),
-        ports={"http": http, "grpc": grpc_port},
+        ports={"http": http, "grpc": grpc_port, "metrics": metrics},
     )  # fmt: skip
 
 
@@ -283,13 +290,13 @@ def test_rate_limit_answers_429_with_retry_after(svc: ServiceProcess, http: http
 
 def test_delete_user_publishes_an_erasure_event(http: httpx.Client, reader: TopicReader) -> None:
     user = uid()
-    response = http.delete(f"/v1/users/{user}")
+    response = http.delete(f"/v1/users/{user}", auth=(ADMIN_KEY, ""))
     assert response.status_code == 202, response.text
     message_id = response.json()["messageId"]
     [(key, event)] = reader.wait(EVENTS_RAW.name, lambda e: e.get("userId") == user, 1)
     assert key == user.encode()
     assert event["type"] == DELETE_TYPE and event["messageId"] == message_id
-    assert event["sourceId"] == "web" and event["receivedAt"]
+    assert event["sourceId"] == "ops" and event["receivedAt"]
     assert httpx.delete(f"{http.base_url}/v1/users/{user}").status_code == 401
 
 
@@ -298,7 +305,8 @@ def test_operations_endpoints(svc: ServiceProcess, http: httpx.Client) -> None:
     assert grpc_serving(f"127.0.0.1:{svc.ports['grpc']}"), "gRPC health follows readiness"
     assert http.get("/readyz").json() == {"status": "ready"}
     assert http.get("/openapi.json").json() == openapi_document()
-    metrics = http.get("/metrics").text
+    assert http.get("/metrics").status_code == 404, "metrics are not on the public port"
+    metrics = httpx.get(f"http://127.0.0.1:{svc.ports['metrics']}/metrics").text
     for name in ("lumen_ingest_requests_total{", "lumen_ingest_events_accepted_total{",
                  "lumen_ingest_events_rejected_total{", "lumen_ingest_kafka_produce_duration_seconds_bucket",
                  "lumen_ingest_batch_size_events_bucket", "lumen_ingest_in_flight_requests",
@@ -348,7 +356,8 @@ def test_grpc_publish_stream_delete_and_status_codes(svc: ServiceProcess,
         streamed = stub.PublishStream(iter(stream), metadata=auth)
         assert (streamed.accepted, len(streamed.errors)) == (600, 0)
 
-        deleted = stub.DeleteUser(events_pb2.DeleteUserRequest(user_id=user), metadata=auth)
+        admin = (("authorization", "Bearer " + ADMIN_KEY),)
+        deleted = stub.DeleteUser(events_pb2.DeleteUserRequest(user_id=user), metadata=admin)
     events = reader.wait(EVENTS_RAW.name, lambda e: e.get("userId") == user, 602)
     assert sum(e["type"] == "page" for _, e in events) == 600
     assert [e["messageId"] for _, e in events if e["type"] == DELETE_TYPE] == [deleted.message_id]
@@ -368,7 +377,7 @@ def test_sigterm_lets_in_flight_requests_finish(stack: Stack, reader: TopicReade
     with socket.create_connection(("127.0.0.1", service.ports["http"]), timeout=20) as sock:
         # The request is in flight: its head and half its body have arrived.
         sock.sendall(head.encode() + body[:10])
-        metrics = f"http://127.0.0.1:{service.ports['http']}/metrics"
+        metrics = f"http://127.0.0.1:{service.ports['metrics']}/metrics"
         wait_for(lambda: "lumen_ingest_in_flight_requests 1.0" in httpx.get(metrics).text)
         service.proc.send_signal(signal.SIGTERM)
 
@@ -401,11 +410,12 @@ def test_tls_for_http_and_grpc(stack: Stack, tmp_path: Path) -> None:
                     "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True)  # fmt: skip
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     context = ssl.create_default_context(cafile=str(cert))
     service = start_service(
         "ingest-tls", "services.ingest",
         {**stack.env(), "LUMEN_INGEST_WRITE_KEYS": WRITE_KEYS,
+         "LUMEN_INGEST_METRICS_PORT": str(metrics_port),
          "LUMEN_INGEST_TLS_CERT_FILE": str(cert), "LUMEN_INGEST_TLS_KEY_FILE": str(key),
          "LUMEN_INGEST_HTTP_PORT": str(http_port), "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
         ready=lambda: _https_ready(f"https://127.0.0.1:{http_port}/readyz", context),

@@ -15,16 +15,19 @@ from tests.support.stack import ServiceProcess, free_port, start_service
 
 WRITE_KEY = "reliability-write-key"
 WRITE_KEYS = WriteKeys.entry("reliability", WRITE_KEY)
+ADMIN_KEY = "reliability-admin-key"
 RESULTS = Path(os.environ.get("LUMEN_RELIABILITY_RESULTS", VAR_DIR.parent / "results"))
 
 
 def start_ingest(platform: PrivatePlatform, name: str = "ingest-private",
                  **settings: str) -> ServiceProcess:  # fmt: skip
     """Ingest on the private platform; ``settings`` are extra ``LUMEN_INGEST_*`` values."""
-    http, grpc_port = free_port(), free_port()
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
     env = {
         **platform.stack().env(),
         "LUMEN_INGEST_WRITE_KEYS": WRITE_KEYS,
+        "LUMEN_INGEST_ADMIN_KEYS": WriteKeys.entry("reliability-ops", ADMIN_KEY),
+        "LUMEN_INGEST_METRICS_PORT": str(metrics),
         "LUMEN_INGEST_HTTP_PORT": str(http),
         "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
         "LUMEN_INGEST_PRODUCE_TIMEOUT_SECONDS": "3",
@@ -37,7 +40,7 @@ def start_ingest(platform: PrivatePlatform, name: str = "ingest-private",
         name, "services.ingest", env,
         ready=lambda: http_ok(f"{scheme}://127.0.0.1:{http}/healthz") if scheme == "http"
         else _tls_listening(http),
-        ports={"http": http, "grpc": grpc_port},
+        ports={"http": http, "grpc": grpc_port, "metrics": metrics},
     )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from pymongo.database import Database
 
 from shared.topics import EVENTS_RAW
 from tests.reliability.checks import caught_up
-from tests.reliability.services import WRITE_KEY, record, start_ingest, wait_ready
+from tests.reliability.services import ADMIN_KEY, WRITE_KEY, record, start_ingest, wait_ready
 from tests.support.private_platform import PrivatePlatform
 from tests.support.profiles_worker import mongo, read_topic, start_worker, unique
 from tests.support.stack import ServiceProcess
@@ -128,7 +128,7 @@ def test_erasure_leaves_no_trace_of_the_user_in_mongodb(
     before = documents_mentioning(profiles_db, user, anonymous)
     assert {c for c, _ in before} >= {"profiles", "trend_contributions"}, before
 
-    erased = httpx.delete(f"{base}/v1/users/{user}", auth=(WRITE_KEY, ""))
+    erased = httpx.delete(f"{base}/v1/users/{user}", auth=(ADMIN_KEY, ""))
     assert erased.status_code == 202
     caught_up(stack, profiles_db)
     after = documents_mentioning(profiles_db, user, anonymous)

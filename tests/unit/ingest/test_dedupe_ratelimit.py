@@ -46,11 +46,15 @@ def test_token_bucket_refuses_then_refills() -> None:
     assert limiter.check("s", 10) == 0
 
 
-def test_request_larger_than_the_bucket_needs_a_full_bucket() -> None:
+def test_request_larger_than_the_bucket_pays_for_every_event() -> None:
+    """It passes with a full bucket, then the bucket is in debt for all its events: one
+    100-event request costs as much as 100 single events (not one burst)."""
     clock = FakeClock(1000.0)
     limiter = RateLimiter(Limit(rate=1, burst=5), clock=clock)
     assert limiter.check("s", 100) == 0
-    assert limiter.check("s", 100) == 5
+    assert limiter.check("s", 1) == 96  # 95 tokens of debt, then one for this event
+    clock.now += 99
+    assert limiter.check("s", 1) == 0
 
 
 def test_overrides_and_unlimited() -> None:
