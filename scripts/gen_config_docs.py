@@ -30,6 +30,7 @@ SETTINGS_MODULES = [
     ("services.profiles.settings", "profiles"),
     ("services.inference.settings", "inference"),
     ("services.exporter.settings", "exporter"),
+    ("services.insights.settings", "insights"),
     ("lumen_cli.settings", "`lumen` CLI"),
 ]
 SHARED_MODULE = "shared.settings"
