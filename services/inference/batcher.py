@@ -8,7 +8,11 @@ one that starts while others run takes its share of the queue rather than all of
 request gets its own rows back in order. Executions run in a thread pool (onnxruntime
 releases the GIL), so the event loop never waits on them, except small ones of a model whose
 ``inline_max_rows`` lets them run on the loop (cheaper than the thread hand-off); a request
-whose deadline passes while queued is dropped with :class:`DeadlineExceeded`.
+whose deadline passes while queued is dropped with :class:`DeadlineExceeded`; a request
+that sends none gets ``default_deadline`` seconds. At most ``max_queue_size`` requests wait:
+one more is refused with :class:`ResourceExhausted`. When an execution of several requests
+fails, each is run again alone, so that one request the model cannot run fails by itself
+(:class:`InvalidArgument` when others of its batch succeed) and the rest get their outputs.
 """
 
 from __future__ import annotations
@@ -18,14 +22,19 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from services.inference import metrics
-from services.inference.errors import DeadlineExceeded, Unavailable
+from services.inference.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
 from services.inference.settings import BatchingConfig
 
 log = logging.getLogger(__name__)
@@ -68,8 +77,10 @@ class DynamicBatcher:
         spec: BatchSpec,
         config: BatchingConfig,
         executor: Executor,
+        default_deadline: float | None = None,
     ) -> None:
         self.model, self.version = model, version
+        self._default_deadline = default_deadline
         self._run, self._spec, self._config, self._executor = run, spec, config, executor
         self._series = metrics.ModelSeries.of(model, str(version))
         self._max_rows = config.max_batch_size if config.enabled else 1
@@ -95,6 +106,14 @@ class DynamicBatcher:
         """Queue one request (its rows on axis 0 of each batched input) and await its outputs."""
         if self._closing:
             raise Unavailable(f"{self.model} version {self.version} is unloading")
+        if len(self._queue) >= self._config.max_queue_size:
+            self._series.failed.inc()
+            raise ResourceExhausted(
+                f"{self.model} has {len(self._queue)} requests queued (the most it takes); "
+                "retry later"
+            )
+        if deadline is None and self._default_deadline is not None:
+            deadline = time.monotonic() + self._default_deadline
         loop = asyncio.get_running_loop()
         pending = _Pending(
             inputs=inputs,
@@ -262,6 +281,26 @@ class DynamicBatcher:
         outputs = self._run(inputs)
         return outputs, time.perf_counter() - started
 
+    def _run_off_loop(self, inputs: Tensors, rows: int) -> Awaitable[tuple[Tensors, float]]:
+        if rows <= self._config.inline_max_rows:
+            done: asyncio.Future[tuple[Tensors, float]] = asyncio.get_running_loop().create_future()
+            try:
+                done.set_result(self._timed_run(inputs))  # shorter than a thread hand-off
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._timed_run, inputs)
+
+    def _deliver(self, pending: _Pending, part: Tensors) -> None:
+        if not pending.future.done():
+            pending.future.set_result(part)
+            self._series.succeeded.inc()
+
+    def _fail(self, pending: _Pending, exc: BaseException) -> None:
+        if not pending.future.done():
+            pending.future.set_exception(exc)
+            self._series.failed.inc()
+
     async def _execute(self, batch: list[_Pending]) -> None:
         series = self._series
         try:
@@ -270,14 +309,16 @@ class DynamicBatcher:
             for pending in batch:
                 series.queue_seconds.observe(started - pending.enqueued)
                 rows += pending.rows
-            merged = self._merge(batch)
-            if rows <= self._config.inline_max_rows:
-                outputs, seconds = self._timed_run(merged)  # shorter than a thread hand-off
-            else:
-                loop = asyncio.get_running_loop()
-                outputs, seconds = await loop.run_in_executor(
-                    self._executor, self._timed_run, merged
-                )
+            try:
+                outputs, seconds = await self._run_off_loop(self._merge(batch), rows)
+            except Exception as exc:
+                if len(batch) == 1:
+                    raise
+                log.warning("batched execution failed; running its requests one by one",
+                            extra={"fields": {"model": self.model, "version": self.version,
+                                              "requests": len(batch), "error": str(exc)}})  # fmt: skip
+                await self._isolate(batch)
+                return
             series.compute_seconds.observe(seconds)
             series.executions.inc()
             series.inferences.inc(rows)
@@ -291,22 +332,52 @@ class DynamicBatcher:
                     for name, value in outputs.items()
                 }
                 offset += pending.rows
-                if not pending.future.done():
-                    pending.future.set_result(part)
-                    series.succeeded.inc()
+                self._deliver(pending, part)
         except Exception as exc:
             log.exception("execution failed", extra={"fields": {"model": self.model,
                                                                 "version": self.version}})  # fmt: skip
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
-                    series.failed.inc()
+                self._fail(pending, exc)
         finally:
             # Leave the set before the slot frees: the next batch's share counts the others.
             if (task := asyncio.current_task()) is not None:
                 self._running.discard(task)
             self._slots.release()
             self._wakeup.set()
+
+    async def _isolate(self, batch: list[_Pending]) -> None:
+        """Run each request of a failed batch alone. Those that fail while others succeed
+        are the cause: they get INVALID_ARGUMENT; if every one fails, the model is at fault
+        and each gets its own error."""
+        failures: list[tuple[_Pending, Exception]] = []
+        succeeded = 0
+        for pending in batch:
+            if pending.future.done():
+                continue  # its deadline passed meanwhile
+            try:
+                outputs, seconds = await self._run_off_loop(pending.inputs, pending.rows)
+            except Exception as exc:
+                failures.append((pending, exc))
+                continue
+            self._series.compute_seconds.observe(seconds)
+            self._series.executions.inc()
+            self._series.inferences.inc(pending.rows)
+            self._series.batch_size.observe(pending.rows)
+            self._deliver(pending, outputs)
+            succeeded += 1
+        isolated = succeeded > 0
+        for pending, error in failures:
+            log.warning("request failed its model alone" if isolated else "execution failed",
+                        extra={"fields": {"model": self.model, "version": self.version,
+                                          "error": str(error)}})  # fmt: skip
+            self._fail(pending, InvalidArgument(_refusal(self.model, error)) if isolated else error)
+
+
+def _refusal(model: str, error: Exception) -> str:
+    """The model's own reason, last line only (onnxruntime prefixes the node's context)."""
+    lines = str(error).strip().splitlines()
+    reason = lines[-1][:300] if lines else type(error).__name__
+    return f"{model} cannot run this request's inputs: {reason}"
 
 
 def _pad(array: np.ndarray, axis: int, length: int, value: int | float) -> np.ndarray:

@@ -29,6 +29,12 @@ class Unavailable(InferenceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhausted(InferenceError):
+    """A bounded queue is full: the caller should back off and retry."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class DeadlineExceeded(InferenceError):
     """The request's deadline passed before its model answered (queued or running)."""
 

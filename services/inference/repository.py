@@ -26,6 +26,7 @@ from models.runtime.text import MAX_TOKENS
 from services.inference import metrics, runtime
 from services.inference.batcher import BatchSpec, DynamicBatcher, Tensors
 from services.inference.errors import ModelRefused, NotFound
+from services.inference.input_limits import InputLimits, limits_of
 from services.inference.settings import InferenceSettings
 from shared.model_registry import (
     CONFIG_FILE,
@@ -63,6 +64,7 @@ class LoadedModel:
     session: ort.InferenceSession
     spec: BatchSpec
     extras: Extras
+    limits: InputLimits = field(default_factory=InputLimits)
     batcher: DynamicBatcher | None = None
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -159,7 +161,18 @@ class ModelRepository:
         loaded = self._current.get(name)
         return loaded is not None and (version is None or version == loaded.version)
 
+    def names_on_disk(self) -> list[str]:
+        """Model folders directly under the registry root (loaded or not)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))  # fmt: skip
+
     def versions_on_disk(self, name: str) -> list[int]:
+        """Versions of a model folder of the registry; a name that is not one of its folders
+        (``../elsewhere``, an absolute path) has none, so a request never reads outside it."""
+        if name not in self.names_on_disk():
+            return []
         return list_versions(name, self.root)
 
     # -- loading --------------------------------------------------------------------
@@ -189,6 +202,8 @@ class ModelRepository:
         runtime.warm_up(session, found.config)
         try:
             extras = _load_extras(found.path, found.config)
+            truncation = extras.tokenizer.max_tokens if extras.tokenizer is not None else None
+            limits = limits_of(found.config, found.path, truncation)
         except ModelRefused:
             raise
         except Exception as exc:
@@ -201,19 +216,13 @@ class ModelRepository:
             session=session,
             spec=runtime.batch_spec(found.config),
             extras=extras,
+            limits=limits,
         )
 
     async def scan(self) -> None:
         """Load what is new; keep serving what is current when a new version is refused."""
         async with self._scan_lock:
-            names = (
-                sorted(
-                    p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                )
-                if self.root.is_dir()
-                else []
-            )
-            for name in names:
+            for name in self.names_on_disk():
                 wanted = self._wanted_version(name)
                 current = self._current.get(name)
                 if wanted is None or (current is not None and current.version == wanted):
@@ -240,7 +249,13 @@ class ModelRepository:
                 "serving": current.version if current else None}})  # fmt: skip
             return
         loaded.batcher = DynamicBatcher(
-            name, version, loaded.run, loaded.spec, self.settings.batching_for(name), self._executor
+            name,
+            version,
+            loaded.run,
+            loaded.spec,
+            self.settings.batching_for(name),
+            self._executor,
+            default_deadline=self.settings.default_deadline_seconds,
         )
         self._current[name] = loaded
         metrics.MODEL_LOADED.labels(name, str(version)).set(1)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.model_registry import repository_root
-from shared.settings import GcSettings, KafkaSettings, LogSettings, MongoSettings
+from shared.settings import GcSettings, KafkaSettings, LogSettings, ModeSettings, MongoSettings
 
 
 class BatchingConfig(BaseModel):
@@ -34,6 +34,12 @@ class BatchingConfig(BaseModel):
         ge=1,
         description="Executions of this model that may run at the same time (Triton's "
         "instance count); each takes one executor thread.",
+    )
+    max_queue_size: int = Field(
+        4096,
+        ge=1,
+        description="Most requests waiting for an execution of this model; a request "
+        "beyond it is refused at once with RESOURCE_EXHAUSTED instead of queueing.",
     )
     inline_max_rows: int = Field(
         0,
@@ -73,12 +79,30 @@ class InferenceSettings(BaseSettings):
         10.0, description="On SIGTERM, how long in-flight calls may take to finish."
     )
     auth_token: str | None = Field(
-        None, description="When set, every call must send 'authorization: Bearer <token>'."
+        None,
+        description="When set, every call but health checks must send 'authorization: Bearer "
+        "<token>'. Outside LUMEN_DEV_MODE the server refuses to start without it or mTLS.",
     )
     tls_cert_file: str | None = Field(
         None, description="PEM certificate chain: when set (with the key), gRPC uses TLS."
     )
     tls_key_file: str | None = Field(None, description="PEM private key for tls_cert_file.")
+    tls_client_ca_file: str | None = Field(
+        None,
+        description="PEM CA bundle: when set (with TLS), every client must present a "
+        "certificate it signed (mTLS), which also counts as authentication.",
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest gRPC request message accepted; bigger ones get RESOURCE_EXHAUSTED.",
+    )
+    default_deadline_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline given to a call that sends none: its queued model work is "
+        "dropped with DEADLINE_EXCEEDED after this long.",
+    )
 
     # Models.
     model_repository: Path = Field(
@@ -167,6 +191,7 @@ class InferenceSettings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     gc: GcSettings = Field(default_factory=GcSettings)
+    mode: ModeSettings = Field(default_factory=ModeSettings)
 
     @field_validator("graph_optimization")
     @classmethod

@@ -9,6 +9,7 @@ import inference.grpc_service_pb2_grpc as pb_grpc
 from services.inference import metrics
 from services.inference.errors import InvalidArgument, NotFound
 from services.inference.grpc_common import deadline_of, rpc
+from services.inference.input_limits import check_limits
 from services.inference.repository import ModelRepository
 from services.inference.v2_codec import (
     CONFIG_TO_V2,
@@ -93,6 +94,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         assert loaded.batcher is not None
         try:
             inputs = check_inputs(decode_inputs(request), loaded.config, loaded.batcher.max_rows)
+            check_limits(inputs, loaded.config, loaded.limits)
             requested = [o.name for o in request.outputs]
             declared = {t.name for t in loaded.config.outputs}
             unknown = [n for n in requested if n not in declared]

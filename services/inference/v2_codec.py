@@ -188,6 +188,9 @@ def check_item_values(inputs: dict[str, np.ndarray], config: ModelConfig) -> Non
         if longest is not None and recent.shape[1] > longest:
             raise InvalidArgument(f"recent_items: {recent.shape[1]} positions, {config.name} "
                                   f"takes at most {longest}")  # fmt: skip
+        if recent.size and int(recent.min()) < -1:
+            raise InvalidArgument(f"recent_items: row {int(recent.min())} is negative "
+                                  "(-1 pads, rows start at 0)")  # fmt: skip
         if items is not None and recent.size and int(recent.max()) >= items:
             raise InvalidArgument(f"recent_items: row {int(recent.max())} is past the "
                                   f"{items}-item catalogue (-1 pads)")  # fmt: skip

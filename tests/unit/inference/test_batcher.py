@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from services.inference.batcher import BatchSpec, DynamicBatcher, Tensors
-from services.inference.errors import DeadlineExceeded, Unavailable
+from services.inference.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
 from services.inference.settings import BatchingConfig
 
 SPEC = BatchSpec(frozenset({"x", "ids"}), frozenset({"y"}), {"ids": (1, 0)})
@@ -206,4 +211,75 @@ async def test_a_failing_execution_fails_only_its_batch(executor) -> None:
     results = await asyncio.gather(bad, good, return_exceptions=True)
     assert isinstance(results[0], RuntimeError)
     assert isinstance(results[1], dict)
+    await batcher.close()
+
+
+class PoisonedRows(Recorder):
+    """Fails any execution holding a row whose ``x`` is negative, as onnxruntime fails a
+    whole batch on one out-of-range index."""
+
+    def __call__(self, inputs: Tensors) -> Tensors:
+        if (inputs["x"] < 0).any():
+            self.batches.append(int(inputs["x"].shape[0]))
+            raise RuntimeError("Gather: indices element out of data bounds")
+        return super().__call__(inputs)
+
+
+async def test_a_poisoned_row_fails_alone_and_its_batch_mates_succeed(executor) -> None:
+    run = PoisonedRows()
+    run.gate.clear()  # hold the first execution so the rest queue into one batch
+    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=50_000,
+                   preferred_batch_sizes=[8], max_concurrent_batches=1)  # fmt: skip
+    first = asyncio.create_task(batcher.infer({"x": np.array([[1.0]], dtype=np.float32)}))
+    await asyncio.sleep(0.05)
+    values = [2.0, 3.0, -1.0, 4.0, 5.0]
+    queued = [asyncio.create_task(batcher.infer({"x": np.array([[v]], dtype=np.float32)}))
+              for v in values]  # fmt: skip
+    await asyncio.sleep(0.01)
+    run.gate.set()
+    results = await asyncio.gather(first, *queued, return_exceptions=True)
+    for value, result in zip([1.0, *values], results, strict=True):
+        if value < 0:
+            assert isinstance(result, InvalidArgument)
+            assert "out of data bounds" in str(result)
+        else:
+            assert isinstance(result, dict) and float(result["y"][0, 0]) == 2 * value
+    assert max(run.batches) >= 5  # the poisoned row did share an execution with others first
+    await batcher.close()
+
+
+async def test_a_lone_failing_request_keeps_the_model_error(executor) -> None:
+    batcher = make(PoisonedRows(), executor, max_batch_size=8, max_queue_delay_us=0)
+    with pytest.raises(RuntimeError, match="out of data bounds"):
+        await batcher.infer({"x": np.array([[-1.0]], dtype=np.float32)})
+    await batcher.close()
+
+
+async def test_requests_beyond_the_queue_bound_are_refused_at_once(executor) -> None:
+    run = Recorder()
+    run.gate.clear()  # the first execution holds the only slot; the rest queue
+    batcher = make(run, executor, max_batch_size=1, max_concurrent_batches=1, max_queue_size=3)
+    x = np.array([[1.0]], dtype=np.float32)
+    running = asyncio.create_task(batcher.infer({"x": x}))
+    await asyncio.sleep(0.05)
+    queued = [asyncio.create_task(batcher.infer({"x": x})) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(ResourceExhausted, match="3 requests queued"):
+        await batcher.infer({"x": x})
+    run.gate.set()
+    results = await asyncio.gather(running, *queued)
+    assert [float(r["y"][0, 0]) for r in results] == [2.0] * 4
+    await batcher.close()
+
+
+async def test_a_call_without_deadline_gets_the_default_one(executor) -> None:
+    run = Recorder()
+    run.gate.clear()  # the model never answers while the gate is shut
+    batcher = DynamicBatcher("m", 1, run, SPEC, BatchingConfig(max_batch_size=1), executor,
+                             default_deadline=0.2)  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        await batcher.infer({"x": np.array([[1.0]], dtype=np.float32)})
+    assert 0.15 <= time.monotonic() - started < 2.0
+    run.gate.set()
     await batcher.close()
