@@ -151,6 +151,13 @@ class IngestBatchSender:
                 accepted = int(reply.get("accepted", len(events) - duplicates - len(rejected)))
                 if status == 400 and not rejected:
                     raise SeedError(f"ingest refused the batch: {reply.get('error')}")
+                if any(r.get("reason") == "insufficient_scope" for r in rejected):
+                    # Otherwise the catalogue would be skipped silently, event by event.
+                    raise SeedError(
+                        "ingest refused the catalogue (Item Upserted): set "
+                        "LUMEN_WRITE_KEY to a key listed in ingest's "
+                        "LUMEN_INGEST_CATALOG_KEYS"
+                    )
                 return Ack(accepted, duplicates, rejected)
             if status == 401:
                 raise SeedError("ingest refused the write key: set LUMEN_WRITE_KEY to a key "

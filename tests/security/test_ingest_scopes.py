@@ -419,3 +419,12 @@ def test_topics_get_min_insync_replicas_explicitly(stack: Stack) -> None:
     finally:
         admin.delete_topics([fresh, old])
         admin.close()
+
+
+def test_the_seed_says_when_its_key_cannot_write_the_catalogue(ingest: ServiceProcess) -> None:
+    from lumen_cli.seed.replay import IngestBatchSender, SeedError
+
+    catalogue = [{"type": "track", **upsert(uid("seed-item"))}]
+    with pytest.raises(SeedError, match="LUMEN_INGEST_CATALOG_KEYS"):
+        IngestBatchSender(url(ingest, ""), WRITE_KEY).send(catalogue)
+    assert IngestBatchSender(url(ingest, ""), CATALOG_KEY).send(catalogue).accepted == 1
