@@ -161,7 +161,8 @@ class Server:
                  "LUMEN_INFERENCE_MODEL_REPOSITORY": str(root),
                  "LUMEN_INFERENCE_GRPC_PORT": str(self.grpc_port),
                  "LUMEN_INFERENCE_METRICS_PORT": str(self.metrics_port),
-                 "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false", **env},
+                 "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
+                 "LUMEN_DEV_MODE": "1", **env},
         )  # fmt: skip
         target = f"127.0.0.1:{self.grpc_port}"
         deadline = time.monotonic() + 120

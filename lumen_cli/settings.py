@@ -41,7 +41,9 @@ class CliSettings(BaseSettings):
         "lumen-dev-key", description="Write key the CLI and the client send to ingest."
     )
     inference_token: str | None = Field(
-        None, description="Bearer token for inference when it runs with an auth token."
+        None,
+        description="Bearer token sent to inference (its LUMEN_INFERENCE_AUTH_TOKEN); needed "
+        "unless inference runs in LUMEN_DEV_MODE or with mTLS only.",
     )
     cli_timeout_seconds: float = Field(
         10.0, gt=0, description="Deadline of each CLI call to a service (retries included)."

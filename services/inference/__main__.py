@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import inference.grpc_service_pb2 as v2_pb
 import inference.grpc_service_pb2_grpc as v2_grpc
 from lumen.v1 import inference_pb2, inference_pb2_grpc, profiles_pb2, profiles_pb2_grpc
 
-from services.inference.auth import BearerTokenInterceptor
+from services.inference.auth import BearerTokenInterceptor, authentication_problem
 from services.inference.breaker import CircuitBreaker
 from services.inference.intent import IntentClassifier
 from services.inference.profile_api import ProfileService
@@ -54,11 +55,22 @@ SERVICE_NAMES = (
 
 
 def server_credentials(settings: InferenceSettings) -> grpc.ServerCredentials | None:
-    """TLS credentials when a certificate and key are configured, else None (plaintext)."""
+    """TLS credentials when a certificate and key are configured, else None (plaintext);
+    with a client CA, clients must present a certificate it signed (mTLS)."""
     if not (settings.tls_cert_file and settings.tls_key_file):
         return None
     key = Path(settings.tls_key_file).read_bytes()
-    return grpc.ssl_server_credentials([(key, Path(settings.tls_cert_file).read_bytes())])
+    client_ca = settings.tls_client_ca_file
+    return grpc.ssl_server_credentials(
+        [(key, Path(settings.tls_cert_file).read_bytes())],
+        root_certificates=Path(client_ca).read_bytes() if client_ca else None,
+        require_client_auth=bool(client_ca),
+    )
+
+
+def server_options(settings: InferenceSettings) -> list[tuple[str, int]]:
+    bounded = {"grpc.max_receive_message_length": settings.max_request_bytes}
+    return [(key, bounded.get(key, value)) for key, value in DEFAULT_OPTIONS]
 
 
 async def serve(settings: InferenceSettings) -> None:
@@ -79,7 +91,7 @@ async def serve(settings: InferenceSettings) -> None:
     interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
     if settings.auth_token:
         interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
-    server = grpc.aio.server(options=DEFAULT_OPTIONS, interceptors=interceptors)
+    server = grpc.aio.server(options=server_options(settings), interceptors=interceptors)
     profiles_pb2_grpc.add_ProfileServiceServicer_to_server(
         ProfileService(database(client, settings.mongo)), server
     )
@@ -133,6 +145,12 @@ async def serve(settings: InferenceSettings) -> None:
 def main() -> None:
     settings = InferenceSettings()
     configure_logging("inference", settings.log)
+    problem = authentication_problem(settings)
+    if problem is not None:
+        log.error("refusing to start: %s", problem, extra={"fields": {"reason": problem}})
+        sys.exit(2)
+    if settings.mode.dev_mode and not settings.auth_token and not settings.tls_client_ca_file:
+        log.warning("development mode: serving without authentication")
     register_build_info("inference")
     asyncio.run(serve(settings))
 
