@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from shared.settings import KafkaSettings, LogSettings, MongoSettings
+from shared.settings import KafkaSettings, LogSettings, ModeSettings, MongoSettings
 
 REPO = Path(__file__).resolve().parents[2]
 # Read outside the settings classes: by shared/model_registry.py and deploy/docker/bootstrap.py.
@@ -28,7 +28,7 @@ def service_names() -> list[str]:
 
 
 def _settings_classes() -> list[type[BaseSettings]]:
-    classes: list[type[BaseSettings]] = [KafkaSettings, MongoSettings, LogSettings]
+    classes: list[type[BaseSettings]] = [KafkaSettings, MongoSettings, LogSettings, ModeSettings]
     for name in service_names():
         module = importlib.import_module(f"services.{name}.settings")
         classes += [

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,3 +199,38 @@ def test_dockerignore_sends_only_what_the_images_copy() -> None:
     for secret_or_cache in ("**/__pycache__", "**/.env"):
         assert secret_or_cache in lines
     assert not included & {".venv", "var", ".git", "tests"}
+
+
+# Settings that would ship a credential or development mode inside an image.
+CREDENTIALS = re.compile(r"\bLUMEN_(DEV_MODE|[A-Z_]*_KEYS|[A-Z_]*AUTH_TOKEN|[A-Z_]*PASSWORD)\b")
+
+
+def test_images_carry_no_credential_and_no_development_mode(dockerfile: Dockerfile) -> None:
+    for stage in dockerfile.stages:
+        for keyword, args in stage.instructions:
+            if keyword in ("ENV", "ARG", "LABEL"):
+                assert not CREDENTIALS.search(args), f"{keyword} {args}"
+    assert not any(CREDENTIALS.search(f"{k}={v}") for k, v in dockerfile.args.items())
+
+
+def image_environment(service: str) -> dict[str, str]:
+    """The LUMEN_* variables the image sets, as its entrypoint would see them."""
+    dockerfile = parse(REPO / "services" / service / "Dockerfile")
+    env = " ".join(e for stage in dockerfile.runtime_chain() for e in stage.all("ENV"))
+    return dict(re.findall(r"\b(LUMEN_[A-Z0-9_]+)=(\S+)", env))
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [("ingest", "LUMEN_INGEST_WRITE_KEYS"), ("inference", "LUMEN_INFERENCE_AUTH_TOKEN")],
+)
+def test_an_image_started_without_credentials_refuses_to_start(image: str, reason: str) -> None:
+    # The image's own environment and nothing else: no key, no token, no development mode.
+    environment = {"PATH": os.environ["PATH"], "HOME": "/tmp", **image_environment(image)}
+    environment["LUMEN_MODEL_REPOSITORY"] = str(REPO / "var" / "no-models")
+    result = subprocess.run(
+        [sys.executable, "-m", f"services.{image}"],
+        cwd=REPO, env=environment, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refus" in result.stderr + result.stdout and reason in result.stderr + result.stdout
