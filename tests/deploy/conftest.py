@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.tooling import PRODUCTION_VALUES, Helm, Manifests, fetch_helm
+from tests.deploy.tooling import MINIMAL_VALUES, PRODUCTION_VALUES, Helm, Manifests, fetch_helm
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,8 @@ def helm() -> Helm:
 
 @pytest.fixture(scope="session")
 def default_render(helm: Helm) -> Manifests:
-    return helm.render()
+    """The defaults: the chart renders nothing without credentials, so only those are given."""
+    return helm.render([MINIMAL_VALUES])
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from tests.deploy.settings_catalog import known_variables, service_names
 from tests.deploy.tooling import (
     CHART,
     KUBE_VERSIONS,
+    MINIMAL_VALUES,
     PRODUCTION_VALUES,
     REPO,
     Helm,
@@ -31,8 +32,8 @@ MONITORING = REPO / "monitoring"
 
 
 def test_lint_strict_is_clean(helm: Helm) -> None:
-    for values in ([], ["--values", str(PRODUCTION_VALUES)]):
-        result = helm.run("lint", "--strict", str(CHART), *values)
+    for values in (MINIMAL_VALUES, PRODUCTION_VALUES):
+        result = helm.run("lint", "--strict", str(CHART), "--values", str(values))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
         # Lint does not stop at `fail`/`required`; it only logs them.
@@ -41,8 +42,8 @@ def test_lint_strict_is_clean(helm: Helm) -> None:
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_every_manifest_passes_strict_kubernetes_schemas(helm: Helm, kube_version: str) -> None:
-    for values in ([], [PRODUCTION_VALUES]):
-        manifests = helm.render(values, kube_version=kube_version)
+    for values in (MINIMAL_VALUES, PRODUCTION_VALUES):
+        manifests = helm.render([values], kube_version=kube_version)
         for document in manifests.documents:
             if document["kind"] in OPERATOR_KINDS:
                 continue  # checked by test_operator_resources_match_their_crds
@@ -81,6 +82,10 @@ def test_probes(rendered: Manifests) -> None:
     ingest = next(containers(rendered.by_component("Deployment", "ingest")))
     assert ingest["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert ingest["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # A MongoDB outage makes the updater not ready (/readyz), never dead (/healthz): no restarts.
+    profiles = next(containers(rendered.by_component("Deployment", "profiles")))
+    assert profiles["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert profiles["livenessProbe"]["httpGet"]["path"] == "/healthz"
     inference = next(containers(rendered.by_component("Deployment", "inference")))
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert inference[probe]["grpc"] == {"port": 50052, "service": ""}, probe
@@ -275,6 +280,10 @@ def write_values(tmp_path: Path, text: str) -> Path:
         ("podSecurityContext:\n  runAsNonRoot: false\n", ["/podSecurityContext/runAsNonRoot"]),
         ("ingest:\n  env:\n    PATH: /tmp\n", ["/ingest/env", "'PATH' not allowed"]),
         ("secrets:\n  ingestWriteKeys: lumen-dev-key\n", ["/secrets/ingestWriteKeys"]),
+        ("secrets:\n  ingestCatalogKeys: backend-key\n", ["/secrets/ingestCatalogKeys"]),
+        ("secrets:\n  ingestAdminKeys: ops:sha256:abc\n", ["/secrets/ingestAdminKeys"]),
+        ("secrets:\n  inferenceAuthToken: short\n", ["/secrets/inferenceAuthToken"]),
+        ("ingest:\n  metricsPort: 70000\n", ["/ingest/metricsPort"]),
     ],
 )
 def test_bad_values_are_rejected_with_a_clear_message(
@@ -293,13 +302,30 @@ def test_schema_accepts_the_shipped_values_files() -> None:
     jsonschema.Draft7Validator.check_schema(schema)
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     assert not list(jsonschema.Draft7Validator(schema).iter_errors(defaults))
+    for path in (
+        MINIMAL_VALUES,
+        PRODUCTION_VALUES,
+    ):  # overlays, merged over the defaults as Helm does
+        values = merged(defaults, yaml.safe_load(path.read_text()))
+        assert not list(jsonschema.Draft7Validator(schema).iter_errors(values)), path.name
+
+
+def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in overlay.items():
+        inner = result.get(key)
+        result[key] = (
+            merged(inner, value) if isinstance(inner, dict) and isinstance(value, dict) else value
+        )
+    return result
 
 
 def test_template_guards(helm: Helm, tmp_path: Path) -> None:
-    result = helm.template([write_values(tmp_path, "image:\n  tag: latest\n")])
+    result = helm.template([MINIMAL_VALUES, write_values(tmp_path, "image:\n  tag: latest\n")])
     assert result.returncode != 0
     assert "image.tag must name a release, not `latest`" in result.stderr
-    result = helm.template([write_values(tmp_path, "inference:\n  models:\n    source: pvc\n")])
+    pvc = write_values(tmp_path, "inference:\n  models:\n    source: pvc\n")
+    result = helm.template([MINIMAL_VALUES, pvc])
     assert result.returncode != 0
     assert "inference.models.source=pvc needs inference.models.existingClaim" in result.stderr
 
@@ -348,3 +374,161 @@ def test_packaged_chart_is_self_contained(helm: Helm, tmp_path: Path) -> None:
     from_directory = helm.template([PRODUCTION_VALUES])
     assert packaged.stdout == from_directory.stdout
     assert "kind: PrometheusRule" in packaged.stdout
+
+
+# --- Credentials: none shipped, none defaulted, none optional where a service needs one. ---
+
+DEV_KEY_HASH = "d5d46c01c0ac746e5866176c423153bb1473d7203ce8b7ec2dfcef20ca342d7b"  # lumen-dev-key
+
+
+def test_the_chart_refuses_to_render_without_write_keys_or_the_inference_token(
+    helm: Helm, tmp_path: Path
+) -> None:
+    minimal = yaml.safe_load(MINIMAL_VALUES.read_text())["secrets"]
+    result = helm.template()
+    assert result.returncode != 0
+    assert "secrets.ingestWriteKeys is required" in result.stderr, result.stderr
+    only_keys = write_values(
+        tmp_path, f"secrets:\n  ingestWriteKeys: {minimal['ingestWriteKeys']}\n"
+    )
+    result = helm.template([only_keys])
+    assert result.returncode != 0
+    assert "secrets.inferenceAuthToken is required" in result.stderr, result.stderr
+    # A Secret the operator manages replaces both; the chart then makes no Secret of its own
+    # for them and the pods read the operator's.
+    managed = helm.render([write_values(tmp_path, "secrets:\n  existingSecret: my-keys\n")])
+    assert all(
+        "LUMEN_INGEST_WRITE_KEYS" not in s.get("stringData", {}) for s in managed.of_kind("Secret")
+    )
+    ingest = next(containers(managed.by_component("Deployment", "ingest")))
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in ingest["env"] if "valueFrom" in e}
+    assert refs["LUMEN_INGEST_WRITE_KEYS"]["name"] == "my-keys"
+
+
+def test_the_values_hold_no_default_credential() -> None:
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["secrets"]
+    assert {k: v for k, v in defaults.items() if v} == {}
+    for template in (CHART / "templates").iterdir():
+        assert DEV_KEY_HASH not in template.read_text() and "lumen-dev-key" not in (
+            template.read_text()
+        ), template.name
+
+
+def test_the_three_key_scopes_and_the_token_come_from_secrets(rendered: Manifests) -> None:
+    ingest = next(containers(rendered.by_component("Deployment", "ingest")))
+    inference = next(containers(rendered.by_component("Deployment", "inference")))
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for container in (ingest, inference)
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    # Without write keys or the token the pod must not start: those two are not optional.
+    for required in ("LUMEN_INGEST_WRITE_KEYS", "LUMEN_INFERENCE_AUTH_TOKEN"):
+        assert not refs[required].get("optional"), required
+    for optional in ("LUMEN_INGEST_CATALOG_KEYS", "LUMEN_INGEST_ADMIN_KEYS"):
+        assert refs[optional]["optional"] is True, optional
+    for container in (ingest, inference):
+        plain = {e["name"] for e in container["env"] if "value" in e}
+        assert not plain & {*refs, "LUMEN_DEV_MODE"}, plain
+    assert DEV_KEY_HASH not in yaml.safe_dump_all(rendered.documents)
+
+
+def test_the_minimal_secret_holds_exactly_the_values_given(default_render: Manifests) -> None:
+    given = yaml.safe_load(MINIMAL_VALUES.read_text())["secrets"]
+    (secret,) = default_render.of_kind("Secret")
+    data = secret["stringData"]
+    assert data["LUMEN_INGEST_WRITE_KEYS"] == given["ingestWriteKeys"]
+    assert data["LUMEN_INGEST_CATALOG_KEYS"] == given["ingestCatalogKeys"]
+    assert data["LUMEN_INGEST_ADMIN_KEYS"] == given["ingestAdminKeys"]
+    assert data["LUMEN_INFERENCE_AUTH_TOKEN"] == given["inferenceAuthToken"]
+
+
+# --- Exposure: public ports on public Services, metrics and Faust web on internal ones. ---
+
+PUBLIC_PORTS = {"ingest": {"http", "grpc"}, "inference": {"grpc"}}
+
+
+def test_only_public_ports_are_on_the_public_services(rendered: Manifests) -> None:
+    for service in rendered.of_kind("Service"):
+        component = service["metadata"]["labels"]["app.kubernetes.io/component"]
+        ports = {p["targetPort"] for p in service["spec"]["ports"]}
+        if service["metadata"]["labels"].get("lumen.io/metrics") == "true":
+            assert service["spec"]["type"] == "ClusterIP", service["metadata"]["name"]
+            assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
+        else:
+            assert ports == PUBLIC_PORTS[component], service["metadata"]["name"]
+    metrics_services = {
+        s["metadata"]["labels"]["app.kubernetes.io/component"]
+        for s in rendered.of_kind("Service")
+        if s["metadata"]["labels"].get("lumen.io/metrics") == "true"
+    }
+    assert metrics_services == set(service_names())
+
+
+def test_ingest_serves_metrics_on_its_own_port(rendered: Manifests) -> None:
+    deployment = rendered.by_component("Deployment", "ingest")
+    ingest = next(containers(deployment))
+    ports = {p["name"]: p["containerPort"] for p in ingest["ports"]}
+    env = {e["name"]: e.get("value") for e in ingest["env"]}
+    assert int(env["LUMEN_INGEST_METRICS_PORT"]) == ports["metrics"]
+    assert ports["metrics"] not in (ports["http"], ports["grpc"])
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+
+
+def test_service_monitors_scrape_the_metrics_services(production_render: Manifests) -> None:
+    services = production_render.of_kind("Service")
+    for monitor in production_render.of_kind("ServiceMonitor"):
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        (target,) = [
+            s
+            for s in services
+            if all(s["metadata"]["labels"].get(k) == v for k, v in selector.items())
+        ]
+        assert target["metadata"]["labels"]["lumen.io/metrics"] == "true"
+    ingest = production_render.named("ServiceMonitor", "lumen-ingest")
+    (endpoint,) = ingest["spec"]["endpoints"]
+    metrics = production_render.named("Service", "lumen-ingest-metrics")
+    assert metrics["spec"]["ports"][0]["targetPort"] == "metrics" == endpoint["port"]
+
+
+def test_network_policies_admit_metrics_only_from_monitoring(
+    production_render: Manifests,
+) -> None:
+    values = yaml.safe_load(PRODUCTION_VALUES.read_text())["networkPolicy"]
+    release_pods = {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/instance": "lumen",
+                "app.kubernetes.io/part-of": "lumen",
+            }
+        }
+    }
+    expected = {
+        "ingest": {("http", "grpc"): values["ingestFrom"], ("metrics",): values["metricsFrom"]},
+        "inference": {
+            ("grpc",): [release_pods, *values["inferenceFrom"]],
+            ("metrics",): values["metricsFrom"],
+        },
+        "profiles": {("http",): values["metricsFrom"]},  # Faust web: monitoring only
+        "exporter": {("metrics",): values["metricsFrom"]},
+    }
+    for policy in production_render.of_kind("NetworkPolicy"):
+        component = policy["metadata"]["labels"]["app.kubernetes.io/component"]
+        rules = {tuple(p["port"] for p in r["ports"]): r["from"] for r in policy["spec"]["ingress"]}
+        assert rules == expected[component], component
+
+
+def test_without_monitoring_peers_nothing_reaches_a_metrics_port(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = write_values(tmp_path, "networkPolicy:\n  enabled: true\n  metricsFrom: []\n")
+    manifests = helm.render([MINIMAL_VALUES, values])
+    for policy in manifests.of_kind("NetworkPolicy"):
+        component = policy["metadata"]["labels"]["app.kubernetes.io/component"]
+        ports = {p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]}
+        assert ports == PUBLIC_PORTS.get(component, set()), component
+        # An empty `from` would admit everyone: a rule always names its peers or has none.
+        for rule in policy["spec"]["ingress"]:
+            assert rule.get("from", None) != [], component

@@ -13,6 +13,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "lumen"
 PRODUCTION_VALUES = CHART / "ci" / "production-values.yaml"
+# The chart's defaults plus only the credentials it refuses to render without.
+MINIMAL_VALUES = CHART / "ci" / "minimal-values.yaml"
 HELM_SCRIPT = REPO / "scripts" / "tools" / "helm.sh"
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and a current one.
 KUBE_VERSIONS = ("1.27.0", "1.34.0")
