@@ -10,6 +10,14 @@ from compose_spec import PyOptions
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+# What an operator's .env holds: the credentials Compose refuses to start without, and the
+# optional key scopes. Hashes of keys used nowhere but in these tests.
+CREDENTIALS = {
+    "LUMEN_INGEST_WRITE_KEYS": "shop:sha256:d684875b83ce2772a0f6a4dd1c18977eba3dcd6a54f61a0b7a3fe927f6d0cf7c",
+    "LUMEN_INGEST_CATALOG_KEYS": "shop-backend:sha256:ebfe1d073c24623e18c94b9cd27ba452496f58ec6b7e43ea0891a7888df411df",
+    "LUMEN_INGEST_ADMIN_KEYS": "ops:sha256:f97a78362a5acd3c8bef28539bc8fdd1e4745e781ba3f2c3547891e380363902",
+    "LUMEN_INFERENCE_AUTH_TOKEN": "ci-only-inference-token-not-secret",
+}
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; $$ is a literal $.
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")

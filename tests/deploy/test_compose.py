@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.compose_file import COMPOSE_FILE, REPO, interpolate, load
+from shared.topics import min_insync_replicas
+from tests.deploy.compose_file import COMPOSE_FILE, CREDENTIALS, REPO, interpolate, load
 from tests.deploy.settings_catalog import known_variables, service_names
 
 # Bind mounts whose source is produced at run time rather than committed.
@@ -23,7 +24,7 @@ GENERATED_SOURCES = {
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return load()
+    return load(environment=CREDENTIALS)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,9 @@ def test_the_specification_rejects_what_compose_would(compose: dict[str, Any]) -
     # The same loader must refuse a typo and a bad dependency condition, or it proves nothing.
     text = COMPOSE_FILE.read_text()
     with pytest.raises(ValueError, match="helthcheck"):
-        load(text.replace("    healthcheck:\n", "    helthcheck:\n", 1))
+        load(text.replace("    healthcheck:\n", "    helthcheck:\n", 1), CREDENTIALS)
     with pytest.raises(ValueError, match="service_ready"):
-        load(text.replace("condition: service_healthy", "condition: service_ready", 1))
+        load(text.replace("condition: service_healthy", "condition: service_ready", 1), CREDENTIALS)
     assert compose["name"] == "lumen"
 
 
@@ -262,3 +263,67 @@ def test_interpolation_follows_compose_rules() -> None:
     assert interpolate(text, {"A": "1", "B": ""}) == "a: 1\nb: \nc: ${C}\nd: \n"
     with pytest.raises(ValueError, match=r"\$\{E\} is required"):
         interpolate("${E:?set it}", {})
+
+
+DEV_KEY_HASH = "d5d46c01c0ac746e5866176c423153bb1473d7203ce8b7ec2dfcef20ca342d7b"  # lumen-dev-key
+
+
+@pytest.mark.parametrize("required", ["LUMEN_INGEST_WRITE_KEYS", "LUMEN_INFERENCE_AUTH_TOKEN"])
+def test_compose_refuses_to_start_without_the_credentials(required: str) -> None:
+    missing = {k: v for k, v in CREDENTIALS.items() if k != required}
+    with pytest.raises(ValueError, match=rf"\$\{{{required}\}} is required: .*docs/deployment\.md"):
+        load(environment=missing)
+    with pytest.raises(ValueError, match=required):
+        load(environment=missing | {required: ""})  # `:?` also refuses an empty value
+
+
+def test_credentials_come_only_from_the_environment(services: dict[str, dict[str, Any]]) -> None:
+    assert DEV_KEY_HASH not in COMPOSE_FILE.read_text()
+    ingest, inference = services["ingest"]["environment"], services["inference"]["environment"]
+    for name, value in CREDENTIALS.items():
+        assert (ingest | inference)[name] == value, name
+    # The optional scopes may be left out of .env: empty means none of that kind.
+    optional_left_out = {k: v for k, v in CREDENTIALS.items() if "CATALOG" not in k}
+    assert load(environment=optional_left_out)["services"]["ingest"]["environment"][
+        "LUMEN_INGEST_CATALOG_KEYS"
+    ] in ("", None)
+    for name, service in services.items():
+        assert "LUMEN_DEV_MODE" not in service.get("environment", {}), name
+
+
+def published_container_ports(service: dict[str, Any]) -> set[int]:
+    return {int(str(p).rsplit(":", 1)[-1].split("/")[0]) for p in service.get("ports", [])}
+
+
+def test_metrics_and_faust_web_ports_are_not_published(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    ingest, inference = services["ingest"], services["inference"]
+    metrics_port = int(ingest["environment"]["LUMEN_INGEST_METRICS_PORT"])
+    assert metrics_port not in {8080, 50051}, "metrics must not share the public HTTP port"
+    assert published_container_ports(ingest) == {8080, 50051}
+    assert published_container_ports(inference) == {50052}
+    assert "ports" not in services["profiles"]
+
+
+def test_prometheus_scrapes_each_service_on_its_metrics_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = yaml.safe_load((REPO / "deploy/compose/prometheus.yml").read_text())
+    targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    env = {name: services[name]["environment"] for name in ("ingest", "profiles", "inference")}
+    assert targets["ingest"] == [f"ingest:{env['ingest']['LUMEN_INGEST_METRICS_PORT']}"]
+    assert targets["profiles"] == [f"profiles:{env['profiles']['LUMEN_PROFILES_WEB_PORT']}"]
+    assert targets["inference"] == [f"inference:{env['inference']['LUMEN_INFERENCE_METRICS_PORT']}"]
+
+
+def test_kafka_defaults_agree_with_the_topics_lumen_creates(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    kafka = services["kafka"]["environment"]
+    brokers = len(kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(","))
+    replication = int(services["ingest"]["environment"]["LUMEN_KAFKA_REPLICATION_FACTOR"])
+    assert int(kafka["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == replication <= brokers
+    # The broker's default is what shared/topics.py sets on Lumen's topics: min(2, brokers).
+    assert int(kafka["KAFKA_MIN_INSYNC_REPLICAS"]) == min_insync_replicas(brokers, replication)
+    assert int(kafka["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) == min(2, brokers)
