@@ -303,7 +303,7 @@ def test_inference_token_is_required_and_health_stays_open(platform: PrivatePlat
             )  # fmt: skip
 
         refused, accepted = cli(), cli(LUMEN_INFERENCE_TOKEN=token)
-        assert refused.returncode != 0
+        assert refused.returncode != 0 and "bearer token" in refused.stderr
         assert accepted.returncode == 0, accepted.stderr
         assert "refund" in accepted.stdout
     finally:
