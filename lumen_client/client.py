@@ -82,7 +82,9 @@ class LumenClient:
     """Typed client of the inference and ingest gRPC APIs; use it as a context manager.
 
     ``retries`` is a ``RetryPolicy`` or the number of attempts (1 = no retry). ``token`` is the
-    inference bearer token (``LUMEN_INFERENCE_AUTH_TOKEN`` on the server), when set.
+    inference bearer token (``LUMEN_INFERENCE_AUTH_TOKEN`` on the server; without it the
+    server answers UNAUTHENTICATED unless it runs in development mode); when not given it is
+    read from ``LUMEN_INFERENCE_TOKEN``.
     """
 
     def __init__(
