@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -213,3 +215,16 @@ def test_lumen_forecast_prints_the_forecast(insights: ServiceProcess) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "horizon_hours" in bad.stderr
+
+
+def test_metrics_count_the_calls_by_outcome(insights: ServiceProcess) -> None:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{insights.ports['metrics']}/metrics", timeout=10
+    ) as response:
+        text = response.read().decode()
+    assert "lumen_build_info{python=" in text and 'service="insights"' in text
+    assert re.search(r'lumen_insights_forecasts_total\{method="AutoTheta"\} [1-9]', text)
+    assert re.search(
+        r'lumen_insights_grpc_requests_total\{code="INVALID_ARGUMENT",method="Forecast"\} [1-9]',
+        text,
+    )
