@@ -208,6 +208,7 @@ class ModelRepository:
             raise
         except Exception as exc:
             raise ModelRefused(f"cannot read the files beside the model: {exc}") from exc
+        runtime.probe_limits(session, found.config, limits)
         return LoadedModel(
             name=name,
             version=version,

@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from services.inference.batcher import BatchSpec
 from services.inference.errors import ModelRefused
+from services.inference.input_limits import InputLimits
 from shared.model_registry import ModelConfig, TensorSpec
 
 ORT_DTYPES = {
@@ -118,6 +119,28 @@ def warm_up(session: ort.InferenceSession, config: ModelConfig) -> None:
             raise ModelRefused(
                 f"output {spec.name} has rank {np.asarray(value).ndim}, config {len(declared.shape)}"
             )
+
+
+def probe_limits(session: ort.InferenceSession, config: ModelConfig, limits: InputLimits) -> None:
+    """Run the graph once with the largest value of each bounded input (the last id of the
+    vocabulary): a tokenizer larger than the embedding table refuses the version at load
+    instead of failing, at run time, the batches of texts holding its last ids. One token
+    only: a run over the longest sequence took seconds on the MPNet model; the sequence
+    bound is what the model declares or its tokenizer already truncates every text to."""
+    if not limits.values:
+        return
+    sample = sample_inputs(config)
+    for spec in config.inputs:
+        allowed = limits.values.get(spec.name)
+        if allowed is not None and spec.dtype.startswith("int"):
+            sample[spec.name] = np.full_like(sample[spec.name], allowed.high - 1)
+    try:
+        session.run(None, sample)
+    except Exception as exc:
+        edges = {name: v.high - 1 for name, v in limits.values.items()}
+        raise ModelRefused(
+            f"the graph cannot run the largest values its files allow ({edges}): {exc}"
+        ) from exc
 
 
 def batch_spec(config: ModelConfig) -> BatchSpec:

@@ -120,3 +120,53 @@ async def test_a_pinned_version_is_served_even_when_newer_exist(tmp_path: Path) 
     finally:
         await repository.close()
         executor.shutdown()
+
+
+def _tokenizer_with_extra_words(count: int) -> str:
+    """The tiny tokenizer with ``count`` more words than the tiny graphs' embedding table."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    vocab = tiny.vocabulary()
+    vocab.update({f"extra{i}": len(vocab) + i for i in range(count)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return str(tok.to_str())
+
+
+async def test_limits_come_from_the_versions_own_files(repo: ModelRepository) -> None:
+    limits = repo.get("intent-classifier").limits
+    assert limits.values["input_ids"].high == len(tiny.vocabulary())
+    assert (limits.values["attention_mask"].low, limits.values["attention_mask"].high) == (0, 2)
+    assert limits.axis_max == {"tokens": 256}  # the tokenizer's truncation, none declared
+
+
+async def test_a_tokenizer_larger_than_the_graph_refuses_the_version(
+    repo: ModelRepository, tmp_path: Path
+) -> None:
+    """A version whose tokenizer yields ids past the embedding table would fail, at run time,
+    the batches of the texts holding them: it is refused at load, the old one keeps serving."""
+    tiny.write_version(tmp_path, "intent-classifier", 2, tiny.intent_model(),
+                       "intent-classification", tiny.TOKENS,
+                       [tiny._spec("probabilities", "float32", ["batch", len(tiny.INTENTS)])],
+                       files={"tokenizer.json": _tokenizer_with_extra_words(5)},
+                       labels=tiny.INTENTS)  # fmt: skip
+    await repo.scan()
+    assert repo.get("intent-classifier").version == 1
+    assert not repo.is_ready("intent-classifier", 2)
+
+
+async def test_a_declared_position_table_bounds_the_sequence_length(tmp_path: Path) -> None:
+    tiny.write_version(tmp_path, "intent-classifier", 1, tiny.intent_model(),
+                       "intent-classification", tiny.TOKENS,
+                       [tiny._spec("probabilities", "float32", ["batch", len(tiny.INTENTS)])],
+                       files={"tokenizer.json": tiny.tokenizer_json()}, labels=tiny.INTENTS,
+                       extra={"max_position_embeddings": 12})  # fmt: skip
+    executor = ThreadPoolExecutor(1)
+    repository = ModelRepository(settings(tmp_path), executor)
+    await repository.scan()
+    try:
+        assert repository.get("intent-classifier").limits.axis_max == {"tokens": 12}
+    finally:
+        await repository.close()
+        executor.shutdown()
