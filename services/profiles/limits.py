@@ -10,7 +10,10 @@ What a cap refuses is dropped by a fixed rule and counted
 * ``traits_bytes``: a trait that would take the sum of all traits past it is refused;
 * ``event_names``: events with a name beyond the count are counted under ``(other)``;
 * ``anonymous_ids``: a link beyond the count is refused (no merge either);
-* ``purchased_items``: bought or rated items beyond the count are not added to the set.
+* ``purchased_items``: bought or rated items beyond the count are not added to the set;
+* ``trend_events`` (``LUMEN_PROFILES_MAX_TREND_EVENTS_PER_HOUR``): a user's interactions beyond
+  it in one hour still update their profile but are not counted in trending (this bounds the
+  user's ``trend_contributions`` document, kept for erasure, and one user's weight in trending).
 
 The other growing fields have fixed bounds: ``recentItems`` (``recent_items_max``),
 ``activeDays`` (``active_days_max``), ``affinity`` (32 categories), ``counts.byType`` (the six
@@ -29,7 +32,8 @@ OTHER_EVENT_NAME = "(other)"
 # Limit labels (lumen_profiles_limited_total{limit}).
 TRAITS, TRAIT_BYTES, TRAITS_BYTES = "traits", "trait_bytes", "traits_bytes"
 EVENT_NAMES, ANONYMOUS_IDS, PURCHASED_ITEMS = "event_names", "anonymous_ids", "purchased_items"
-ALL = (TRAITS, TRAIT_BYTES, TRAITS_BYTES, EVENT_NAMES, ANONYMOUS_IDS, PURCHASED_ITEMS)
+TREND_EVENTS = "trend_events"
+ALL = (TRAITS, TRAIT_BYTES, TRAITS_BYTES, EVENT_NAMES, ANONYMOUS_IDS, PURCHASED_ITEMS, TREND_EVENTS)
 
 
 @dataclass(frozen=True)

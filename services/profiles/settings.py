@@ -103,6 +103,12 @@ class ProfilesSettings(BaseSettings):
         description="Most items kept in purchasedItems (bought or rated); later items are not "
         "added.",
     )
+    max_trend_events_per_hour: int = Field(
+        1000,
+        ge=1,
+        description="Most interactions of one user counted in trending per hour; later ones "
+        "still update the profile (bounds one user's weight in trending and their erasure record).",
+    )
     erasure_hash_key: SecretStr = Field(
         SecretStr(""),
         description="Secret key of the HMAC-SHA256 under which erased ids are kept (suppression "

@@ -32,16 +32,18 @@ from pymongo.write_concern import WriteConcern
 
 from services.profiles import identity, metrics
 from services.profiles.identity import ERASED_IDS, IDENTITY_CLAIMS, hashed_id
-from services.profiles.limits import Limits
+from services.profiles.limits import TREND_EVENTS, Limits
 from services.profiles.parsing import PROCESSING_ERROR, ParsedEvent, PoisonEvent, parse_record
 from services.profiles.settings import ProfilesSettings
 from services.profiles.trends import (
+    HOUR,
     Retention,
     TrendDeltas,
     contribution_id,
     expires_at,
     hour_expiry,
     reversal,
+    window_start,
 )
 from services.profiles.updates import ProfileChange, Rules, summary
 from shared.mongo import ITEMS, OFFSETS, PROFILES, database, ensure_indexes, mongo_client
@@ -150,6 +152,7 @@ class ProfileStore:
         self.retention = retention
         self.items = ItemCache(item_cache_seconds)
         self.hash_key = b""  # key of the erased ids' HMAC (LUMEN_PROFILES_ERASURE_HASH_KEY)
+        self.trend_events_per_hour = 1000  # LUMEN_PROFILES_MAX_TREND_EVENTS_PER_HOUR
 
     @classmethod
     def configured(cls, settings: ProfilesSettings) -> ProfileStore:
@@ -179,6 +182,7 @@ class ProfileStore:
             item_cache_seconds=settings.item_cache_seconds,
         )
         store.hash_key = settings.erasure_hash_key.get_secret_value().encode()
+        store.trend_events_per_hour = settings.max_trend_events_per_hour
         return store
 
     def apply(self, records: list[Record], now: datetime) -> BatchResult:
@@ -225,7 +229,7 @@ class _Batch:
         self.trend_ops: list[Any] = []
         self.contribution_ops: list[Any] = []
         self.item_ops: list[Any] = []
-        self.deltas = TrendDeltas(store.retention)
+        self.deltas = TrendDeltas(store.retention, store.trend_events_per_hour)
         self.categories: dict[str, tuple[str, ...]] = {}  # item id -> categories, this batch
         self.reversed: set[str] = set()  # trend documents an erasure took counts out of
         self.erased: set[str] = set()  # ids of this batch on the suppression list
@@ -278,6 +282,22 @@ class _Batch:
         query = {"_id": {"$in": list(by_hash)}}
         found = self.db[ERASED_IDS].find(query, {"_id": 1}, session=self.session)
         self.erased = {by_hash[d["_id"]] for d in found}
+
+    def _load_trend_counts(self, events: list[ParsedEvent]) -> None:
+        """How many interactions earlier batches counted per (user, hour) in trending."""
+        slots: dict[str, tuple[str, int]] = {}
+        for e in events:
+            if e.interaction is None:
+                continue
+            hour = window_start(e.at, HOUR)
+            for user in (e.key, self.link_of.get(e.anonymous_id or "")):
+                if user:
+                    slots[contribution_id(user, hour)] = (user, hour)
+        if not slots:
+            return
+        query = {"_id": {"$in": list(slots)}, "n": {"$exists": True}}
+        for doc in self.db[TREND_CONTRIBUTIONS].find(query, {"n": 1}, session=self.session):
+            self.deltas.stored[slots[doc["_id"]]] = int(doc["n"])
 
     def _load_items(self, events: list[ParsedEvent]) -> None:
         wanted = {
@@ -442,8 +462,10 @@ class _Batch:
                 else self.categories.get(interaction.item_id, ())
             )
         self._change(key).apply(event, categories, fill_traits=routed)
-        if interaction is not None:
-            self.deltas.add(key, event.at, interaction, categories, self.now)
+        if interaction is not None and not self.deltas.add(
+            key, event.at, interaction, categories, self.now
+        ):
+            self.result.limited[TREND_EVENTS] += 1
         self.result.applied.append(event)
 
     # -- writing -----------------------------------------------------------------------------
@@ -463,7 +485,8 @@ class _Batch:
                 upsert=True,
             ))  # fmt: skip
         for (user, hour), cells in self.deltas.contributions().items():
-            inc: dict[str, int] = {}
+            # ``n``: interactions counted, read back against the hourly budget.
+            inc: dict[str, int] = {"n": self.deltas.events.get((user, hour), 0)}
             for name, (views, purchases) in cells.items():
                 if views:
                     inc[f"c.{name}.v"] = views
@@ -490,6 +513,7 @@ class _Batch:
                 self.result.poison.append((record, exc))
         self._load_erased(parsed)
         self._load_profiles(parsed)
+        self._load_trend_counts(parsed)
         self._load_items(parsed)
         for event in parsed:
             self._apply(event)

@@ -52,37 +52,55 @@ def counted(interaction: Interaction) -> tuple[int, int]:
 
 @dataclass
 class TrendDeltas:
-    """Per user, per minute window, per (kind, key): [views, purchases] of one batch."""
+    """Per user, per minute window, per (kind, key): [views, purchases] of one batch.
+
+    At most ``per_hour`` interactions of one user are counted per hour (``stored`` holds what
+    earlier batches counted, by (user, hour start)): that bounds one user's weight in trending
+    and the size of their ``trend_contributions`` document.
+    """
 
     retention: Retention
+    per_hour: int = 1000
 
     def __post_init__(self) -> None:
         self.by_user: dict[str, dict[tuple[int, str, str], list[int]]] = defaultdict(dict)
+        self.stored: dict[tuple[str, int], int] = {}
+        self.events: dict[tuple[str, int], int] = defaultdict(int)  # counted in this batch
 
     def add(self, user: str, moment: datetime, interaction: Interaction,
-            categories: tuple[str, ...], now: datetime) -> None:  # fmt: skip
+            categories: tuple[str, ...], now: datetime) -> bool:  # fmt: skip
+        """Count one interaction; False when the user's hourly budget refused it."""
         views, purchases = counted(interaction)
         if not (views or purchases):
-            return
+            return True
         minute = window_start(moment, MINUTE)
         hour = minute - minute % HOUR
         # Windows past their retention would be deleted by the TTL at once: not counted.
         if expires_at(hour, "1h", self.retention) <= now:
-            return
+            return True
+        slot = (user, hour)
+        if self.stored.get(slot, 0) + self.events[slot] >= self.per_hour:
+            return False
+        self.events[slot] += 1
         cells = self.by_user[user]
         for kind, key in ((ITEM, interaction.item_id), *(("category", c) for c in categories)):
             cell = cells.setdefault((minute, kind, key), [0, 0])
             cell[0] += views
             cell[1] += purchases
+        return True
 
     def forget(self, user: str) -> None:
         self.by_user.pop(user, None)
+        for slot in [s for s in self.events if s[0] == user]:
+            del self.events[slot]
 
     def move(self, source: str, target: str) -> None:
         for cell, counts in self.by_user.pop(source, {}).items():
             mine = self.by_user[target].setdefault(cell, [0, 0])
             mine[0] += counts[0]
             mine[1] += counts[1]
+        for user, hour in [s for s in self.events if s[0] == source]:
+            self.events[(target, hour)] += self.events.pop((user, hour))
 
     def window_totals(self, now: datetime) -> dict[tuple[str, str, int, str], list[int]]:
         """(window, kind, start, key) -> [views, purchases], minute windows past retention

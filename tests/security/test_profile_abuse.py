@@ -34,6 +34,7 @@ from tests.support.stack import ServiceProcess, Stack, wait_for
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MAX_ANONYMOUS_IDS = 3
+TREND_EVENTS_PER_HOUR = 5
 HASH_KEY = "abuse-test-erasure-key"
 MONGO_LIMIT = 16 * 1024 * 1024
 
@@ -50,9 +51,11 @@ def db(stack: Stack) -> Database:
 
 @pytest.fixture(scope="module")
 def worker(stack: Stack, topic: str, db: Database) -> Iterator[ServiceProcess]:
-    service = start_worker(
-        stack, topic, db.name, max_anonymous_ids=MAX_ANONYMOUS_IDS, erasure_hash_key=HASH_KEY
-    )
+    limits = {
+        "max_anonymous_ids": MAX_ANONYMOUS_IDS,
+        "max_trend_events_per_hour": TREND_EVENTS_PER_HOUR,
+    }
+    service = start_worker(stack, topic, db.name, erasure_hash_key=HASH_KEY, **limits)
     yield service
     service.stop()
 
@@ -240,3 +243,19 @@ def test_erasure_covers_linked_ids_and_their_events_arriving_later(
     assert {hashed_id(HASH_KEY.encode(), i) for i in ids} <= erased
     raw = b"".join(bson.encode(d) for d in db.erased_ids.find())
     assert not any(i.encode() in raw for i in ids)
+
+
+def test_one_user_counts_in_trending_only_up_to_an_hourly_budget(
+    stack: Stack, topic: str, db: Database, worker: ServiceProcess
+) -> None:
+    user, fair, item = unique("pinner"), unique("fair"), unique("pinned")
+    now = datetime.now(UTC)
+    flood = [track(user, at=now, item=item) for _ in range(3 * TREND_EVENTS_PER_HOUR)]
+    produce(stack, topic, [*flood, track(fair, at=now, item=item)])
+    assert profile(db, user, version=len(flood))  # every event still reaches the profile
+    profile(db, fair, version=1)
+    hour = int(now.timestamp()) // 3600 * 3600
+    trend = wait_for(lambda: db.trends.find_one({"_id": f"1h|item|{hour}|{item}"}), timeout=30)
+    assert isinstance(trend, dict) and trend["views"] == TREND_EVENTS_PER_HOUR + 1
+    share = db.trend_contributions.find_one({"user": user})
+    assert share is not None and share["n"] == TREND_EVENTS_PER_HOUR

@@ -47,3 +47,17 @@ def test_contributions_reverse_to_the_same_trend_documents() -> None:
     assert undo[trend_id("1m", "item", MINUTE, "a.b$c")] == [2, 0]
     assert undo[trend_id("1h", "category", HOUR, "Sci-Fi")] == [2, 0]
     assert len(undo) == 4
+
+
+def test_one_users_interactions_count_in_trending_up_to_the_hourly_budget() -> None:
+    deltas = TrendDeltas(Retention(), per_hour=3)
+    deltas.stored[("u1", HOUR)] = 1  # counted by an earlier batch
+    view = Interaction("hot", VIEW, None)
+    counted = [deltas.add("u1", NOW, view, (), NOW) for _ in range(4)]
+    assert counted == [True, True, False, False]
+    assert deltas.add("u2", NOW, view, (), NOW)  # another user has a budget of their own
+    assert deltas.add("u1", NOW + timedelta(hours=1), view, (), NOW + timedelta(hours=1))
+    assert deltas.window_totals(NOW)[("1h", "item", HOUR, "hot")] == [3, 0]
+    assert deltas.events[("u1", HOUR)] == 2
+    deltas.move("u1", "u2")  # a merge carries the counts with the cells
+    assert deltas.events[("u2", HOUR)] == 3 and ("u1", HOUR) not in deltas.events
