@@ -62,20 +62,23 @@ async def write(records: list[Record]) -> BatchResult:
             metrics.LAST_COMMIT.set_to_current_time()
             return result
         except Exception as exc:
-            reason = record_reason(exc) if isinstance(exc, (PyMongoError, BSONError)) else None
-            if reason is None and isinstance(exc, PyMongoError):
-                metrics.ERRORS.labels("mongo").inc()
-                HEALTH.failed(f"mongo: {exc}")
-                if app.should_stop:
-                    raise StoppedWhileFailing(str(exc)) from exc
-                log.warning(
-                    "MongoDB write failed; retrying",
-                    extra={"fields": {"error": str(exc)[:300], "retry_in": delay}},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, settings.retry_max_seconds)
-                continue
-            return await _isolate(records, exc, reason or PROCESSING_ERROR)
+            mongo = isinstance(exc, PyMongoError)
+            reason = record_reason(exc) if mongo or isinstance(exc, BSONError) else None
+            # Records already marked for the DLQ only write their offsets: if even that fails,
+            # the fault is not theirs (a broken store), and isolating again would never end.
+            marked = all(record.failure is not None for record in records)
+            if not marked and (reason is not None or not mongo):
+                return await _isolate(records, exc, reason or PROCESSING_ERROR)
+            metrics.ERRORS.labels("mongo" if mongo else "internal").inc()
+            HEALTH.failed(f"{'mongo' if mongo else type(exc).__name__}: {exc}")
+            if app.should_stop:
+                raise StoppedWhileFailing(str(exc)) from exc
+            log.warning(
+                "writing a batch failed; retrying",
+                extra={"fields": {"error": str(exc)[:300], "retry_in": delay}},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.retry_max_seconds)
 
 
 class StoppedWhileFailing(Exception):
@@ -198,14 +201,19 @@ def hold_back(events: list[Any], release: bool = False) -> None:
     exception or a cancellation: Faust would then commit their offsets although they were never
     written. One more reference on each message keeps its offset uncommitted; the next owner of
     the partition reads the batch again (and MongoDB's applied offsets skip whatever a shielded
-    write did commit). ``release`` also stops the consumer's shutdown from waiting for them
-    (``stream_wait_empty`` would wait for their acknowledgement until the process is killed).
+    write did commit). ``release`` (the worker is stopping) does the same for every message
+    fetched and not yet acknowledged -- the ones waiting behind this batch were not written
+    either -- and stops the consumer's shutdown from waiting for them (``stream_wait_empty``
+    would wait for their acknowledgement until the process is killed).
     """
-    unacked = getattr(app.consumer, "_unacked_messages", None) if release else None
     for event in events:
         event.message.incref()
-        if unacked is not None:
-            unacked.discard(event.message)
+    unacked = getattr(app.consumer, "_unacked_messages", None) if release else None
+    if unacked is not None:
+        for message in list(unacked):
+            if not message.acked:
+                message.incref()
+        unacked.clear()
 
 
 @app.agent(events_topic)
