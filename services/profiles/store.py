@@ -233,6 +233,7 @@ class _Batch:
         self.categories: dict[str, tuple[str, ...]] = {}  # item id -> categories, this batch
         self.reversed: set[str] = set()  # trend documents an erasure took counts out of
         self.erased: set[str] = set()  # ids of this batch on the suppression list
+        self.trend_slots_read: set[tuple[str, int]] = set()  # (user, hour) counts loaded
         self.claim_ops: list[Any] = []
         self.erasure_ops: list[Any] = []
 
@@ -283,21 +284,39 @@ class _Batch:
         found = self.db[ERASED_IDS].find(query, {"_id": 1}, session=self.session)
         self.erased = {by_hash[d["_id"]] for d in found}
 
-    def _load_trend_counts(self, events: list[ParsedEvent]) -> None:
-        """How many interactions earlier batches counted per (user, hour) in trending."""
-        slots: dict[str, tuple[str, int]] = {}
-        for e in events:
-            if e.interaction is None:
-                continue
-            hour = window_start(e.at, HOUR)
-            for user in (e.key, self.link_of.get(e.anonymous_id or "")):
-                if user:
-                    slots[contribution_id(user, hour)] = (user, hour)
-        if not slots:
-            return
+    def _load_trend_counts(self, slots: dict[str, tuple[str, int]]) -> None:
+        """How many interactions earlier batches counted in trending, for (user, hour) slots
+        by their contribution id."""
+        self.trend_slots_read.update(slots.values())
         query = {"_id": {"$in": list(slots)}, "n": {"$exists": True}}
         for doc in self.db[TREND_CONTRIBUTIONS].find(query, {"n": 1}, session=self.session):
             self.deltas.stored[slots[doc["_id"]]] = int(doc["n"])
+
+    def _preload_trend_counts(self, events: list[ParsedEvent]) -> None:
+        """One query for the slots the batch's interactions will most likely count in (a link
+        made within the batch can route one elsewhere: ``_count_in_trends`` reads that one)."""
+        slots: dict[str, tuple[str, int]] = {}
+        for e in events:
+            hour = window_start(e.at, HOUR)
+            if e.interaction is None or not self._trend_kept(hour):
+                continue
+            for user in (e.key, self.link_of.get(e.anonymous_id or "")):
+                if user:
+                    slots[contribution_id(user, hour)] = (user, hour)
+        if slots:
+            self._load_trend_counts(slots)
+
+    def _trend_kept(self, hour: int) -> bool:
+        """Whether the hour window is still kept (older interactions are not counted)."""
+        return hour_expiry(hour, self.store.retention) > self.now
+
+    def _count_in_trends(self, key: str, event: ParsedEvent, categories: tuple[str, ...]) -> None:
+        assert event.interaction is not None
+        slot = (key, window_start(event.at, HOUR))
+        if slot not in self.trend_slots_read and self._trend_kept(slot[1]):
+            self._load_trend_counts({contribution_id(*slot): slot})
+        if not self.deltas.add(key, event.at, event.interaction, categories, self.now):
+            self.result.limited[TREND_EVENTS] += 1
 
     def _load_items(self, events: list[ParsedEvent]) -> None:
         wanted = {
@@ -462,10 +481,8 @@ class _Batch:
                 else self.categories.get(interaction.item_id, ())
             )
         self._change(key).apply(event, categories, fill_traits=routed)
-        if interaction is not None and not self.deltas.add(
-            key, event.at, interaction, categories, self.now
-        ):
-            self.result.limited[TREND_EVENTS] += 1
+        if interaction is not None:
+            self._count_in_trends(key, event, categories)
         self.result.applied.append(event)
 
     # -- writing -----------------------------------------------------------------------------
@@ -513,7 +530,7 @@ class _Batch:
                 self.result.poison.append((record, exc))
         self._load_erased(parsed)
         self._load_profiles(parsed)
-        self._load_trend_counts(parsed)
+        self._preload_trend_counts(parsed)
         self._load_items(parsed)
         for event in parsed:
             self._apply(event)

@@ -51,11 +51,14 @@ def db(stack: Stack) -> Database:
 
 @pytest.fixture(scope="module")
 def worker(stack: Stack, topic: str, db: Database) -> Iterator[ServiceProcess]:
-    limits = {
-        "max_anonymous_ids": MAX_ANONYMOUS_IDS,
-        "max_trend_events_per_hour": TREND_EVENTS_PER_HOUR,
-    }
-    service = start_worker(stack, topic, db.name, erasure_hash_key=HASH_KEY, **limits)
+    service = start_worker(
+        stack,
+        topic,
+        db.name,
+        max_anonymous_ids=MAX_ANONYMOUS_IDS,
+        max_trend_events_per_hour=TREND_EVENTS_PER_HOUR,
+        erasure_hash_key=HASH_KEY,
+    )
     yield service
     service.stop()
 
@@ -259,3 +262,9 @@ def test_one_user_counts_in_trending_only_up_to_an_hourly_budget(
     assert isinstance(trend, dict) and trend["views"] == TREND_EVENTS_PER_HOUR + 1
     share = db.trend_contributions.find_one({"user": user})
     assert share is not None and share["n"] == TREND_EVENTS_PER_HOUR
+    # A visitor linked to the user in the same batch as their view shares the user's budget.
+    visitor = unique("pinner-anon")
+    produce(stack, topic, [identify(user, anonymous=visitor), track(None, now, visitor, item)])
+    assert profile(db, user, version=len(flood) + 2)
+    views = (db.trends.find_one({"_id": trend["_id"]}) or {}).get("views")
+    assert views == TREND_EVENTS_PER_HOUR + 1
