@@ -87,7 +87,7 @@ def prometheus(
 ) -> Iterator[Prometheus]:  # fmt: skip
     port = free_port()
     targets = {
-        "ingest": f"127.0.0.1:{ingest.ports['http']}",
+        "ingest": f"127.0.0.1:{ingest.ports['metrics']}",
         "profiles": f"127.0.0.1:{profiles.ports['web']}",
         "inference": f"127.0.0.1:{inference_real.ports['metrics']}",
         "exporter": f"127.0.0.1:{exporter.ports['metrics']}",
