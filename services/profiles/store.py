@@ -272,12 +272,14 @@ class _Batch:
 
     def _load_erased(self, events: list[ParsedEvent]) -> None:
         """Which of the batch's ids are on the suppression list (one query by hash)."""
-        by_hash: dict[str, str] = {}
-        for e in events:
-            if e.catalogue is None:
-                for value in (e.key, e.anonymous_id, e.previous_id):
-                    if value:
-                        by_hash[self._hash(value)] = value
+        ids = {
+            value
+            for e in events
+            if e.catalogue is None
+            for value in (e.key, e.anonymous_id, e.previous_id)
+            if value
+        }
+        by_hash = {self._hash(value): value for value in ids}  # each id hashed once per batch
         if not by_hash:
             return
         query = {"_id": {"$in": list(by_hash)}}
