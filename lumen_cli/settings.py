@@ -45,6 +45,11 @@ class CliSettings(BaseSettings):
         description="Bearer token sent to inference (its LUMEN_INFERENCE_AUTH_TOKEN); needed "
         "unless inference runs in LUMEN_DEV_MODE or with mTLS only.",
     )
+    insights_token: str | None = Field(
+        None,
+        description="Bearer token sent to insights (its LUMEN_INSIGHTS_AUTH_TOKEN; `lumen "
+        "forecast`); needed unless insights runs in LUMEN_DEV_MODE or with mTLS only.",
+    )
     cli_timeout_seconds: float = Field(
         10.0, gt=0, description="Deadline of each CLI call to a service (retries included)."
     )

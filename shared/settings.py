@@ -84,7 +84,8 @@ class ModeSettings(BaseSettings):
         False,
         description=(
             "Development mode: ingest falls back to the documented key `lumen-dev-key` when no "
-            "key is configured and inference serves without a token. Never set it in production."
+            "key is configured, and inference and insights serve without a token. Never set "
+            "it in production."
         ),
     )
 

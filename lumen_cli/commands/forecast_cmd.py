@@ -43,10 +43,12 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         horizon_hours=args.hours,
         levels=args.level,
     )
+    token = settings.insights_token
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
     with grpc.insecure_channel(args.target or settings.insights_target) as channel:
         try:
             reply = pb_grpc.TrendServiceStub(channel).Forecast(
-                request, timeout=settings.cli_timeout_seconds
+                request, timeout=settings.cli_timeout_seconds, metadata=metadata
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None

@@ -11,14 +11,13 @@ import asyncio
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import inference.grpc_service_pb2 as v2_pb
 import inference.grpc_service_pb2_grpc as v2_grpc
 from lumen.v1 import inference_pb2, inference_pb2_grpc, profiles_pb2, profiles_pb2_grpc
 
-from services.inference.auth import BearerTokenInterceptor, authentication_problem
+from services.inference.auth import authentication_problem
 from services.inference.breaker import CircuitBreaker
 from services.inference.intent import IntentClassifier
 from services.inference.profile_api import ProfileService
@@ -31,6 +30,8 @@ from services.inference.support import SupportRouter
 from services.inference.typed_api import IntentService, RecommendationService, SearchService
 from services.inference.v2_api import InferenceService
 from shared.gc_tuning import tune_for_serving
+from shared.grpc_auth import BearerTokenInterceptor
+from shared.grpc_auth import server_credentials as tls_server_credentials
 from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import (
     DEFAULT_OPTIONS,
@@ -57,14 +58,8 @@ SERVICE_NAMES = (
 def server_credentials(settings: InferenceSettings) -> grpc.ServerCredentials | None:
     """TLS credentials when a certificate and key are configured, else None (plaintext);
     with a client CA, clients must present a certificate it signed (mTLS)."""
-    if not (settings.tls_cert_file and settings.tls_key_file):
-        return None
-    key = Path(settings.tls_key_file).read_bytes()
-    client_ca = settings.tls_client_ca_file
-    return grpc.ssl_server_credentials(
-        [(key, Path(settings.tls_cert_file).read_bytes())],
-        root_certificates=Path(client_ca).read_bytes() if client_ca else None,
-        require_client_auth=bool(client_ca),
+    return tls_server_credentials(
+        settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
     )
 
 

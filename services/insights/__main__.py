@@ -1,5 +1,7 @@
 """Run the insights service: ``python -m services.insights``.
 
+Outside LUMEN_DEV_MODE it refuses to start without a bearer token (LUMEN_INSIGHTS_AUTH_TOKEN)
+or mTLS client certificates; every call but health checks and reflection must carry the token.
 Start: load the forecasting library (so the first call does not pay its import), then serve.
 Stop order on SIGTERM: report NOT_SERVING, stop accepting calls and let in-flight ones finish
 (bounded by LUMEN_INSIGHTS_SHUTDOWN_GRACE_SECONDS), stop the fitting threads, close MongoDB.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -18,6 +21,7 @@ from services.insights.core import Insights
 from services.insights.forecasting import library_model
 from services.insights.grpc_api import TrendService
 from services.insights.settings import InsightsSettings
+from shared.grpc_auth import BearerTokenInterceptor, authentication_problem, server_credentials
 from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import (
     DEFAULT_OPTIONS,
@@ -41,11 +45,17 @@ async def serve(settings: InsightsSettings) -> None:
     executor = ThreadPoolExecutor(settings.forecast_threads, thread_name_prefix="forecast")
     client = mongo_client(settings.mongo)
     insights = Insights(database(client, settings.mongo), settings, executor)
-    server = grpc.aio.server(options=DEFAULT_OPTIONS, interceptors=[MalformedRequestInterceptor()])
+    interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
+    if settings.auth_token:
+        interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
+    server = grpc.aio.server(options=DEFAULT_OPTIONS, interceptors=interceptors)
     insights_pb2_grpc.add_TrendServiceServicer_to_server(TrendService(insights), server)
     health = HealthReporter()
     add_standard_services(server, SERVICE_NAMES, health)
-    bind(server, f"{settings.host}:{settings.grpc_port}", None)
+    credentials = server_credentials(
+        settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+    )
+    bind(server, f"{settings.host}:{settings.grpc_port}", credentials)
     serve_metrics(settings.host, settings.metrics_port)
     stopping = stop_event()
     await server.start()
@@ -66,6 +76,19 @@ async def serve(settings: InsightsSettings) -> None:
 def main() -> None:
     settings = InsightsSettings()
     configure_logging("insights", settings.log)
+    problem = authentication_problem(
+        "LUMEN_INSIGHTS_",
+        dev_mode=settings.mode.dev_mode,
+        auth_token=settings.auth_token,
+        tls_cert_file=settings.tls_cert_file,
+        tls_key_file=settings.tls_key_file,
+        tls_client_ca_file=settings.tls_client_ca_file,
+    )
+    if problem is not None:
+        log.error("refusing to start: %s", problem, extra={"fields": {"reason": problem}})
+        sys.exit(2)
+    if settings.mode.dev_mode and not settings.auth_token and not settings.tls_client_ca_file:
+        log.warning("development mode: serving without authentication")
     register_build_info("insights")
     asyncio.run(serve(settings))
 

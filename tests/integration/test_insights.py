@@ -1,7 +1,9 @@
 """The insights service on the real mongod: trend windows written as the profile updater writes
 them (``$inc`` upserts of shared/trends.py's documents) -> TrendService answers Trending and
 Forecast; the forecast's intervals cover the held-out hours at about their nominal rate; bad
-requests get INVALID_ARGUMENT and the service keeps serving; ``lumen forecast`` prints it."""
+requests get INVALID_ARGUMENT and the service keeps serving; ``lumen forecast`` prints it.
+Outside development it refuses to start without a bearer token or mTLS, and with a token every
+call but health checks and reflection needs it."""
 
 from __future__ import annotations
 
@@ -15,10 +17,14 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 from lumen.v1 import insights_pb2 as pb
 from lumen.v1 import insights_pb2_grpc as pb_grpc
 from pymongo import MongoClient, UpdateOne
@@ -26,6 +32,7 @@ from pymongo import MongoClient, UpdateOne
 from lumen_cli.platform.paths import REPO_ROOT
 from lumen_cli.platform.services import grpc_serving
 from shared.trends import CATEGORY, ITEM, TRENDS, trend_id
+from tests.security.certificates import make_certificates
 from tests.support.stack import ServiceProcess, Stack, free_port, start_service
 
 HISTORY_HOURS = 14 * 24
@@ -228,3 +235,199 @@ def test_metrics_count_the_calls_by_outcome(insights: ServiceProcess) -> None:
         r'lumen_insights_grpc_requests_total\{code="INVALID_ARGUMENT",method="Forecast"\} [1-9]',
         text,
     )
+
+
+# -- authentication: a bearer token (or mTLS) outside development, health open -----------------
+PRODUCTION = {"LUMEN_DEV_MODE": "0", "LUMEN_INSIGHTS_METHOD": "SeasonalNaive"}
+
+
+def production_env(stack: Stack, database: str, **env: str) -> dict[str, str]:
+    return {
+        **stack.env(),
+        "LUMEN_MONGO_DATABASE": database,
+        "LUMEN_INSIGHTS_GRPC_PORT": str(free_port()),
+        "LUMEN_INSIGHTS_METRICS_PORT": str(free_port()),
+        **PRODUCTION,
+        **env,
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "told"),
+    [
+        ({}, "set LUMEN_INSIGHTS_AUTH_TOKEN"),
+        (
+            {"LUMEN_INSIGHTS_TLS_CLIENT_CA_FILE": "/nonexistent/ca.pem"},
+            "LUMEN_INSIGHTS_TLS_CERT_FILE",
+        ),
+    ],
+    ids=["nothing", "client-ca-without-tls"],
+)
+def test_insights_refuses_to_start_open_outside_development(
+    stack: Stack, series: tuple[str, np.ndarray], env: dict[str, str], told: str
+) -> None:
+    started = subprocess.run(
+        [sys.executable, "-m", "services.insights"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **production_env(stack, series[0], **env)},
+        timeout=60,
+    )
+    output = started.stdout + started.stderr
+    assert started.returncode == 2, output
+    assert "refusing to start" in output and told in output
+
+
+def test_insights_token_is_required_and_health_stays_open(
+    stack: Stack, series: tuple[str, np.ndarray]
+) -> None:
+    """Production settings with a token: Forecast and Trending need it, health and reflection
+    do not; `lumen forecast` sends it from LUMEN_INSIGHTS_TOKEN."""
+    token = f"tok-{uuid.uuid4().hex}"
+    env = production_env(stack, series[0], LUMEN_INSIGHTS_AUTH_TOKEN=token)
+    grpc_port = int(env["LUMEN_INSIGHTS_GRPC_PORT"])
+    target = f"127.0.0.1:{grpc_port}"
+    service = start_service(
+        "insights-token",
+        "services.insights",
+        env,
+        ready=lambda: grpc_serving(target),
+        ports={"grpc": grpc_port},
+    )
+    forecast = pb.ForecastRequest(kind=pb.TREND_KIND_ITEM, key=ITEM_KEY, horizon_hours=24)
+    try:
+        with grpc.insecure_channel(target) as channel:
+            stub = pb_grpc.TrendServiceStub(channel)
+            calls = {
+                "Forecast": lambda metadata: stub.Forecast(forecast, metadata=metadata, timeout=30),
+                "Trending": lambda metadata: stub.Trending(
+                    pb.TrendingRequest(limit=2), metadata=metadata, timeout=10
+                ),
+            }
+            codes: dict[tuple[str, str], str] = {}
+            sent = {
+                "none": (),
+                "wrong": (("authorization", "Bearer x"),),
+                "raw token": (("authorization", token),),
+                "right": (("authorization", f"Bearer {token}"),),
+            }
+            for method, call in calls.items():
+                for name, metadata in sent.items():
+                    try:
+                        call(metadata)
+                        codes[method, name] = "OK"
+                    except grpc.RpcError as exc:
+                        codes[method, name] = exc.code().name
+            reply = stub.Forecast(
+                forecast, metadata=(("authorization", f"Bearer {token}"),), timeout=30
+            )
+            # Reflection, like health, needs no token.
+            services = ProtoReflectionDescriptorDatabase(channel).get_services()
+        assert codes == {
+            (method, name): "OK" if name == "right" else "UNAUTHENTICATED"
+            for method in calls
+            for name in sent
+        }
+        assert len(reply.points) == 24 and reply.method == "SeasonalNaive"
+        assert grpc_serving(target)  # grpc.health.v1 needs no token
+        assert "lumen.v1.TrendService" in services
+
+        def cli(**extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "lumen_cli",
+                    "forecast",
+                    ITEM_KEY,
+                    "--json",
+                    "--target",
+                    target,
+                ],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "LUMEN_INSIGHTS_TOKEN": "", **extra},
+            )
+
+        refused, accepted = cli(), cli(LUMEN_INSIGHTS_TOKEN=token)
+        assert refused.returncode != 0 and "bearer token" in refused.stderr
+        assert accepted.returncode == 0, accepted.stderr
+        assert json.loads(accepted.stdout)["key"] == ITEM_KEY
+    finally:
+        assert service.stop() == 0, service.log()[-2000:]
+    assert token not in service.log()
+
+
+def test_insights_with_mtls_serves_only_clients_with_a_certificate(
+    stack: Stack, series: tuple[str, np.ndarray], tmp_path: Path
+) -> None:
+    """Production settings with client certificates and no token: the service starts, and only
+    a client presenting a certificate signed by the configured CA is served."""
+    certs = make_certificates(tmp_path / "tls")
+    for args in (
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=lumen-test-client",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ],
+        [
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            "client.pem",
+        ],
+    ):
+        subprocess.run(["openssl", *args], cwd=tmp_path / "tls", check=True, capture_output=True)
+    ca = certs.ca.read_bytes()
+    with_cert = grpc.ssl_channel_credentials(
+        ca, (tmp_path / "tls/client.key").read_bytes(), (tmp_path / "tls/client.pem").read_bytes()
+    )
+    without_cert = grpc.ssl_channel_credentials(ca)
+    env = production_env(
+        stack,
+        series[0],
+        LUMEN_INSIGHTS_TLS_CERT_FILE=str(certs.cert),
+        LUMEN_INSIGHTS_TLS_KEY_FILE=str(certs.key),
+        LUMEN_INSIGHTS_TLS_CLIENT_CA_FILE=str(certs.ca),
+    )
+    grpc_port = int(env["LUMEN_INSIGHTS_GRPC_PORT"])
+
+    def trending(credentials: grpc.ChannelCredentials) -> str:
+        with grpc.secure_channel(f"127.0.0.1:{grpc_port}", credentials) as channel:
+            try:
+                pb_grpc.TrendServiceStub(channel).Trending(pb.TrendingRequest(limit=1), timeout=5)
+            except grpc.RpcError as exc:
+                return str(exc.code().name)
+        return "OK"
+
+    service = start_service(
+        "insights-mtls",
+        "services.insights",
+        env,
+        ready=lambda: trending(with_cert) == "OK",
+        ports={"grpc": grpc_port},
+    )
+    try:
+        assert trending(with_cert) == "OK"
+        assert trending(without_cert) == "UNAVAILABLE"  # the TLS handshake is refused
+    finally:
+        service.stop()
