@@ -54,6 +54,7 @@ def local_targets(prometheus_port: int) -> dict[str, str]:
         "profiles": f"127.0.0.1:{env.get('LUMEN_PROFILES_WEB_PORT', '6066')}",
         "inference": f"127.0.0.1:{env.get('LUMEN_INFERENCE_METRICS_PORT', '9102')}",
         "exporter": f"127.0.0.1:{env.get('LUMEN_EXPORTER_PORT', '9108')}",
+        "insights": f"127.0.0.1:{env.get('LUMEN_INSIGHTS_METRICS_PORT', '9103')}",
         "prometheus": f"127.0.0.1:{prometheus_port}",
     }
 

@@ -17,6 +17,7 @@ CREDENTIALS = {
     "LUMEN_INGEST_CATALOG_KEYS": "shop-backend:sha256:ebfe1d073c24623e18c94b9cd27ba452496f58ec6b7e43ea0891a7888df411df",
     "LUMEN_INGEST_ADMIN_KEYS": "ops:sha256:f97a78362a5acd3c8bef28539bc8fdd1e4745e781ba3f2c3547891e380363902",
     "LUMEN_INFERENCE_AUTH_TOKEN": "ci-only-inference-token-not-secret",
+    "LUMEN_INSIGHTS_AUTH_TOKEN": "ci-only-insights-token-not-secret",
 }
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; $$ is a literal $.

@@ -268,7 +268,10 @@ def test_interpolation_follows_compose_rules() -> None:
 DEV_KEY_HASH = "d5d46c01c0ac746e5866176c423153bb1473d7203ce8b7ec2dfcef20ca342d7b"  # lumen-dev-key
 
 
-@pytest.mark.parametrize("required", ["LUMEN_INGEST_WRITE_KEYS", "LUMEN_INFERENCE_AUTH_TOKEN"])
+@pytest.mark.parametrize(
+    "required",
+    ["LUMEN_INGEST_WRITE_KEYS", "LUMEN_INFERENCE_AUTH_TOKEN", "LUMEN_INSIGHTS_AUTH_TOKEN"],
+)
 def test_compose_refuses_to_start_without_the_credentials(required: str) -> None:
     missing = {k: v for k, v in CREDENTIALS.items() if k != required}
     with pytest.raises(ValueError, match=rf"\$\{{{required}\}} is required: .*docs/deployment\.md"):
@@ -279,9 +282,10 @@ def test_compose_refuses_to_start_without_the_credentials(required: str) -> None
 
 def test_credentials_come_only_from_the_environment(services: dict[str, dict[str, Any]]) -> None:
     assert DEV_KEY_HASH not in COMPOSE_FILE.read_text()
-    ingest, inference = services["ingest"]["environment"], services["inference"]["environment"]
+    environments = [services[name]["environment"] for name in ("ingest", "inference", "insights")]
+    given = {k: v for environment in environments for k, v in environment.items()}
     for name, value in CREDENTIALS.items():
-        assert (ingest | inference)[name] == value, name
+        assert given[name] == value, name
     # The optional scopes may be left out of .env: empty means none of that kind.
     optional_left_out = {k: v for k, v in CREDENTIALS.items() if "CATALOG" not in k}
     assert load(environment=optional_left_out)["services"]["ingest"]["environment"][
@@ -303,6 +307,7 @@ def test_metrics_and_faust_web_ports_are_not_published(
     assert metrics_port not in {8080, 50051}, "metrics must not share the public HTTP port"
     assert published_container_ports(ingest) == {8080, 50051}
     assert published_container_ports(inference) == {50052}
+    assert published_container_ports(services["insights"]) == {50053}
     assert "ports" not in services["profiles"]
 
 
@@ -311,10 +316,11 @@ def test_prometheus_scrapes_each_service_on_its_metrics_port(
 ) -> None:
     config = yaml.safe_load((REPO / "deploy/compose/prometheus.yml").read_text())
     targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
-    env = {name: services[name]["environment"] for name in ("ingest", "profiles", "inference")}
+    env = {name: services[name]["environment"] for name in service_names()}
     assert targets["ingest"] == [f"ingest:{env['ingest']['LUMEN_INGEST_METRICS_PORT']}"]
     assert targets["profiles"] == [f"profiles:{env['profiles']['LUMEN_PROFILES_WEB_PORT']}"]
     assert targets["inference"] == [f"inference:{env['inference']['LUMEN_INFERENCE_METRICS_PORT']}"]
+    assert targets["insights"] == [f"insights:{env['insights']['LUMEN_INSIGHTS_METRICS_PORT']}"]
 
 
 def test_kafka_defaults_agree_with_the_topics_lumen_creates(

@@ -222,7 +222,11 @@ def image_environment(service: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("image", "reason"),
-    [("ingest", "LUMEN_INGEST_WRITE_KEYS"), ("inference", "LUMEN_INFERENCE_AUTH_TOKEN")],
+    [
+        ("ingest", "LUMEN_INGEST_WRITE_KEYS"),
+        ("inference", "LUMEN_INFERENCE_AUTH_TOKEN"),
+        ("insights", "LUMEN_INSIGHTS_AUTH_TOKEN"),
+    ],
 )
 def test_an_image_started_without_credentials_refuses_to_start(image: str, reason: str) -> None:
     # The image's own environment and nothing else: no key, no token, no development mode.

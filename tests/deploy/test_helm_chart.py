@@ -89,6 +89,9 @@ def test_probes(rendered: Manifests) -> None:
     inference = next(containers(rendered.by_component("Deployment", "inference")))
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert inference[probe]["grpc"] == {"port": 50052, "service": ""}, probe
+    insights = next(containers(rendered.by_component("Deployment", "insights")))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert insights[probe]["grpc"] == {"port": 50053, "service": ""}, probe
     for deployment in rendered.of_kind("Deployment"):
         for container in containers(deployment):
             ports = {p["name"] for p in container["ports"]}
@@ -283,6 +286,7 @@ def write_values(tmp_path: Path, text: str) -> Path:
         ("secrets:\n  ingestCatalogKeys: backend-key\n", ["/secrets/ingestCatalogKeys"]),
         ("secrets:\n  ingestAdminKeys: ops:sha256:abc\n", ["/secrets/ingestAdminKeys"]),
         ("secrets:\n  inferenceAuthToken: short\n", ["/secrets/inferenceAuthToken"]),
+        ("secrets:\n  insightsAuthToken: short\n", ["/secrets/insightsAuthToken"]),
         ("ingest:\n  metricsPort: 70000\n", ["/ingest/metricsPort"]),
     ],
 )
@@ -381,7 +385,7 @@ def test_packaged_chart_is_self_contained(helm: Helm, tmp_path: Path) -> None:
 DEV_KEY_HASH = "d5d46c01c0ac746e5866176c423153bb1473d7203ce8b7ec2dfcef20ca342d7b"  # lumen-dev-key
 
 
-def test_the_chart_refuses_to_render_without_write_keys_or_the_inference_token(
+def test_the_chart_refuses_to_render_without_write_keys_or_the_service_tokens(
     helm: Helm, tmp_path: Path
 ) -> None:
     minimal = yaml.safe_load(MINIMAL_VALUES.read_text())["secrets"]
@@ -394,6 +398,14 @@ def test_the_chart_refuses_to_render_without_write_keys_or_the_inference_token(
     result = helm.template([only_keys])
     assert result.returncode != 0
     assert "secrets.inferenceAuthToken is required" in result.stderr, result.stderr
+    without_insights = write_values(
+        tmp_path,
+        f"secrets:\n  ingestWriteKeys: {minimal['ingestWriteKeys']}\n"
+        f"  inferenceAuthToken: {minimal['inferenceAuthToken']}\n",
+    )
+    result = helm.template([without_insights])
+    assert result.returncode != 0
+    assert "secrets.insightsAuthToken is required" in result.stderr, result.stderr
     # A Secret the operator manages replaces both; the chart then makes no Secret of its own
     # for them and the pods read the operator's.
     managed = helm.render([write_values(tmp_path, "secrets:\n  existingSecret: my-keys\n")])
@@ -417,18 +429,24 @@ def test_the_values_hold_no_default_credential() -> None:
 def test_the_three_key_scopes_and_the_token_come_from_secrets(rendered: Manifests) -> None:
     ingest = next(containers(rendered.by_component("Deployment", "ingest")))
     inference = next(containers(rendered.by_component("Deployment", "inference")))
+    insights = next(containers(rendered.by_component("Deployment", "insights")))
     refs = {
         e["name"]: e["valueFrom"]["secretKeyRef"]
-        for container in (ingest, inference)
+        for container in (ingest, inference, insights)
         for e in container["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    # Without write keys or the token the pod must not start: those two are not optional.
-    for required in ("LUMEN_INGEST_WRITE_KEYS", "LUMEN_INFERENCE_AUTH_TOKEN"):
+    # Without write keys or a token the pod must not start: those are not optional.
+    required_refs = (
+        "LUMEN_INGEST_WRITE_KEYS",
+        "LUMEN_INFERENCE_AUTH_TOKEN",
+        "LUMEN_INSIGHTS_AUTH_TOKEN",
+    )
+    for required in required_refs:
         assert not refs[required].get("optional"), required
     for optional in ("LUMEN_INGEST_CATALOG_KEYS", "LUMEN_INGEST_ADMIN_KEYS"):
         assert refs[optional]["optional"] is True, optional
-    for container in (ingest, inference):
+    for container in (ingest, inference, insights):
         plain = {e["name"] for e in container["env"] if "value" in e}
         assert not plain & {*refs, "LUMEN_DEV_MODE"}, plain
     assert DEV_KEY_HASH not in yaml.safe_dump_all(rendered.documents)
@@ -442,11 +460,12 @@ def test_the_minimal_secret_holds_exactly_the_values_given(default_render: Manif
     assert data["LUMEN_INGEST_CATALOG_KEYS"] == given["ingestCatalogKeys"]
     assert data["LUMEN_INGEST_ADMIN_KEYS"] == given["ingestAdminKeys"]
     assert data["LUMEN_INFERENCE_AUTH_TOKEN"] == given["inferenceAuthToken"]
+    assert data["LUMEN_INSIGHTS_AUTH_TOKEN"] == given["insightsAuthToken"]
 
 
 # --- Exposure: public ports on public Services, metrics and Faust web on internal ones. ---
 
-PUBLIC_PORTS = {"ingest": {"http", "grpc"}, "inference": {"grpc"}}
+PUBLIC_PORTS = {"ingest": {"http", "grpc"}, "inference": {"grpc"}, "insights": {"grpc"}}
 
 
 def test_only_public_ports_are_on_the_public_services(rendered: Manifests) -> None:
@@ -509,6 +528,10 @@ def test_network_policies_admit_metrics_only_from_monitoring(
         "ingest": {("http", "grpc"): values["ingestFrom"], ("metrics",): values["metricsFrom"]},
         "inference": {
             ("grpc",): [release_pods, *values["inferenceFrom"]],
+            ("metrics",): values["metricsFrom"],
+        },
+        "insights": {
+            ("grpc",): [release_pods, *values["insightsFrom"]],
             ("metrics",): values["metricsFrom"],
         },
         "profiles": {("http",): values["metricsFrom"]},  # Faust web: monitoring only
