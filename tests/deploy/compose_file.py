@@ -18,6 +18,7 @@ CREDENTIALS = {
     "LUMEN_INGEST_ADMIN_KEYS": "ops:sha256:f97a78362a5acd3c8bef28539bc8fdd1e4745e781ba3f2c3547891e380363902",
     "LUMEN_INFERENCE_AUTH_TOKEN": "ci-only-inference-token-not-secret",
     "LUMEN_INSIGHTS_AUTH_TOKEN": "ci-only-insights-token-not-secret",
+    "LUMEN_PROFILES_ERASURE_HASH_KEY": "ci-only-erasure-hash-key-not-secret",
 }
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; $$ is a literal $.

@@ -282,7 +282,9 @@ def test_compose_refuses_to_start_without_the_credentials(required: str) -> None
 
 def test_credentials_come_only_from_the_environment(services: dict[str, dict[str, Any]]) -> None:
     assert DEV_KEY_HASH not in COMPOSE_FILE.read_text()
-    environments = [services[name]["environment"] for name in ("ingest", "inference", "insights")]
+    environments = [
+        services[name]["environment"] for name in ("ingest", "inference", "insights", "profiles")
+    ]
     given = {k: v for environment in environments for k, v in environment.items()}
     for name, value in CREDENTIALS.items():
         assert given[name] == value, name

@@ -430,9 +430,10 @@ def test_the_three_key_scopes_and_the_token_come_from_secrets(rendered: Manifest
     ingest = next(containers(rendered.by_component("Deployment", "ingest")))
     inference = next(containers(rendered.by_component("Deployment", "inference")))
     insights = next(containers(rendered.by_component("Deployment", "insights")))
+    profiles = next(containers(rendered.by_component("Deployment", "profiles")))
     refs = {
         e["name"]: e["valueFrom"]["secretKeyRef"]
-        for container in (ingest, inference, insights)
+        for container in (ingest, inference, insights, profiles)
         for e in container["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
@@ -444,9 +445,14 @@ def test_the_three_key_scopes_and_the_token_come_from_secrets(rendered: Manifest
     )
     for required in required_refs:
         assert not refs[required].get("optional"), required
-    for optional in ("LUMEN_INGEST_CATALOG_KEYS", "LUMEN_INGEST_ADMIN_KEYS"):
+    optional_refs = (
+        "LUMEN_INGEST_CATALOG_KEYS",
+        "LUMEN_INGEST_ADMIN_KEYS",
+        "LUMEN_PROFILES_ERASURE_HASH_KEY",
+    )
+    for optional in optional_refs:
         assert refs[optional]["optional"] is True, optional
-    for container in (ingest, inference, insights):
+    for container in (ingest, inference, insights, profiles):
         plain = {e["name"] for e in container["env"] if "value" in e}
         assert not plain & {*refs, "LUMEN_DEV_MODE"}, plain
     assert DEV_KEY_HASH not in yaml.safe_dump_all(rendered.documents)
@@ -461,6 +467,7 @@ def test_the_minimal_secret_holds_exactly_the_values_given(default_render: Manif
     assert data["LUMEN_INGEST_ADMIN_KEYS"] == given["ingestAdminKeys"]
     assert data["LUMEN_INFERENCE_AUTH_TOKEN"] == given["inferenceAuthToken"]
     assert data["LUMEN_INSIGHTS_AUTH_TOKEN"] == given["insightsAuthToken"]
+    assert data["LUMEN_PROFILES_ERASURE_HASH_KEY"] == given["profilesErasureHashKey"]
 
 
 # --- Exposure: public ports on public Services, metrics and Faust web on internal ones. ---
