@@ -60,6 +60,14 @@ class PayloadTooLarge(IngestError):
     reason = "size_violation"
 
 
+class UnsupportedMediaType(IngestError):
+    """A ``Content-Encoding`` the service cannot undo."""
+
+    http_status = 415
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "unsupported_encoding"
+
+
 class RequestTimeout(IngestError):
     http_status = 408
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED

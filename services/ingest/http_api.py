@@ -17,6 +17,7 @@ from starlette.routing import Route
 from services.ingest import metrics
 from services.ingest.auth import ADMIN, CATALOG, WRITE, Credential, KeyRing, key_from_authorization
 from services.ingest.core import EventIngestor, IngestResult
+from services.ingest.decompress import BoundedDecoder, parse_content_encoding
 from services.ingest.errors import (
     BadRequest,
     Forbidden,
@@ -100,12 +101,16 @@ class HttpApi:
         self.max_request_bytes = ingestor.settings.max_request_bytes
 
     async def read_json(self, request: Request) -> Any:
+        """The parsed body; a gzip or deflate body is decompressed as it arrives, and the
+        decompressed size is held to the same limit as an uncompressed body."""
+        encoding = parse_content_encoding(request.headers.get("content-encoding"))
         declared = request.headers.get("content-length")
         too_large = PayloadTooLarge(
             f"request body is larger than {self.max_request_bytes} bytes", field="body"
         )
         if declared and declared.isdigit() and int(declared) > self.max_request_bytes:
             raise too_large
+        decoder = BoundedDecoder(encoding, self.max_request_bytes) if encoding else None
         chunks: list[bytes] = []
         size = 0
         timeout = self.ingestor.settings.body_timeout_seconds
@@ -116,13 +121,15 @@ class HttpApi:
                     size += len(chunk)
                     if size > self.max_request_bytes:
                         raise too_large
-                    chunks.append(chunk)
+                    chunks.append(decoder.feed(chunk) if decoder else chunk)
         except ClientDisconnect:
             raise BadRequest("client disconnected before the body was complete") from None
         except TimeoutError:
             raise RequestTimeout(
                 f"the request body was not complete within {timeout:g} s", field="body"
             ) from None
+        if decoder:
+            chunks.append(decoder.finish())
         return parse_json(b"".join(chunks))
 
     def authenticate(self, request: Request, body: Any, scope: str | None = None) -> Credential:

@@ -13,17 +13,25 @@ from shared.events import EVENT_TYPES
 
 _REF = "#/components/schemas/"
 _ERRORS = {
-    "400": "Invalid JSON, invalid UTF-8 or an invalid event; `field` names the culprit.",
+    "400": "Invalid JSON, invalid UTF-8, a corrupt or truncated gzip/deflate body "
+    "(`invalid_encoding`) or an invalid event; `field` names the culprit.",
     "401": "Missing or unknown key.",
     "403": "The key lacks the scope the operation needs (`scope` names it: `catalog` for "
     "catalogue events, `admin` for erasure and imports).",
     "408": "The request body was not complete within the body timeout.",
-    "413": "The body is larger than 500 KB, or a batch holds more events than "
-    "LUMEN_INGEST_MAX_BATCH_ITEMS.",
+    "413": "The body is larger than 500 KB, compressed or once decompressed (decompression "
+    "stops at the limit), or a batch holds more events than LUMEN_INGEST_MAX_BATCH_ITEMS.",
+    "415": "A `Content-Encoding` other than gzip, deflate or identity (`unsupported_encoding`).",
     "429": "The source's rate limit is exceeded; retry after `Retry-After` seconds.",
     "503": "Kafka did not acknowledge; retry the same events (same messageIds) after "
     "`Retry-After` seconds: they are stored once.",
 }
+
+
+_BODY = (
+    "JSON, optionally compressed: `Content-Encoding: gzip` (as Segment's libraries send with "
+    "gzip on) or `deflate` (zlib or raw). The size limits apply to the decompressed body."
+)
 
 
 def _response(description: str, schema: str, headers: bool = False) -> dict[str, Any]:
@@ -125,11 +133,11 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "operationId": call_type,
                 "summary": f"Record a {call_type} call.",
-                "requestBody": {"required": True, "content": {
+                "requestBody": {"required": True, "description": _BODY, "content": {
                     "application/json": {"schema": {"$ref": _REF + call_type.capitalize()}}}},
                 "responses": {
                     "200": _response("Stored (acknowledged by Kafka) or a duplicate.", "Success"),
-                    **_errors("400", "401", "403", "408", "413", "429", "503"),
+                    **_errors("400", "401", "403", "408", "413", "415", "429", "503"),
                 },
             }
         }  # fmt: skip
@@ -151,6 +159,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": summary,
                 "requestBody": {
                     "required": True,
+                    "description": _BODY,
                     "content": {"application/json": {"schema": {"$ref": _REF + "Batch"}}},
                 },
                 "responses": {
@@ -162,7 +171,7 @@ def openapi_document() -> dict[str, Any]:
                     "400": _response(
                         "No event of the batch is valid, or the body is invalid.", "Success"
                     ),
-                    **_errors("401", "403", "408", "413", "429", "503"),
+                    **_errors("401", "403", "408", "413", "415", "429", "503"),
                 },
             }
         }
@@ -189,7 +198,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "Lumen ingest",
             "version": "1.0.0",
             "description": "Segment Tracking API compatible event ingestion. A 200 means Kafka "
-            "acknowledged the events (acks=all).",
+            "acknowledged the events (acks=all). Request bodies may be compressed "
+            "(`Content-Encoding: gzip` or `deflate`).",
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
         "security": [{"writeKey": []}],
