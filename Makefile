@@ -30,8 +30,12 @@ lint: install  ## ruff, mypy and buf lint
 format: install  ## format the code
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
-protos: install  ## regenerate the Python stubs from protos/
+protos: install  ## regenerate the Python stubs from protos/ (server and client copies)
 	scripts/gen_protos.sh
+
+.PHONY: client-wheel
+client-wheel: install  ## build the lumen-client wheel (clients/python) into dist/
+	@uv=$$(command -v uv || echo var/tools/bin/uv); "$$uv" build --wheel --out-dir dist clients/python
 
 .PHONY: bench bench-quick
 bench: install  ## every benchmark, MLServer peer included, on a private Kafka/mongod (~20 min)

@@ -8,6 +8,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from lumen_cli.platform.services import grpc_serving
 from tests.support.stack import TEST_VAR, ServiceProcess, Stack, free_port, start_service
 from tests.unit.inference import tiny_models
@@ -20,7 +23,14 @@ def tiny_registry() -> Path:
     return root
 
 
-def start_inference(stack: Stack, registry: Path, **env: str) -> ServiceProcess:
+def start_inference(
+    stack: Stack,
+    registry: Path,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    **env: str,
+) -> ServiceProcess:
+    """``credentials``: how the readiness check connects when the server runs TLS."""
     grpc_port, metrics_port = free_port(), free_port()
     return start_service(
         "inference", "services.inference",
@@ -37,9 +47,22 @@ def start_inference(stack: Stack, registry: Path, **env: str) -> ServiceProcess:
                                                 "out_of_scope": "human-triage",
                                                 "default": "general-support"}),
          **env},
-        ready=lambda: grpc_serving(f"127.0.0.1:{grpc_port}"),
+        ready=lambda: tls_serving(f"127.0.0.1:{grpc_port}", credentials) if credentials
+        else grpc_serving(f"127.0.0.1:{grpc_port}"),
         ports={"grpc": grpc_port, "metrics": metrics_port},
     )  # fmt: skip
+
+
+def tls_serving(target: str, credentials: grpc.ChannelCredentials) -> bool:
+    """The gRPC health check over TLS (``grpc_serving`` speaks plaintext)."""
+    with grpc.secure_channel(target, credentials) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=1.0
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def metric(service: ServiceProcess, name: str, **labels: str) -> float:

@@ -1,0 +1,220 @@
+"""``AsyncLumenClient``: the methods of ``LumenClient`` as coroutines, over ``grpc.aio``.
+
+async with AsyncLumenClient("127.0.0.1:50052") as lumen:
+    result = await lumen.classify_intent("where is my card?")
+
+Channels are created on first use, inside the running event loop, and reused by every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from lumen_client import _calls
+from lumen_client._calls import Metadata, Pem
+from lumen_client._proto.inference import grpc_service_pb2 as v2_pb
+from lumen_client._proto.inference import grpc_service_pb2_grpc as v2_grpc
+from lumen_client._proto.lumen.v1 import (
+    events_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    profiles_pb2_grpc,
+)
+from lumen_client.errors import NotFound, from_rpc_error
+from lumen_client.retry import RetryPolicy
+from lumen_client.types import (
+    IntentBatchResult,
+    IntentResult,
+    Profile,
+    PublishResult,
+    Recommendations,
+    SearchResults,
+)
+
+T = TypeVar("T")
+
+__all__ = ["AsyncLumenClient"]
+
+
+class AsyncLumenClient:
+    """``LumenClient`` for asyncio: same arguments, same methods, awaited; use it with
+    ``async with`` (or ``await client.close()``)."""
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float = 5.0,
+        retries: RetryPolicy | int = 4,
+        ingest_target: str | None = None,
+        write_key: str | None = None,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: Pem | None = None,
+        certificate_chain: Pem | None = None,
+        private_key: Pem | None = None,
+    ) -> None:
+        self._settings = _calls.Settings(
+            target,
+            timeout=timeout,
+            retries=retries,
+            ingest_target=ingest_target,
+            write_key=write_key,
+            token=token,
+            tls=tls,
+            root_certificates=root_certificates,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
+        )
+        self.target = self._settings.target
+        self.ingest_target = self._settings.ingest_target
+        self.timeout = timeout
+        self.policy = self._settings.policy
+        self.token = self._settings.token
+        self.write_key = self._settings.write_key
+        self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def channel(self, target: str, *, retrying: bool = True) -> grpc.aio.Channel:
+        """The one channel per target (and retry mode), created on first use and reused."""
+        key = (target, retrying)
+        if key not in self._channels:
+            options = self._settings.options(target, retrying)
+            credentials = self._settings.credentials
+            self._channels[key] = (
+                grpc.aio.secure_channel(target, credentials, options=options)
+                if credentials is not None
+                else grpc.aio.insecure_channel(target, options=options)
+            )
+        return self._channels[key]
+
+    async def close(self) -> None:
+        channels = list(self._channels.values())
+        self._channels.clear()
+        for channel in channels:
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncLumenClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata,
+    ) -> T:
+        try:
+            return await method(
+                request, timeout=self._settings.deadline(timeout), metadata=metadata
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def _inference(self) -> grpc.aio.Channel:
+        return self.channel(self.target)
+
+    # -- inference --------------------------------------------------------------------------
+
+    async def recommend(
+        self,
+        user_id: str | None = None,
+        *,
+        anonymous_id: str | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        categories: Sequence[str] = (),
+        context_item_ids: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> Recommendations:
+        request = _calls.recommend_request(
+            user_id, anonymous_id, k, exclude_seen, categories, context_item_ids
+        )
+        stub = inference_pb2_grpc.RecommendationServiceStub(self._inference())
+        metadata = self._settings.inference_metadata()
+        return _calls.recommendations(await self._call(stub.Recommend, request, timeout, metadata))
+
+    async def classify_intent(
+        self, text: str, *, top_k: int = 3, timeout: float | None = None
+    ) -> IntentResult:
+        stub = inference_pb2_grpc.IntentServiceStub(self._inference())
+        request = inference_pb2.ClassifyIntentRequest(text=text, top_k=top_k)
+        metadata = self._settings.inference_metadata()
+        reply = await self._call(stub.ClassifyIntent, request, timeout, metadata)
+        return _calls.intent_result(reply)
+
+    async def classify_intents(
+        self, texts: Sequence[str], *, top_k: int = 3, timeout: float | None = None
+    ) -> IntentBatchResult:
+        stub = inference_pb2_grpc.IntentServiceStub(self._inference())
+        request = inference_pb2.ClassifyIntentBatchRequest(texts=list(texts), top_k=top_k)
+        metadata = self._settings.inference_metadata()
+        reply = await self._call(stub.ClassifyIntentBatch, request, timeout, metadata)
+        return _calls.intent_batch(reply)
+
+    async def search_items(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        categories: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> SearchResults:
+        stub = inference_pb2_grpc.SearchServiceStub(self._inference())
+        request = inference_pb2.SearchItemsRequest(query=query, k=k, categories=list(categories))
+        metadata = self._settings.inference_metadata()
+        reply = await self._call(stub.SearchItems, request, timeout, metadata)
+        return _calls.search_results(reply)
+
+    async def get_profile(
+        self,
+        user_id: str | None = None,
+        *,
+        anonymous_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Profile:
+        """The user's profile; raises ``lumen_client.NotFound`` for an unknown user."""
+        request = _calls.profile_request(user_id, anonymous_id)
+        stub = profiles_pb2_grpc.ProfileServiceStub(self._inference())
+        metadata = self._settings.inference_metadata()
+        reply = await self._call(stub.GetProfile, request, timeout, metadata)
+        return _calls.profile(reply.profile)
+
+    async def model_versions(
+        self, names: Iterable[str], timeout: float | None = None
+    ) -> dict[str, str | None]:
+        """Loaded version of each named model; ``None`` for one the server does not serve."""
+        stub = v2_grpc.GRPCInferenceServiceStub(self._inference())
+        metadata = self._settings.inference_metadata()
+        versions: dict[str, str | None] = {}
+        for name in names:
+            request = v2_pb.ModelMetadataRequest(name=name)
+            try:
+                reply = await self._call(stub.ModelMetadata, request, timeout, metadata)
+            except NotFound:
+                versions[name] = None
+                continue
+            versions[name] = ",".join(reply.versions) or None
+        return versions
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    async def publish_events(
+        self, events: Sequence[Mapping[str, Any]], *, timeout: float | None = None
+    ) -> PublishResult:
+        """Publish Segment-style events; retried on UNAVAILABLE only when every event has a
+        ``messageId``."""
+        request, idempotent = _calls.publish_request(events)
+        stub = events_pb2_grpc.EventServiceStub(
+            self.channel(self.ingest_target, retrying=idempotent)
+        )
+        reply = await self._call(stub.Publish, request, timeout, self._settings.ingest_metadata())
+        return _calls.publish_result(reply)
