@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from lumen.v1 import events_pb2, events_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 from lumen_client import (
+    AsyncLumenClient,
     DeadlineExceeded,
     InvalidArgument,
     LumenClient,
@@ -175,3 +177,29 @@ def test_backoff_grows_exponentially_with_full_jitter() -> None:
 def test_policy_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+async def test_the_asyncio_client_retries_and_gives_up_alike(server: tuple[str, Script]) -> None:
+    target, script = server
+    script.failures = 2
+    async with AsyncLumenClient(target, retries=FAST, timeout=5) as client:
+        result = await client.classify_intent("where is my card?")
+        assert (result.prediction.intent, script.calls) == ("card_arrival", 3)
+        script.failures, script.calls = 100, 0
+        with pytest.raises(Unavailable):
+            await client.classify_intent("hello")
+    assert script.calls == FAST.max_attempts
+
+
+def test_the_retry_policy_is_grpcs_service_config() -> None:
+    config = json.loads(FAST.service_config(["lumen.v1.IntentService"]))
+    (method,) = config["methodConfig"]
+    assert method["name"] == [{"service": "lumen.v1.IntentService"}]
+    assert method["retryPolicy"] == {
+        "maxAttempts": 4,
+        "initialBackoff": "0.01s",
+        "maxBackoff": "0.05s",
+        "backoffMultiplier": 2.0,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    assert "retryPolicy" not in json.loads(RetryPolicy(1).service_config(["x"]))["methodConfig"][0]
