@@ -3,11 +3,8 @@ maps :class:`InsightsError` to its status code once and records each call's outc
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -17,13 +14,10 @@ from lumen.v1 import insights_pb2_grpc as pb_grpc
 from services.insights import metrics
 from services.insights.core import ForecastQuery, ForecastResult, Insights, levels_of
 from services.insights.errors import InsightsError
+from shared.grpc_rpc import rpc_decorator
 from shared.trends import CATEGORY, ITEM
 
 log = logging.getLogger(__name__)
-
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
 
 KINDS = {pb.TREND_KIND_ITEM: ITEM, pb.TREND_KIND_CATEGORY: CATEGORY}
 KIND_CODES = {name: code for code, name in KINDS.items()}
@@ -31,35 +25,8 @@ MEASURES = {pb.TREND_MEASURE_VIEWS: "views", pb.TREND_MEASURE_PURCHASES: "purcha
 MEASURE_CODES = {name: code for code, name in MEASURES.items()}
 
 
-def rpc(method: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
-    seconds = metrics.GRPC_SECONDS.labels(method)
-
-    def wrap(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
-        @functools.wraps(fn)
-        async def handler(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                return await fn(self, request, context)
-            except InsightsError as exc:
-                code = exc.code
-                await context.abort(exc.code, str(exc))
-                raise
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unexpected error", extra={"fields": {"method": method}})
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-                raise
-            finally:
-                metrics.GRPC_REQUESTS.labels(method, code.name).inc()
-                seconds.observe(time.perf_counter() - started)
-
-        return handler
-
-    return wrap
+# Map core errors to status codes and record each call's outcome and latency.
+rpc = rpc_decorator(InsightsError, metrics.GRPC_REQUESTS, metrics.GRPC_SECONDS, log)
 
 
 def timestamp(moment: Any) -> Timestamp:
