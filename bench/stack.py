@@ -31,9 +31,14 @@ class Platform:
 
     def env(self, database: str) -> dict[str, str]:
         """Environment of a service process (and of MongoSettings/KafkaSettings in here)."""
-        return {"LUMEN_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LUMEN_MONGO_URI": self.mongo_uri,
-                "LUMEN_MONGO_DATABASE": database, "LUMEN_LOG_FORMAT": "text",
-                "LUMEN_LOG_LEVEL": "WARNING", "LUMEN_DEV_MODE": "1"}  # fmt: skip
+        return {
+            "LUMEN_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "LUMEN_MONGO_URI": self.mongo_uri,
+            "LUMEN_MONGO_DATABASE": database,
+            "LUMEN_LOG_FORMAT": "text",
+            "LUMEN_LOG_LEVEL": "WARNING",
+            "LUMEN_DEV_MODE": "1",
+        }
 
 
 def default_registry(path: str | None = None) -> Path:

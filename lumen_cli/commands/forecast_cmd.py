@@ -22,9 +22,12 @@ def add_parsers(sub: Any) -> None:
         "--hours", type=int, default=24, help="horizon in hours, 1..168 (default 24; 168: 7 days)"
     )
     fc.add_argument(
-        "--level", type=int, action="append", default=[],
+        "--level",
+        type=int,
+        action="append",
+        default=[],
         help="interval coverage in percent (repeatable; default 80 and 95)",
-    )  # fmt: skip
+    )
     fc.add_argument("--target", help="insights host:port (default $LUMEN_INSIGHTS_TARGET)")
     add_json_flag(fc)
     fc.set_defaults(func=guarded(cmd_forecast))
@@ -57,10 +60,14 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         print_json(result)
         return EXIT_OK
     kind = "category" if args.category else "item"
-    print(f"Forecast of {args.by} for {kind} {args.key}: {result['method']}, season "
-          f"{result['season_hours']} h, fitted on {result['history_hours']} h")  # fmt: skip
-    print(f"  next 24 h: {result['expected_next_24h']:.1f}   "
-          f"next {args.hours} h: {result['expected_horizon']:.1f}")  # fmt: skip
+    print(
+        f"Forecast of {args.by} for {kind} {args.key}: {result['method']}, season "
+        f"{result['season_hours']} h, fitted on {result['history_hours']} h"
+    )
+    print(
+        f"  next 24 h: {result['expected_next_24h']:.1f}   "
+        f"next {args.hours} h: {result['expected_horizon']:.1f}"
+    )
     for point in result["points"]:
         bounds = "  ".join(
             f"{i['level']}%: {i['lower']:.1f}..{i['upper']:.1f}" for i in point["intervals"]

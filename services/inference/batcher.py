@@ -314,9 +314,17 @@ class DynamicBatcher:
             except Exception as exc:
                 if len(batch) == 1:
                     raise
-                log.warning("batched execution failed; running its requests one by one",
-                            extra={"fields": {"model": self.model, "version": self.version,
-                                              "requests": len(batch), "error": str(exc)}})  # fmt: skip
+                log.warning(
+                    "batched execution failed; running its requests one by one",
+                    extra={
+                        "fields": {
+                            "model": self.model,
+                            "version": self.version,
+                            "requests": len(batch),
+                            "error": str(exc),
+                        }
+                    },
+                )
                 await self._isolate(batch)
                 return
             series.compute_seconds.observe(seconds)
@@ -367,9 +375,12 @@ class DynamicBatcher:
             succeeded += 1
         isolated = succeeded > 0
         for pending, error in failures:
-            log.warning("request failed its model alone" if isolated else "execution failed",
-                        extra={"fields": {"model": self.model, "version": self.version,
-                                          "error": str(error)}})  # fmt: skip
+            log.warning(
+                "request failed its model alone" if isolated else "execution failed",
+                extra={
+                    "fields": {"model": self.model, "version": self.version, "error": str(error)}
+                },
+            )
             self._fail(pending, InvalidArgument(_refusal(self.model, error)) if isolated else error)
 
 

@@ -87,12 +87,15 @@ def check_limits(inputs: dict[str, np.ndarray], config: ModelConfig, limits: Inp
             size = int(array.shape[axis])
             longest = limits.axis_max.get(dim)
             if longest is not None and size > longest:
-                raise InvalidArgument(f"input {spec.name}: {size} {dim}, {config.name} "
-                                      f"takes at most {longest}")  # fmt: skip
+                raise InvalidArgument(
+                    f"input {spec.name}: {size} {dim}, {config.name} takes at most {longest}"
+                )
             seen = axes.setdefault(dim, (spec.name, size))
             if seen[1] != size:
-                raise InvalidArgument(f"input {spec.name}: axis {axis} ({dim}) is {size}, "
-                                      f"input {seen[0]} has {seen[1]}")  # fmt: skip
+                raise InvalidArgument(
+                    f"input {spec.name}: axis {axis} ({dim}) is {size}, "
+                    f"input {seen[0]} has {seen[1]}"
+                )
     for name, allowed in limits.values.items():
         array = inputs.get(name)
         if array is None or not array.size or array.dtype.kind not in "iub":
@@ -100,5 +103,7 @@ def check_limits(inputs: dict[str, np.ndarray], config: ModelConfig, limits: Inp
         low, high = int(array.min()), int(array.max())
         if low < allowed.low or high >= allowed.high:
             bad = low if low < allowed.low else high
-            raise InvalidArgument(f"input {name}: value {bad} is outside {allowed.what} "
-                                  f"({allowed.low} to {allowed.high - 1})")  # fmt: skip
+            raise InvalidArgument(
+                f"input {name}: value {bad} is outside {allowed.what} "
+                f"({allowed.low} to {allowed.high - 1})"
+            )

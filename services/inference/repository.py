@@ -165,8 +165,9 @@ class ModelRepository:
         """Model folders directly under the registry root (loaded or not)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith("."))  # fmt: skip
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
 
     def versions_on_disk(self, name: str) -> list[int]:
         """Versions of a model folder of the registry; a name that is not one of its folders

@@ -189,8 +189,9 @@ def check_item_values(inputs: dict[str, np.ndarray], config: ModelConfig) -> Non
             raise InvalidArgument(f"recent_items: {recent.shape[1]} positions, {config.name} "
                                   f"takes at most {longest}")  # fmt: skip
         if recent.size and int(recent.min()) < -1:
-            raise InvalidArgument(f"recent_items: row {int(recent.min())} is negative "
-                                  "(-1 pads, rows start at 0)")  # fmt: skip
+            raise InvalidArgument(
+                f"recent_items: row {int(recent.min())} is negative (-1 pads, rows start at 0)"
+            )
         if items is not None and recent.size and int(recent.max()) >= items:
             raise InvalidArgument(f"recent_items: row {int(recent.max())} is past the "
                                   f"{items}-item catalogue (-1 pads)")  # fmt: skip

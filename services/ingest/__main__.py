@@ -121,10 +121,16 @@ async def serve(settings: IngestSettings, keys: KeyRing) -> None:
     )
     # Everything loaded so far lives as long as the process: keep it out of GC pauses.
     tune_for_serving(settings.gc.gen0_threshold)
-    log.info("ingest listening", extra={"fields": {
-        "http": f"{settings.host}:{settings.http_port}",
-        "grpc": f"{settings.host}:{settings.grpc_port}",
-        "metrics": f"{settings.host}:{settings.metrics_port}"}})  # fmt: skip
+    log.info(
+        "ingest listening",
+        extra={
+            "fields": {
+                "http": f"{settings.host}:{settings.http_port}",
+                "grpc": f"{settings.host}:{settings.grpc_port}",
+                "metrics": f"{settings.host}:{settings.metrics_port}",
+            }
+        },
+    )
 
     # A producer that cannot be durable ends the process (after the usual drain).
     def stop_if_failed(task: asyncio.Task[None]) -> None:

@@ -109,9 +109,15 @@ class EventIngestor:
                 reason="too_many_events",
             )
 
-    async def ingest(self, items: list[Any], call_type: str | None, source_id: str,
-                     batch_sent_at: str | None = None, transport: str = "http",
-                     scopes: frozenset[str] = WRITE_ONLY) -> IngestResult:  # fmt: skip
+    async def ingest(
+        self,
+        items: list[Any],
+        call_type: str | None,
+        source_id: str,
+        batch_sent_at: str | None = None,
+        transport: str = "http",
+        scopes: frozenset[str] = WRITE_ONLY,
+    ) -> IngestResult:
         """Accept the valid items, report the invalid ones; raise ``Unavailable`` when Kafka
         does not acknowledge, in which case nothing of this request counts as accepted.
         ``scopes`` are those of the caller's key: a catalogue change needs ``catalog``."""

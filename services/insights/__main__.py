@@ -60,10 +60,16 @@ async def serve(settings: InsightsSettings) -> None:
     stopping = stop_event()
     await server.start()
     await health.set(SERVICE_NAMES, serving=True)
-    log.info("insights listening", extra={"fields": {
-        "grpc": f"{settings.host}:{settings.grpc_port}",
-        "metrics": f"{settings.host}:{settings.metrics_port}",
-        "method": settings.method}})  # fmt: skip
+    log.info(
+        "insights listening",
+        extra={
+            "fields": {
+                "grpc": f"{settings.host}:{settings.grpc_port}",
+                "metrics": f"{settings.host}:{settings.metrics_port}",
+                "method": settings.method,
+            }
+        },
+    )
     await stopping.wait()
     log.info("stopping: finishing in-flight calls")
     await health.set(SERVICE_NAMES, serving=False)

@@ -103,9 +103,12 @@ class Insights:
                 f"{settings.min_history_hours}"
             )
         result = forecast(
-            series.values, settings.method, settings.season_hours, query.horizon_hours,
+            series.values,
+            settings.method,
+            settings.season_hours,
+            query.horizon_hours,
             query.levels,
-        )  # fmt: skip
+        )
         return ForecastResult(query, series.end, len(series.values), result)
 
 

@@ -85,8 +85,10 @@ def forecast(
         model = library_model(method, season).fit(y)
         out = model.predict(horizon, level=list(levels))
     except Exception as exc:  # the library refuses some series (constant, too short)
-        log.info("falling back to seasonal-naive",
-                 extra={"fields": {"method": method, "reason": str(exc)[:200]}})  # fmt: skip
+        log.info(
+            "falling back to seasonal-naive",
+            extra={"fields": {"method": method, "reason": str(exc)[:200]}},
+        )
         return seasonal_naive(y, season, horizon, levels)
     mean = np.asarray(out["mean"], dtype=float)
     if not np.all(np.isfinite(mean)):

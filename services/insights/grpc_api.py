@@ -77,9 +77,10 @@ class TrendService(pb_grpc.TrendServiceServicer):
             request.limit or 10,
         )
         return pb.TrendingResponse(
-            entries=[pb.TrendingEntry(key=r.key, views=r.views, purchases=r.purchases)
-                     for r in rows]
-        )  # fmt: skip
+            entries=[
+                pb.TrendingEntry(key=r.key, views=r.views, purchases=r.purchases) for r in rows
+            ]
+        )
 
     @rpc("Forecast")
     async def Forecast(

@@ -67,8 +67,14 @@ class TrendDeltas:
         self.stored: dict[tuple[str, int], int] = {}
         self.events: dict[tuple[str, int], int] = defaultdict(int)  # counted in this batch
 
-    def add(self, user: str, moment: datetime, interaction: Interaction,
-            categories: tuple[str, ...], now: datetime) -> bool:  # fmt: skip
+    def add(
+        self,
+        user: str,
+        moment: datetime,
+        interaction: Interaction,
+        categories: tuple[str, ...],
+        now: datetime,
+    ) -> bool:
         """Count one interaction; False when the user's hourly budget refused it."""
         views, purchases = counted(interaction)
         if not (views or purchases):

@@ -234,7 +234,12 @@ def test_an_image_started_without_credentials_refuses_to_start(image: str, reaso
     environment["LUMEN_MODEL_REPOSITORY"] = str(REPO / "var" / "no-models")
     result = subprocess.run(
         [sys.executable, "-m", f"services.{image}"],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "refus" in result.stderr + result.stdout and reason in result.stderr + result.stdout

@@ -16,8 +16,12 @@ from tests.support.stack import ServiceProcess
 fuzz = settings(settings.get_profile("lumen-fuzz"))
 AUTH = (("authorization", f"Bearer {WRITE_KEY}"),)
 # PERMISSION_DENIED: the fuzz key may publish but not erase (DeleteUser needs an admin key).
-CLIENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED,
-                 grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED}  # fmt: skip
+CLIENT_ERRORS = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 def raw_call(service: ServiceProcess, method: str, payload: bytes) -> grpc.StatusCode:

@@ -32,8 +32,12 @@ def registry() -> Path:
 
 @pytest.fixture(scope="module")
 def server(stack: Stack, registry: Path) -> Iterator[ServiceProcess]:
-    service = start_inference(stack, registry, LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED="false",
-                              LUMEN_INFERENCE_MAX_REQUEST_BYTES=str(MAX_REQUEST_BYTES))  # fmt: skip
+    service = start_inference(
+        stack,
+        registry,
+        LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED="false",
+        LUMEN_INFERENCE_MAX_REQUEST_BYTES=str(MAX_REQUEST_BYTES),
+    )
     yield service
     service.stop()
 
@@ -46,12 +50,23 @@ def channel(server: ServiceProcess) -> Iterator[grpc.Channel]:
 
 def tokens(ids: list[int], mask: list[int] | None = None) -> v2.ModelInferRequest:
     mask = [1] * len(ids) if mask is None else mask
-    return v2.ModelInferRequest(model_name="intent-classifier", inputs=[
-        Tensor(name="input_ids", datatype="INT64", shape=[1, len(ids)],
-               contents=v2.InferTensorContents(int64_contents=ids)),
-        Tensor(name="attention_mask", datatype="INT64", shape=[1, len(mask)],
-               contents=v2.InferTensorContents(int64_contents=mask)),
-    ])  # fmt: skip
+    return v2.ModelInferRequest(
+        model_name="intent-classifier",
+        inputs=[
+            Tensor(
+                name="input_ids",
+                datatype="INT64",
+                shape=[1, len(ids)],
+                contents=v2.InferTensorContents(int64_contents=ids),
+            ),
+            Tensor(
+                name="attention_mask",
+                datatype="INT64",
+                shape=[1, len(mask)],
+                contents=v2.InferTensorContents(int64_contents=mask),
+            ),
+        ],
+    )
 
 
 def refusal(channel: grpc.Channel, request: v2.ModelInferRequest) -> tuple[str, str]:
@@ -87,13 +102,29 @@ def test_values_past_the_models_own_limits_are_refused_by_name(channel: grpc.Cha
 
 
 def test_recommender_history_rows_below_the_padding_are_refused(channel: grpc.Channel) -> None:
-    request = v2.ModelInferRequest(model_name="recommender", inputs=[
-        Tensor(name="recent_items", datatype="INT64", shape=[1, 2],
-               contents=v2.InferTensorContents(int64_contents=[0, -9])),
-        Tensor(name="exclude_mask", datatype="BOOL", shape=[1, 8],
-               contents=v2.InferTensorContents(bool_contents=[False] * 8)),
-        Tensor(name="k", datatype="INT64", shape=[1], contents=v2.InferTensorContents(int64_contents=[3])),
-    ])  # fmt: skip
+    request = v2.ModelInferRequest(
+        model_name="recommender",
+        inputs=[
+            Tensor(
+                name="recent_items",
+                datatype="INT64",
+                shape=[1, 2],
+                contents=v2.InferTensorContents(int64_contents=[0, -9]),
+            ),
+            Tensor(
+                name="exclude_mask",
+                datatype="BOOL",
+                shape=[1, 8],
+                contents=v2.InferTensorContents(bool_contents=[False] * 8),
+            ),
+            Tensor(
+                name="k",
+                datatype="INT64",
+                shape=[1],
+                contents=v2.InferTensorContents(int64_contents=[3]),
+            ),
+        ],
+    )
     code, details = refusal(channel, request)
     assert code == "INVALID_ARGUMENT" and "recent_items" in details
 
@@ -141,8 +172,14 @@ def test_model_ready_reads_only_the_registrys_own_folders(
     (outside / "1").mkdir(parents=True)
     (outside / "1" / "config.json").write_text("{}")
     stub = v2_grpc.GRPCInferenceServiceStub(channel)
-    for name in (f"../{outside.name}", str(outside), f"../{registry.name}/intent-classifier",
-                 "intent-classifier/../recommender", "/etc", ".."):  # fmt: skip
+    for name in (
+        f"../{outside.name}",
+        str(outside),
+        f"../{registry.name}/intent-classifier",
+        "intent-classifier/../recommender",
+        "/etc",
+        "..",
+    ):
         with pytest.raises(grpc.RpcError) as refused:
             stub.ModelReady(v2.ModelReadyRequest(name=name), timeout=5)
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND, name

@@ -61,13 +61,22 @@ def window_writes(kind: str, key: str, first: datetime, counts: np.ndarray) -> l
             continue  # the updater writes a window only when something was counted
         start = first + timedelta(hours=i)
         epoch = int(start.timestamp())
-        ops.append(UpdateOne(
-            {"_id": trend_id("1h", kind, epoch, key)},
-            {"$inc": {"views": int(views), "purchases": int(views) // 10},
-             "$setOnInsert": {"window": "1h", "kind": kind, "key": key, "start": start,
-                              "expiresAt": start + timedelta(days=30)}},
-            upsert=True,
-        ))  # fmt: skip
+        ops.append(
+            UpdateOne(
+                {"_id": trend_id("1h", kind, epoch, key)},
+                {
+                    "$inc": {"views": int(views), "purchases": int(views) // 10},
+                    "$setOnInsert": {
+                        "window": "1h",
+                        "kind": kind,
+                        "key": key,
+                        "start": start,
+                        "expiresAt": start + timedelta(days=30),
+                    },
+                },
+                upsert=True,
+            )
+        )
     return ops
 
 
@@ -95,13 +104,17 @@ def series(stack: Stack) -> Iterator[tuple[str, np.ndarray]]:
 def insights(stack: Stack, series: tuple[str, np.ndarray]) -> Iterator[ServiceProcess]:
     grpc_port, metrics_port = free_port(), free_port()
     service = start_service(
-        "insights", "services.insights",
-        {**stack.env(), "LUMEN_MONGO_DATABASE": series[0],
-         "LUMEN_INSIGHTS_GRPC_PORT": str(grpc_port),
-         "LUMEN_INSIGHTS_METRICS_PORT": str(metrics_port)},
+        "insights",
+        "services.insights",
+        {
+            **stack.env(),
+            "LUMEN_MONGO_DATABASE": series[0],
+            "LUMEN_INSIGHTS_GRPC_PORT": str(grpc_port),
+            "LUMEN_INSIGHTS_METRICS_PORT": str(metrics_port),
+        },
         ready=lambda: grpc_serving(f"127.0.0.1:{grpc_port}"),
         ports={"grpc": grpc_port, "metrics": metrics_port},
-    )  # fmt: skip
+    )
     yield service
     assert service.stop() == 0, service.log()[-2000:]
 
@@ -179,9 +192,11 @@ def test_trending_reads_the_current_and_previous_hour(stub: pb_grpc.TrendService
     ],
 )
 def test_bad_forecast_requests_are_invalid_arguments(
-    stub: pb_grpc.TrendServiceStub, insights: ServiceProcess, request_: pb.ForecastRequest,
+    stub: pb_grpc.TrendServiceStub,
+    insights: ServiceProcess,
+    request_: pb.ForecastRequest,
     reason: str,
-) -> None:  # fmt: skip
+) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         stub.Forecast(request_, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -209,18 +224,24 @@ def test_lumen_forecast_prints_the_forecast(insights: ServiceProcess) -> None:
     target = f"127.0.0.1:{insights.ports['grpc']}"
     done = subprocess.run(
         [sys.executable, "-m", "lumen_cli", "forecast", ITEM_KEY, "--hours", "48", "--json"],
-        cwd=REPO_ROOT, env={**os.environ, "LUMEN_INSIGHTS_TARGET": target},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env={**os.environ, "LUMEN_INSIGHTS_TARGET": target},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["key"] == ITEM_KEY and len(result["points"]) == 48
     assert math.isclose(result["expected_horizon"], sum(p["mean"] for p in result["points"]))
     bad = subprocess.run(
         [sys.executable, "-m", "lumen_cli", "forecast", ITEM_KEY, "--hours", "500"],
-        cwd=REPO_ROOT, env={**os.environ, "LUMEN_INSIGHTS_TARGET": target},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env={**os.environ, "LUMEN_INSIGHTS_TARGET": target},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "horizon_hours" in bad.stderr
 
 

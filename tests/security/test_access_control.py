@@ -209,24 +209,38 @@ PRODUCTION = {"LUMEN_DEV_MODE": "0", "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED":
 
 
 def _inference_env(platform: PrivatePlatform, **env: str) -> dict[str, str]:
-    return {**platform.stack().env(), "LUMEN_INFERENCE_MODEL_REPOSITORY": str(tiny_registry()),
-            "LUMEN_INFERENCE_GRPC_PORT": str(free_port()),
-            "LUMEN_INFERENCE_METRICS_PORT": str(free_port()), **PRODUCTION, **env}  # fmt: skip
+    return {
+        **platform.stack().env(),
+        "LUMEN_INFERENCE_MODEL_REPOSITORY": str(tiny_registry()),
+        "LUMEN_INFERENCE_GRPC_PORT": str(free_port()),
+        "LUMEN_INFERENCE_METRICS_PORT": str(free_port()),
+        **PRODUCTION,
+        **env,
+    }
 
 
 @pytest.mark.parametrize(
     ("env", "told"),
-    [({}, "set LUMEN_INFERENCE_AUTH_TOKEN"),
-     ({"LUMEN_INFERENCE_TLS_CLIENT_CA_FILE": "/nonexistent/ca.pem"}, "LUMEN_INFERENCE_TLS_CERT_FILE")],
+    [
+        ({}, "set LUMEN_INFERENCE_AUTH_TOKEN"),
+        (
+            {"LUMEN_INFERENCE_TLS_CLIENT_CA_FILE": "/nonexistent/ca.pem"},
+            "LUMEN_INFERENCE_TLS_CERT_FILE",
+        ),
+    ],
     ids=["nothing", "client-ca-without-tls"],
-)  # fmt: skip
+)
 def test_inference_refuses_to_start_open_outside_development(
     platform: PrivatePlatform, env: dict[str, str], told: str
 ) -> None:
     started = subprocess.run(
-        [sys.executable, "-m", "services.inference"], cwd=REPO, capture_output=True, text=True,
-        env={**os.environ, **_inference_env(platform, **env)}, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "-m", "services.inference"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_inference_env(platform, **env)},
+        timeout=60,
+    )
     output = started.stdout + started.stderr
     assert started.returncode == 2, output
     assert "refusing to start" in output and told in output
@@ -241,21 +255,32 @@ def _call_every_kind(
     mask = v2.InferTensorContents(int64_contents=[1, 1])
     calls = {
         "ClassifyIntent": lambda: pb_grpc.IntentServiceStub(channel).ClassifyIntent(
-            pb.ClassifyIntentRequest(text="refund please"), metadata=metadata, timeout=10),
+            pb.ClassifyIntentRequest(text="refund please"), metadata=metadata, timeout=10
+        ),
         "Recommend": lambda: pb_grpc.RecommendationServiceStub(channel).Recommend(
-            pb.RecommendRequest(user_id="u-1", k=3), metadata=metadata, timeout=10),
+            pb.RecommendRequest(user_id="u-1", k=3), metadata=metadata, timeout=10
+        ),
         "SearchItems": lambda: pb_grpc.SearchServiceStub(channel).SearchItems(
-            pb.SearchItemsRequest(query="toy", k=3), metadata=metadata, timeout=10),
+            pb.SearchItemsRequest(query="toy", k=3), metadata=metadata, timeout=10
+        ),
         "GetProfile": lambda: profiles_pb2_grpc.ProfileServiceStub(channel).GetProfile(
-            profiles_pb2.GetProfileRequest(user_id="u-1"), metadata=metadata, timeout=10),
+            profiles_pb2.GetProfileRequest(user_id="u-1"), metadata=metadata, timeout=10
+        ),
         "ModelReady": lambda: v2_grpc.GRPCInferenceServiceStub(channel).ModelReady(
-            v2.ModelReadyRequest(name="intent-classifier"), metadata=metadata, timeout=10),
+            v2.ModelReadyRequest(name="intent-classifier"), metadata=metadata, timeout=10
+        ),
         "ModelInfer": lambda: v2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
-            v2.ModelInferRequest(model_name="intent-classifier", inputs=[
-                tensor(name="input_ids", datatype="INT64", shape=[1, 2], contents=ids),
-                tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=mask)]),
-            metadata=metadata, timeout=10),
-    }  # fmt: skip
+            v2.ModelInferRequest(
+                model_name="intent-classifier",
+                inputs=[
+                    tensor(name="input_ids", datatype="INT64", shape=[1, 2], contents=ids),
+                    tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=mask),
+                ],
+            ),
+            metadata=metadata,
+            timeout=10,
+        ),
+    }
     codes: dict[str, str] = {}
     for name, call in calls.items():
         try:
@@ -270,16 +295,19 @@ def test_inference_token_is_required_and_health_stays_open(platform: PrivatePlat
     """Production settings (no LUMEN_DEV_MODE) with a token: every call but health needs it,
     GetProfile (traits and purchases) included; the lumen CLI sends it from its setting."""
     token = f"tok-{uuid.uuid4().hex}"
-    server = start_inference(platform.stack(), tiny_registry(), LUMEN_INFERENCE_AUTH_TOKEN=token,
-                             **PRODUCTION)  # fmt: skip
+    server = start_inference(
+        platform.stack(), tiny_registry(), LUMEN_INFERENCE_AUTH_TOKEN=token, **PRODUCTION
+    )
     target = f"127.0.0.1:{server.ports['grpc']}"
     try:
         with grpc.insecure_channel(target) as channel:
             stub = pb_grpc.IntentServiceStub(channel)
             request = pb.ClassifyIntentRequest(text="refund please")
             codes: dict[str, str] = {}
-            for name, metadata in (("wrong", (("authorization", "Bearer x"),)),
-                                   ("raw token", (("authorization", token),))):  # fmt: skip
+            for name, metadata in (
+                ("wrong", (("authorization", "Bearer x"),)),
+                ("raw token", (("authorization", token),)),
+            ):
                 try:
                     stub.ClassifyIntent(request, metadata=metadata, timeout=10)
                     codes[name] = "OK"
@@ -297,10 +325,22 @@ def test_inference_token_is_required_and_health_stays_open(platform: PrivatePlat
 
         def cli(**env: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "lumen_cli", "classify", "refund please", "--json",
-                 "--target", target], cwd=REPO, capture_output=True, text=True, timeout=60,
+                [
+                    sys.executable,
+                    "-m",
+                    "lumen_cli",
+                    "classify",
+                    "refund please",
+                    "--json",
+                    "--target",
+                    target,
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
                 env={**os.environ, "LUMEN_INFERENCE_TOKEN": "", **env},
-            )  # fmt: skip
+            )
 
         refused, accepted = cli(), cli(LUMEN_INFERENCE_TOKEN=token)
         assert refused.returncode != 0 and "bearer token" in refused.stderr
@@ -313,12 +353,37 @@ def test_inference_token_is_required_and_health_stays_open(platform: PrivatePlat
 
 def _client_certificate(folder: Path) -> tuple[Path, Path]:
     """A client certificate signed by the test CA of make_certificates (its ca.key)."""
-    run = lambda *args: subprocess.run(["openssl", *args], cwd=folder, check=True,  # noqa: E731
-                                       capture_output=True)  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lumen-test-client",
-        "-keyout", "client.key", "-out", "client.csr")  # fmt: skip
-    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "1", "-out", "client.pem")  # fmt: skip
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=lumen-test-client",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "client.pem",
+    )
     return folder / "client.pem", folder / "client.key"
 
 
@@ -329,26 +394,35 @@ def test_inference_with_mtls_serves_only_clients_with_a_certificate(
     only a client presenting a certificate signed by the configured CA is served."""
     certs = make_certificates(tmp_path / "tls")
     client_cert, client_key = _client_certificate(tmp_path / "tls")
-    with_cert = grpc.ssl_channel_credentials(certs.ca.read_bytes(), client_key.read_bytes(),
-                                             client_cert.read_bytes())  # fmt: skip
+    with_cert = grpc.ssl_channel_credentials(
+        certs.ca.read_bytes(), client_key.read_bytes(), client_cert.read_bytes()
+    )
     without_cert = grpc.ssl_channel_credentials(certs.ca.read_bytes())
-    env = _inference_env(platform, LUMEN_INFERENCE_TLS_CERT_FILE=str(certs.cert),
-                         LUMEN_INFERENCE_TLS_KEY_FILE=str(certs.key),
-                         LUMEN_INFERENCE_TLS_CLIENT_CA_FILE=str(certs.ca))  # fmt: skip
+    env = _inference_env(
+        platform,
+        LUMEN_INFERENCE_TLS_CERT_FILE=str(certs.cert),
+        LUMEN_INFERENCE_TLS_KEY_FILE=str(certs.key),
+        LUMEN_INFERENCE_TLS_CLIENT_CA_FILE=str(certs.ca),
+    )
     target = f"127.0.0.1:{env['LUMEN_INFERENCE_GRPC_PORT']}"
 
     def classify(credentials: grpc.ChannelCredentials) -> str:
         with grpc.secure_channel(target, credentials) as channel:
             try:
                 pb_grpc.IntentServiceStub(channel).ClassifyIntent(
-                    pb.ClassifyIntentRequest(text="refund please"), timeout=5)  # fmt: skip
+                    pb.ClassifyIntentRequest(text="refund please"), timeout=5
+                )
             except grpc.RpcError as exc:
                 return str(exc.code().name)
         return "OK"
 
-    service = start_service("inference-mtls", "services.inference", env,
-                            ready=lambda: classify(with_cert) == "OK",
-                            ports={"grpc": int(env["LUMEN_INFERENCE_GRPC_PORT"])})  # fmt: skip
+    service = start_service(
+        "inference-mtls",
+        "services.inference",
+        env,
+        ready=lambda: classify(with_cert) == "OK",
+        ports={"grpc": int(env["LUMEN_INFERENCE_GRPC_PORT"])},
+    )
     try:
         assert classify(with_cert) == "OK"
         assert classify(without_cert) == "UNAVAILABLE"  # the TLS handshake is refused

@@ -228,13 +228,20 @@ class PoisonedRows(Recorder):
 async def test_a_poisoned_row_fails_alone_and_its_batch_mates_succeed(executor) -> None:
     run = PoisonedRows()
     run.gate.clear()  # hold the first execution so the rest queue into one batch
-    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=50_000,
-                   preferred_batch_sizes=[8], max_concurrent_batches=1)  # fmt: skip
+    batcher = make(
+        run,
+        executor,
+        max_batch_size=8,
+        max_queue_delay_us=50_000,
+        preferred_batch_sizes=[8],
+        max_concurrent_batches=1,
+    )
     first = asyncio.create_task(batcher.infer({"x": np.array([[1.0]], dtype=np.float32)}))
     await asyncio.sleep(0.05)
     values = [2.0, 3.0, -1.0, 4.0, 5.0]
-    queued = [asyncio.create_task(batcher.infer({"x": np.array([[v]], dtype=np.float32)}))
-              for v in values]  # fmt: skip
+    queued = [
+        asyncio.create_task(batcher.infer({"x": np.array([[v]], dtype=np.float32)})) for v in values
+    ]
     await asyncio.sleep(0.01)
     run.gate.set()
     results = await asyncio.gather(first, *queued, return_exceptions=True)
@@ -275,8 +282,9 @@ async def test_requests_beyond_the_queue_bound_are_refused_at_once(executor) -> 
 async def test_a_call_without_deadline_gets_the_default_one(executor) -> None:
     run = Recorder()
     run.gate.clear()  # the model never answers while the gate is shut
-    batcher = DynamicBatcher("m", 1, run, SPEC, BatchingConfig(max_batch_size=1), executor,
-                             default_deadline=0.2)  # fmt: skip
+    batcher = DynamicBatcher(
+        "m", 1, run, SPEC, BatchingConfig(max_batch_size=1), executor, default_deadline=0.2
+    )
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         await batcher.infer({"x": np.array([[1.0]], dtype=np.float32)})

@@ -146,22 +146,35 @@ async def test_a_tokenizer_larger_than_the_graph_refuses_the_version(
 ) -> None:
     """A version whose tokenizer yields ids past the embedding table would fail, at run time,
     the batches of the texts holding them: it is refused at load, the old one keeps serving."""
-    tiny.write_version(tmp_path, "intent-classifier", 2, tiny.intent_model(),
-                       "intent-classification", tiny.TOKENS,
-                       [tiny._spec("probabilities", "float32", ["batch", len(tiny.INTENTS)])],
-                       files={"tokenizer.json": _tokenizer_with_extra_words(5)},
-                       labels=tiny.INTENTS)  # fmt: skip
+    tiny.write_version(
+        tmp_path,
+        "intent-classifier",
+        2,
+        tiny.intent_model(),
+        "intent-classification",
+        tiny.TOKENS,
+        [tiny._spec("probabilities", "float32", ["batch", len(tiny.INTENTS)])],
+        files={"tokenizer.json": _tokenizer_with_extra_words(5)},
+        labels=tiny.INTENTS,
+    )
     await repo.scan()
     assert repo.get("intent-classifier").version == 1
     assert not repo.is_ready("intent-classifier", 2)
 
 
 async def test_a_declared_position_table_bounds_the_sequence_length(tmp_path: Path) -> None:
-    tiny.write_version(tmp_path, "intent-classifier", 1, tiny.intent_model(),
-                       "intent-classification", tiny.TOKENS,
-                       [tiny._spec("probabilities", "float32", ["batch", len(tiny.INTENTS)])],
-                       files={"tokenizer.json": tiny.tokenizer_json()}, labels=tiny.INTENTS,
-                       extra={"max_position_embeddings": 12})  # fmt: skip
+    tiny.write_version(
+        tmp_path,
+        "intent-classifier",
+        1,
+        tiny.intent_model(),
+        "intent-classification",
+        tiny.TOKENS,
+        [tiny._spec("probabilities", "float32", ["batch", len(tiny.INTENTS)])],
+        files={"tokenizer.json": tiny.tokenizer_json()},
+        labels=tiny.INTENTS,
+        extra={"max_position_embeddings": 12},
+    )
     executor = ThreadPoolExecutor(1)
     repository = ModelRepository(settings(tmp_path), executor)
     await repository.scan()

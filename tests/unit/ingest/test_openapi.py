@@ -26,8 +26,13 @@ def test_document_covers_the_routes() -> None:
     app = build_app(api=_Api())  # type: ignore[arg-type]
     served = {r.path for r in app.routes if isinstance(r, Route)}
     documented = set(document["paths"])
-    expected = {f"/v1/{t}" for t in EVENT_TYPES} | {"/v1/batch", "/v1/import", "/v1/users/{userId}",
-                                                    "/healthz", "/readyz"}  # fmt: skip
+    expected = {f"/v1/{t}" for t in EVENT_TYPES} | {
+        "/v1/batch",
+        "/v1/import",
+        "/v1/users/{userId}",
+        "/healthz",
+        "/readyz",
+    }
     assert expected <= documented
     assert {"/v1/batch", "/v1/import", "/v1/users/{user_id:str}", "/healthz", "/readyz"} <= served
     # Metrics are served on their own port (LUMEN_INGEST_METRICS_PORT), not the public one.
