@@ -20,8 +20,13 @@ RESULTS_DIR = Path(os.environ.get("LUMEN_BENCH_RESULTS_DIR") or BENCH_DIR / "res
 
 def machine() -> dict[str, Any]:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False, cwd=BENCH_DIR).stdout.strip()  # fmt: skip
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=BENCH_DIR,
+        ).stdout.strip()
     except OSError:
         commit = ""
     return {
@@ -37,9 +42,12 @@ def save_results(name: str, results: dict[str, Any]) -> Path:
     """Write ``bench/results/<name>.json`` (with the time and machine) and return its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    document = {"benchmark": name, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                time.gmtime()),
-                "machine": machine(), **results}  # fmt: skip
+    document = {
+        "benchmark": name,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        **results,
+    }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 
@@ -90,8 +98,9 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
-def calls_per_thread_loop(call: Callable[[], object], threads: int, seconds: float,
-                          min_calls: int = 1) -> tuple[int, float]:  # fmt: skip
+def calls_per_thread_loop(
+    call: Callable[[], object], threads: int, seconds: float, min_calls: int = 1
+) -> tuple[int, float]:
     """``call()`` in a loop on ``threads`` threads at once for ``seconds`` (and at least
     ``min_calls`` times each): (calls made, seconds taken). onnxruntime releases the GIL
     while it runs, so threads measure executions side by side."""

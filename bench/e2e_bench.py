@@ -53,8 +53,9 @@ def movielens_events(prefix: str) -> list[dict[str, Any]]:
     return events
 
 
-def split_probes(events: list[dict[str, Any]], count: int
-                 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:  # fmt: skip
+def split_probes(
+    events: list[dict[str, Any]], count: int
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """The ``count`` users with the most ratings become probe users; the rest is background."""
     by_user: dict[str, list[dict[str, Any]]] = {}
     for event in events:
@@ -81,8 +82,10 @@ async def run(ingest_url: str, inference_target: str, params: E2EParams) -> dict
     sent_background = 0
     failures: dict[str, int] = {}
 
-    async with aiohttp.ClientSession(headers=headers) as http, \
-            grpc.aio.insecure_channel(inference_target) as channel:  # fmt: skip
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        grpc.aio.insecure_channel(inference_target) as channel,
+    ):
         stub = pb_grpc.RecommendationServiceStub(channel)
 
         async def recommend(user: str) -> tuple[str, ...]:
@@ -177,9 +180,11 @@ def measure(platform: Platform, registry: Path, params: E2EParams) -> dict[str, 
     try:
         # Started side by side: each mostly waits on imports and its own readiness.
         with ThreadPoolExecutor(3) as pool:
-            futures = [pool.submit(start_profiles, platform, database, worker),
-                       pool.submit(start_ingest, platform, database),
-                       pool.submit(start_inference, platform, database, registry)]  # fmt: skip
+            futures = [
+                pool.submit(start_profiles, platform, database, worker),
+                pool.submit(start_ingest, platform, database),
+                pool.submit(start_inference, platform, database, registry),
+            ]
             for future in futures:
                 try:
                     services.append(future.result())
@@ -190,10 +195,16 @@ def measure(platform: Platform, registry: Path, params: E2EParams) -> dict[str, 
                     raise
         _, ingest, inference = services
         time.sleep(2.0)  # the profile updater joins its group before events flow
-        result = asyncio.run(run(f"http://127.0.0.1:{ingest.ports['http']}",
-                                 f"127.0.0.1:{inference.ports['grpc']}", params))  # fmt: skip
-        result["peak_rss_bytes"] = {s.name.removeprefix("bench-"): peak_rss_bytes(s.proc.pid)
-                                    for s in services}  # fmt: skip
+        result = asyncio.run(
+            run(
+                f"http://127.0.0.1:{ingest.ports['http']}",
+                f"127.0.0.1:{inference.ports['grpc']}",
+                params,
+            )
+        )
+        result["peak_rss_bytes"] = {
+            s.name.removeprefix("bench-"): peak_rss_bytes(s.proc.pid) for s in services
+        }
         return result
     finally:
         for service in services:

@@ -22,11 +22,15 @@ from services.profiles.app import app, events_topic, settings
 
 
 def _report(out: Path, counted: int, wall: float, cpu: float) -> None:
-    out.write_text(json.dumps({
-        "events": counted,
-        "events_per_s": round(counted / wall) if wall > 0 else None,
-        "cpu_us_per_event": round(cpu / counted * 1e6, 1) if counted else None,
-    }))  # fmt: skip
+    out.write_text(
+        json.dumps(
+            {
+                "events": counted,
+                "events_per_s": round(counted / wall) if wall > 0 else None,
+                "cpu_us_per_event": round(cpu / counted * 1e6, 1) if counted else None,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -42,8 +46,12 @@ def main() -> None:
                 state.update(first=len(events), wall=time.perf_counter(), cpu=time.process_time())
             state["seen"] += len(events)
             if state["seen"] >= total:
-                _report(out, state["seen"] - state["first"],
-                        time.perf_counter() - state["wall"], time.process_time() - state["cpu"])  # fmt: skip
+                _report(
+                    out,
+                    state["seen"] - state["first"],
+                    time.perf_counter() - state["wall"],
+                    time.process_time() - state["cpu"],
+                )
                 os.kill(os.getpid(), signal.SIGTERM)  # Faust's own graceful stop
                 return
 

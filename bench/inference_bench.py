@@ -86,9 +86,11 @@ def raw_modes() -> dict[str, tuple[int, int, bool]]:
     """Ways to run the bare model on this CPU: (runs at once, intra-op threads, spinning);
     one thread has no pool to spin in."""
     cores = os.cpu_count() or 1
-    return {f"1x{cores}_threads_sleeping": (1, cores, False),
-            f"1x{cores}_threads_spinning": (1, cores, True),
-            f"{cores}x1_thread": (cores, 1, False)}  # fmt: skip
+    return {
+        f"1x{cores}_threads_sleeping": (1, cores, False),
+        f"1x{cores}_threads_spinning": (1, cores, True),
+        f"{cores}x1_thread": (cores, 1, False),
+    }
 
 
 def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> dict[str, Any]:
@@ -107,24 +109,33 @@ def raw_onnxruntime(root: Path, seconds: float, settings: InferenceSettings) -> 
     sessions: dict[str, Any] = {}
     results: dict[str, dict[int, float]] = {}
     for mode, (runs_at_once, threads, spinning) in modes.items():
-        options = runtime.session_options(threads, settings.inter_op_threads,
-                                          settings.graph_optimization, spinning)  # fmt: skip
+        options = runtime.session_options(
+            threads, settings.inter_op_threads, settings.graph_optimization, spinning
+        )
         sessions[mode] = runtime.open_session(str(found.model_path), options)
         results[mode] = {
             batch: _texts_per_second(sessions[mode], tokenizer, batch, runs_at_once, seconds)
             for batch in (1, 4, 8, 16, 32)
         }
-    mode, best = max(((m, b) for m, rates in results.items() for b in rates),
-                     key=lambda mb: results[mb[0]][mb[1]])  # fmt: skip
+    mode, best = max(
+        ((m, b) for m, rates in results.items() for b in rates),
+        key=lambda mb: results[mb[0]][mb[1]],
+    )
     steal = StealMeter()
     again = _texts_per_second(sessions[mode], tokenizer, best, modes[mode][0], 2 * seconds)
-    return {"texts_per_second_by_batch": results, "best_threads": mode, "best_batch": best,
-            "best_in_sweep": results[mode][best], "best_texts_per_second": again,
-            "host_steal_share": steal.share()}  # fmt: skip
+    return {
+        "texts_per_second_by_batch": results,
+        "best_threads": mode,
+        "best_batch": best,
+        "best_in_sweep": results[mode][best],
+        "best_texts_per_second": again,
+        "host_steal_share": steal.share(),
+    }
 
 
-def measure_baseline_after_server(root: Path, raw: dict[str, Any], seconds: float,
-                                  settings: InferenceSettings) -> None:  # fmt: skip
+def measure_baseline_after_server(
+    root: Path, raw: dict[str, Any], seconds: float, settings: InferenceSettings
+) -> None:
     """The sweep's chosen way and batch measured once more, after the server's first phase
     (with the server idle). ``raw`` gains that figure and the baseline, the mean of the
     measurements on either side of the phase, so a drift in this shared machine's speed
@@ -133,8 +144,9 @@ def measure_baseline_after_server(root: Path, raw: dict[str, Any], seconds: floa
 
     found = get_version("intent-classifier", root=root)
     runs_at_once, threads, spinning = raw_modes()[raw["best_threads"]]
-    options = runtime.session_options(threads, settings.inter_op_threads,
-                                      settings.graph_optimization, spinning)  # fmt: skip
+    options = runtime.session_options(
+        threads, settings.inter_op_threads, settings.graph_optimization, spinning
+    )
     session = runtime.open_session(str(found.model_path), options)
     tokenizer = TextTokenizer(found.path / "tokenizer.json")
     after = _texts_per_second(session, tokenizer, raw["best_batch"], runs_at_once, seconds)
@@ -142,8 +154,9 @@ def measure_baseline_after_server(root: Path, raw: dict[str, Any], seconds: floa
     raw["baseline_texts_per_second"] = (raw["best_texts_per_second"] + after) / 2
 
 
-def _texts_per_second(session: Any, tokenizer: Any, batch: int, runs_at_once: int,
-                      seconds: float) -> float:  # fmt: skip
+def _texts_per_second(
+    session: Any, tokenizer: Any, batch: int, runs_at_once: int, seconds: float
+) -> float:
     texts = [TEXTS[i % len(TEXTS)] for i in range(batch)]
     runs, elapsed = calls_per_thread_loop(  # tokenising is part of the work
         lambda: session.run(None, tokenizer.encode(texts)), runs_at_once, seconds
@@ -155,15 +168,21 @@ class Server:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.grpc_port, self.metrics_port = free_port(), free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.inference"], cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "LUMEN_MODEL_REPOSITORY": str(root),
-                 "LUMEN_INFERENCE_MODEL_REPOSITORY": str(root),
-                 "LUMEN_INFERENCE_GRPC_PORT": str(self.grpc_port),
-                 "LUMEN_INFERENCE_METRICS_PORT": str(self.metrics_port),
-                 "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
-                 "LUMEN_DEV_MODE": "1", **env},
-        )  # fmt: skip
+            [sys.executable, "-m", "services.inference"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={
+                **os.environ,
+                "LUMEN_MODEL_REPOSITORY": str(root),
+                "LUMEN_INFERENCE_MODEL_REPOSITORY": str(root),
+                "LUMEN_INFERENCE_GRPC_PORT": str(self.grpc_port),
+                "LUMEN_INFERENCE_METRICS_PORT": str(self.metrics_port),
+                "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
+                "LUMEN_DEV_MODE": "1",
+                **env,
+            },
+        )
         target = f"127.0.0.1:{self.grpc_port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -173,7 +192,8 @@ class Server:
                 with grpc.insecure_channel(target) as ch:
                     grpc.channel_ready_future(ch).result(timeout=1)
                     pb_grpc.IntentServiceStub(ch).ClassifyIntent(
-                        pb.ClassifyIntentRequest(text="hello"), timeout=5)  # fmt: skip
+                        pb.ClassifyIntentRequest(text="hello"), timeout=5
+                    )
                 return
             except (grpc.FutureTimeoutError, grpc.RpcError):
                 time.sleep(0.5)
@@ -208,9 +228,11 @@ def batch_figures(
 
     executions = delta("executions_total") or 1.0
     requests = delta("queue_seconds_count") or 1.0
-    return {"average_batch_size": delta("inferences_total") / executions,
-            "average_queue_ms": 1000 * delta("queue_seconds_sum") / requests,
-            "average_compute_ms_per_execution": 1000 * delta("compute_seconds_sum") / executions}  # fmt: skip
+    return {
+        "average_batch_size": delta("inferences_total") / executions,
+        "average_queue_ms": 1000 * delta("queue_seconds_sum") / requests,
+        "average_compute_ms_per_execution": 1000 * delta("compute_seconds_sum") / executions,
+    }
 
 
 async def classify_load(port: int, streams: int, seconds: float) -> dict[str, float]:
@@ -226,8 +248,9 @@ async def classify_load(port: int, streams: int, seconds: float) -> dict[str, fl
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
                 try:
-                    await stub.ClassifyIntent(pb.ClassifyIntentRequest(text=TEXTS[i % len(TEXTS)]),
-                                              timeout=10)  # fmt: skip
+                    await stub.ClassifyIntent(
+                        pb.ClassifyIntentRequest(text=TEXTS[i % len(TEXTS)]), timeout=10
+                    )
                     latencies.append(time.perf_counter() - started)
                 except grpc.aio.AioRpcError:
                     errors += 1
@@ -237,9 +260,13 @@ async def classify_load(port: int, streams: int, seconds: float) -> dict[str, fl
         await asyncio.gather(*(stream(n) for n in range(streams)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"requests": len(latencies), "requests_per_second": len(latencies) / elapsed,
-            "errors": errors,
-            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99)}  # fmt: skip
+    return {
+        "requests": len(latencies),
+        "requests_per_second": len(latencies) / elapsed,
+        "errors": errors,
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+    }
 
 
 async def open_loop(
@@ -285,10 +312,15 @@ async def measured_open_loop(
     cpu_before, steal = cpu_seconds(server.proc.pid), StealMeter()
     latencies, answers, errors = await open_loop(server.grpc_port, rate, seconds, call)
     cpu = cpu_seconds(server.proc.pid) - cpu_before
-    return {"target_rps": rate, "requests": len(latencies), "errors": errors,
-            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
-            "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies)),
-            "host_steal_share": steal.share()}, answers  # fmt: skip
+    return {
+        "target_rps": rate,
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies)),
+        "host_steal_share": steal.share(),
+    }, answers
 
 
 async def recommend_load(
@@ -327,8 +359,13 @@ def seed_profiles(root: Path, count: int) -> tuple[list[str], str]:
     rated_count = min(106, len(items))  # the tiny test models have fewer items
     for user in users:  # the shape the updater writes for a MovieLens user: 106 rated, last 50
         rated = [items[int(j)] for j in rng.choice(len(items), rated_count, replace=False)]
-        profiles.append({"_id": user, "recentItems": pack_sequence(rated[-50:]),
-                         "purchasedItems": pack_set(rated)})  # fmt: skip
+        profiles.append(
+            {
+                "_id": user,
+                "recentItems": pack_sequence(rated[-50:]),
+                "purchasedItems": pack_set(rated),
+            }
+        )
     client[database]["profiles"].insert_many(profiles)
     client.close()
     return users, database
@@ -353,15 +390,22 @@ def main() -> None:
 
     raw_seconds = max(1.0, args.seconds / 2)
     raw = raw_onnxruntime(root, raw_seconds, settings)
-    print(f"raw onnxruntime: {raw['best_texts_per_second']:.0f} texts/s at batch "
-          f"{raw['best_batch']}, {raw['best_threads']} (sweep: {raw['best_in_sweep']:.0f})",
-          flush=True)  # fmt: skip
+    print(
+        f"raw onnxruntime: {raw['best_texts_per_second']:.0f} texts/s at batch "
+        f"{raw['best_batch']}, {raw['best_threads']} (sweep: {raw['best_in_sweep']:.0f})",
+        flush=True,
+    )
     users, database = seed_profiles(root, 500)
-    results: dict[str, Any] = {"registry": str(root), "raw_onnxruntime": raw,
-                               "settings": {"intra_op_threads": settings.intra_op_threads,
-                                            "executor_threads": settings.executor_threads,
-                                            "allow_spinning": settings.allow_spinning,
-                                            "graph_optimization": settings.graph_optimization}}  # fmt: skip
+    results: dict[str, Any] = {
+        "registry": str(root),
+        "raw_onnxruntime": raw,
+        "settings": {
+            "intra_op_threads": settings.intra_op_threads,
+            "executor_threads": settings.executor_threads,
+            "allow_spinning": settings.allow_spinning,
+            "graph_optimization": settings.graph_optimization,
+        },
+    }
     try:
         # Batching on is the server's shipped configuration; off is one request per execution.
         for label, batching in (("batching_on", None), ("batching_off", {"max_batch_size": 1})):
@@ -384,8 +428,11 @@ def main() -> None:
                 load.update(batch_figures(before, server.metrics(), "intent-classifier"))
                 if label == "batching_on":  # the first phase; the server idles meanwhile
                     measure_baseline_after_server(root, raw, 2 * raw_seconds, settings)
-                    print(f"raw onnxruntime again: {raw['best_after_server_texts_per_second']:.0f}"
-                          " texts/s", flush=True)  # fmt: skip
+                    print(
+                        f"raw onnxruntime again: {raw['best_after_server_texts_per_second']:.0f}"
+                        " texts/s",
+                        flush=True,
+                    )
                 load["ratio_to_raw_best"] = (
                     load["requests_per_second"] / raw["baseline_texts_per_second"]
                 )

@@ -50,13 +50,20 @@ def sample_event(prefix: str, i: int) -> dict[str, Any]:
         "event": "Product Viewed",
         "messageId": f"{prefix}-{i}",
         "timestamp": "2025-06-01T12:00:00.000Z",
-        "properties": {"productId": f"sku-{i % 977}", "price": 19.99, "currency": "EUR",
-                       "category": "shoes", "position": i % 20},
-        "context": {"library": {"name": "analytics.js", "version": "5.2.0"},
-                    "page": {"path": "/shoes", "url": "https://shop.example/shoes"},
-                    "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
-                    "locale": "en-GB"},
-    }  # fmt: skip
+        "properties": {
+            "productId": f"sku-{i % 977}",
+            "price": 19.99,
+            "currency": "EUR",
+            "category": "shoes",
+            "position": i % 20,
+        },
+        "context": {
+            "library": {"name": "analytics.js", "version": "5.2.0"},
+            "page": {"path": "/shoes", "url": "https://shop.example/shoes"},
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+            "locale": "en-GB",
+        },
+    }
 
 
 # ---------------------------------------------------------------- baseline: bare producer
@@ -76,9 +83,14 @@ def baseline_worker(bootstrap: str, count: int, out: Any) -> None:
         event = enrich(sample_event(prefix, i), SOURCE, now)
         records.append((user_key(event).encode(), encode(event)))
     # The same producer settings as the ingest service (acks=all, idempotent, linger, batch).
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all",
-                             enable_idempotence=True, linger_ms=2, batch_size=256 * 1024,
-                             max_in_flight_requests_per_connection=5)  # fmt: skip
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap.split(","),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        batch_size=256 * 1024,
+        max_in_flight_requests_per_connection=5,
+    )
     producer.partitions_for(TOPIC)
     started, cpu_started = time.perf_counter(), time.process_time()
     for key, value in records:
@@ -86,8 +98,14 @@ def baseline_worker(bootstrap: str, count: int, out: Any) -> None:
     producer.flush()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     producer.close()
-    out.put({"events": count, "seconds": elapsed, "events_per_s": count / elapsed,
-             "cpu_us_per_event": round(cpu / count * 1e6, 1)})  # fmt: skip
+    out.put(
+        {
+            "events": count,
+            "seconds": elapsed,
+            "events_per_s": count / elapsed,
+            "cpu_us_per_event": round(cpu / count * 1e6, 1),
+        }
+    )
 
 
 def run_baseline(bootstrap: str, count: int) -> dict[str, Any]:
@@ -121,8 +139,9 @@ async def _batch_load(url: str, seconds: float, concurrency: int) -> dict[str, A
     async def client(session: aiohttp.ClientSession) -> None:
         nonlocal stored
         while time.perf_counter() < deadline:
-            body = orjson.dumps({"batch": [sample_event(prefix, next(counter))
-                                           for _ in range(BATCH_SIZE)]})  # fmt: skip
+            body = orjson.dumps(
+                {"batch": [sample_event(prefix, next(counter)) for _ in range(BATCH_SIZE)]}
+            )
             started = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
@@ -140,8 +159,9 @@ async def _batch_load(url: str, seconds: float, concurrency: int) -> dict[str, A
     return {"events": stored, "seconds": elapsed, "failures": failures, "latencies": latencies}
 
 
-async def _track_load(url: str, seconds: float, concurrency: int,
-                      rate: float | None) -> dict[str, Any]:  # fmt: skip
+async def _track_load(
+    url: str, seconds: float, concurrency: int, rate: float | None
+) -> dict[str, Any]:
     """Closed loop when ``rate`` is None; else each client paces itself to rate/concurrency."""
     import aiohttp
 
@@ -177,12 +197,17 @@ async def _track_load(url: str, seconds: float, concurrency: int,
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(client(i) for i in range(concurrency)))
-    return {"requests": len(latencies), "seconds": time.perf_counter() - start,
-            "failures": failures, "latencies": latencies}  # fmt: skip
+    return {
+        "requests": len(latencies),
+        "seconds": time.perf_counter() - start,
+        "failures": failures,
+        "latencies": latencies,
+    }
 
 
-def load_worker(kind: str, url: str, seconds: float, concurrency: int, rate: float | None,
-                out: Any) -> None:  # fmt: skip
+def load_worker(
+    kind: str, url: str, seconds: float, concurrency: int, rate: float | None, out: Any
+) -> None:
     import uvloop
 
     if kind == "batch":
@@ -191,18 +216,22 @@ def load_worker(kind: str, url: str, seconds: float, concurrency: int, rate: flo
         out.put(uvloop.run(_track_load(url, seconds, concurrency, rate)))
 
 
-def run_load(kind: str, url: str, seconds: float, concurrency: int, processes: int,
-             rate: float | None = None) -> dict[str, Any]:  # fmt: skip
+def run_load(
+    kind: str, url: str, seconds: float, concurrency: int, processes: int, rate: float | None = None
+) -> dict[str, Any]:
     """Spread ``concurrency`` clients (and ``rate``) over ``processes`` client processes."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    per_process = [concurrency // processes + (i < concurrency % processes)
-                   for i in range(processes)]  # fmt: skip
+    per_process = [
+        concurrency // processes + (i < concurrency % processes) for i in range(processes)
+    ]
     procs = [
-        ctx.Process(target=load_worker, args=(kind, url, seconds, n,
-                                              rate * n / concurrency if rate else None, queue))
+        ctx.Process(
+            target=load_worker,
+            args=(kind, url, seconds, n, rate * n / concurrency if rate else None, queue),
+        )
         for n in per_process
-    ]  # fmt: skip
+    ]
     for proc in procs:
         proc.start()
     parts = [queue.get(timeout=seconds + 120) for _ in procs]
@@ -224,8 +253,11 @@ def run_load(kind: str, url: str, seconds: float, concurrency: int, processes: i
     }
     if kind == "batch":
         events = sum(part["events"] for part in parts)
-        summary.update(events=events, events_per_s=round(events / elapsed),
-                       requests_per_s=round(len(latencies) / elapsed))  # fmt: skip
+        summary.update(
+            events=events,
+            events_per_s=round(events / elapsed),
+            requests_per_s=round(len(latencies) / elapsed),
+        )
     else:
         summary.update(requests=len(latencies), requests_per_s=round(len(latencies) / elapsed))
     return summary
@@ -339,11 +371,17 @@ def serve_aiohttp(port: int) -> None:
                     raise Unauthorized("unknown write key")
                 result = await ingestor.ingest([body], "track", source)
                 status = 400 if result.errors else 200
-                return web.Response(body=orjson.dumps({"success": status == 200}), status=status,
-                                    content_type="application/json")  # fmt: skip
+                return web.Response(
+                    body=orjson.dumps({"success": status == 200}),
+                    status=status,
+                    content_type="application/json",
+                )
             except IngestError as error:
-                return web.Response(body=orjson.dumps({"success": False, "error": error.message}),
-                                    status=error.http_status, content_type="application/json")  # fmt: skip
+                return web.Response(
+                    body=orjson.dumps({"success": False, "error": error.message}),
+                    status=error.http_status,
+                    content_type="application/json",
+                )
 
         async def readyz(request: web.Request) -> web.Response:
             return web.Response(text="ready")
@@ -361,17 +399,23 @@ def serve_aiohttp(port: int) -> None:
 # ---------------------------------------------------------------- the run
 
 
-def framework_comparison(bootstrap: str, seconds: float, processes: int,
-                         rounds: int) -> dict[str, Any]:  # fmt: skip
+def framework_comparison(
+    bootstrap: str, seconds: float, processes: int, rounds: int
+) -> dict[str, Any]:
     """/v1/track closed loop at 50 clients: Starlette+uvicorn (the service) vs aiohttp, in
     alternating rounds; server CPU per request is the figure least disturbed by other load."""
     http_port, grpc_port = free_port(), free_port()
     env = server_env(bootstrap, http_port, grpc_port)
     candidates = {
         "starlette+uvicorn(httptools,uvloop)": [sys.executable, "-m", "services.ingest"],
-        "aiohttp(uvloop)": [sys.executable, "-m", "bench.ingest_bench", "--serve-aiohttp",
-                            str(http_port)],
-    }  # fmt: skip
+        "aiohttp(uvloop)": [
+            sys.executable,
+            "-m",
+            "bench.ingest_bench",
+            "--serve-aiohttp",
+            str(http_port),
+        ],
+    }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, argv in candidates.items():
@@ -388,8 +432,10 @@ def framework_comparison(bootstrap: str, seconds: float, processes: int,
             finally:
                 stop_server(proc)
             runs[name].append(run)
-            print(f"  {name}: {run['requests_per_s']} req/s, p50 {run['p50_ms']} ms, "
-                  f"p99 {run['p99_ms']} ms, {run['server_cpu_us_per_request']} us CPU/request")  # fmt: skip
+            print(
+                f"  {name}: {run['requests_per_s']} req/s, p50 {run['p50_ms']} ms, "
+                f"p99 {run['p99_ms']} ms, {run['server_cpu_us_per_request']} us CPU/request"
+            )
     summary: dict[str, Any] = {}
     for name, results in runs.items():
         summary[name] = {
@@ -409,8 +455,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short phases (about a minute)")
     parser.add_argument("--bootstrap", default="127.0.0.1:19092", help="Kafka to write to")
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--frameworks", action="store_true",
-                        help="also compare Starlette+uvicorn with aiohttp on /v1/track")  # fmt: skip
+    parser.add_argument(
+        "--frameworks",
+        action="store_true",
+        help="also compare Starlette+uvicorn with aiohttp on /v1/track",
+    )
     parser.add_argument("--serve-aiohttp", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_aiohttp:
@@ -427,9 +476,11 @@ def main() -> None:
     print(f"  {before['events_per_s']:.0f} events/s")
 
     http_port, grpc_port = free_port(), free_port()
-    proc = start_server([sys.executable, "-m", "services.ingest"],
-                        server_env(args.bootstrap, http_port, grpc_port),
-                        f"http://127.0.0.1:{http_port}/readyz")  # fmt: skip
+    proc = start_server(
+        [sys.executable, "-m", "services.ingest"],
+        server_env(args.bootstrap, http_port, grpc_port),
+        f"http://127.0.0.1:{http_port}/readyz",
+    )
     base = f"http://127.0.0.1:{http_port}"
     try:
         print(f"/v1/batch x{BATCH_SIZE}, {processes} client processes ...")
@@ -447,15 +498,18 @@ def main() -> None:
         closed["server_cpu_us_per_request"] = round(
             (cpu_seconds(proc.pid) - cpu_before) / max(closed["requests"], 1) * 1e6
         )
-        print(f"  {closed['requests_per_s']} req/s, p50 {closed['p50_ms']} ms, "
-              f"p99 {closed['p99_ms']} ms")  # fmt: skip
+        print(
+            f"  {closed['requests_per_s']} req/s, p50 {closed['p50_ms']} ms, "
+            f"p99 {closed['p99_ms']} ms"
+        )
 
         print("/v1/track paced at 1,000 req/s, 50 clients ...")
         steal = StealMeter()
         paced = run_load("track", f"{base}/v1/track", seconds, 50, processes, rate=1000)
         paced["host_steal_share"] = round(steal.share(), 4)
-        print(f"  {paced['requests_per_s']} req/s, p50 {paced['p50_ms']} ms, "
-              f"p99 {paced['p99_ms']} ms")  # fmt: skip
+        print(
+            f"  {paced['requests_per_s']} req/s, p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms"
+        )
         rss = peak_rss_bytes(proc.pid)
     finally:
         stop_server(proc)
@@ -467,22 +521,28 @@ def main() -> None:
     ratio = batch["events_per_s"] / baseline
     results["batch"] = {
         "batch_size": BATCH_SIZE,
-        "baseline_bare_producer_events_per_s": {"before": round(before["events_per_s"]),
-                                                "after": round(after["events_per_s"]),
-                                                "mean": round(baseline)},
+        "baseline_bare_producer_events_per_s": {
+            "before": round(before["events_per_s"]),
+            "after": round(after["events_per_s"]),
+            "mean": round(baseline),
+        },
         "baseline_cpu_us_per_event": [before["cpu_us_per_event"], after["cpu_us_per_event"]],
         "ingest": batch,
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio >= TARGET_RATIO,
-    }  # fmt: skip
+    }
     results["track_closed_loop_50_clients"] = closed
-    results["track_paced_1000_rps"] = {**paced, "target_p99_ms": 25,
-                                       "meets_target": paced["p99_ms"] < 25 and
-                                       paced["requests_per_s"] >= 950}  # fmt: skip
+    results["track_paced_1000_rps"] = {
+        **paced,
+        "target_p99_ms": 25,
+        "meets_target": paced["p99_ms"] < 25 and paced["requests_per_s"] >= 950,
+    }
     results["ingest_peak_rss_bytes"] = rss
-    print(f"ratio ingest/bare producer: {ratio:.2f} (target {TARGET_RATIO}); "
-          f"peak RSS {rss / 2**20:.0f} MiB")  # fmt: skip
+    print(
+        f"ratio ingest/bare producer: {ratio:.2f} (target {TARGET_RATIO}); "
+        f"peak RSS {rss / 2**20:.0f} MiB"
+    )
     if args.frameworks:
         print("HTTP framework comparison on /v1/track ...")
         results["frameworks"] = framework_comparison(

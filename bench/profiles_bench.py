@@ -60,23 +60,30 @@ def platform(args: argparse.Namespace) -> Platform:
     return Platform(args.kafka, args.mongo, private=False)
 
 
-def start_worker(args: argparse.Namespace, database: str, worker: ProfilesWorkerIdentity,
-                 **extra: str) -> ServiceProcess:  # fmt: skip
-    return start_profiles(platform(args), database, worker,
-                          LUMEN_PROFILES_BATCH_SIZE=str(args.batch_size), **extra)  # fmt: skip
+def start_worker(
+    args: argparse.Namespace, database: str, worker: ProfilesWorkerIdentity, **extra: str
+) -> ServiceProcess:
+    return start_profiles(
+        platform(args), database, worker, LUMEN_PROFILES_BATCH_SIZE=str(args.batch_size), **extra
+    )
 
 
 def applied(db: Any, topic: str) -> int:
-    return sum(int(d["offset"]) + 1
-               for d in db.stream_offsets.find({"_id": {"$regex": f"^{topic}\\|"}}))  # fmt: skip
+    return sum(
+        int(d["offset"]) + 1 for d in db.stream_offsets.find({"_id": {"$regex": f"^{topic}\\|"}})
+    )
 
 
 async def bare_read(bootstrap: str, topic: str, total: int) -> float | None:
     """Records per second a plain aiokafka consumer reads from ``topic`` (``total`` in all);
     None when they all came in one fetch, which leaves nothing to time."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
-                                enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         # The clock starts when the first records arrive (after the group join), so those
@@ -98,17 +105,29 @@ def faust_read(args: argparse.Namespace, topic: str, total: int) -> dict[str, An
     identity = ProfilesWorkerIdentity.new("profiles-bench-faust")
     out = identity.data_dir.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, **platform(args).env("unused"), **identity.env(),
-                   "LUMEN_PROFILES_EVENTS_TOPIC": topic,
-                   "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
-                   "LUMEN_PROFILES_WEB_PORT": str(free_port())}  # fmt: skip
+    environment = {
+        **os.environ,
+        **platform(args).env("unused"),
+        **identity.env(),
+        "LUMEN_PROFILES_EVENTS_TOPIC": topic,
+        "LUMEN_PROFILES_BATCH_SIZE": str(args.batch_size),
+        "LUMEN_PROFILES_WEB_PORT": str(free_port()),
+    }
     try:
-        done = subprocess.run([sys.executable, "-m", "bench.faust_read_only", str(total), str(out)],
-                              env=environment, cwd=REPO, capture_output=True, text=True,
-                              timeout=600, check=False)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.faust_read_only", str(total), str(out)],
+            env=environment,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if not out.exists():
-            raise RuntimeError(f"the no-op Faust reader wrote no result (exit {done.returncode})"
-                               f": {done.stderr[-2000:]}")  # fmt: skip
+            raise RuntimeError(
+                f"the no-op Faust reader wrote no result (exit {done.returncode})"
+                f": {done.stderr[-2000:]}"
+            )
         return dict(json.loads(out.read_text()))
     finally:
         out.unlink(missing_ok=True)
@@ -122,8 +141,9 @@ def reusable_bytes(stats: dict[str, Any]) -> int:
     it does not grow with the number of profiles. How much of it a file holds depends on
     when checkpoints ran, which makes the raw on-disk size vary between identical runs."""
     parts = [stats.get("wiredTiger", {}), *stats.get("indexDetails", {}).values()]
-    return sum(int(p.get("block-manager", {}).get("file bytes available for reuse", 0))
-               for p in parts)  # fmt: skip
+    return sum(
+        int(p.get("block-manager", {}).get("file bytes available for reuse", 0)) for p in parts
+    )
 
 
 def storage_figures(client: MongoClient, database: str) -> tuple[int, dict[str, Any]]:
@@ -160,8 +180,9 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
     admin = KafkaAdminClient(bootstrap_servers=args.kafka)
     admin.create_topics([NewTopic(topic, 6, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=args.kafka, acks="all", linger_ms=20,
-                             batch_size=256 * 1024)  # fmt: skip
+    producer = KafkaProducer(
+        bootstrap_servers=args.kafka, acks="all", linger_ms=20, batch_size=256 * 1024
+    )
     for event in events:
         producer.send(topic, key=event["userId"].encode(), value=encode(event))
     producer.flush()
@@ -173,8 +194,13 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
     database = f"lumen_bench_{uuid.uuid4().hex[:8]}"
     db = client[database]
     identity = ProfilesWorkerIdentity.new("profiles-bench")
-    worker = start_worker(args, database, identity, LUMEN_PROFILES_EVENTS_TOPIC=topic,
-                          LUMEN_PROFILES_AUTO_OFFSET_RESET="earliest")  # fmt: skip
+    worker = start_worker(
+        args,
+        database,
+        identity,
+        LUMEN_PROFILES_EVENTS_TOPIC=topic,
+        LUMEN_PROFILES_AUTO_OFFSET_RESET="earliest",
+    )
     try:
         while (first := applied(db, topic)) == 0:
             time.sleep(0.02)
@@ -185,9 +211,13 @@ def throughput_and_storage(args: argparse.Namespace, client: MongoClient) -> dic
         rss = peak_rss_bytes(worker.proc.pid)
         breakdown = {
             name: metric(worker, f"lumen_profiles_{name}")
-            for name in ("mongo_write_duration_seconds_sum", "mongo_write_duration_seconds_count",
-                         "batch_size_events_sum", "batch_size_events_count")
-        }  # fmt: skip
+            for name in (
+                "mongo_write_duration_seconds_sum",
+                "mongo_write_duration_seconds_count",
+                "batch_size_events_sum",
+                "batch_size_events_count",
+            )
+        }
     finally:
         worker.stop()
         if not args.keep:
@@ -242,8 +272,9 @@ def storage_at_scale(args: argparse.Namespace, client: MongoClient) -> dict[str,
                 for event in events[start : start + args.batch_size]:
                     key = event["userId"].encode()
                     partition = zlib.crc32(key) % len(offsets)  # one user, one partition
-                    records.append(Record("bench.scale", partition, offsets[partition], key,
-                                          encode(event)))  # fmt: skip
+                    records.append(
+                        Record("bench.scale", partition, offsets[partition], key, encode(event))
+                    )
                     offsets[partition] += 1
                 store.apply(records, datetime.now(UTC))
         profiles, storage = storage_figures(client, name)
@@ -259,11 +290,17 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
     db = client[database]
     http, grpc_port = free_port(), free_port()
     ingest = start_service(
-        "ingest-bench", "services.ingest",
-        {**platform(args).env(database), "LUMEN_INGEST_HTTP_PORT": str(http),
-         "LUMEN_INGEST_GRPC_PORT": str(grpc_port), "LUMEN_INGEST_METRICS_PORT": str(free_port())},
-        ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"), ports={"http": http},
-    )  # fmt: skip
+        "ingest-bench",
+        "services.ingest",
+        {
+            **platform(args).env(database),
+            "LUMEN_INGEST_HTTP_PORT": str(http),
+            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+            "LUMEN_INGEST_METRICS_PORT": str(free_port()),
+        },
+        ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"),
+        ports={"http": http},
+    )
     identity = ProfilesWorkerIdentity.new("profiles-bench")
     worker = start_worker(args, database, identity)  # events.raw, from its end
     acked: dict[str, float] = {}
@@ -291,9 +328,15 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
             next_send = time.time()
             while time.time() < deadline:
                 users = [f"{prefix}-{n + i}" for i in range(per_request)]
-                batch = [{"type": "track", "userId": user, "event": "Item Viewed",
-                          "properties": {"itemId": str(i % 1682)}}
-                         for i, user in enumerate(users)]  # fmt: skip
+                batch = [
+                    {
+                        "type": "track",
+                        "userId": user,
+                        "event": "Item Viewed",
+                        "properties": {"itemId": str(i % 1682)},
+                    }
+                    for i, user in enumerate(users)
+                ]
                 response = session.post(f"http://127.0.0.1:{http}/v1/batch", json={"batch": batch})
                 now = time.time()
                 if response.status_code == 200:
@@ -329,10 +372,13 @@ def freshness(args: argparse.Namespace, client: MongoClient) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kafka", default=os.environ.get("LUMEN_KAFKA_BOOTSTRAP_SERVERS",
-                                                          "127.0.0.1:9092"))  # fmt: skip
-    parser.add_argument("--mongo", default=os.environ.get(
-        "LUMEN_MONGO_URI", "mongodb://127.0.0.1:27017/?replicaSet=lumen"))  # fmt: skip
+    parser.add_argument(
+        "--kafka", default=os.environ.get("LUMEN_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument(
+        "--mongo",
+        default=os.environ.get("LUMEN_MONGO_URI", "mongodb://127.0.0.1:27017/?replicaSet=lumen"),
+    )
     parser.add_argument("--events", type=int, default=100_000, help="MovieLens ratings to replay")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=2000, help="freshness: events per second")

@@ -44,14 +44,19 @@ def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def kafka_consume(bootstrap: str, topic: str, start: dict[int, int],
-                  end: dict[int, int]) -> dict[str, Any]:  # fmt: skip
+def kafka_consume(
+    bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int]
+) -> dict[str, Any]:
     """Read every record between two offset snapshots with a bare kafka-python consumer."""
     from kafka import KafkaConsumer, TopicPartition
 
     wanted = sum(end[p] - start.get(p, 0) for p in end)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             fetch_max_bytes=50 * 1024 * 1024, max_poll_records=5000)  # fmt: skip
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        enable_auto_commit=False,
+        fetch_max_bytes=50 * 1024 * 1024,
+        max_poll_records=5000,
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in end]
         consumer.assign(partitions)
@@ -70,9 +75,12 @@ def kafka_consume(bootstrap: str, topic: str, start: dict[int, int],
         seconds = time.perf_counter() - started
     finally:
         consumer.close()
-    return {"records": seen, "seconds": round(seconds, 3),
-            "events_per_s": round(seen / seconds) if seconds else 0,
-            "mib_per_s": round(size / seconds / 2**20, 2) if seconds else 0}  # fmt: skip
+    return {
+        "records": seen,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(seen / seconds) if seconds else 0,
+        "mib_per_s": round(size / seconds / 2**20, 2) if seconds else 0,
+    }
 
 
 def kafka_limits(bootstrap: str, count: int) -> dict[str, Any]:
@@ -82,10 +90,15 @@ def kafka_limits(bootstrap: str, count: int) -> dict[str, Any]:
     produced = run_baseline(bootstrap, count)
     after = _end_offsets(bootstrap, TOPIC)
     consumed = kafka_consume(bootstrap, TOPIC, before, after)
-    return {"topic": TOPIC, "produce": {"events": produced["events"],
-                                        "seconds": round(produced["seconds"], 3),
-                                        "events_per_s": round(produced["events_per_s"])},
-            "consume": consumed}  # fmt: skip
+    return {
+        "topic": TOPIC,
+        "produce": {
+            "events": produced["events"],
+            "seconds": round(produced["seconds"], 3),
+            "events_per_s": round(produced["events_per_s"]),
+        },
+        "consume": consumed,
+    }
 
 
 # ---------------------------------------------------------------- onnxruntime
@@ -108,8 +121,11 @@ def model_inputs(found: Any, batch: int) -> dict[str, np.ndarray]:
             padded = np.zeros((batch, TOKENS), dtype=np.int64)
             padded[:, : min(TOKENS, width)] = array[:, :TOKENS]
             tokens[name] = padded
-    fixed_items = {s.shape[1] for s in config.inputs
-                   if s.dtype == "bool" and len(s.shape) == 2 and isinstance(s.shape[1], int)}  # fmt: skip
+    fixed_items = {
+        s.shape[1]
+        for s in config.inputs
+        if s.dtype == "bool" and len(s.shape) == 2 and isinstance(s.shape[1], int)
+    }
     n_items = min(fixed_items) if fixed_items else 100
     inputs: dict[str, np.ndarray] = {}
     for spec in config.inputs:
@@ -147,8 +163,9 @@ def _catalogue_rows(found: Any) -> int:
     return int(np.load(embeddings, mmap_mode="r").shape[0]) if embeddings.exists() else 10**9
 
 
-def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES,
-                min_runs: int = 3) -> dict[str, Any]:  # fmt: skip
+def onnx_limits(
+    registry: Path, seconds: float, batch_sizes: tuple[int, ...] = BATCH_SIZES, min_runs: int = 3
+) -> dict[str, Any]:
     """Rows/s of each model alone per batch size, with the inference server's session options
     and as many executions side by side as it runs per model."""
     from services.inference import runtime
@@ -156,14 +173,19 @@ def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = B
     from shared.model_registry import get_version, list_models
 
     settings = InferenceSettings()
-    options = runtime.session_options(settings.intra_op_threads, settings.inter_op_threads,
-                                      settings.graph_optimization)  # fmt: skip
+    options = runtime.session_options(
+        settings.intra_op_threads, settings.inter_op_threads, settings.graph_optimization
+    )
     executions = settings.batching_default.max_concurrent_batches
-    out: dict[str, Any] = {"session": {"intra_op_threads": settings.intra_op_threads,
-                                       "inter_op_threads": settings.inter_op_threads,
-                                       "graph_optimization": settings.graph_optimization,
-                                       "executions_side_by_side": executions},
-                           "models": {}}  # fmt: skip
+    out: dict[str, Any] = {
+        "session": {
+            "intra_op_threads": settings.intra_op_threads,
+            "inter_op_threads": settings.inter_op_threads,
+            "graph_optimization": settings.graph_optimization,
+            "executions_side_by_side": executions,
+        },
+        "models": {},
+    }
     for name in list_models(registry):
         found = get_version(name, root=registry)
         session = runtime.open_session(str(found.model_path), options)
@@ -174,14 +196,22 @@ def onnx_limits(registry: Path, seconds: float, batch_sizes: tuple[int, ...] = B
             runs, elapsed = calls_per_thread_loop(
                 partial(session.run, None, inputs), executions, seconds, min_runs
             )
-            per_batch[str(batch)] = {"rows_per_s": round(runs * batch / elapsed, 1),
-                                     "ms_per_run": round(1000 * elapsed * executions / runs, 3)}  # fmt: skip
+            per_batch[str(batch)] = {
+                "rows_per_s": round(runs * batch / elapsed, 1),
+                "ms_per_run": round(1000 * elapsed * executions / runs, 3),
+            }
         best = max(per_batch, key=lambda b: per_batch[b]["rows_per_s"])
-        out["models"][name] = {"version": found.version, "by_batch": per_batch,
-                               "best_batch": int(best),
-                               "best_rows_per_s": per_batch[best]["rows_per_s"]}  # fmt: skip
-        print(f"  onnxruntime {name}: best {per_batch[best]['rows_per_s']:.0f} rows/s "
-              f"at batch {best}", flush=True)  # fmt: skip
+        out["models"][name] = {
+            "version": found.version,
+            "by_batch": per_batch,
+            "best_batch": int(best),
+            "best_rows_per_s": per_batch[best]["rows_per_s"],
+        }
+        print(
+            f"  onnxruntime {name}: best {per_batch[best]['rows_per_s']:.0f} rows/s "
+            f"at batch {best}",
+            flush=True,
+        )
     return out
 
 
@@ -205,19 +235,32 @@ def mongo_limits(uri: str, documents: int, batch: int = 1000) -> dict[str, Any]:
     collection = client[database]["profiles"]
     prefix = uuid.uuid4().hex[:6]
     try:
-        ops = [UpdateOne({"_id": f"{prefix}-{i}"},
-                         {"$set": {"lastSeen": time.time(),
-                                   "recentItems": pack_sequence(_item_ids(i, 50)),
-                                   "purchasedItems": pack_set(_item_ids(i, 106)),
-                                   "affinity": {"Drama": 0.4, "Comedy": 0.2, "Action": 0.1}},
-                          "$inc": {"events": 1}}, upsert=True)
-               for i in range(documents)]  # fmt: skip
+        ops = [
+            UpdateOne(
+                {"_id": f"{prefix}-{i}"},
+                {
+                    "$set": {
+                        "lastSeen": time.time(),
+                        "recentItems": pack_sequence(_item_ids(i, 50)),
+                        "purchasedItems": pack_set(_item_ids(i, 106)),
+                        "affinity": {"Drama": 0.4, "Comedy": 0.2, "Action": 0.1},
+                    },
+                    "$inc": {"events": 1},
+                },
+                upsert=True,
+            )
+            for i in range(documents)
+        ]
         started = time.perf_counter()
         for i in range(0, documents, batch):
             collection.bulk_write(ops[i : i + batch], ordered=False)
         seconds = time.perf_counter() - started
-        return {"documents": documents, "batch": batch, "seconds": round(seconds, 3),
-                "upserts_per_s": round(documents / seconds)}  # fmt: skip
+        return {
+            "documents": documents,
+            "batch": batch,
+            "seconds": round(seconds, 3),
+            "upserts_per_s": round(documents / seconds),
+        }
     finally:
         client.drop_database(database)
         client.close()
@@ -229,12 +272,16 @@ def mongo_limits(uri: str, documents: int, batch: int = 1000) -> dict[str, Any]:
 def measure(bootstrap: str, mongo_uri: str, registry: Path, quick: bool) -> dict[str, Any]:
     print("raw limits: bare kafka-python producer and consumer ...", flush=True)
     kafka = kafka_limits(bootstrap, 5_000 if quick else 100_000)
-    print(f"  produce {kafka['produce']['events_per_s']} events/s, "
-          f"consume {kafka['consume']['events_per_s']} events/s", flush=True)  # fmt: skip
+    print(
+        f"  produce {kafka['produce']['events_per_s']} events/s, "
+        f"consume {kafka['consume']['events_per_s']} events/s",
+        flush=True,
+    )
     print("raw limits: onnxruntime per model ...", flush=True)
     # Quick: three batch sizes, one timed run each (a MiniLM batch of 64 takes about a second).
-    onnx = (onnx_limits(registry, 0.1, (1, 8, 32), min_runs=1) if quick
-            else onnx_limits(registry, 1.0))  # fmt: skip
+    onnx = (
+        onnx_limits(registry, 0.1, (1, 8, 32), min_runs=1) if quick else onnx_limits(registry, 1.0)
+    )
     print("raw limits: MongoDB bulk upserts ...", flush=True)
     mongo = mongo_limits(mongo_uri, 5_000 if quick else 100_000)
     print(f"  {mongo['upserts_per_s']} upserts/s", flush=True)

@@ -60,8 +60,18 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("onnxruntime", "grpcio", "kafka-python", "aiokafka", "pymongo", "faust-streaming",
-                 "starlette", "uvicorn", "numpy", "matplotlib"):  # fmt: skip
+    for name in (
+        "onnxruntime",
+        "grpcio",
+        "kafka-python",
+        "aiokafka",
+        "pymongo",
+        "faust-streaming",
+        "starlette",
+        "uvicorn",
+        "numpy",
+        "matplotlib",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -70,26 +80,46 @@ def versions() -> dict[str, str]:
 
     if mlserver.available():
         pip = mlserver.VENV / "bin" / "pip"
-        shown = subprocess.run([str(pip), "show", "mlserver"], capture_output=True, text=True,
-                               check=False).stdout  # fmt: skip
-        out["mlserver"] = next((line.split(":", 1)[1].strip() for line in shown.splitlines()
-                                if line.startswith("Version:")), "unknown")  # fmt: skip
+        shown = subprocess.run(
+            [str(pip), "show", "mlserver"], capture_output=True, text=True, check=False
+        ).stdout
+        out["mlserver"] = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in shown.splitlines()
+                if line.startswith("Version:")
+            ),
+            "unknown",
+        )
     return out
 
 
 def load_conditions() -> dict[str, Any]:
     """Load average and the busiest other processes: the figures depend on them."""
-    ps = subprocess.run(["ps", "-eo", "pid,pcpu,rss,comm,args", "--sort=-pcpu"],
-                        capture_output=True, text=True, check=False).stdout.splitlines()  # fmt: skip
+    ps = subprocess.run(
+        ["ps", "-eo", "pid,pcpu,rss,comm,args", "--sort=-pcpu"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
     own = os.getpid()
     busy = []
     for line in ps[1:]:
         parts = line.split(None, 4)
         if len(parts) == 5 and int(parts[0]) != own and float(parts[1]) >= 5.0:
-            busy.append({"pid": int(parts[0]), "cpu_percent": float(parts[1]),
-                         "rss_mib": round(int(parts[2]) / 1024), "command": parts[4][:120]})  # fmt: skip
-    return {"load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-            "busy_processes": busy[:12]}  # fmt: skip
+            busy.append(
+                {
+                    "pid": int(parts[0]),
+                    "cpu_percent": float(parts[1]),
+                    "rss_mib": round(int(parts[2]) / 1024),
+                    "command": parts[4][:120],
+                }
+            )
+    return {
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "busy_processes": busy[:12],
+    }
 
 
 # ---------------------------------------------------------------- the parts
@@ -109,8 +139,9 @@ def part_ingest(platform: Platform, registry: Path, profile: Profile) -> dict[st
     seconds, processes = profile.phase_seconds, profile.client_processes
     http_port, grpc_port = ib.free_port(), ib.free_port()
     env = {**ib.server_env(platform.bootstrap, http_port, grpc_port), "LUMEN_LOG_LEVEL": "WARNING"}
-    proc = ib.start_server([sys.executable, "-m", "services.ingest"], env,
-                           f"http://127.0.0.1:{http_port}/readyz")  # fmt: skip
+    proc = ib.start_server(
+        [sys.executable, "-m", "services.ingest"], env, f"http://127.0.0.1:{http_port}/readyz"
+    )
     base = f"http://127.0.0.1:{http_port}"
     try:
         ib.run_load("batch", f"{base}/v1/batch", 1.0, 8, processes)  # warm-up
@@ -120,8 +151,13 @@ def part_ingest(platform: Platform, registry: Path, profile: Profile) -> dict[st
         rss = peak_rss_bytes(proc.pid)
     finally:
         ib.stop_server(proc)
-    return {"batch_size": ib.BATCH_SIZE, "batch": batch, "track_closed_loop_50_clients": closed,
-            "track_paced_1000_rps": paced, "peak_rss_bytes": {"ingest": rss}}  # fmt: skip
+    return {
+        "batch_size": ib.BATCH_SIZE,
+        "batch": batch,
+        "track_closed_loop_50_clients": closed,
+        "track_paced_1000_rps": paced,
+        "peak_rss_bytes": {"ingest": rss},
+    }
 
 
 def part_profiles(platform: Platform, registry: Path, profile: Profile) -> dict[str, Any]:
@@ -130,11 +166,16 @@ def part_profiles(platform: Platform, registry: Path, profile: Profile) -> dict[
 
     from bench import profiles_bench as pb
 
-    args = argparse.Namespace(kafka=platform.bootstrap, mongo=platform.mongo_uri,
-                              events=profile.profile_events, batch_size=2000,
-                              storage_copies=profile.storage_copies,
-                              rate=profile.freshness_rate, seconds=profile.freshness_seconds,
-                              keep=False)  # fmt: skip
+    args = argparse.Namespace(
+        kafka=platform.bootstrap,
+        mongo=platform.mongo_uri,
+        events=profile.profile_events,
+        batch_size=2000,
+        storage_copies=profile.storage_copies,
+        rate=profile.freshness_rate,
+        seconds=profile.freshness_seconds,
+        keep=False,
+    )
     client: MongoClient[dict[str, Any]] = MongoClient(platform.mongo_uri, tz_aware=True)
     try:
         throughput = pb.throughput_and_storage(args, client)
@@ -142,9 +183,16 @@ def part_profiles(platform: Platform, registry: Path, profile: Profile) -> dict[
         fresh = pb.freshness(args, client)
     finally:
         client.close()
-    return {"throughput": throughput, "storage_at_scale": at_scale, "freshness": fresh,
-            "peak_rss_bytes": {"profiles": max(throughput.get("worker_peak_rss_bytes", 0),
-                                               fresh.get("worker_peak_rss_bytes", 0))}}  # fmt: skip
+    return {
+        "throughput": throughput,
+        "storage_at_scale": at_scale,
+        "freshness": fresh,
+        "peak_rss_bytes": {
+            "profiles": max(
+                throughput.get("worker_peak_rss_bytes", 0), fresh.get("worker_peak_rss_bytes", 0)
+            )
+        },
+    }
 
 
 def part_inference(platform: Platform, registry: Path, profile: Profile) -> dict[str, Any]:
@@ -166,33 +214,51 @@ def part_e2e(platform: Platform, registry: Path, profile: Profile) -> dict[str, 
 
 
 RUNNERS: dict[str, Callable[[Platform, Path, Profile], dict[str, Any]]] = {
-    "raw_limits": part_raw_limits, "ingest": part_ingest, "profiles": part_profiles,
-    "inference": part_inference, "peers": part_peers, "e2e": part_e2e,
-}  # fmt: skip
+    "raw_limits": part_raw_limits,
+    "ingest": part_ingest,
+    "profiles": part_profiles,
+    "inference": part_inference,
+    "peers": part_peers,
+    "e2e": part_e2e,
+}
 
 
 # ---------------------------------------------------------------- the run
 
 
-def run(parts: list[str], profile: Profile, platform_cm: AbstractContextManager[Platform],
-        registry_path: str | None, peers: bool) -> dict[str, Any]:  # fmt: skip
+def run(
+    parts: list[str],
+    profile: Profile,
+    platform_cm: AbstractContextManager[Platform],
+    registry_path: str | None,
+    peers: bool,
+) -> dict[str, Any]:
     from bench.stack import default_registry
 
-    suite: dict[str, Any] = {"quick": profile.quick, "profile": asdict(profile),
-                             "versions": versions(), "load_before": load_conditions(),
-                             "command": " ".join(["python -m bench", *sys.argv[1:]]),
-                             "parts": {}}  # fmt: skip
+    suite: dict[str, Any] = {
+        "quick": profile.quick,
+        "profile": asdict(profile),
+        "versions": versions(),
+        "load_before": load_conditions(),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "parts": {},
+    }
     with platform_cm as platform:
         registry = default_registry(registry_path)
         suite["registry"] = str(registry)
-        suite["platform"] = {"kafka": platform.bootstrap, "mongo": platform.mongo_uri,
-                             "private": platform.private}  # fmt: skip
+        suite["platform"] = {
+            "kafka": platform.bootstrap,
+            "mongo": platform.mongo_uri,
+            "private": platform.private,
+        }
         # Services and the benchmark's own clients read these (MongoSettings, KafkaSettings).
         os.environ.update(platform.env(f"lumen_bench_{uuid.uuid4().hex[:6]}"))
         for name in parts:
             if name == "peers" and not peers:
-                suite["parts"][name] = {"status": "skipped",
-                                        "reason": "peers run only with --peers"}  # fmt: skip
+                suite["parts"][name] = {
+                    "status": "skipped",
+                    "reason": "peers run only with --peers",
+                }
                 print(f"== {name}: skipped (peers run only with --peers)", flush=True)
                 continue
             print(f"== {name}", flush=True)
@@ -219,8 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: seconds, not minutes")
     parser.add_argument("--peers", action="store_true", help="also run MLServer (needs .peers/)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma list of {PARTS}")
-    parser.add_argument("--private-stack", action="store_true",
-                        help="start a Kafka and mongod of the run's own (var/bench)")  # fmt: skip
+    parser.add_argument(
+        "--private-stack",
+        action="store_true",
+        help="start a Kafka and mongod of the run's own (var/bench)",
+    )
     parser.add_argument("--registry", default=None, help="model registry (default var/models)")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="where report.md and plots go")
     args = parser.parse_args(argv)

@@ -45,19 +45,30 @@ MLSERVER_BATCHING = ((32, 0.002), (32, 0.005))
 SEARCH_STREAMS = 8
 
 
-def _closed(target: str, method: str, requests: tuple[bytes, ...], concurrency: int,
-            profile: Profile) -> dict[str, Any]:  # fmt: skip
+def _closed(
+    target: str, method: str, requests: tuple[bytes, ...], concurrency: int, profile: Profile
+) -> dict[str, Any]:
     workload = GrpcWorkload(target, method, requests)
-    return run_load(workload, mode="closed", concurrency=concurrency,
-                    seconds=profile.phase_seconds, processes=profile.client_processes).summary()  # fmt: skip
+    return run_load(
+        workload,
+        mode="closed",
+        concurrency=concurrency,
+        seconds=profile.phase_seconds,
+        processes=profile.client_processes,
+    ).summary()
 
 
 def _open(
     target: str, method: str, requests: tuple[bytes, ...], profile: Profile
 ) -> dict[str, Any]:
     workload = GrpcWorkload(target, method, requests)
-    return run_load(workload, mode="open", rate=profile.recommend_rps,
-                    seconds=profile.phase_seconds, processes=profile.client_processes).summary()  # fmt: skip
+    return run_load(
+        workload,
+        mode="open",
+        rate=profile.recommend_rps,
+        seconds=profile.phase_seconds,
+        processes=profile.client_processes,
+    ).summary()
 
 
 def batch_size_buckets(metrics_port: int, model: str) -> dict[str, float]:
@@ -79,8 +90,9 @@ def batch_size_buckets(metrics_port: int, model: str) -> dict[str, float]:
     return out
 
 
-def _with_batches(server: ib.Server, model: str,
-                  run: Callable[[], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def _with_batches(
+    server: ib.Server, model: str, run: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
     before, buckets = server.metrics(), batch_size_buckets(server.metrics_port, model)
     steal = StealMeter()
     figures: dict[str, Any] = run()
@@ -107,8 +119,11 @@ def measure_lumen(platform: Platform, registry: Path, profile: Profile) -> dict[
     raw_typed = ib.raw_onnxruntime(registry, raw_seconds, settings)
     users, database = ib.seed_profiles(registry, 500)
     oip_requests = oip_intent_requests(registry)
-    out: dict[str, Any] = {"raw_with_tokeniser": raw_typed, "concurrency_levels":
-                           list(profile.concurrency_levels), "modes": {}}  # fmt: skip
+    out: dict[str, Any] = {
+        "raw_with_tokeniser": raw_typed,
+        "concurrency_levels": list(profile.concurrency_levels),
+        "modes": {},
+    }
     try:
         for mode, batching in (("batching_on", None), ("batching_off", BATCHING_OFF)):
             env = {**platform.env(database), "LUMEN_LOG_LEVEL": "WARNING"}
@@ -118,29 +133,48 @@ def measure_lumen(platform: Platform, registry: Path, profile: Profile) -> dict[
             target = f"127.0.0.1:{server.grpc_port}"
             figures: dict[str, Any] = {"classify_intent": {}, "oip_model_infer": {}}
             try:
-                levels = profile.concurrency_levels if mode == "batching_on" else (
-                    profile.classify_streams,)  # fmt: skip
+                levels = (
+                    profile.concurrency_levels
+                    if mode == "batching_on"
+                    else (profile.classify_streams,)
+                )
                 for c in sorted({*levels, profile.classify_streams}):
-                    figures["classify_intent"][str(c)] = _with_batches(server, INTENT_MODEL, partial(
-                        _closed, target, CLASSIFY, classify_requests(), c, profile))  # fmt: skip
+                    figures["classify_intent"][str(c)] = _with_batches(
+                        server,
+                        INTENT_MODEL,
+                        partial(_closed, target, CLASSIFY, classify_requests(), c, profile),
+                    )
                 if mode == "batching_on":  # the first mode; the server idles meanwhile
-                    ib.measure_baseline_after_server(registry, raw_typed, 2 * raw_seconds,
-                                                     settings)  # fmt: skip
+                    ib.measure_baseline_after_server(registry, raw_typed, 2 * raw_seconds, settings)
                 for c in profile.concurrency_levels:
-                    figures["oip_model_infer"][str(c)] = _with_batches(server, INTENT_MODEL, partial(
-                        _closed, target, OIP_INFER, oip_requests, c, profile))  # fmt: skip
+                    figures["oip_model_infer"][str(c)] = _with_batches(
+                        server,
+                        INTENT_MODEL,
+                        partial(_closed, target, OIP_INFER, oip_requests, c, profile),
+                    )
                 if mode == "batching_on":
-                    figures["recommend_open_loop"] = _with_batches(server, "recommender", partial(
-                        _open, target, RECOMMEND, recommend_requests(users), profile))  # fmt: skip
-                    figures["search_items"] = _with_batches(server, "item-search", partial(
-                        _closed, target, SEARCH, search_requests(), SEARCH_STREAMS, profile))  # fmt: skip
+                    figures["recommend_open_loop"] = _with_batches(
+                        server,
+                        "recommender",
+                        partial(_open, target, RECOMMEND, recommend_requests(users), profile),
+                    )
+                    figures["search_items"] = _with_batches(
+                        server,
+                        "item-search",
+                        partial(
+                            _closed, target, SEARCH, search_requests(), SEARCH_STREAMS, profile
+                        ),
+                    )
                 figures["peak_rss_bytes"] = peak_rss_bytes(server.proc.pid)
             finally:
                 server.stop()
             out["modes"][mode] = figures
             top = figures["classify_intent"][str(profile.classify_streams)]
-            print(f"  Lumen {mode}: ClassifyIntent x{profile.classify_streams} "
-                  f"{top['throughput_rps']} req/s p99 {top['p99_ms']} ms", flush=True)  # fmt: skip
+            print(
+                f"  Lumen {mode}: ClassifyIntent x{profile.classify_streams} "
+                f"{top['throughput_rps']} req/s p99 {top['p99_ms']} ms",
+                flush=True,
+            )
     finally:
         ib.drop_database(database)
     out["peak_rss_bytes"] = {"inference": max(m["peak_rss_bytes"] for m in out["modes"].values())}
@@ -159,29 +193,41 @@ def measure_peers(registry: Path, profile: Profile) -> dict[str, Any]:
     requests = oip_intent_requests(registry)
     configs: list[tuple[str, int, float]] = [("batching_off", 1, 0.0)]
     tried = MLSERVER_BATCHING[:1] if profile.quick else MLSERVER_BATCHING
-    configs += [(f"batching_on_{size}x{int(delay * 1000)}ms", size, delay)
-                for size, delay in tried]  # fmt: skip
+    configs += [(f"batching_on_{size}x{int(delay * 1000)}ms", size, delay) for size, delay in tried]
     modes: dict[str, Any] = {}
     for label, size, delay in configs:
-        server = mlserver.start(INTENT_MODEL, model_path, max_batch_size=size,
-                                max_batch_time_s=delay)  # fmt: skip
+        server = mlserver.start(
+            INTENT_MODEL, model_path, max_batch_size=size, max_batch_time_s=delay
+        )
         try:
-            levels = {str(c): _closed(server.target, OIP_INFER, requests, c, profile)
-                      for c in profile.concurrency_levels}  # fmt: skip
-            modes[label] = {"max_batch_size": size, "max_batch_time_s": delay,
-                            "oip_model_infer": levels,
-                            "peak_rss_bytes": server.peak_rss_bytes()}  # fmt: skip
+            levels = {
+                str(c): _closed(server.target, OIP_INFER, requests, c, profile)
+                for c in profile.concurrency_levels
+            }
+            modes[label] = {
+                "max_batch_size": size,
+                "max_batch_time_s": delay,
+                "oip_model_infer": levels,
+                "peak_rss_bytes": server.peak_rss_bytes(),
+            }
         finally:
             server.stop()
         top = levels[str(max(profile.concurrency_levels))]
-        print(f"  MLServer {label}: {top['throughput_rps']} req/s p99 {top['p99_ms']} ms",
-              flush=True)  # fmt: skip
-    key = str(profile.classify_streams if profile.classify_streams in profile.concurrency_levels
-              else max(profile.concurrency_levels))  # fmt: skip
-    best_on = max((m for m in modes if m.startswith("batching_on")),
-                  key=lambda m: modes[m]["oip_model_infer"][key]["throughput_rps"])  # fmt: skip
-    out: dict[str, Any] = {"mlserver": {"modes": modes, "best_batching_mode": best_on,
-                                        "parallel_workers": 0}}  # fmt: skip
+        print(
+            f"  MLServer {label}: {top['throughput_rps']} req/s p99 {top['p99_ms']} ms", flush=True
+        )
+    key = str(
+        profile.classify_streams
+        if profile.classify_streams in profile.concurrency_levels
+        else max(profile.concurrency_levels)
+    )
+    best_on = max(
+        (m for m in modes if m.startswith("batching_on")),
+        key=lambda m: modes[m]["oip_model_infer"][key]["throughput_rps"],
+    )
+    out: dict[str, Any] = {
+        "mlserver": {"modes": modes, "best_batching_mode": best_on, "parallel_workers": 0}
+    }
     out["kserve"] = measure_kserve(model_path, requests, profile)
     return out
 
@@ -196,12 +242,16 @@ def measure_kserve(
         return {"status": "skipped", "reason": "bench/peers/setup_kserve.sh was not run"}
     server = kserve_server.start(INTENT_MODEL, model_path)
     try:
-        levels = {str(c): _closed(server.target, OIP_INFER, requests, c, profile)
-                  for c in profile.concurrency_levels}  # fmt: skip
+        levels = {
+            str(c): _closed(server.target, OIP_INFER, requests, c, profile)
+            for c in profile.concurrency_levels
+        }
         rss = server.peak_rss_bytes()
     finally:
         server.stop()
     top = levels[str(max(profile.concurrency_levels))]
     print(f"  KServe: {top['throughput_rps']} req/s p99 {top['p99_ms']} ms", flush=True)
-    return {"status": "ok", "modes": {"batching_off": {"oip_model_infer": levels,
-                                                       "peak_rss_bytes": rss}}}  # fmt: skip
+    return {
+        "status": "ok",
+        "modes": {"batching_off": {"oip_model_infer": levels, "peak_rss_bytes": rss}},
+    }

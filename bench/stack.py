@@ -102,14 +102,20 @@ def start_ingest(platform: Platform, database: str, **extra: str) -> ServiceProc
 
     http, grpc_port = free_port(), free_port()
     return start_service(
-        "bench-ingest", "services.ingest",
-        {**platform.env(database), "LUMEN_INGEST_HTTP_PORT": str(http),
-         "LUMEN_INGEST_GRPC_PORT": str(grpc_port), "LUMEN_INGEST_METRICS_PORT": str(free_port()),
-         "LUMEN_INGEST_WRITE_KEYS": WriteKeys.entry(SOURCE, WRITE_KEY),
-         "LUMEN_INGEST_RATE_LIMIT_EVENTS_PER_SECOND": "0", **extra},
+        "bench-ingest",
+        "services.ingest",
+        {
+            **platform.env(database),
+            "LUMEN_INGEST_HTTP_PORT": str(http),
+            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+            "LUMEN_INGEST_METRICS_PORT": str(free_port()),
+            "LUMEN_INGEST_WRITE_KEYS": WriteKeys.entry(SOURCE, WRITE_KEY),
+            "LUMEN_INGEST_RATE_LIMIT_EVENTS_PER_SECOND": "0",
+            **extra,
+        },
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/readyz"),
         ports={"http": http, "grpc": grpc_port},
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -147,27 +153,42 @@ class ProfilesWorkerIdentity:
             admin.close()
 
 
-def start_profiles(platform: Platform, database: str, worker: ProfilesWorkerIdentity,
-                   **extra: str) -> ServiceProcess:  # fmt: skip
+def start_profiles(
+    platform: Platform, database: str, worker: ProfilesWorkerIdentity, **extra: str
+) -> ServiceProcess:
     web = free_port()
     return start_service(
-        "bench-profiles", "services.profiles",
-        {**platform.env(database), "LUMEN_PROFILES_WEB_PORT": str(web), **worker.env(),
-         "LUMEN_PROFILES_AUTO_OFFSET_RESET": "latest", **extra},
-        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"), ports={"web": web},
-    )  # fmt: skip
+        "bench-profiles",
+        "services.profiles",
+        {
+            **platform.env(database),
+            "LUMEN_PROFILES_WEB_PORT": str(web),
+            **worker.env(),
+            "LUMEN_PROFILES_AUTO_OFFSET_RESET": "latest",
+            **extra,
+        },
+        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
+        ports={"web": web},
+    )
 
 
-def start_inference(platform: Platform, database: str, registry: Path,
-                    **extra: str) -> ServiceProcess:  # fmt: skip
+def start_inference(
+    platform: Platform, database: str, registry: Path, **extra: str
+) -> ServiceProcess:
     grpc_port, metrics_port = free_port(), free_port()
     return start_service(
-        "bench-inference", "services.inference",
-        {**platform.env(database), "LUMEN_MODEL_REPOSITORY": str(registry),
-         "LUMEN_INFERENCE_MODEL_REPOSITORY": str(registry),
-         "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
-         "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port),
-         "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false", **extra},
+        "bench-inference",
+        "services.inference",
+        {
+            **platform.env(database),
+            "LUMEN_MODEL_REPOSITORY": str(registry),
+            "LUMEN_INFERENCE_MODEL_REPOSITORY": str(registry),
+            "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
+            "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port),
+            "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
+            **extra,
+        },
         ready=lambda: grpc_serving(f"127.0.0.1:{grpc_port}"),
-        ports={"grpc": grpc_port, "metrics": metrics_port}, timeout=180,
-    )  # fmt: skip
+        ports={"grpc": grpc_port, "metrics": metrics_port},
+        timeout=180,
+    )

@@ -16,8 +16,14 @@ CLASSIFY = "/lumen.v1.IntentService/ClassifyIntent"
 RECOMMEND = "/lumen.v1.RecommendationService/Recommend"
 SEARCH = "/lumen.v1.SearchService/SearchItems"
 INTENT_MODEL = "intent-classifier"
-QUERIES = ["space adventure with robots", "romantic comedy in paris", "animated toys",
-           "crime thriller", "western with cowboys", "sad drama about family"]  # fmt: skip
+QUERIES = [
+    "space adventure with robots",
+    "romantic comedy in paris",
+    "animated toys",
+    "crime thriller",
+    "western with cowboys",
+    "sad drama about family",
+]
 
 
 def intent_token_batches(registry: Path, tokens: int = 24) -> list[dict[str, np.ndarray]]:

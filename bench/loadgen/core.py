@@ -122,22 +122,27 @@ class _Sender:
             import grpc
 
             try:
-                await self._call(self._next(workload.requests), timeout=workload.timeout_seconds,
-                                 metadata=self._metadata)  # fmt: skip
+                await self._call(
+                    self._next(workload.requests),
+                    timeout=workload.timeout_seconds,
+                    metadata=self._metadata,
+                )
                 return None
             except grpc.aio.AioRpcError as error:
                 return str(error.code().name)
         try:
-            async with self._session.post(workload.url, data=self._next(workload.bodies),
-                                          headers=self._headers) as response:  # fmt: skip
+            async with self._session.post(
+                workload.url, data=self._next(workload.bodies), headers=self._headers
+            ) as response:
                 await response.read()
                 return None if response.status in workload.ok_statuses else str(response.status)
         except (TimeoutError, OSError) as error:
             return type(error).__name__
 
 
-async def _closed_loop(sender: _Sender, streams: int, start: float,
-                       seconds: float) -> tuple[list[float], dict[str, int], float]:  # fmt: skip
+async def _closed_loop(
+    sender: _Sender, streams: int, start: float, seconds: float
+) -> tuple[list[float], dict[str, int], float]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     deadline = start + seconds
@@ -154,8 +159,9 @@ async def _closed_loop(sender: _Sender, streams: int, start: float,
     return latencies, errors, 0.0
 
 
-async def _open_loop(sender: _Sender, rate: float, offset: float, start: float, seconds: float,
-                     max_outstanding: int) -> tuple[list[float], dict[str, int], float]:  # fmt: skip
+async def _open_loop(
+    sender: _Sender, rate: float, offset: float, start: float, seconds: float, max_outstanding: int
+) -> tuple[list[float], dict[str, int], float]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     pending: set[asyncio.Task[None]] = set()
@@ -187,16 +193,26 @@ async def _open_loop(sender: _Sender, rate: float, offset: float, start: float, 
     return latencies, errors, max_lag
 
 
-def _worker(workload: Workload, mode: Mode, streams: int, rate: float, offset: float,
-            seconds: float, warmup_seconds: float, max_outstanding: int, barrier: Any,
-            out: Any) -> None:  # fmt: skip
+def _worker(
+    workload: Workload,
+    mode: Mode,
+    streams: int,
+    rate: float,
+    offset: float,
+    seconds: float,
+    warmup_seconds: float,
+    max_outstanding: int,
+    barrier: Any,
+    out: Any,
+) -> None:
     async def main() -> None:
         sender = _Sender(workload)
         await sender.open()
         try:
             if warmup_seconds > 0:  # connections up, server caches warm
-                await _closed_loop(sender, max(1, min(streams, 4)), time.monotonic(),
-                                   warmup_seconds)  # fmt: skip
+                await _closed_loop(
+                    sender, max(1, min(streams, 4)), time.monotonic(), warmup_seconds
+                )
             await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
             start = time.monotonic()
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -208,8 +224,15 @@ def _worker(workload: Workload, mode: Mode, streams: int, rate: float, offset: f
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             latencies, errors, lag = result
-            out.put({"latencies": latencies, "errors": errors, "elapsed": elapsed,
-                     "max_lag": lag, "cpu_seconds": cpu})  # fmt: skip
+            out.put(
+                {
+                    "latencies": latencies,
+                    "errors": errors,
+                    "elapsed": elapsed,
+                    "max_lag": lag,
+                    "cpu_seconds": cpu,
+                }
+            )
         finally:
             await sender.close()
 
@@ -222,10 +245,18 @@ def _worker(workload: Workload, mode: Mode, streams: int, rate: float, offset: f
 # ---------------------------------------------------------------- the run
 
 
-def run_load(workload: Workload, *, mode: Mode = "closed", concurrency: int = 1,
-             rate: float | None = None, seconds: float = 5.0, processes: int = 2,
-             warmup_seconds: float = 0.5, max_outstanding: int = 2000,
-             keep_latencies: bool = False) -> LoadResult:  # fmt: skip
+def run_load(
+    workload: Workload,
+    *,
+    mode: Mode = "closed",
+    concurrency: int = 1,
+    rate: float | None = None,
+    seconds: float = 5.0,
+    processes: int = 2,
+    warmup_seconds: float = 0.5,
+    max_outstanding: int = 2000,
+    keep_latencies: bool = False,
+) -> LoadResult:
     """Run ``workload`` from ``processes`` client processes and merge their figures.
 
     Closed loop splits ``concurrency`` streams over the processes; open loop splits ``rate``
@@ -242,12 +273,24 @@ def run_load(workload: Workload, *, mode: Mode = "closed", concurrency: int = 1,
     for i in range(processes):
         streams = concurrency // processes + (i < concurrency % processes)
         offset = i / (rate or 1.0)
-        procs.append(ctx.Process(
-            target=_worker,
-            args=(workload, mode, streams, per_rate, offset, seconds, warmup_seconds,
-                  max_outstanding, barrier, queue),
-            daemon=True,
-        ))  # fmt: skip
+        procs.append(
+            ctx.Process(
+                target=_worker,
+                args=(
+                    workload,
+                    mode,
+                    streams,
+                    per_rate,
+                    offset,
+                    seconds,
+                    warmup_seconds,
+                    max_outstanding,
+                    barrier,
+                    queue,
+                ),
+                daemon=True,
+            )
+        )
     for proc in procs:
         proc.start()
     parts: list[dict[str, Any]] = []
@@ -278,13 +321,21 @@ def run_load(workload: Workload, *, mode: Mode = "closed", concurrency: int = 1,
     elapsed = max(p["elapsed"] for p in parts)
     ms = [x * 1000 for x in latencies]
     return LoadResult(
-        mode=mode, processes=processes, concurrency=concurrency,
-        offered_rps=rate if mode == "open" else None, seconds=round(elapsed, 3),
-        requests=len(ms), errors=errors, throughput_rps=round(len(ms) / elapsed, 1),
-        p50_ms=round(percentile(ms, 0.50), 3), p90_ms=round(percentile(ms, 0.90), 3),
-        p99_ms=round(percentile(ms, 0.99), 3), p999_ms=round(percentile(ms, 0.999), 3),
-        max_ms=round(ms[-1], 3) if ms else 0.0, mean_ms=round(sum(ms) / len(ms), 3) if ms else 0.0,
+        mode=mode,
+        processes=processes,
+        concurrency=concurrency,
+        offered_rps=rate if mode == "open" else None,
+        seconds=round(elapsed, 3),
+        requests=len(ms),
+        errors=errors,
+        throughput_rps=round(len(ms) / elapsed, 1),
+        p50_ms=round(percentile(ms, 0.50), 3),
+        p90_ms=round(percentile(ms, 0.90), 3),
+        p99_ms=round(percentile(ms, 0.99), 3),
+        p999_ms=round(percentile(ms, 0.999), 3),
+        max_ms=round(ms[-1], 3) if ms else 0.0,
+        mean_ms=round(sum(ms) / len(ms), 3) if ms else 0.0,
         max_send_lag_ms=round(1000 * max(p["max_lag"] for p in parts), 3),
         client_cpu_percent=round(100 * sum(p["cpu_seconds"] for p in parts) / elapsed, 1),
         latencies_ms=ms if keep_latencies else [],
-    )  # fmt: skip
+    )

@@ -67,17 +67,25 @@ class OnnxModel(Model):
             output = InferOutput(name=name, shape=list(array.shape), datatype="FP32")
             output.set_data_from_numpy(array, binary_data=payload.use_binary_outputs)
             outputs.append(output)
-        return InferResponse(model_name=self.name, infer_outputs=outputs,
-                             response_id=payload.id, use_binary_outputs=payload.use_binary_outputs)  # fmt: skip
+        return InferResponse(
+            model_name=self.name,
+            infer_outputs=outputs,
+            response_id=payload.id,
+            use_binary_outputs=payload.use_binary_outputs,
+        )
 
 
 if __name__ == "__main__":
     import logging
 
     model = OnnxModel(os.environ["PEER_MODEL_NAME"], os.environ["PEER_MODEL_PATH"])
-    server = ModelServer(http_port=int(os.environ["PEER_HTTP_PORT"]),
-                         grpc_port=int(os.environ["PEER_GRPC_PORT"]), enable_grpc=True,
-                         enable_latency_logging=False, workers=1)  # fmt: skip
+    server = ModelServer(
+        http_port=int(os.environ["PEER_HTTP_PORT"]),
+        grpc_port=int(os.environ["PEER_GRPC_PORT"]),
+        enable_grpc=True,
+        enable_latency_logging=False,
+        workers=1,
+    )
     # KServe logs one INFO line per gRPC call; that is not serving work, so it is silenced.
     logging.getLogger("kserve").setLevel(logging.WARNING)
     server.start([model])

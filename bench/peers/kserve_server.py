@@ -53,15 +53,25 @@ def start(model_name: str, model_path: Path, timeout: float = 120.0) -> KServe:
     if not available():
         raise RuntimeError(f"KServe is not installed: run bench/peers/setup_kserve.sh ({VENV})")
     grpc_port = free_port()
-    env = {**os.environ, "PEER_MODEL_NAME": model_name, "PEER_MODEL_PATH": str(model_path),
-           "PEER_HTTP_PORT": str(free_port()), "PEER_GRPC_PORT": str(grpc_port)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PEER_MODEL_NAME": model_name,
+        "PEER_MODEL_PATH": str(model_path),
+        "PEER_HTTP_PORT": str(free_port()),
+        "PEER_GRPC_PORT": str(grpc_port),
+    }
     env.pop("PYTHONPATH", None)
     handle, name = tempfile.mkstemp(prefix="lumen-bench-kserve-", suffix=".log")
     os.close(handle)
     log_path = Path(name)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(VENV / "bin" / "python"), str(RUNTIME)], cwd=tempfile.gettempdir(),
-                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [str(VENV / "bin" / "python"), str(RUNTIME)],
+            cwd=tempfile.gettempdir(),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     server = KServe(proc, log_path, grpc_port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -49,8 +49,15 @@ class MLServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(model_name: str, model_path: Path, *, max_batch_size: int, max_batch_time_s: float,
-          parallel_workers: int = 0, timeout: float = 120.0) -> MLServer:  # fmt: skip
+def start(
+    model_name: str,
+    model_path: Path,
+    *,
+    max_batch_size: int,
+    max_batch_time_s: float,
+    parallel_workers: int = 0,
+    timeout: float = 120.0,
+) -> MLServer:
     """Serve ``model_path`` as ``model_name``; batching is off when ``max_batch_size`` <= 1.
 
     ``parallel_workers`` 0 runs inference in the server process, like Lumen's single process;
@@ -64,11 +71,19 @@ def start(model_name: str, model_path: Path, *, max_batch_size: int, max_batch_t
     model_dir.mkdir()
     shutil.copy(RUNTIME, model_dir / RUNTIME.name)
     grpc_port = free_port()
-    (folder / "settings.json").write_text(json.dumps({
-        "debug": False, "host": "127.0.0.1", "http_port": free_port(), "grpc_port": grpc_port,
-        "metrics_port": free_port(), "parallel_workers": parallel_workers,
-        "load_models_at_startup": True,
-    }))  # fmt: skip
+    (folder / "settings.json").write_text(
+        json.dumps(
+            {
+                "debug": False,
+                "host": "127.0.0.1",
+                "http_port": free_port(),
+                "grpc_port": grpc_port,
+                "metrics_port": free_port(),
+                "parallel_workers": parallel_workers,
+                "load_models_at_startup": True,
+            }
+        )
+    )
     model_settings: dict[str, object] = {
         "name": model_name,
         "implementation": "mlserver_runtime.OnnxModel",
@@ -78,8 +93,12 @@ def start(model_name: str, model_path: Path, *, max_batch_size: int, max_batch_t
         model_settings.update(max_batch_size=max_batch_size, max_batch_time=max_batch_time_s)
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings))
     with open(folder / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([str(VENV / "bin" / "mlserver"), "start", str(folder)], cwd=folder,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [str(VENV / "bin" / "mlserver"), "start", str(folder)],
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     server = MLServer(proc, folder, grpc_port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

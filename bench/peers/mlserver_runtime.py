@@ -46,5 +46,4 @@ class OnnxModel(MLModel):
             encoded = NumpyCodec.encode_output(name=name, payload=array)
             encoded.shape = list(array.shape)  # NumpyCodec turns [N] into [N, 1]
             outputs.append(encoded)
-        return InferenceResponse(model_name=self.name, model_version=self.version,
-                                 outputs=outputs)  # fmt: skip
+        return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)

@@ -70,9 +70,11 @@ def p99(metric: str, by: str = "", selector: str = E) -> str:
 def error_ratio(metric: str, bad: str, selector: str, by: str = "") -> str:
     """Bad share of a counter; a missing bad series counts as 0, a missing counter as no data."""
     grp = f" by ({by})" if by else ""
-    return (f"(sum{grp} (rate({metric}{{{selector}, {bad}}}[{RI}])) or {'0 * ' if by else ''}"
-            f"{f'sum{grp} (rate({metric}{{{selector}}}[{RI}]))' if by else 'vector(0)'})"
-            f" / sum{grp} (rate({metric}{{{selector}}}[{RI}]))")  # fmt: skip
+    return (
+        f"(sum{grp} (rate({metric}{{{selector}, {bad}}}[{RI}])) or {'0 * ' if by else ''}"
+        f"{f'sum{grp} (rate({metric}{{{selector}}}[{RI}]))' if by else 'vector(0)'})"
+        f" / sum{grp} (rate({metric}{{{selector}}}[{RI}]))"
+    )
 
 
 STATUS_MAPPING = {
@@ -86,237 +88,903 @@ STATUS_MAPPING = {
 }
 UP_MAPPING = {
     "type": "value",
-    "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
-                "1": {"text": "UP", "color": "green", "index": 1}},
-}  # fmt: skip
+    "options": {
+        "0": {"text": "DOWN", "color": "red", "index": 0},
+        "1": {"text": "UP", "color": "green", "index": 1},
+    },
+}
 
 
 def overview() -> Dashboard:
     grpc_bad = 'code!="OK"'
     http_bad = 'status=~"5..|INTERNAL|UNAVAILABLE|DEADLINE_EXCEEDED|UNKNOWN|DATA_LOSS"'
     return Dashboard(
-        "lumen-overview", "Lumen / Overview",
+        "lumen-overview",
+        "Lumen / Overview",
         "Rate, errors and duration (RED) of every Lumen service, and whether Prometheus reaches it.",
         [
-            ("Targets", [
-                Panel("Targets up", [q(f"up{{{ES}}}", "{{service}}", instant=True)], "stat",
-                      mappings=[UP_MAPPING], thresholds=[(1, "green")], width=24, height=4),
-            ]),
-            ("Ingest", [
-                Panel("Ingest requests/s", [q(f"sum by (transport) (rate(lumen_ingest_requests_total{{{ES}}}[{RI}]))", "{{transport}}")], unit="reqps"),
-                Panel("Ingest server-error ratio", [q(error_ratio("lumen_ingest_requests_total", http_bad, ES), "errors")],
-                      unit="percentunit", thresholds=[(0.001, "red")], min=0),
-                Panel("Ingest p99 latency", [q(p99("lumen_ingest_request_duration_seconds", "route", ES), "{{route}}")],
-                      unit="s", thresholds=[(0.025, "red")]),
-            ]),
-            ("Profiles", [
-                Panel("Profile events applied/s", [q(f"sum by (type) (rate(lumen_profiles_events_processed_total{{{ES}}}[{RI}]))", "{{type}}")], unit="ops"),
-                Panel("Profile events failed ratio", [q(
-                    f"(sum (rate(lumen_profiles_events_failed_total{{{ES}}}[{RI}])) or vector(0)) / sum (rate(lumen_profiles_events_processed_total{{{ES}}}[{RI}]))", "failed")],
-                      unit="percentunit", thresholds=[(0.001, "red")], min=0),
-                Panel("Profile batch write p99", [q(p99("lumen_profiles_mongo_write_duration_seconds", selector=ES), "p99")],
-                      unit="s", thresholds=[(0.25, "red")]),
-            ]),
-            ("Inference", [
-                Panel("Inference calls/s", [q(f"sum by (method) (rate(lumen_inference_grpc_requests_total{{{ES}}}[{RI}]))", "{{method}}")], unit="reqps"),
-                Panel("Inference error ratio", [q(error_ratio("lumen_inference_grpc_requests_total", grpc_bad, ES, by="method"), "{{method}}")],
-                      unit="percentunit", thresholds=[(0.001, "red")], min=0),
-                Panel("Inference p99 latency", [q(p99("lumen_inference_grpc_seconds", "method", ES), "{{method}}")],
-                      unit="s", thresholds=[(0.010, "red")]),
-            ]),
-            ("Exporter", [
-                Panel("Exporter dependencies", [q(f"lumen_exporter_dependency_up{{{ES}}}", "{{dependency}}", instant=True)], "stat",
-                      mappings=[UP_MAPPING], thresholds=[(1, "green")]),
-                Panel("Exporter read duration", [q(f"lumen_exporter_poll_duration_seconds{{{ES}}}", "{{dependency}}")], unit="s"),
-                Panel("Exporter read errors/s", [q(f"sum by (dependency) (rate(lumen_exporter_poll_errors_total{{{ES}}}[{RI}]))", "{{dependency}}")],
-                      unit="ops", thresholds=[(0.01, "red")]),
-            ]),
+            (
+                "Targets",
+                [
+                    Panel(
+                        "Targets up",
+                        [q(f"up{{{ES}}}", "{{service}}", instant=True)],
+                        "stat",
+                        mappings=[UP_MAPPING],
+                        thresholds=[(1, "green")],
+                        width=24,
+                        height=4,
+                    ),
+                ],
+            ),
+            (
+                "Ingest",
+                [
+                    Panel(
+                        "Ingest requests/s",
+                        [
+                            q(
+                                f"sum by (transport) (rate(lumen_ingest_requests_total{{{ES}}}[{RI}]))",
+                                "{{transport}}",
+                            )
+                        ],
+                        unit="reqps",
+                    ),
+                    Panel(
+                        "Ingest server-error ratio",
+                        [q(error_ratio("lumen_ingest_requests_total", http_bad, ES), "errors")],
+                        unit="percentunit",
+                        thresholds=[(0.001, "red")],
+                        min=0,
+                    ),
+                    Panel(
+                        "Ingest p99 latency",
+                        [q(p99("lumen_ingest_request_duration_seconds", "route", ES), "{{route}}")],
+                        unit="s",
+                        thresholds=[(0.025, "red")],
+                    ),
+                ],
+            ),
+            (
+                "Profiles",
+                [
+                    Panel(
+                        "Profile events applied/s",
+                        [
+                            q(
+                                f"sum by (type) (rate(lumen_profiles_events_processed_total{{{ES}}}[{RI}]))",
+                                "{{type}}",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Profile events failed ratio",
+                        [
+                            q(
+                                f"(sum (rate(lumen_profiles_events_failed_total{{{ES}}}[{RI}])) or vector(0)) / sum (rate(lumen_profiles_events_processed_total{{{ES}}}[{RI}]))",
+                                "failed",
+                            )
+                        ],
+                        unit="percentunit",
+                        thresholds=[(0.001, "red")],
+                        min=0,
+                    ),
+                    Panel(
+                        "Profile batch write p99",
+                        [q(p99("lumen_profiles_mongo_write_duration_seconds", selector=ES), "p99")],
+                        unit="s",
+                        thresholds=[(0.25, "red")],
+                    ),
+                ],
+            ),
+            (
+                "Inference",
+                [
+                    Panel(
+                        "Inference calls/s",
+                        [
+                            q(
+                                f"sum by (method) (rate(lumen_inference_grpc_requests_total{{{ES}}}[{RI}]))",
+                                "{{method}}",
+                            )
+                        ],
+                        unit="reqps",
+                    ),
+                    Panel(
+                        "Inference error ratio",
+                        [
+                            q(
+                                error_ratio(
+                                    "lumen_inference_grpc_requests_total", grpc_bad, ES, by="method"
+                                ),
+                                "{{method}}",
+                            )
+                        ],
+                        unit="percentunit",
+                        thresholds=[(0.001, "red")],
+                        min=0,
+                    ),
+                    Panel(
+                        "Inference p99 latency",
+                        [q(p99("lumen_inference_grpc_seconds", "method", ES), "{{method}}")],
+                        unit="s",
+                        thresholds=[(0.010, "red")],
+                    ),
+                ],
+            ),
+            (
+                "Exporter",
+                [
+                    Panel(
+                        "Exporter dependencies",
+                        [
+                            q(
+                                f"lumen_exporter_dependency_up{{{ES}}}",
+                                "{{dependency}}",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        mappings=[UP_MAPPING],
+                        thresholds=[(1, "green")],
+                    ),
+                    Panel(
+                        "Exporter read duration",
+                        [q(f"lumen_exporter_poll_duration_seconds{{{ES}}}", "{{dependency}}")],
+                        unit="s",
+                    ),
+                    Panel(
+                        "Exporter read errors/s",
+                        [
+                            q(
+                                f"sum by (dependency) (rate(lumen_exporter_poll_errors_total{{{ES}}}[{RI}]))",
+                                "{{dependency}}",
+                            )
+                        ],
+                        unit="ops",
+                        thresholds=[(0.01, "red")],
+                    ),
+                ],
+            ),
         ],
         service_variable=True,
-    )  # fmt: skip
+    )
 
 
 def ingestion() -> Dashboard:
     return Dashboard(
-        "lumen-ingestion", "Lumen / Ingestion",
+        "lumen-ingestion",
+        "Lumen / Ingestion",
         "The Segment-compatible front door: accepted, rejected and duplicate events, Kafka acknowledgements.",
         [
-            ("Events", [
-                Panel("Accepted events/s by type", [q(f"sum by (type) (rate(lumen_ingest_events_accepted_total{{{E}}}[{RI}]))", "{{type}}")], unit="ops"),
-                Panel("Rejected events/s by reason", [q(f"sum by (reason) (rate(lumen_ingest_events_rejected_total{{{E}}}[{RI}]))", "{{reason}}")], unit="ops"),
-                Panel("Duplicate events/s", [q(f"sum (rate(lumen_ingest_events_duplicate_total{{{E}}}[{RI}]))", "duplicates")], unit="ops"),
-                Panel("messageIds remembered for dedupe", [q(f"sum by (instance) (lumen_ingest_dedupe_entries{{{E}}})", "{{instance}}")],
-                      description="Per ingest process; bounded by LUMEN_INGEST_DEDUPE_MAX_ENTRIES (a few hundred bytes of memory each)."),
-            ]),
-            ("Requests", [
-                Panel("Requests/s by route and status", [q(f"sum by (route, status) (rate(lumen_ingest_requests_total{{{E}}}[{RI}]))", "{{route}} {{status}}")], unit="reqps"),
-                Panel("Request latency p99 by route", [q(p99("lumen_ingest_request_duration_seconds", "route"), "{{route}}")],
-                      unit="s", thresholds=[(0.025, "red")]),
-                Panel("Events per request (mean)", [q(
-                    f"sum (rate(lumen_ingest_batch_size_events_sum{{{E}}}[{RI}])) / sum (rate(lumen_ingest_batch_size_events_count{{{E}}}[{RI}]))", "events/request")]),
-            ]),
-            ("Kafka producer", [
-                Panel("Kafka acknowledgement p99", [q(p99("lumen_ingest_kafka_produce_duration_seconds"), "p99")],
-                      unit="s", thresholds=[(0.025, "red")]),
-                Panel("Kafka reachable", [q(f"min (lumen_ingest_kafka_up{{{E}}})", "kafka", instant=True)], "stat",
-                      mappings=[UP_MAPPING], thresholds=[(1, "green")]),
-                Panel("Requests in flight", [q(f"sum (lumen_ingest_in_flight_requests{{{E}}})", "in flight")]),
-            ]),
-            ("Failures", [
-                Panel("Requests not acknowledged by Kafka/s", [q(f"sum (rate(lumen_ingest_kafka_produce_failures_total{{{E}}}[{RI}]))", "503")],
-                      unit="reqps", thresholds=[(0.01, "red")]),
-                Panel("Rejected events written to the DLQ/s", [q(
-                    f"sum (rate(lumen_ingest_dlq_events_total{{{E}}}[{RI}]))", "written"), q(f"sum (rate(lumen_ingest_dlq_failures_total{{{E}}}[{RI}]))", "write failed")],
-                      unit="ops"),
-                Panel("Rate-limited requests/s by source", [q(f"sum by (source) (rate(lumen_ingest_rate_limited_total{{{E}}}[{RI}]))", "{{source}}")],
-                      unit="reqps", description="Answered 429 (HTTP) or RESOURCE_EXHAUSTED (gRPC): the source sends faster than LUMEN_INGEST_RATE_LIMIT_* allows."),
-            ]),
+            (
+                "Events",
+                [
+                    Panel(
+                        "Accepted events/s by type",
+                        [
+                            q(
+                                f"sum by (type) (rate(lumen_ingest_events_accepted_total{{{E}}}[{RI}]))",
+                                "{{type}}",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Rejected events/s by reason",
+                        [
+                            q(
+                                f"sum by (reason) (rate(lumen_ingest_events_rejected_total{{{E}}}[{RI}]))",
+                                "{{reason}}",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Duplicate events/s",
+                        [
+                            q(
+                                f"sum (rate(lumen_ingest_events_duplicate_total{{{E}}}[{RI}]))",
+                                "duplicates",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "messageIds remembered for dedupe",
+                        [
+                            q(
+                                f"sum by (instance) (lumen_ingest_dedupe_entries{{{E}}})",
+                                "{{instance}}",
+                            )
+                        ],
+                        description="Per ingest process; bounded by LUMEN_INGEST_DEDUPE_MAX_ENTRIES (a few hundred bytes of memory each).",
+                    ),
+                ],
+            ),
+            (
+                "Requests",
+                [
+                    Panel(
+                        "Requests/s by route and status",
+                        [
+                            q(
+                                f"sum by (route, status) (rate(lumen_ingest_requests_total{{{E}}}[{RI}]))",
+                                "{{route}} {{status}}",
+                            )
+                        ],
+                        unit="reqps",
+                    ),
+                    Panel(
+                        "Request latency p99 by route",
+                        [q(p99("lumen_ingest_request_duration_seconds", "route"), "{{route}}")],
+                        unit="s",
+                        thresholds=[(0.025, "red")],
+                    ),
+                    Panel(
+                        "Events per request (mean)",
+                        [
+                            q(
+                                f"sum (rate(lumen_ingest_batch_size_events_sum{{{E}}}[{RI}])) / sum (rate(lumen_ingest_batch_size_events_count{{{E}}}[{RI}]))",
+                                "events/request",
+                            )
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "Kafka producer",
+                [
+                    Panel(
+                        "Kafka acknowledgement p99",
+                        [q(p99("lumen_ingest_kafka_produce_duration_seconds"), "p99")],
+                        unit="s",
+                        thresholds=[(0.025, "red")],
+                    ),
+                    Panel(
+                        "Kafka reachable",
+                        [q(f"min (lumen_ingest_kafka_up{{{E}}})", "kafka", instant=True)],
+                        "stat",
+                        mappings=[UP_MAPPING],
+                        thresholds=[(1, "green")],
+                    ),
+                    Panel(
+                        "Requests in flight",
+                        [q(f"sum (lumen_ingest_in_flight_requests{{{E}}})", "in flight")],
+                    ),
+                ],
+            ),
+            (
+                "Failures",
+                [
+                    Panel(
+                        "Requests not acknowledged by Kafka/s",
+                        [
+                            q(
+                                f"sum (rate(lumen_ingest_kafka_produce_failures_total{{{E}}}[{RI}]))",
+                                "503",
+                            )
+                        ],
+                        unit="reqps",
+                        thresholds=[(0.01, "red")],
+                    ),
+                    Panel(
+                        "Rejected events written to the DLQ/s",
+                        [
+                            q(f"sum (rate(lumen_ingest_dlq_events_total{{{E}}}[{RI}]))", "written"),
+                            q(
+                                f"sum (rate(lumen_ingest_dlq_failures_total{{{E}}}[{RI}]))",
+                                "write failed",
+                            ),
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Rate-limited requests/s by source",
+                        [
+                            q(
+                                f"sum by (source) (rate(lumen_ingest_rate_limited_total{{{E}}}[{RI}]))",
+                                "{{source}}",
+                            )
+                        ],
+                        unit="reqps",
+                        description="Answered 429 (HTTP) or RESOURCE_EXHAUSTED (gRPC): the source sends faster than LUMEN_INGEST_RATE_LIMIT_* allows.",
+                    ),
+                ],
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def streaming() -> Dashboard:
-    fresh = (f'sum (rate(lumen_profiles_processing_lag_seconds_bucket{{{E}, le="1.0"}}[{RI}])) '
-             f"/ sum (rate(lumen_profiles_processing_lag_seconds_count{{{E}}}[{RI}]))")  # fmt: skip
+    fresh = (
+        f'sum (rate(lumen_profiles_processing_lag_seconds_bucket{{{E}, le="1.0"}}[{RI}])) '
+        f"/ sum (rate(lumen_profiles_processing_lag_seconds_count{{{E}}}[{RI}]))"
+    )
     return Dashboard(
-        "lumen-streaming", "Lumen / Streaming",
+        "lumen-streaming",
+        "Lumen / Streaming",
         "Kafka consumer lag (messages, seconds, Burrow-style status), profile freshness, throughput and the DLQ.",
         [
-            ("Consumer lag", [
-                Panel("Lag (messages) by group", [q(f"sum by (group, topic) (lumen:kafka_consumergroup_lag_messages:sum{{{E}}})", "{{group}} {{topic}}")]),
-                Panel("Lag (estimated seconds) by group", [q(f"max by (group) (lumen_kafka_consumergroup_lag_seconds{{{E}}})", "{{group}}")],
-                      unit="s", thresholds=[(1, "yellow"), (30, "red")]),
-                Panel("Group status", [q(f"max by (group) (lumen_kafka_consumergroup_status{{{E}}})", "{{group}}", instant=True)], "stat",
-                      mappings=[STATUS_MAPPING], thresholds=[(1, "yellow"), (2, "red")]),
-            ]),
-            ("Freshness", [
-                Panel("Events fresh within 1 s (SLO 99 %)", [q(fresh, "fresh")], unit="percentunit",
-                      thresholds=[(0.99, "green")], min=0, max=1),
-                Panel("Event-to-profile p99", [q(p99("lumen_profiles_processing_lag_seconds"), "p99")],
-                      unit="s", thresholds=[(1, "red")]),
-                Panel("Freshness budget burn rate (1 h)", [q(f"lumen:profiles_freshness:error_ratio_rate1h{{{E}}} / 0.01", "burn rate")],
-                      thresholds=[(6, "yellow"), (14.4, "red")]),
-            ]),
-            ("Throughput", [
-                Panel("Messages/s appended by topic", [q(f"sum by (topic) (lumen_kafka_partition_produce_rate{{{E}}})", "{{topic}}")], unit="ops"),
-                Panel("Profile events applied/s", [q(f"sum (rate(lumen_profiles_events_processed_total{{{E}}}[{RI}]))", "applied")], unit="ops"),
-                Panel("Records per profile batch (mean)", [q(
-                    f"sum (rate(lumen_profiles_batch_size_events_sum{{{E}}}[{RI}])) / sum (rate(lumen_profiles_batch_size_events_count{{{E}}}[{RI}]))", "records/batch")]),
-            ]),
-            ("Profile updater", [
-                Panel("Seconds since the last profile commit", [q(f"time() - max (lumen_profiles_last_commit_timestamp_seconds{{{E}}})", "since last commit")],
-                      unit="s", thresholds=[(30, "yellow"), (120, "red")]),
-                Panel("profiles.updated messages/s by kind", [q(f"sum by (kind) (rate(lumen_profiles_updates_published_total{{{E}}}[{RI}]))", "{{kind}}")], unit="ops"),
-                Panel("Replayed records skipped/s", [q(f"sum (rate(lumen_profiles_events_skipped_total{{{E}}}[{RI}]))", "skipped")], unit="ops"),
-                Panel("Retried failures/s by kind", [q(f"sum by (kind) (rate(lumen_profiles_errors_total{{{E}}}[{RI}]))", "{{kind}}")],
-                      unit="ops", description="MongoDB writes, profiles.updated publishes or internal errors the updater retried.",
-                      thresholds=[(0.1, "red")]),
-                Panel("Partitions per worker", [q(f"sum by (instance) (lumen_profiles_assigned_partitions{{{E}}})", "{{instance}}")],
-                      description="Partitions of events.raw each worker owns: the group's balance after a rebalance."),
-                Panel("Erasures applied", [q(f"sum (increase(lumen_profiles_erasures_total{{{E}}}[$__range]))", "erasures", instant=True)], "stat"),
-            ]),
-            ("Dead-letter queue", [
-                Panel("DLQ messages/s", [q(f'sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.dlq"}})', "events.dlq")],
-                      unit="ops", thresholds=[(1, "red")]),
-                Panel("DLQ share of events", [q(
-                    f'sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.dlq"}}) / sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.raw"}})', "share")],
-                      unit="percentunit", thresholds=[(0.01, "red")]),
-                Panel("DLQ size (messages)", [q(f'sum (lumen_kafka_partition_end_offset{{{E}, topic="events.dlq"}})', "end offset", instant=True)], "stat"),
-            ]),
-            ("Storage", [
-                Panel("MongoDB data size", [q(f"lumen_mongodb_collection_size_bytes{{{E}}}", "{{collection}}")], unit="bytes"),
-                Panel("MongoDB index size", [q(f"lumen_mongodb_index_size_bytes{{{E}}}", "{{collection}}")], unit="bytes"),
-                Panel("Profile batch write p99", [q(p99("lumen_profiles_mongo_write_duration_seconds"), "p99")], unit="s",
-                      thresholds=[(0.25, "red")]),
-            ]),
+            (
+                "Consumer lag",
+                [
+                    Panel(
+                        "Lag (messages) by group",
+                        [
+                            q(
+                                f"sum by (group, topic) (lumen:kafka_consumergroup_lag_messages:sum{{{E}}})",
+                                "{{group}} {{topic}}",
+                            )
+                        ],
+                    ),
+                    Panel(
+                        "Lag (estimated seconds) by group",
+                        [
+                            q(
+                                f"max by (group) (lumen_kafka_consumergroup_lag_seconds{{{E}}})",
+                                "{{group}}",
+                            )
+                        ],
+                        unit="s",
+                        thresholds=[(1, "yellow"), (30, "red")],
+                    ),
+                    Panel(
+                        "Group status",
+                        [
+                            q(
+                                f"max by (group) (lumen_kafka_consumergroup_status{{{E}}})",
+                                "{{group}}",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        mappings=[STATUS_MAPPING],
+                        thresholds=[(1, "yellow"), (2, "red")],
+                    ),
+                ],
+            ),
+            (
+                "Freshness",
+                [
+                    Panel(
+                        "Events fresh within 1 s (SLO 99 %)",
+                        [q(fresh, "fresh")],
+                        unit="percentunit",
+                        thresholds=[(0.99, "green")],
+                        min=0,
+                        max=1,
+                    ),
+                    Panel(
+                        "Event-to-profile p99",
+                        [q(p99("lumen_profiles_processing_lag_seconds"), "p99")],
+                        unit="s",
+                        thresholds=[(1, "red")],
+                    ),
+                    Panel(
+                        "Freshness budget burn rate (1 h)",
+                        [
+                            q(
+                                f"lumen:profiles_freshness:error_ratio_rate1h{{{E}}} / 0.01",
+                                "burn rate",
+                            )
+                        ],
+                        thresholds=[(6, "yellow"), (14.4, "red")],
+                    ),
+                ],
+            ),
+            (
+                "Throughput",
+                [
+                    Panel(
+                        "Messages/s appended by topic",
+                        [
+                            q(
+                                f"sum by (topic) (lumen_kafka_partition_produce_rate{{{E}}})",
+                                "{{topic}}",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Profile events applied/s",
+                        [
+                            q(
+                                f"sum (rate(lumen_profiles_events_processed_total{{{E}}}[{RI}]))",
+                                "applied",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Records per profile batch (mean)",
+                        [
+                            q(
+                                f"sum (rate(lumen_profiles_batch_size_events_sum{{{E}}}[{RI}])) / sum (rate(lumen_profiles_batch_size_events_count{{{E}}}[{RI}]))",
+                                "records/batch",
+                            )
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "Profile updater",
+                [
+                    Panel(
+                        "Seconds since the last profile commit",
+                        [
+                            q(
+                                f"time() - max (lumen_profiles_last_commit_timestamp_seconds{{{E}}})",
+                                "since last commit",
+                            )
+                        ],
+                        unit="s",
+                        thresholds=[(30, "yellow"), (120, "red")],
+                    ),
+                    Panel(
+                        "profiles.updated messages/s by kind",
+                        [
+                            q(
+                                f"sum by (kind) (rate(lumen_profiles_updates_published_total{{{E}}}[{RI}]))",
+                                "{{kind}}",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Replayed records skipped/s",
+                        [
+                            q(
+                                f"sum (rate(lumen_profiles_events_skipped_total{{{E}}}[{RI}]))",
+                                "skipped",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Retried failures/s by kind",
+                        [
+                            q(
+                                f"sum by (kind) (rate(lumen_profiles_errors_total{{{E}}}[{RI}]))",
+                                "{{kind}}",
+                            )
+                        ],
+                        unit="ops",
+                        description="MongoDB writes, profiles.updated publishes or internal errors the updater retried.",
+                        thresholds=[(0.1, "red")],
+                    ),
+                    Panel(
+                        "Partitions per worker",
+                        [
+                            q(
+                                f"sum by (instance) (lumen_profiles_assigned_partitions{{{E}}})",
+                                "{{instance}}",
+                            )
+                        ],
+                        description="Partitions of events.raw each worker owns: the group's balance after a rebalance.",
+                    ),
+                    Panel(
+                        "Erasures applied",
+                        [
+                            q(
+                                f"sum (increase(lumen_profiles_erasures_total{{{E}}}[$__range]))",
+                                "erasures",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                    ),
+                ],
+            ),
+            (
+                "Dead-letter queue",
+                [
+                    Panel(
+                        "DLQ messages/s",
+                        [
+                            q(
+                                f'sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.dlq"}})',
+                                "events.dlq",
+                            )
+                        ],
+                        unit="ops",
+                        thresholds=[(1, "red")],
+                    ),
+                    Panel(
+                        "DLQ share of events",
+                        [
+                            q(
+                                f'sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.dlq"}}) / sum (lumen_kafka_partition_produce_rate{{{E}, topic="events.raw"}})',
+                                "share",
+                            )
+                        ],
+                        unit="percentunit",
+                        thresholds=[(0.01, "red")],
+                    ),
+                    Panel(
+                        "DLQ size (messages)",
+                        [
+                            q(
+                                f'sum (lumen_kafka_partition_end_offset{{{E}, topic="events.dlq"}})',
+                                "end offset",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                    ),
+                ],
+            ),
+            (
+                "Storage",
+                [
+                    Panel(
+                        "MongoDB data size",
+                        [q(f"lumen_mongodb_collection_size_bytes{{{E}}}", "{{collection}}")],
+                        unit="bytes",
+                    ),
+                    Panel(
+                        "MongoDB index size",
+                        [q(f"lumen_mongodb_index_size_bytes{{{E}}}", "{{collection}}")],
+                        unit="bytes",
+                    ),
+                    Panel(
+                        "Profile batch write p99",
+                        [q(p99("lumen_profiles_mongo_write_duration_seconds"), "p99")],
+                        unit="s",
+                        thresholds=[(0.25, "red")],
+                    ),
+                ],
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def inference() -> Dashboard:
     M = f'{E}, model=~"$model"'
     by_version = "model, version"
     return Dashboard(
-        "lumen-inference", "Lumen / Inference",
+        "lumen-inference",
+        "Lumen / Inference",
         "Calls, latency against the 10 ms SLO and errors per gRPC method of the inference server; "
         "per model and version: load state, throughput, compute and queue time, dynamic batching.",
         [
-            ("Calls", [
-                Panel("gRPC calls/s by method", [q(f"sum by (method) (rate(lumen_inference_grpc_requests_total{{{E}}}[{RI}]))", "{{method}}")], unit="reqps"),
-                Panel("gRPC p99 by method (SLO 10 ms)", [q(p99("lumen_inference_grpc_seconds", "method"), "{{method}}")],
-                      unit="s", thresholds=[(0.010, "red")]),
-                Panel("gRPC error ratio", [q(error_ratio("lumen_inference_grpc_requests_total", 'code!="OK"', E, by="method"), "{{method}}")],
-                      unit="percentunit", thresholds=[(0.001, "red")], min=0),
-            ]),
-            ("Models", [
-                Panel("Model versions loaded", [q(f"max by ({by_version}) (lumen_inference_model_loaded{{{M}}})", "{{model}} v{{version}}", instant=True)], "stat",
-                      description="1 while a version is loaded and serving; 0 once it was unloaded or replaced.",
-                      mappings=[UP_MAPPING], thresholds=[(1, "green")]),
-                Panel("Rows inferred/s by model version", [q(f"sum by ({by_version}) (rate(lumen_inference_model_inferences_total{{{M}}}[{RI}]))", "{{model}} v{{version}}")],
-                      unit="ops"),
-                Panel("Model request failure ratio", [q(error_ratio("lumen_inference_model_requests_total", 'outcome="failure"', M, by=by_version), "{{model}} v{{version}}")],
-                      unit="percentunit", thresholds=[(0.001, "red")], min=0),
-                Panel("Compute p99 by model version", [q(p99("lumen_inference_model_compute_seconds", by_version, M), "{{model}} v{{version}}")],
-                      unit="s", description="onnxruntime time of one execution (a whole batch).", thresholds=[(0.010, "red")]),
-                Panel("Batch queue wait p99", [q(p99("lumen_inference_model_queue_seconds", by_version, M), "{{model}} v{{version}}")],
-                      unit="s", description="Time a request waits for its dynamic batch to run."),
-                Panel("Average batch size", [q(
-                    f"sum by ({by_version}) (rate(lumen_inference_model_inferences_total{{{M}}}[{RI}])) / sum by ({by_version}) (rate(lumen_inference_model_executions_total{{{M}}}[{RI}]))",
-                    "{{model}} v{{version}}")], description="Rows per onnxruntime execution: above 1 while dynamic batching merges requests."),
-                Panel("Requests waiting in the batch queue", [q(f"sum by ({by_version}) (lumen_inference_model_queue_depth{{{M}}})", "{{model}} v{{version}}")]),
-            ]),
-            ("Recommendations and profile store", [
-                Panel("Recommend answers by source", [q(f"sum by (source) (rate(lumen_inference_recommend_responses_total{{{E}}}[{RI}]))", "{{source}}")],
-                      unit="reqps", description="personalised, trending (no usable profile) or trending_degraded (the profile store failed)."),
-                Panel("Profile store reachable", [q(f"min (lumen_inference_profile_store_up{{{E}}})", "profile store", instant=True)], "stat",
-                      mappings=[UP_MAPPING], thresholds=[(1, "green")]),
-                Panel("Profile reads failed/s", [q(f"sum (rate(lumen_inference_profile_store_errors_total{{{E}}}[{RI}]))", "failed"),
-                                                 q(f"sum (rate(lumen_inference_profile_unreadable_total{{{E}}}[{RI}]))", "undecodable")],
-                      unit="ops", thresholds=[(0.1, "red")],
-                      description="Reads that failed or timed out, and profiles whose item lists could not be decoded; both answer from trending."),
-            ]),
-            ("Support routing (support.messages -> support.intents)", [
-                Panel("Support messages by outcome", [q(f"sum by (outcome) (rate(lumen_inference_support_messages_total{{{E}}}[{RI}]))", "{{outcome}}")],
-                      unit="ops", description="classified (published with a route), invalid (published with its error and the out-of-scope route) or failed (the batch failed and is read again, so a message can count more than once)."),
-            ]),
+            (
+                "Calls",
+                [
+                    Panel(
+                        "gRPC calls/s by method",
+                        [
+                            q(
+                                f"sum by (method) (rate(lumen_inference_grpc_requests_total{{{E}}}[{RI}]))",
+                                "{{method}}",
+                            )
+                        ],
+                        unit="reqps",
+                    ),
+                    Panel(
+                        "gRPC p99 by method (SLO 10 ms)",
+                        [q(p99("lumen_inference_grpc_seconds", "method"), "{{method}}")],
+                        unit="s",
+                        thresholds=[(0.010, "red")],
+                    ),
+                    Panel(
+                        "gRPC error ratio",
+                        [
+                            q(
+                                error_ratio(
+                                    "lumen_inference_grpc_requests_total",
+                                    'code!="OK"',
+                                    E,
+                                    by="method",
+                                ),
+                                "{{method}}",
+                            )
+                        ],
+                        unit="percentunit",
+                        thresholds=[(0.001, "red")],
+                        min=0,
+                    ),
+                ],
+            ),
+            (
+                "Models",
+                [
+                    Panel(
+                        "Model versions loaded",
+                        [
+                            q(
+                                f"max by ({by_version}) (lumen_inference_model_loaded{{{M}}})",
+                                "{{model}} v{{version}}",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        description="1 while a version is loaded and serving; 0 once it was unloaded or replaced.",
+                        mappings=[UP_MAPPING],
+                        thresholds=[(1, "green")],
+                    ),
+                    Panel(
+                        "Rows inferred/s by model version",
+                        [
+                            q(
+                                f"sum by ({by_version}) (rate(lumen_inference_model_inferences_total{{{M}}}[{RI}]))",
+                                "{{model}} v{{version}}",
+                            )
+                        ],
+                        unit="ops",
+                    ),
+                    Panel(
+                        "Model request failure ratio",
+                        [
+                            q(
+                                error_ratio(
+                                    "lumen_inference_model_requests_total",
+                                    'outcome="failure"',
+                                    M,
+                                    by=by_version,
+                                ),
+                                "{{model}} v{{version}}",
+                            )
+                        ],
+                        unit="percentunit",
+                        thresholds=[(0.001, "red")],
+                        min=0,
+                    ),
+                    Panel(
+                        "Compute p99 by model version",
+                        [
+                            q(
+                                p99("lumen_inference_model_compute_seconds", by_version, M),
+                                "{{model}} v{{version}}",
+                            )
+                        ],
+                        unit="s",
+                        description="onnxruntime time of one execution (a whole batch).",
+                        thresholds=[(0.010, "red")],
+                    ),
+                    Panel(
+                        "Batch queue wait p99",
+                        [
+                            q(
+                                p99("lumen_inference_model_queue_seconds", by_version, M),
+                                "{{model}} v{{version}}",
+                            )
+                        ],
+                        unit="s",
+                        description="Time a request waits for its dynamic batch to run.",
+                    ),
+                    Panel(
+                        "Average batch size",
+                        [
+                            q(
+                                f"sum by ({by_version}) (rate(lumen_inference_model_inferences_total{{{M}}}[{RI}])) / sum by ({by_version}) (rate(lumen_inference_model_executions_total{{{M}}}[{RI}]))",
+                                "{{model}} v{{version}}",
+                            )
+                        ],
+                        description="Rows per onnxruntime execution: above 1 while dynamic batching merges requests.",
+                    ),
+                    Panel(
+                        "Requests waiting in the batch queue",
+                        [
+                            q(
+                                f"sum by ({by_version}) (lumen_inference_model_queue_depth{{{M}}})",
+                                "{{model}} v{{version}}",
+                            )
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "Recommendations and profile store",
+                [
+                    Panel(
+                        "Recommend answers by source",
+                        [
+                            q(
+                                f"sum by (source) (rate(lumen_inference_recommend_responses_total{{{E}}}[{RI}]))",
+                                "{{source}}",
+                            )
+                        ],
+                        unit="reqps",
+                        description="personalised, trending (no usable profile) or trending_degraded (the profile store failed).",
+                    ),
+                    Panel(
+                        "Profile store reachable",
+                        [
+                            q(
+                                f"min (lumen_inference_profile_store_up{{{E}}})",
+                                "profile store",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        mappings=[UP_MAPPING],
+                        thresholds=[(1, "green")],
+                    ),
+                    Panel(
+                        "Profile reads failed/s",
+                        [
+                            q(
+                                f"sum (rate(lumen_inference_profile_store_errors_total{{{E}}}[{RI}]))",
+                                "failed",
+                            ),
+                            q(
+                                f"sum (rate(lumen_inference_profile_unreadable_total{{{E}}}[{RI}]))",
+                                "undecodable",
+                            ),
+                        ],
+                        unit="ops",
+                        thresholds=[(0.1, "red")],
+                        description="Reads that failed or timed out, and profiles whose item lists could not be decoded; both answer from trending.",
+                    ),
+                ],
+            ),
+            (
+                "Support routing (support.messages -> support.intents)",
+                [
+                    Panel(
+                        "Support messages by outcome",
+                        [
+                            q(
+                                f"sum by (outcome) (rate(lumen_inference_support_messages_total{{{E}}}[{RI}]))",
+                                "{{outcome}}",
+                            )
+                        ],
+                        unit="ops",
+                        description="classified (published with a route), invalid (published with its error and the out-of-scope route) or failed (the batch failed and is read again, so a message can count more than once).",
+                    ),
+                ],
+            ),
         ],
         variables=[("model", "Model", f"label_values(lumen_inference_model_loaded{{{E}}}, model)")],
-    )  # fmt: skip
+    )
 
 
 def business() -> Dashboard:
     R = "$__range"
     return Dashboard(
-        "lumen-business", "Lumen / Business",
+        "lumen-business",
+        "Lumen / Business",
         "KPIs from the event stream and MongoDB: events, funnel, revenue, trends, support intents, active users.",
         [
-            ("Activity", [
-                Panel("Events per minute by type", [q(f"sum by (type) (rate(lumen_business_events_total{{{E}}}[{RI}])) * 60", "{{type}}")], unit="short"),
-                Panel("Active users", [q(f"max by (window) (lumen_mongodb_active_users{{{E}}})", "{{window}}", instant=True)], "stat"),
-                Panel("Profiles and items", [q(f'max by (collection) (lumen_mongodb_collection_documents{{{E}, collection=~"profiles|items"}})', "{{collection}}", instant=True)], "stat"),
-            ]),
-            ("Commerce", [
-                Panel("Funnel (view -> add to cart -> purchase)", [q(f"sum by (step) (increase(lumen_business_funnel_events_total{{{E}}}[{R}]))", "{{step}}", instant=True)], "bargauge"),
-                Panel("View-to-purchase conversion", [q(
-                    f'sum (increase(lumen_business_funnel_events_total{{{E}, step="purchase"}}[{R}])) / sum (increase(lumen_business_funnel_events_total{{{E}, step="view"}}[{R}]))', "conversion", instant=True)],
-                      "stat", unit="percentunit"),
-                Panel("Revenue per hour by currency", [q(f"sum by (currency) (rate(lumen_business_revenue_total{{{E}}}[{RI}])) * 3600", "{{currency}}")]),
-            ]),
-            ("Trends and recommendations", [
-                Panel("Trending categories (last hour)", [q(f"max by (category) (lumen_business_trending_category_events{{{E}}})", "{{category}}", instant=True)], "bargauge"),
-                Panel("Orders per minute", [q(f"sum (rate(lumen_business_orders_total{{{E}}}[{RI}])) * 60", "orders")]),
-                Panel("Recommendation click-through", [q(
-                    f'sum (increase(lumen_business_recommendation_events_total{{{E}, action="click"}}[{R}])) / sum (increase(lumen_business_recommendation_events_total{{{E}, action="impression"}}[{R}]))', "CTR", instant=True)],
-                      "stat", unit="percentunit"),
-            ]),
-            ("Support", [
-                Panel("Support intents", [q(f"sum by (intent) (increase(lumen_business_support_intents_total{{{E}}}[{R}]))", "{{intent}}", instant=True)], "bargauge"),
-                Panel("Out-of-scope share", [q(
-                    f"sum (increase(lumen_business_support_out_of_scope_total{{{E}}}[{R}])) / sum (increase(lumen_business_support_intents_total{{{E}}}[{R}]))", "out of scope", instant=True)],
-                      "stat", unit="percentunit", thresholds=[(0.2, "yellow"), (0.4, "red")]),
-            ]),
+            (
+                "Activity",
+                [
+                    Panel(
+                        "Events per minute by type",
+                        [
+                            q(
+                                f"sum by (type) (rate(lumen_business_events_total{{{E}}}[{RI}])) * 60",
+                                "{{type}}",
+                            )
+                        ],
+                        unit="short",
+                    ),
+                    Panel(
+                        "Active users",
+                        [
+                            q(
+                                f"max by (window) (lumen_mongodb_active_users{{{E}}})",
+                                "{{window}}",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                    ),
+                    Panel(
+                        "Profiles and items",
+                        [
+                            q(
+                                f'max by (collection) (lumen_mongodb_collection_documents{{{E}, collection=~"profiles|items"}})',
+                                "{{collection}}",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                    ),
+                ],
+            ),
+            (
+                "Commerce",
+                [
+                    Panel(
+                        "Funnel (view -> add to cart -> purchase)",
+                        [
+                            q(
+                                f"sum by (step) (increase(lumen_business_funnel_events_total{{{E}}}[{R}]))",
+                                "{{step}}",
+                                instant=True,
+                            )
+                        ],
+                        "bargauge",
+                    ),
+                    Panel(
+                        "View-to-purchase conversion",
+                        [
+                            q(
+                                f'sum (increase(lumen_business_funnel_events_total{{{E}, step="purchase"}}[{R}])) / sum (increase(lumen_business_funnel_events_total{{{E}, step="view"}}[{R}]))',
+                                "conversion",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        unit="percentunit",
+                    ),
+                    Panel(
+                        "Revenue per hour by currency",
+                        [
+                            q(
+                                f"sum by (currency) (rate(lumen_business_revenue_total{{{E}}}[{RI}])) * 3600",
+                                "{{currency}}",
+                            )
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "Trends and recommendations",
+                [
+                    Panel(
+                        "Trending categories (last hour)",
+                        [
+                            q(
+                                f"max by (category) (lumen_business_trending_category_events{{{E}}})",
+                                "{{category}}",
+                                instant=True,
+                            )
+                        ],
+                        "bargauge",
+                    ),
+                    Panel(
+                        "Orders per minute",
+                        [q(f"sum (rate(lumen_business_orders_total{{{E}}}[{RI}])) * 60", "orders")],
+                    ),
+                    Panel(
+                        "Recommendation click-through",
+                        [
+                            q(
+                                f'sum (increase(lumen_business_recommendation_events_total{{{E}, action="click"}}[{R}])) / sum (increase(lumen_business_recommendation_events_total{{{E}, action="impression"}}[{R}]))',
+                                "CTR",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        unit="percentunit",
+                    ),
+                ],
+            ),
+            (
+                "Support",
+                [
+                    Panel(
+                        "Support intents",
+                        [
+                            q(
+                                f"sum by (intent) (increase(lumen_business_support_intents_total{{{E}}}[{R}]))",
+                                "{{intent}}",
+                                instant=True,
+                            )
+                        ],
+                        "bargauge",
+                    ),
+                    Panel(
+                        "Out-of-scope share",
+                        [
+                            q(
+                                f"sum (increase(lumen_business_support_out_of_scope_total{{{E}}}[{R}])) / sum (increase(lumen_business_support_intents_total{{{E}}}[{R}]))",
+                                "out of scope",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        unit="percentunit",
+                        thresholds=[(0.2, "yellow"), (0.4, "red")],
+                    ),
+                ],
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 DASHBOARDS = (overview, ingestion, streaming, inference, business)
@@ -324,24 +992,34 @@ DASHBOARDS = (overview, ingestion, streaming, inference, business)
 
 def _thresholds(steps: list[tuple[float, str]]) -> dict[str, Any]:
     base = "green" if not steps or steps[0][1] != "green" else "red"
-    return {"mode": "absolute",
-            "steps": [{"color": base, "value": None}, *({"color": c, "value": v} for v, c in steps)]}  # fmt: skip
+    return {
+        "mode": "absolute",
+        "steps": [{"color": base, "value": None}, *({"color": c, "value": v} for v, c in steps)],
+    }
 
 
 def _panel(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
-    defaults: dict[str, Any] = {"unit": panel.unit, "thresholds": _thresholds(panel.thresholds),
-                                "mappings": panel.mappings, "color": {"mode": "palette-classic"}}  # fmt: skip
+    defaults: dict[str, Any] = {
+        "unit": panel.unit,
+        "thresholds": _thresholds(panel.thresholds),
+        "mappings": panel.mappings,
+        "color": {"mode": "palette-classic"},
+    }
     if panel.kind in ("stat", "bargauge"):
         defaults["color"] = {"mode": "thresholds"}
     if panel.min is not None:
         defaults["min"] = panel.min
     if panel.max is not None:
         defaults["max"] = panel.max
-    options: dict[str, Any] = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                               "tooltip": {"mode": "multi", "sort": "desc"}}  # fmt: skip
+    options: dict[str, Any] = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
     if panel.kind in ("stat", "bargauge"):
-        options = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                   "orientation": "horizontal"}  # fmt: skip
+        options = {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "orientation": "horizontal",
+        }
     return {
         "id": pid,
         "type": panel.kind,
@@ -367,18 +1045,34 @@ def _panel(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
 
 def _variable(name: str, label: str, query: str) -> dict[str, Any]:
     return {
-        "type": "query", "name": name, "label": label, "datasource": DS,
-        "query": query, "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*",
-        "current": {"text": "All", "value": "$__all"}, "sort": 1,
-    }  # fmt: skip
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DS,
+        "query": query,
+        "refresh": 2,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"text": "All", "value": "$__all"},
+        "sort": 1,
+    }
 
 
 def render(dashboard: Dashboard) -> dict[str, Any]:
     panels: list[dict[str, Any]] = []
     pid, y = 1, 0
     for title, row in dashboard.rows:
-        panels.append({"type": "row", "id": pid, "title": title, "collapsed": False, "panels": [],
-                       "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}})  # fmt: skip
+        panels.append(
+            {
+                "type": "row",
+                "id": pid,
+                "title": title,
+                "collapsed": False,
+                "panels": [],
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+            }
+        )
         pid, y, x = pid + 1, y + 1, 0
         for panel in row:
             if x + panel.width > 24:
@@ -387,10 +1081,15 @@ def render(dashboard: Dashboard) -> dict[str, Any]:
             pid, x = pid + 1, x + panel.width
         y += max(p.height for p in row)
     variables = [
-        {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
-         "current": {"text": "Prometheus", "value": "prometheus"}},
+        {
+            "type": "datasource",
+            "name": "datasource",
+            "label": "Data source",
+            "query": "prometheus",
+            "current": {"text": "Prometheus", "value": "prometheus"},
+        },
         _variable("env", "Environment", "label_values(up, env)"),
-    ]  # fmt: skip
+    ]
     if dashboard.service_variable:
         variables.append(_variable("service", "Service", 'label_values(up{env=~"$env"}, service)'))
     variables += [_variable(name, label, query) for name, label, query in dashboard.variables]
