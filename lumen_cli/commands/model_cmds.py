@@ -8,16 +8,18 @@ from typing import Any
 
 def add_parsers(sub: Any) -> None:
     train = sub.add_parser(
-        "train", help="build models into the registry (python -m models train ...)",
+        "train",
+        help="build models into the registry (python -m models train ...)",
         description="Arguments after `train` go to `python -m models train`, e.g. "
-                    "`lumen train all --small` or `lumen train recommender --force`.",
-    )  # fmt: skip
+        "`lumen train all --small` or `lumen train recommender --force`.",
+    )
     train.add_argument("rest", nargs=argparse.REMAINDER, help="target [--small] [--force]")
     train.set_defaults(func=lambda args: _models(["train", *args.rest]))
     evaluate = sub.add_parser(
-        "eval", help="re-measure the newest model versions (python -m models eval ...)",
+        "eval",
+        help="re-measure the newest model versions (python -m models eval ...)",
         description="Arguments after `eval` go to `python -m models eval`, e.g. `lumen eval all`.",
-    )  # fmt: skip
+    )
     evaluate.add_argument("rest", nargs=argparse.REMAINDER, help="name|group|all")
     evaluate.set_defaults(func=lambda args: _models(["eval", *args.rest]))
 

@@ -87,19 +87,39 @@ def component_status() -> list[dict[str, Any]]:
     kafka_cfg = kafka.KafkaConfig.from_env()
     mongo_cfg = mongo.MongoConfig.from_env()
     rows: list[dict[str, Any]] = [
-        {"name": "kafka", "pid": processes.read_pid(kafka.COMPONENT),
-         "address": kafka_cfg.bootstrap, "healthy": processes.port_open("127.0.0.1", kafka_cfg.port)},
-        {"name": "mongod", "pid": processes.read_pid(mongo.COMPONENT), "address": mongo_cfg.uri,
-         "healthy": processes.port_open("127.0.0.1", mongo_cfg.port)},
-    ]  # fmt: skip
+        {
+            "name": "kafka",
+            "pid": processes.read_pid(kafka.COMPONENT),
+            "address": kafka_cfg.bootstrap,
+            "healthy": processes.port_open("127.0.0.1", kafka_cfg.port),
+        },
+        {
+            "name": "mongod",
+            "pid": processes.read_pid(mongo.COMPONENT),
+            "address": mongo_cfg.uri,
+            "healthy": processes.port_open("127.0.0.1", mongo_cfg.port),
+        },
+    ]
     for spec in services.default_services():
-        rows.append({"name": spec.name, "pid": processes.read_pid(spec.name),
-                     "address": spec.addresses, "healthy": services.healthy(spec)})  # fmt: skip
+        rows.append(
+            {
+                "name": spec.name,
+                "pid": processes.read_pid(spec.name),
+                "address": spec.addresses,
+                "healthy": services.healthy(spec),
+            }
+        )
         if spec.name == "inference" and spec.grpc_target and rows[-1]["healthy"]:
             rows[-1]["models"] = loaded_models(spec.grpc_target)
     prom_cfg = prometheus.PrometheusConfig.from_env()
-    rows.append({"name": "prometheus", "pid": processes.read_pid(prometheus.COMPONENT),
-                 "address": prom_cfg.url, "healthy": prometheus.ready(prom_cfg.url)})  # fmt: skip
+    rows.append(
+        {
+            "name": "prometheus",
+            "pid": processes.read_pid(prometheus.COMPONENT),
+            "address": prom_cfg.url,
+            "healthy": prometheus.ready(prom_cfg.url),
+        }
+    )
     return rows
 
 

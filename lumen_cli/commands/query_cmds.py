@@ -56,8 +56,9 @@ def _model(model: Any) -> str:
 def cmd_recommend(args: argparse.Namespace) -> int:
     key = {"anonymous_id": args.user} if args.anonymous else {"user_id": args.user}
     with client(args) as lumen:
-        result = lumen.recommend(**key, k=args.k, exclude_seen=not args.include_seen,
-                                 categories=args.category)  # fmt: skip
+        result = lumen.recommend(
+            **key, k=args.k, exclude_seen=not args.include_seen, categories=args.category
+        )
     if args.json:
         print_json(to_dict(result))
         return EXIT_OK
@@ -155,13 +156,24 @@ def cmd_trending(args: argparse.Namespace) -> int:
             found = db[ITEMS].find({"_id": {"$in": [r.key for r in rows]}}, {"title": 1})
             titles = {str(d["_id"]): str(d.get("title") or "") for d in found}
     except PyMongoError as exc:
-        print(f"lumen trending: MongoDB at {settings.uri} is not reachable ({type(exc).__name__}); "
-              "is the platform up? `lumen status`", file=sys.stderr)  # fmt: skip
+        print(
+            f"lumen trending: MongoDB at {settings.uri} is not reachable ({type(exc).__name__}); "
+            "is the platform up? `lumen status`",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE
     finally:
         mongo.close()
-    out = [{"rank": i, "key": r.key, "title": titles.get(r.key, ""), "views": r.views,
-            "purchases": r.purchases} for i, r in enumerate(rows, 1)]  # fmt: skip
+    out = [
+        {
+            "rank": i,
+            "key": r.key,
+            "title": titles.get(r.key, ""),
+            "views": r.views,
+            "purchases": r.purchases,
+        }
+        for i, r in enumerate(rows, 1)
+    ]
     if args.json:
         print_json({"kind": kind, "window": args.window, "by": args.by, "trending": out})
         return EXIT_OK

@@ -41,19 +41,30 @@ def add_parsers(sub: Any) -> None:
     )
     seed.add_argument("--all", action="store_true", help="every rating and every message")
     seed.add_argument("--users", type=int, default=200, help="ratings of users 1..N (default 200)")
-    seed.add_argument("--support", type=int, default=500, metavar="N",
-                      help="support messages to send (default 500)")  # fmt: skip
-    seed.add_argument("--only", action="append", choices=PHASES,
-                      help="replay only this part (repeatable)")  # fmt: skip
-    seed.add_argument("--rate", type=float, default=500.0,
-                      help="events per second, 0 for no limit (default 500)")  # fmt: skip
+    seed.add_argument(
+        "--support",
+        type=int,
+        default=500,
+        metavar="N",
+        help="support messages to send (default 500)",
+    )
+    seed.add_argument(
+        "--only", action="append", choices=PHASES, help="replay only this part (repeatable)"
+    )
+    seed.add_argument(
+        "--rate", type=float, default=500.0, help="events per second, 0 for no limit (default 500)"
+    )
     seed.add_argument(
         "--batch-size", type=int, default=250, help="events per request (default 250)"
     )
     seed.add_argument("--restart", action="store_true", help="ignore the checkpoint")
     progress = seed.add_mutually_exclusive_group()
-    progress.add_argument("--progress", action="store_true", default=None,
-                          help="always show progress bars (default: only on a terminal)")  # fmt: skip
+    progress.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="always show progress bars (default: only on a terminal)",
+    )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
     seed.add_argument("--json", action="store_true", help="print the summary as JSON")
     seed.set_defaults(func=cmd_seed)
@@ -63,9 +74,16 @@ def _progress_factory(enabled: bool | None) -> Any:
     from tqdm import tqdm
 
     def make(phase: str, total: int, initial: int) -> Any:
-        return tqdm(total=total, initial=initial, desc=f"{phase:<9}", unit="ev",
-                    disable=enabled is False or (enabled is None and not sys.stderr.isatty()),
-                    file=sys.stderr, dynamic_ncols=True, smoothing=0.1)  # fmt: skip
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc=f"{phase:<9}",
+            unit="ev",
+            disable=enabled is False or (enabled is None and not sys.stderr.isatty()),
+            file=sys.stderr,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
 
     return make
 
@@ -108,12 +126,26 @@ def cmd_seed(args: argparse.Namespace) -> int:
             sender = IngestBatchSender(settings.ingest_url, settings.write_key)
             if "catalogue" in phases:
                 events = datasets.catalogue_events(folder)
-                results.append(replayer.run("catalogue", f"{plans['catalogue']} ({len(events)})",
-                                            events, sender.send, timestamped=True))  # fmt: skip
+                results.append(
+                    replayer.run(
+                        "catalogue",
+                        f"{plans['catalogue']} ({len(events)})",
+                        events,
+                        sender.send,
+                        timestamped=True,
+                    )
+                )
             if "ratings" in phases:
                 events = datasets.rating_events(folder, selection.users)
-                results.append(replayer.run("ratings", f"{plans['ratings']} ({len(events)})",
-                                            events, sender.send, timestamped=True))  # fmt: skip
+                results.append(
+                    replayer.run(
+                        "ratings",
+                        f"{plans['ratings']} ({len(events)})",
+                        events,
+                        sender.send,
+                        timestamped=True,
+                    )
+                )
         if "support" in phases:
             from models.paths import datasets_dir
 
@@ -121,11 +153,20 @@ def cmd_seed(args: argparse.Namespace) -> int:
                 datasets_dir() / "banking77" / "train.csv", selection.support
             )
             producer = SupportProducer()
-            results.append(replayer.run("support", f"{plans['support']} ({len(messages)})",
-                                        messages, producer.send, timestamped=False))  # fmt: skip
+            results.append(
+                replayer.run(
+                    "support",
+                    f"{plans['support']} ({len(messages)})",
+                    messages,
+                    producer.send,
+                    timestamped=False,
+                )
+            )
     except SeedError as exc:
-        print(f"lumen seed: {exc}\nProgress is saved; run `lumen seed` again to resume.",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"lumen seed: {exc}\nProgress is saved; run `lumen seed` again to resume.",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE if exc.unreachable else EXIT_FAILED
     except KeyboardInterrupt:
         print("\nlumen seed: interrupted; run `lumen seed` again to resume.", file=sys.stderr)
@@ -141,16 +182,21 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace, results: list[Any], settings: CliSettings) -> None:
     if args.json:
-        print_json({"ingest": settings.ingest_url,
-                    "phases": [dataclasses.asdict(r) for r in results]})  # fmt: skip
+        print_json(
+            {"ingest": settings.ingest_url, "phases": [dataclasses.asdict(r) for r in results]}
+        )
         return
     print(f"Seeded through {settings.ingest_url} (write key source of {settings.write_key[:4]}…):")
-    print(f"  {'part':<10}{'total':>8}{'earlier':>9}{'sent':>8}{'accepted':>10}{'dupes':>7}"
-          f"{'rejected':>10}{'seconds':>9}{'ev/s':>8}")  # fmt: skip
+    print(
+        f"  {'part':<10}{'total':>8}{'earlier':>9}{'sent':>8}{'accepted':>10}{'dupes':>7}"
+        f"{'rejected':>10}{'seconds':>9}{'ev/s':>8}"
+    )
     for r in results:
         rate = r.sent / r.seconds if r.seconds else 0.0
-        print(f"  {r.phase:<10}{r.total:>8}{r.skipped:>9}{r.sent:>8}{r.accepted:>10}"
-              f"{r.duplicates:>7}{r.rejected:>10}{r.seconds:>9.1f}{rate:>8.0f}")  # fmt: skip
+        print(
+            f"  {r.phase:<10}{r.total:>8}{r.skipped:>9}{r.sent:>8}{r.accepted:>10}"
+            f"{r.duplicates:>7}{r.rejected:>10}{r.seconds:>9.1f}{rate:>8.0f}"
+        )
         for rejection in r.rejections:
             print(f"    rejected {rejection.get('messageId')}: {rejection.get('message')}")
     if all(r.sent == 0 for r in results):

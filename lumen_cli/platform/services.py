@@ -36,35 +36,49 @@ def default_services() -> list[ServiceSpec]:
     insights_metrics = env.get("LUMEN_INSIGHTS_METRICS_PORT", "9103")
     return [
         ServiceSpec(
-            "ingest", "services.ingest",
-            {"http": f"http://127.0.0.1:{ingest_http}", "grpc": f"127.0.0.1:{ingest_grpc}",
-             "metrics": f"http://127.0.0.1:{ingest_metrics}/metrics"},
+            "ingest",
+            "services.ingest",
+            {
+                "http": f"http://127.0.0.1:{ingest_http}",
+                "grpc": f"127.0.0.1:{ingest_grpc}",
+                "metrics": f"http://127.0.0.1:{ingest_metrics}/metrics",
+            },
             health_url=f"http://127.0.0.1:{ingest_http}/healthz",
         ),
         ServiceSpec(
-            "profiles", "services.profiles",
-            {"web": f"http://127.0.0.1:{profiles_web}",
-             "metrics": f"http://127.0.0.1:{profiles_web}/metrics"},
+            "profiles",
+            "services.profiles",
+            {
+                "web": f"http://127.0.0.1:{profiles_web}",
+                "metrics": f"http://127.0.0.1:{profiles_web}/metrics",
+            },
             health_url=f"http://127.0.0.1:{profiles_web}/healthz",
         ),
         ServiceSpec(
-            "inference", "services.inference",
-            {"grpc": f"127.0.0.1:{inference_grpc}",
-             "metrics": f"http://127.0.0.1:{inference_metrics}/metrics"},
+            "inference",
+            "services.inference",
+            {
+                "grpc": f"127.0.0.1:{inference_grpc}",
+                "metrics": f"http://127.0.0.1:{inference_metrics}/metrics",
+            },
             grpc_target=f"127.0.0.1:{inference_grpc}",
         ),
         ServiceSpec(
-            "exporter", "services.exporter",
+            "exporter",
+            "services.exporter",
             {"metrics": f"http://127.0.0.1:{exporter_metrics}/metrics"},
             health_url=f"http://127.0.0.1:{exporter_metrics}/metrics",
         ),
         ServiceSpec(
-            "insights", "services.insights",
-            {"grpc": f"127.0.0.1:{insights_grpc}",
-             "metrics": f"http://127.0.0.1:{insights_metrics}/metrics"},
+            "insights",
+            "services.insights",
+            {
+                "grpc": f"127.0.0.1:{insights_grpc}",
+                "metrics": f"http://127.0.0.1:{insights_metrics}/metrics",
+            },
             grpc_target=f"127.0.0.1:{insights_grpc}",
         ),
-    ]  # fmt: skip
+    ]
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -101,9 +115,11 @@ def start(spec: ServiceSpec, extra_env: dict[str, str], timeout: float = 90.0) -
     if processes.read_pid(spec.name) is not None:
         return
     pid = processes.spawn(
-        spec.name, [sys.executable, "-m", spec.module], env={**extra_env, **spec.env},
+        spec.name,
+        [sys.executable, "-m", spec.module],
+        env={**extra_env, **spec.env},
         cwd=paths.REPO_ROOT,
-    )  # fmt: skip
+    )
     try:
         processes.wait_until(spec.name, lambda: healthy(spec), timeout, spec.name, pid)
     except PlatformError:

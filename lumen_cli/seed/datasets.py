@@ -74,8 +74,9 @@ def catalogue_events(folder: Path) -> list[dict[str, Any]]:
 def rating_events(folder: Path, users: int | None) -> list[dict[str, Any]]:
     """``Item Rated`` per rating of users 1..``users``, oldest first (ties keep file order)."""
     genres = {r["item_id"]: r.get("class", "").split() for r in _tsv(folder / "ml-100k.item")}
-    rows = [r for r in _tsv(folder / "ml-100k.inter")
-            if users is None or int(r["user_id"]) <= users]  # fmt: skip
+    rows = [
+        r for r in _tsv(folder / "ml-100k.inter") if users is None or int(r["user_id"]) <= users
+    ]
     rows.sort(key=lambda r: float(r["timestamp"]))
     return [
         {

@@ -30,9 +30,13 @@ class SeedError(RuntimeError):
 class TokenBucket:
     """Allows ``rate`` records per second on average, in bursts of at most ``burst``."""
 
-    def __init__(self, rate: float, burst: float,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rate, self.burst = rate, burst
         self.clock, self.sleep = clock, sleep
         self.tokens = burst
@@ -69,8 +73,12 @@ class Checkpoint:
         return int(entry["done"]) if entry and entry.get("plan") == plan else 0
 
     def advance(self, phase: str, plan: str, done: int, total: int) -> None:
-        self.phases[phase] = {"plan": plan, "done": done, "total": total,
-                              "at": datetime.now(UTC).isoformat()}  # fmt: skip
+        self.phases[phase] = {
+            "plan": plan,
+            "done": done,
+            "total": total,
+            "at": datetime.now(UTC).isoformat(),
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".partial")
         partial.write_text(json.dumps({"phases": self.phases}, indent=2))
@@ -100,8 +108,14 @@ class Ack:
 class IngestBatchSender:
     """POSTs batches to ingest's ``/v1/batch`` over one kept-alive HTTP connection."""
 
-    def __init__(self, base_url: str, write_key: str, timeout: float = 30.0,
-                 max_attempts: int = 8, sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        write_key: str,
+        timeout: float = 30.0,
+        max_attempts: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         url = urlparse(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise SeedError(f"LUMEN_INGEST_URL {base_url!r} is not an http(s) URL")
@@ -140,8 +154,11 @@ class IngestBatchSender:
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 if attempt == self.max_attempts:
-                    raise SeedError(f"ingest at {self.base_url} is not reachable ({exc}); is the "
-                                    "platform up? `lumen status`", unreachable=True) from None  # fmt: skip
+                    raise SeedError(
+                        f"ingest at {self.base_url} is not reachable ({exc}); is the "
+                        "platform up? `lumen status`",
+                        unreachable=True,
+                    ) from None
                 self.sleep(min(2.0**attempt * 0.1, 5.0))
                 continue
             if status == 200 or status == 400:
@@ -160,14 +177,15 @@ class IngestBatchSender:
                     )
                 return Ack(accepted, duplicates, rejected)
             if status == 401:
-                raise SeedError("ingest refused the write key: set LUMEN_WRITE_KEY to a key "
-                                "listed in ingest's LUMEN_INGEST_WRITE_KEYS")  # fmt: skip
+                raise SeedError(
+                    "ingest refused the write key: set LUMEN_WRITE_KEY to a key "
+                    "listed in ingest's LUMEN_INGEST_WRITE_KEYS"
+                )
             if status in (429, 503) and attempt < self.max_attempts:
                 # Rate-limited or Kafka briefly away: nothing was stored, send the same batch.
                 self.sleep(float(retry_after) if retry_after else 1.0)
                 continue
-            raise SeedError(f"ingest answered {status}: {raw[:300]!r}",
-                            unreachable=status == 503)  # fmt: skip
+            raise SeedError(f"ingest answered {status}: {raw[:300]!r}", unreachable=status == 503)
         raise SeedError("unreachable")  # the loop always returns or raises
 
 
@@ -182,11 +200,15 @@ class SupportProducer:
 
         settings = KafkaSettings()
         try:
-            self.producer = KafkaProducer(acks="all", linger_ms=5, client_id="lumen-seed",
-                                          **settings.kafka_python_config())  # fmt: skip
+            self.producer = KafkaProducer(
+                acks="all", linger_ms=5, client_id="lumen-seed", **settings.kafka_python_config()
+            )
         except (KafkaError, OSError) as exc:
-            raise SeedError(f"Kafka at {settings.bootstrap_servers} is not reachable ({exc}); is "
-                            "the platform up? `lumen status`", unreachable=True) from None  # fmt: skip
+            raise SeedError(
+                f"Kafka at {settings.bootstrap_servers} is not reachable ({exc}); is "
+                "the platform up? `lumen status`",
+                unreachable=True,
+            ) from None
 
     def send(self, messages: Sequence[dict[str, Any]]) -> Ack:
         from shared.topics import SUPPORT_MESSAGES
@@ -211,8 +233,10 @@ class SupportProducer:
 def stamp(events: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """Give a batch replay-time timestamps, 1 ms apart, oldest first, ending at ``now``."""
     n = len(events)
-    return [{**e, "timestamp": _iso(now - timedelta(milliseconds=n - 1 - i))}
-            for i, e in enumerate(events)]  # fmt: skip
+    return [
+        {**e, "timestamp": _iso(now - timedelta(milliseconds=n - 1 - i))}
+        for i, e in enumerate(events)
+    ]
 
 
 def _iso(moment: datetime) -> str:
@@ -226,8 +250,14 @@ class Replayer:
     batch_size: int
     progress: Callable[[str, int, int], Any]  # (phase, total, initial) -> bar with update()
 
-    def run(self, phase: str, plan: str, records: Sequence[dict[str, Any]],
-            send: Callable[[Sequence[dict[str, Any]]], Ack], timestamped: bool) -> PhaseResult:  # fmt: skip
+    def run(
+        self,
+        phase: str,
+        plan: str,
+        records: Sequence[dict[str, Any]],
+        send: Callable[[Sequence[dict[str, Any]]], Ack],
+        timestamped: bool,
+    ) -> PhaseResult:
         total = len(records)
         done = min(self.checkpoint.done(phase, plan), total)
         result = PhaseResult(phase, total, skipped=done)
