@@ -12,63 +12,51 @@ from lumen.v1 import profiles_pb2, profiles_pb2_grpc
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from services.profiles.field_names import unescape
 from shared.mongo import PROFILES
-from shared.packed_ids import unpack
+from shared.profile_document import MalformedProfile, ProfileDocument
 
 
-def _timestamp(value: Any) -> timestamp_pb2.Timestamp | None:
-    if not isinstance(value, datetime):
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
         return None
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value)
     return stamp
 
 
-class UndecodableProfile(ValueError):
-    """A stored field that Lumen's own writer would never leave unreadable."""
-
-
-def _item_ids(doc: dict[str, Any], field: str) -> list[str]:
-    try:
-        return unpack(doc.get(field))
-    except (ValueError, TypeError) as exc:
-        raise UndecodableProfile(
-            f"{field} of profile {doc.get('_id')!r} cannot be decoded: {exc}"
-        ) from None
-
-
 def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
-    counts = doc.get("counts", {})
-    rfm = doc.get("rfm") or {}
+    """The ProfileService message of a stored document; ``MalformedProfile`` if it cannot be read."""
+    view = ProfileDocument.decode(doc)
     traits = struct_pb2.Struct()
-    traits.update(doc.get("traits") or {})
+    traits.update(view.traits)
     profile = profiles_pb2.Profile(
-        id=str(doc["_id"]),
-        user_id=doc.get("userId") or "",
-        anonymous_ids=list(doc.get("anonymousIds", [])),
+        id=view.id,
+        user_id=view.user_id,
+        anonymous_ids=view.anonymous_ids,
         traits=traits,
-        first_seen=_timestamp(doc.get("firstSeen")),
-        last_seen=_timestamp(doc.get("lastSeen")),
-        event_counts_by_type={unescape(k): int(v) for k, v in counts.get("byType", {}).items()},
-        event_counts_by_name={unescape(k): int(v) for k, v in counts.get("byName", {}).items()},
-        sessions=int(doc.get("sessions", {}).get("count", 0))
-        if isinstance(doc.get("sessions"), dict)
-        else 0,
-        active_days=len(doc.get("activeDays", [])),
-        recent_items=_item_ids(doc, "recentItems"),
-        category_affinity={unescape(k): float(v) for k, v in doc.get("affinity", {}).items()},
-        purchased_items=_item_ids(doc, "purchasedItems"),
-        purchases=int(doc.get("purchases", 0)),
-        revenue=float(doc.get("revenue", 0.0)),
-        updated_at=_timestamp(doc.get("updatedAt")),
-        version=int(doc.get("version", 0)),
+        first_seen=_timestamp(view.first_seen),
+        last_seen=_timestamp(view.last_seen),
+        event_counts_by_type=view.counts_by_type,
+        event_counts_by_name=view.counts_by_name,
+        sessions=view.sessions,
+        active_days=len(view.active_days),
+        recent_items=view.recent_items,
+        category_affinity=view.affinity,
+        purchased_items=view.purchased_items,
+        purchases=view.purchases,
+        revenue=view.revenue,
+        updated_at=_timestamp(view.updated_at),
+        version=view.version,
     )
-    if rfm:  # scored from the first purchase on; before that the field stays unset
-        profile.rfm.CopyFrom(profiles_pb2.Rfm(
-            recency=int(rfm.get("r", 0)), frequency=int(rfm.get("f", 0)),
-            monetary=int(rfm.get("m", 0)), segment=str(rfm.get("segment", "")),
-        ))  # fmt: skip
+    if view.rfm is not None:  # scored from the first purchase on; before that the field stays unset
+        profile.rfm.CopyFrom(
+            profiles_pb2.Rfm(
+                recency=view.rfm.recency,
+                frequency=view.rfm.frequency,
+                monetary=view.rfm.monetary,
+                segment=view.rfm.segment,
+            )
+        )
     return profile
 
 
@@ -103,6 +91,6 @@ class ProfileService(profiles_pb2_grpc.ProfileServiceServicer):
         assert doc is not None  # abort() raises
         try:
             return profiles_pb2.GetProfileResponse(profile=to_proto(doc))
-        except UndecodableProfile as exc:
+        except MalformedProfile as exc:
             await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
             raise  # abort() raises

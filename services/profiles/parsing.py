@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from services.profiles.field_names import escape
 from shared.events import DELETE_TYPE, EVENT_TYPES
+from shared.profile_document import escape
 
 # DLQ reasons (the ``kind`` label of lumen_profiles_events_failed_total too).
 UNPARSEABLE = "unparseable"

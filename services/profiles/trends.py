@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from services.profiles.field_names import escape, unescape
 from services.profiles.parsing import CLICK, PURCHASE, RATING, VIEW, Interaction
+from shared.profile_document import escape, unescape
 from shared.trends import ITEM, KIND_CODES, WINDOWS, trend_id
 
 # Interactions that count as a view (attention) and as a purchase.

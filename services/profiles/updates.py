@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.profiles import decay, limits, rfm
-from services.profiles.field_names import escape
 from services.profiles.limits import Limits, trait_size
 from services.profiles.parsing import PURCHASE, RATING, ParsedEvent
 from shared.packed_ids import pack_sequence, pack_set, unpack
+from shared.profile_document import escape
 
 DAY_SECONDS = 86400
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.inference.profile_api import UndecodableProfile, to_proto
+from services.inference.profile_api import to_proto
 from services.inference.store import profile_view
 from shared.packed_ids import pack_sequence, pack_set
+from shared.profile_document import MalformedProfile
 
 
 def test_rfm_is_unset_before_the_first_purchase_and_carried_after() -> None:
@@ -40,5 +41,5 @@ def test_packed_item_lists_are_read_as_ids() -> None:
 
 def test_an_undecodable_item_list_is_named_in_the_error() -> None:
     truncated = pack_sequence(["300"])[:-1]  # ends inside a number
-    with pytest.raises(UndecodableProfile, match="purchasedItems of profile 'u1'"):
+    with pytest.raises(MalformedProfile, match="purchasedItems of profile 'u1'"):
         to_proto({"_id": "u1", "purchasedItems": truncated})
