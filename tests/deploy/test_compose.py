@@ -221,8 +221,11 @@ def test_compose_scrape_config_passes_promtool() -> None:
     )
     result = subprocess.run(
         [promtool, "check", "config", str(REPO / "deploy/compose/prometheus.yml")],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -64,8 +64,15 @@ def test_default_render_holds_every_service(default_render: Manifests) -> None:
     }
     assert deployments == set(service_names())
     kinds = {d["kind"] for d in default_render.documents}
-    for kind in ("Service", "ConfigMap", "Secret", "ServiceAccount", "HorizontalPodAutoscaler",
-                 "PodDisruptionBudget", "Job"):  # fmt: skip
+    for kind in (
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Job",
+    ):
         assert kind in kinds, kind
     # Operator resources and NetworkPolicies are opt-in.
     assert not kinds & (OPERATOR_KINDS | {"NetworkPolicy"})
@@ -212,7 +219,9 @@ def test_kafka_and_mongo_come_from_values(production_render: Manifests) -> None:
     ingest = next(containers(production_render.by_component("Deployment", "ingest")))
     env = {e["name"]: e for e in ingest["env"]}
     assert env["LUMEN_MONGO_URI"]["valueFrom"]["secretKeyRef"] == {
-        "name": "lumen-mongodb-lumen-lumen", "key": "connectionString.standard"}  # fmt: skip
+        "name": "lumen-mongodb-lumen-lumen",
+        "key": "connectionString.standard",
+    }
     assert (
         env["LUMEN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "lumen-kafka-user"
     )
@@ -243,9 +252,10 @@ def test_operator_resources_are_well_formed(production_render: Manifests) -> Non
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         selector = monitor["spec"]["selector"]["matchLabels"]
         matched = [
-            s for s in services.values()
+            s
+            for s in services.values()
             if all(s["metadata"]["labels"].get(k) == v for k, v in selector.items())
-        ]  # fmt: skip
+        ]
         assert len(matched) == 1, monitor["metadata"]["name"]
         port_names = {p["name"] for p in matched[0]["spec"]["ports"]}
         for endpoint in monitor["spec"]["endpoints"]:
@@ -371,9 +381,16 @@ def test_packaged_chart_is_self_contained(helm: Helm, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (archive,) = tmp_path.glob("lumen-*.tgz")
     packaged = helm.run(
-        "template", "lumen", str(archive), "--namespace", "lumen",
-        "--kube-version", KUBE_VERSIONS[-1], "--values", str(PRODUCTION_VALUES),
-    )  # fmt: skip
+        "template",
+        "lumen",
+        str(archive),
+        "--namespace",
+        "lumen",
+        "--kube-version",
+        KUBE_VERSIONS[-1],
+        "--values",
+        str(PRODUCTION_VALUES),
+    )
     assert packaged.returncode == 0, packaged.stderr
     from_directory = helm.template([PRODUCTION_VALUES])
     assert packaged.stdout == from_directory.stdout

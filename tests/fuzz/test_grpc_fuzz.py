@@ -35,8 +35,7 @@ def raw_call(service: ServiceProcess, method: str, payload: bytes) -> grpc.Statu
 
 
 @fuzz
-@given(payload=st.binary(max_size=300),
-       method=st.sampled_from(["Publish", "DeleteUser"]))  # fmt: skip
+@given(payload=st.binary(max_size=300), method=st.sampled_from(["Publish", "DeleteUser"]))
 def test_random_bytes_as_protobuf(ingest: ServiceProcess, payload: bytes, method: str) -> None:
     code = raw_call(ingest, f"/lumen.v1.EventService/{method}", payload)
     parses = True
@@ -64,14 +63,17 @@ INFERENCE_METHODS = {
     "/inference.GRPCInferenceService/ModelInfer": v2_pb2.ModelInferRequest,
     "/inference.GRPCInferenceService/ModelMetadata": v2_pb2.ModelMetadataRequest,
 }
-INFERENCE_CLIENT_ERRORS = CLIENT_ERRORS | {grpc.StatusCode.NOT_FOUND,
-                                           grpc.StatusCode.FAILED_PRECONDITION}  # fmt: skip
+INFERENCE_CLIENT_ERRORS = CLIENT_ERRORS | {
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
 
 
 @fuzz
 @given(payload=st.binary(max_size=300), method=st.sampled_from(sorted(INFERENCE_METHODS)))
-def test_random_bytes_as_inference_requests(inference: ServiceProcess, payload: bytes,
-                                            method: str) -> None:  # fmt: skip
+def test_random_bytes_as_inference_requests(
+    inference: ServiceProcess, payload: bytes, method: str
+) -> None:
     code = raw_call(inference, method, payload)
     try:
         INFERENCE_METHODS[method]().ParseFromString(payload)
@@ -85,9 +87,13 @@ TEXT = st.text(max_size=300)
 EVENTS = st.builds(
     events_pb2.Event,
     type=st.integers(min_value=0, max_value=9),
-    user_id=TEXT, anonymous_id=st.text(max_size=20), event=st.text(max_size=40),
-    message_id=st.text(max_size=300), previous_id=st.text(max_size=5), group_id=st.text(max_size=5),
-)  # fmt: skip
+    user_id=TEXT,
+    anonymous_id=st.text(max_size=20),
+    event=st.text(max_size=40),
+    message_id=st.text(max_size=300),
+    previous_id=st.text(max_size=5),
+    group_id=st.text(max_size=5),
+)
 
 
 @fuzz

@@ -18,17 +18,43 @@ from tests.fuzz.strategies import JSON_VALUES, WRONG_TYPED_VALUES
 from tests.reliability.services import WRITE_KEY
 from tests.support.stack import ServiceProcess
 
-ROUTES = ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",
-          "/v1/batch", "/v1/import", "/v1/nonsense"]  # fmt: skip
-FIELDS = ["userId", "anonymousId", "event", "messageId", "previousId", "groupId", "type",
-          "properties", "traits", "context", "integrations", "timestamp", "sentAt"]  # fmt: skip
+ROUTES = [
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/v1/import",
+    "/v1/nonsense",
+]
+FIELDS = [
+    "userId",
+    "anonymousId",
+    "event",
+    "messageId",
+    "previousId",
+    "groupId",
+    "type",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "timestamp",
+    "sentAt",
+]
 fuzz = settings(settings.get_profile("lumen-fuzz"))
 
 
 def post(service: ServiceProcess, route: str, body: bytes) -> httpx.Response:
-    return httpx.post(f"http://127.0.0.1:{service.ports['http']}{route}", content=body,
-                      auth=(WRITE_KEY, ""), headers={"Content-Type": "application/json"},
-                      timeout=15)  # fmt: skip
+    return httpx.post(
+        f"http://127.0.0.1:{service.ports['http']}{route}",
+        content=body,
+        auth=(WRITE_KEY, ""),
+        headers={"Content-Type": "application/json"},
+        timeout=15,
+    )
 
 
 def assert_handled(response: httpx.Response) -> dict[str, Any]:
@@ -54,8 +80,13 @@ def test_random_json_is_answered_with_2xx_or_4xx(
 
 
 def valid_event() -> dict[str, Any]:
-    return {"userId": "fuzz-u", "event": "Fuzzed", "messageId": "fuzz-m",
-            "properties": {"itemId": "i1"}, "timestamp": "2026-01-01T00:00:00Z"}  # fmt: skip
+    return {
+        "userId": "fuzz-u",
+        "event": "Fuzzed",
+        "messageId": "fuzz-m",
+        "properties": {"itemId": "i1"},
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
 
 
 @fuzz
@@ -81,8 +112,10 @@ def test_truncated_bodies_are_malformed_json(ingest: ServiceProcess, cut: int) -
 
 
 @fuzz
-@given(position=st.integers(min_value=0, max_value=40),
-       junk=st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80"]))  # fmt: skip
+@given(
+    position=st.integers(min_value=0, max_value=40),
+    junk=st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80"]),
+)
 def test_invalid_utf8_is_refused(ingest: ServiceProcess, position: int, junk: bytes) -> None:
     raw = b'{"userId": "fuzz-utf8-' + b"a" * position + junk + b'", "event": "E"}'
     response = post(ingest, "/v1/track", raw)
@@ -117,8 +150,10 @@ def test_oversized_events_and_bodies(ingest: ServiceProcess) -> None:
     assert response.status_code == 413 and assert_handled(response)["reason"] == "size_violation"
     # A declared length over the limit is refused before the body is read.
     with socket.create_connection(("127.0.0.1", ingest.ports["http"]), timeout=10) as sock:
-        sock.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 99999999\r\n\r\n{")  # fmt: skip
+        sock.sendall(
+            b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 99999999\r\n\r\n{"
+        )
         assert sock.recv(200).startswith(b"HTTP/1.1 413")
 
 
@@ -136,9 +171,11 @@ def _status_after_stalling(ingest: ServiceProcess, head: bytes, wait: float) -> 
 def test_slow_body_trickled_within_limits_is_accepted(ingest: ServiceProcess) -> None:
     raw = orjson.dumps(valid_event() | {"messageId": f"slow-{time.time_ns()}"})
     with socket.create_connection(("127.0.0.1", ingest.ports["http"]), timeout=20) as sock:
-        sock.sendall(b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Authorization: Bearer " + WRITE_KEY.encode() + b"\r\n"
-                     b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n")  # fmt: skip
+        sock.sendall(
+            b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + WRITE_KEY.encode() + b"\r\n"
+            b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n"
+        )
         for i in range(0, len(raw), 16):
             sock.sendall(raw[i : i + 16])
             time.sleep(0.05)
@@ -146,25 +183,38 @@ def test_slow_body_trickled_within_limits_is_accepted(ingest: ServiceProcess) ->
 
 
 def test_a_never_finishing_body_is_timed_out(ingest: ServiceProcess) -> None:
-    head = (b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer " + WRITE_KEY.encode() + b"\r\nContent-Length: 500\r\n\r\n"
-            b'{"userId": "never')  # fmt: skip
+    head = (
+        b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + WRITE_KEY.encode() + b"\r\nContent-Length: 500\r\n\r\n"
+        b'{"userId": "never'
+    )
     answer = _status_after_stalling(ingest, head, wait=20)
     assert answer.startswith(b"HTTP/1.1 408") or answer == b"", answer
 
 
-@pytest.mark.parametrize("times", [
-    {"sentAt": "0200-02-20T14:05:41Z", "timestamp": "9999-01-01T00:00:00Z"},  # found by schemathesis
-    {"sentAt": "9277-05-03T07:39:25Z", "timestamp": "0001-01-02T00:00:00Z"},
-    {"timestamp": "9999-12-31T23:00:00-06:00"},
-    {"sentAt": "0001-01-01T00:30:00+06:00"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "times",
+    [
+        {
+            "sentAt": "0200-02-20T14:05:41Z",
+            "timestamp": "9999-01-01T00:00:00Z",
+        },  # found by schemathesis
+        {"sentAt": "9277-05-03T07:39:25Z", "timestamp": "0001-01-02T00:00:00Z"},
+        {"timestamp": "9999-12-31T23:00:00-06:00"},
+        {"sentAt": "0001-01-01T00:30:00+06:00"},
+    ],
+)
 def test_extreme_dates_are_answered_without_a_server_error(
     ingest: ServiceProcess, times: dict[str, str]
 ) -> None:
     """Clock-skew correction and UTC conversion past year 1 or 9999 once raised OverflowError
     (a 500); now a time that cannot be represented is refused, a correction that cannot be is
     skipped."""
-    body = assert_handled(post(ingest, "/v1/batch", orjson.dumps({"batch": [
-        {"type": "identify", "userId": "fuzz-dates", **times}]})))  # fmt: skip
+    body = assert_handled(
+        post(
+            ingest,
+            "/v1/batch",
+            orjson.dumps({"batch": [{"type": "identify", "userId": "fuzz-dates", **times}]}),
+        )
+    )
     assert body["success"] is True or body["rejected"][0]["reason"] == "schema_violation"

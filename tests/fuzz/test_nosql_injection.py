@@ -19,13 +19,23 @@ from tests.support.private_platform import PrivatePlatform
 from tests.support.profiles_worker import mongo, start_worker, unique
 from tests.support.stack import ServiceProcess
 
-OPERATORS: list[Any] = [{"$gt": ""}, {"$ne": None}, {"$regex": ".*"}, {"$where": "sleep(1000)"},
-                        ["$gt", ""], {"$in": ["a"]}]  # fmt: skip
+OPERATORS: list[Any] = [
+    {"$gt": ""},
+    {"$ne": None},
+    {"$regex": ".*"},
+    {"$where": "sleep(1000)"},
+    ["$gt", ""],
+    {"$in": ["a"]},
+]
 
 
 def post(ingest: ServiceProcess, route: str, body: Any) -> httpx.Response:
-    return httpx.post(f"http://127.0.0.1:{ingest.ports['http']}{route}", json=body,
-                      auth=(WRITE_KEY, ""), timeout=15)  # fmt: skip
+    return httpx.post(
+        f"http://127.0.0.1:{ingest.ports['http']}{route}",
+        json=body,
+        auth=(WRITE_KEY, ""),
+        timeout=15,
+    )
 
 
 @pytest.mark.parametrize("field", ["userId", "anonymousId", "messageId", "previousId", "event"])
@@ -55,11 +65,24 @@ def test_operator_shaped_keys_and_ids_are_stored_as_data(
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     users = [f"$where-{tag}", f"a.b.{tag}", f"$gt-{tag}"]
-    hostile = {"$set": {"admin": True}, "$inc": {"version": 1000}, "a.b": 1, "$": 2,
-               "traits.admin": True, "plain": "kept"}  # fmt: skip
+    hostile = {
+        "$set": {"admin": True},
+        "$inc": {"version": 1000},
+        "a.b": 1,
+        "$": 2,
+        "traits.admin": True,
+        "plain": "kept",
+    }
     batch = [{"type": "identify", "userId": u, "traits": hostile} for u in users]
-    batch += [{"type": "track", "userId": u, "event": "$set.x", "properties": hostile |
-               {"itemId": f"$item.{tag}", "categories": ["$cat", "a.b"]}} for u in users]  # fmt: skip
+    batch += [
+        {
+            "type": "track",
+            "userId": u,
+            "event": "$set.x",
+            "properties": hostile | {"itemId": f"$item.{tag}", "categories": ["$cat", "a.b"]},
+        }
+        for u in users
+    ]
     response = post(ingest, "/v1/batch", {"batch": batch})
     assert response.status_code == 200 and "rejected" not in response.json(), response.text
     caught_up(platform.stack(), profiles_db, timeout=180)

@@ -33,6 +33,7 @@ def test_ingest_conforms_to_its_openapi_document(
     case: schemathesis.Case, ingest: ServiceProcess
 ) -> None:
     case.call_and_validate(
-        base_url=f"http://127.0.0.1:{ingest.ports['http']}", timeout=15,
+        base_url=f"http://127.0.0.1:{ingest.ports['http']}",
+        timeout=15,
         excluded_checks=[checks.positive_data_acceptance, checks.negative_data_rejection],
-    )  # fmt: skip
+    )

@@ -26,9 +26,13 @@ Lumen = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def cli_env(stack: Stack, ingest: ServiceProcess, profiles: ServiceProcess,
-            inference_real: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
-            ) -> dict[str, str]:  # fmt: skip
+def cli_env(
+    stack: Stack,
+    ingest: ServiceProcess,
+    profiles: ServiceProcess,
+    inference_real: ServiceProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
     return {
         **os.environ,
         **stack.env(),
@@ -44,8 +48,14 @@ def cli_env(stack: Stack, ingest: ServiceProcess, profiles: ServiceProcess,
 @pytest.fixture(scope="module")
 def lumen(cli_env: dict[str, str]) -> Lumen:
     def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lumen_cli", *args], cwd=REPO_ROOT,
-                              env=cli_env, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "lumen_cli", *args],
+            cwd=REPO_ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 
@@ -69,8 +79,9 @@ def ml_ratings(users: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def seeded(lumen: Lumen) -> dict[str, Any]:
-    return ok_json(lumen("seed", "--users", str(SEED_USERS), "--support", "20", "--rate", "0",
-                         "--json"))  # fmt: skip
+    return ok_json(
+        lumen("seed", "--users", str(SEED_USERS), "--support", "20", "--rate", "0", "--json")
+    )
 
 
 def test_seed_replays_movielens_and_banking77(seeded: dict[str, Any]) -> None:
@@ -190,8 +201,11 @@ def watched_titles(registry: Path, user: str) -> set[str]:
     from shared.model_registry import get_version
 
     rated = {e["properties"]["itemId"] for e in user_ratings(user)}
-    titles = {e["properties"]["item"]["title"] for e in catalogue_events(movielens_100k())
-              if e["properties"]["item"]["id"] in rated}  # fmt: skip
+    titles = {
+        e["properties"]["item"]["title"]
+        for e in catalogue_events(movielens_100k())
+        if e["properties"]["item"]["id"] in rated
+    }
     index = ItemIndex.load(get_version("recommender", root=registry).file("items.json"))
     if index.titles is not None:
         titles |= {index.titles[row] for row in index.rows(sorted(rated))}
@@ -290,21 +304,41 @@ def test_status_shows_the_loaded_model_versions(cli_env: dict[str, str], lumen: 
     inference = cli_env["LUMEN_INFERENCE_TARGET"].rsplit(":", 1)[1]
     # Only inference is looked for where it runs; the exporter and Prometheus are not started
     # by these tests, so status also reports a component down (exit 3).
-    env = {**cli_env, "LUMEN_INFERENCE_GRPC_PORT": inference,
-           "LUMEN_EXPORTER_PORT": str(free_port()),
-           "LUMEN_LOCAL_PROMETHEUS_PORT": str(free_port())}  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "lumen_cli", "status", "--json"], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    env = {
+        **cli_env,
+        "LUMEN_INFERENCE_GRPC_PORT": inference,
+        "LUMEN_EXPORTER_PORT": str(free_port()),
+        "LUMEN_LOCAL_PROMETHEUS_PORT": str(free_port()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "lumen_cli", "status", "--json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3, done.stderr
     rows = {row["name"]: row for row in json.loads(done.stdout)}
     assert rows["inference"]["healthy"] is True
     assert rows["inference"]["models"] == {
-        "recommender": "1", "intent-classifier": "1", "text-encoder": "1", "item-search": "1",
-    }  # fmt: skip
+        "recommender": "1",
+        "intent-classifier": "1",
+        "text-encoder": "1",
+        "item-search": "1",
+    }
     assert not rows["exporter"]["healthy"] and "models" not in rows["exporter"]
 
-    human = subprocess.run([sys.executable, "-m", "lumen_cli", "status"], cwd=REPO_ROOT, env=env,
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    human = subprocess.run(
+        [sys.executable, "-m", "lumen_cli", "status"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert human.returncode == 3
-    assert ("models: recommender v1, intent-classifier v1, text-encoder v1, item-search v1"
-            in human.stdout)  # fmt: skip
+    assert (
+        "models: recommender v1, intent-classifier v1, text-encoder v1, item-search v1"
+        in human.stdout
+    )

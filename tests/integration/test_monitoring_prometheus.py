@@ -42,13 +42,19 @@ PER_MODEL = {
 def exporter(stack: Stack) -> Iterator[ServiceProcess]:
     port = free_port()
     service = start_service(
-        "exporter", "services.exporter",
-        {**stack.env(), "LUMEN_EXPORTER_PORT": str(port),
-         "LUMEN_EXPORTER_KAFKA_POLL_SECONDS": "1", "LUMEN_EXPORTER_MONGO_POLL_SECONDS": "1",
-         "LUMEN_EXPORTER_LAG_WINDOW": "5",
-         "LUMEN_EXPORTER_BUSINESS_GROUP_ID": f"lumen-exporter-test-{RUN}"},
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), ports={"metrics": port},
-    )  # fmt: skip
+        "exporter",
+        "services.exporter",
+        {
+            **stack.env(),
+            "LUMEN_EXPORTER_PORT": str(port),
+            "LUMEN_EXPORTER_KAFKA_POLL_SECONDS": "1",
+            "LUMEN_EXPORTER_MONGO_POLL_SECONDS": "1",
+            "LUMEN_EXPORTER_LAG_WINDOW": "5",
+            "LUMEN_EXPORTER_BUSINESS_GROUP_ID": f"lumen-exporter-test-{RUN}",
+        },
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/metrics"),
+        ports={"metrics": port},
+    )
     yield service
     service.stop()
     # Leave no stopped consumer group behind in the shared test Kafka.
@@ -82,9 +88,11 @@ class Prometheus:
 @pytest.fixture(scope="module")
 def prometheus(
     tmp_path_factory: pytest.TempPathFactory,
-    ingest: ServiceProcess, profiles: ServiceProcess, inference_real: ServiceProcess,
+    ingest: ServiceProcess,
+    profiles: ServiceProcess,
+    inference_real: ServiceProcess,
     exporter: ServiceProcess,
-) -> Iterator[Prometheus]:  # fmt: skip
+) -> Iterator[Prometheus]:
     port = free_port()
     targets = {
         "ingest": f"127.0.0.1:{ingest.ports['metrics']}",
@@ -122,29 +130,63 @@ def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, r
             batch = [
                 {"type": "identify", "userId": user, "traits": {"plan": "pro"}},
                 {"type": "page", "userId": user, "name": "Home"},
-                {"type": "track", "userId": user, "event": "Product Viewed",
-                 "properties": {"itemId": "50", "category": "books"}},
-                {"type": "track", "userId": user, "event": "Product List Viewed",
-                 "properties": {"recommendationId": rec, "category": "games"}},
-                {"type": "track", "userId": user, "event": "Product Clicked",
-                 "properties": {"recommendationId": rec, "itemId": "7", "category": "games"}},
-                {"type": "track", "userId": user, "event": "Product Added",
-                 "properties": {"itemId": "50", "category": "books"}},
-                {"type": "track", "userId": user, "event": "Order Completed",
-                 "properties": {"revenue": 19.5, "currency": "EUR",
-                                "products": [{"itemId": "50", "category": "books"}]}},
-                {"type": "track", "userId": user, "event": "Item Viewed",
-                 "properties": {"itemId": "51"}, "messageId": f"dup-{RUN}"},
-            ]  # fmt: skip
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Product Viewed",
+                    "properties": {"itemId": "50", "category": "books"},
+                },
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Product List Viewed",
+                    "properties": {"recommendationId": rec, "category": "games"},
+                },
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Product Clicked",
+                    "properties": {"recommendationId": rec, "itemId": "7", "category": "games"},
+                },
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Product Added",
+                    "properties": {"itemId": "50", "category": "books"},
+                },
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Order Completed",
+                    "properties": {
+                        "revenue": 19.5,
+                        "currency": "EUR",
+                        "products": [{"itemId": "50", "category": "books"}],
+                    },
+                },
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Item Viewed",
+                    "properties": {"itemId": "51"},
+                    "messageId": f"dup-{RUN}",
+                },
+            ]
             assert client.post(url, json={"batch": batch}).status_code == 200
             client.post(url.replace("/batch", "/track"), json={"userId": user})  # invalid: no event
             # Classified messages in the format inference writes (services/inference/support.py),
             # standing in for a classifier the test platform has no model for.
             for intent, out_of_scope in (("refund", False), ("shipping", False), (None, True)):
-                record = {"conversationId": user, "intent": intent, "outOfScope": out_of_scope,
-                          "confidence": 0.9, "route": "support"}  # fmt: skip
-                producer.send(SUPPORT_INTENTS.name, key=user.encode(),
-                              value=json.dumps(record).encode())  # fmt: skip
+                record = {
+                    "conversationId": user,
+                    "intent": intent,
+                    "outOfScope": out_of_scope,
+                    "confidence": 0.9,
+                    "route": "support",
+                }
+                producer.send(
+                    SUPPORT_INTENTS.name, key=user.encode(), value=json.dumps(record).encode()
+                )
             # A profile may not be written yet (NOT_FOUND): that outcome is traffic too.
             with contextlib.suppress(grpc.RpcError):
                 stub.GetProfile(profiles_pb2.GetProfileRequest(user_id=user), timeout=2)
@@ -153,26 +195,34 @@ def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, r
             intents.ClassifyIntent(
                 inference_pb2.ClassifyIntentRequest(text="I want a refund"), timeout=10
             )
-            search.SearchItems(inference_pb2.SearchItemsRequest(query="space adventure", k=3),
-                               timeout=10)  # fmt: skip
+            search.SearchItems(
+                inference_pb2.SearchItemsRequest(query="space adventure", k=3), timeout=10
+            )
             time.sleep(0.5)
     producer.flush()
     producer.close()
 
 
 def test_every_dashboard_and_rule_expression_returns_data(
-    prometheus: Prometheus, ingest: ServiceProcess, inference_real: ServiceProcess,
-    exporter: ServiceProcess, stack: Stack,
-) -> None:  # fmt: skip
+    prometheus: Prometheus,
+    ingest: ServiceProcess,
+    inference_real: ServiceProcess,
+    exporter: ServiceProcess,
+    stack: Stack,
+) -> None:
     # All five targets scraped.
     wait_for(lambda: len([s for s in prometheus.series("up == 1")]) == 5, timeout=30)
     group = f"lumen-exporter-test-{RUN}"
     # The exporter's consumer must own its partitions before the load, or it skips the events.
-    wait_for(lambda: prometheus.series(f'lumen_kafka_consumergroup_members{{group="{group}"}} > 0'),
-             timeout=60)  # fmt: skip
+    wait_for(
+        lambda: prometheus.series(f'lumen_kafka_consumergroup_members{{group="{group}"}} > 0'),
+        timeout=60,
+    )
     send_load(ingest, inference_real, stack, rounds=12)
-    wait_for(lambda: prometheus.series('lumen_business_funnel_events_total{step="purchase"} > 0'),
-             timeout=60)  # fmt: skip
+    wait_for(
+        lambda: prometheus.series('lumen_business_funnel_events_total{step="purchase"} > 0'),
+        timeout=60,
+    )
     time.sleep(5)  # a few more scrapes and rule evaluations
 
     all_expressions = expressions.dashboard_expressions() + expressions.rule_expressions()

@@ -15,8 +15,9 @@ from tests.support.profiles_worker import applied_offsets, end_offsets, mongo, s
 from tests.support.stack import Stack, wait_for
 
 
-def caught_up(stack: Stack, db: Database, topic: str = EVENTS_RAW.name,
-              timeout: float = 120) -> int:  # fmt: skip
+def caught_up(
+    stack: Stack, db: Database, topic: str = EVENTS_RAW.name, timeout: float = 120
+) -> int:
     """Wait until the worker writing ``db`` has applied every record of ``topic``."""
     total = sum(end_offsets(stack, topic).values())
     wait_for(lambda: applied_offsets(db, topic) >= total, timeout=timeout, interval=0.25)
@@ -51,8 +52,9 @@ def clean_pass(stack: Stack, topic: str, prefix: str = "lumen_clean_pass") -> Da
     return clean
 
 
-def clean_pass_matches(stack: Stack, db: Database, topic: str = EVENTS_RAW.name,
-                       only: str | None = None) -> int:  # fmt: skip
+def clean_pass_matches(
+    stack: Stack, db: Database, topic: str = EVENTS_RAW.name, only: str | None = None
+) -> int:
     """A fresh worker reads ``topic`` once into a new database; every document must equal the
     one the faulted run produced. With ``only``, just the documents whose id contains it: the
     topic is shared with other tests, whose identity merges across partitions (alias of ids

@@ -59,11 +59,19 @@ class EventLoad:
         for _ in range(self.batch):
             n = self.sent
             self.sent += 1
-            events.append({
-                "type": "track", "userId": f"{self.prefix}-u{n % self.users}",
-                "event": "Item Viewed", "messageId": f"{self.prefix}-m{n}", "timestamp": now,
-                "properties": {"itemId": f"{self.prefix}-i{n % 37}", "categories": [f"c{n % 5}"]},
-            })  # fmt: skip
+            events.append(
+                {
+                    "type": "track",
+                    "userId": f"{self.prefix}-u{n % self.users}",
+                    "event": "Item Viewed",
+                    "messageId": f"{self.prefix}-m{n}",
+                    "timestamp": now,
+                    "properties": {
+                        "itemId": f"{self.prefix}-i{n % 37}",
+                        "categories": [f"c{n % 5}"],
+                    },
+                }
+            )
         return Batch(events)
 
     def _send(self, batch: Batch) -> bool:

@@ -19,8 +19,9 @@ ADMIN_KEY = "reliability-admin-key"
 RESULTS = Path(os.environ.get("LUMEN_RELIABILITY_RESULTS", VAR_DIR.parent / "results"))
 
 
-def start_ingest(platform: PrivatePlatform, name: str = "ingest-private",
-                 **settings: str) -> ServiceProcess:  # fmt: skip
+def start_ingest(
+    platform: PrivatePlatform, name: str = "ingest-private", **settings: str
+) -> ServiceProcess:
     """Ingest on the private platform; ``settings`` are extra ``LUMEN_INGEST_*`` values."""
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     env = {
@@ -37,11 +38,14 @@ def start_ingest(platform: PrivatePlatform, name: str = "ingest-private",
     }
     scheme = "https" if "tls_cert_file" in settings else "http"
     return start_service(
-        name, "services.ingest", env,
-        ready=lambda: http_ok(f"{scheme}://127.0.0.1:{http}/healthz") if scheme == "http"
+        name,
+        "services.ingest",
+        env,
+        ready=lambda: http_ok(f"{scheme}://127.0.0.1:{http}/healthz")
+        if scheme == "http"
         else _tls_listening(http),
         ports={"http": http, "grpc": grpc_port, "metrics": metrics},
-    )  # fmt: skip
+    )
 
 
 def _tls_listening(port: int) -> bool:

@@ -20,8 +20,9 @@ from tests.unit.inference import tiny_models as tiny
 
 def test_hot_swap_of_two_models_under_load_fails_no_call(platform: PrivatePlatform) -> None:
     registry = tiny_registry()
-    server = start_inference(platform.stack(), registry,
-                             LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED="false")  # fmt: skip
+    server = start_inference(
+        platform.stack(), registry, LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED="false"
+    )
     versions: Counter[tuple[str, str]] = Counter()
     failures: list[str] = []
     stop = threading.Event()
@@ -45,8 +46,10 @@ def test_hot_swap_of_two_models_under_load_fails_no_call(platform: PrivatePlatfo
             stub = pb_grpc.RecommendationServiceStub(channel)
             while not stop.is_set():
                 try:
-                    r = stub.Recommend(pb.RecommendRequest(anonymous_id="swap-load", k=2,
-                                                           context_item_ids=["m1"]), timeout=5)  # fmt: skip
+                    r = stub.Recommend(
+                        pb.RecommendRequest(anonymous_id="swap-load", k=2, context_item_ids=["m1"]),
+                        timeout=5,
+                    )
                     versions["recommender", r.model_version] += 1
                     if len(r.items) != 2:
                         failures.append(f"Recommend returned {len(r.items)} items")
@@ -61,21 +64,30 @@ def test_hot_swap_of_two_models_under_load_fails_no_call(platform: PrivatePlatfo
         t.start()
     try:
         for version in (2, 3):
-            wait_for(lambda v=version: versions["intent", str(v - 1)] >= 20
-                     and versions["recommender", str(v - 1)] >= 20, timeout=30)  # fmt: skip
+            wait_for(
+                lambda v=version: versions["intent", str(v - 1)] >= 20
+                and versions["recommender", str(v - 1)] >= 20,
+                timeout=30,
+            )
             tiny.write_intent(registry, version)
             tiny.write_recommender(registry, version, boost=0.01 * version)
-        wait_for(lambda: versions["intent", "3"] >= 20 and versions["recommender", "3"] >= 20,
-                 timeout=30)  # fmt: skip
+        wait_for(
+            lambda: versions["intent", "3"] >= 20 and versions["recommender", "3"] >= 20, timeout=30
+        )
     finally:
         stop.set()
         for t in threads:
             t.join()
         server.stop()
-    record("fault_model_hot_swap", {
-        "calls": sum(versions.values()), "failed_calls": len(failures),
-        "calls_per_model_version": {f"{m} v{v}": n for (m, v), n in sorted(versions.items())},
-        "swaps": 4, "duration_seconds": round(time.monotonic() - started, 1),
-    })  # fmt: skip
+    record(
+        "fault_model_hot_swap",
+        {
+            "calls": sum(versions.values()),
+            "failed_calls": len(failures),
+            "calls_per_model_version": {f"{m} v{v}": n for (m, v), n in sorted(versions.items())},
+            "swaps": 4,
+            "duration_seconds": round(time.monotonic() - started, 1),
+        },
+    )
     assert failures == []
     assert set(versions) == {(m, v) for m in ("intent", "recommender") for v in ("1", "2", "3")}

@@ -67,16 +67,20 @@ def test_kafka_kill_9_under_ingest_load(
     worker.stop()
     ingest.stop()
     figures = {
-        "rate_events_per_second": RATE, "duration_seconds": round(elapsed, 1),
-        "events_generated": load.sent, "requests": load.requests, "retried_requests": load.retries,
-        "outcomes": dict(load.statuses), "outage_outcomes": dict(outage),
+        "rate_events_per_second": RATE,
+        "duration_seconds": round(elapsed, 1),
+        "events_generated": load.sent,
+        "requests": load.requests,
+        "retried_requests": load.retries,
+        "outcomes": dict(load.statuses),
+        "outage_outcomes": dict(outage),
         "broker_listening_after_restart_seconds": round(back_at - restarting, 1),
         "broker_metadata_after_restart_seconds": round(metadata_at - restarting, 1),
         "ingest_ready_after_broker_seconds": round(ready_at - back_at, 1),
         "outage_seconds": round(back_at - killed_at, 1),
         "first_2xx_after_restart_seconds": round(first_ok_after - back_at, 1),
         **result.as_dict(),
-    }  # fmt: skip
+    }
     record("fault_kafka_kill", figures)
     assert load.unacknowledged == 0, "some batches were never acknowledged, even after drain"
     assert result.lost == 0, result

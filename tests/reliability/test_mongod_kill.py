@@ -28,8 +28,9 @@ from tests.support.stack import ServiceProcess, Stack, wait_for
 RATE = 500.0  # events/s produced while the worker applies them
 
 
-def produce_steadily(stack: Stack, topic: str, events: list[dict[str, Any] | bytes],
-                     rate: float) -> threading.Thread:  # fmt: skip
+def produce_steadily(
+    stack: Stack, topic: str, events: list[dict[str, Any] | bytes], rate: float
+) -> threading.Thread:
     def run() -> None:
         producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all", linger_ms=5)
         started = time.monotonic()
@@ -99,19 +100,29 @@ def test_mongod_kill_9_under_profile_updater_load(
     lost, doubled = version_gaps(db, clean)
     profiles = db.profiles.count_documents({})
 
-    record("fault_mongod_kill", {
-        "rate_events_per_second": RATE, "events": len(events),
-        "poison_records": sum(isinstance(e, bytes) for e in events),
-        "applied_when_killed": applied_at_kill, "mongod_down_seconds": round(back_at - killed_at, 1),
-        "mongod_restart_seconds": round(mongod_restart_seconds, 1),
-        "applied_when_back": applied_after_restart, "worker_write_errors": mongo_retries, "replayed_records_skipped": replays_skipped,
-        "caught_up_after_restart_seconds": round(caught_up_at - back_at, 1),
-        "duration_seconds": round(caught_up_at - started, 1),
-        "profiles_compared_field_by_field": profiles,
-        "documents_compared": sum(clean[c].count_documents({}) for c in
-                                  ("profiles", "trends", "trend_contributions", "items")),
-        "events_lost": lost, "events_double_counted": doubled,
-    })  # fmt: skip
+    record(
+        "fault_mongod_kill",
+        {
+            "rate_events_per_second": RATE,
+            "events": len(events),
+            "poison_records": sum(isinstance(e, bytes) for e in events),
+            "applied_when_killed": applied_at_kill,
+            "mongod_down_seconds": round(back_at - killed_at, 1),
+            "mongod_restart_seconds": round(mongod_restart_seconds, 1),
+            "applied_when_back": applied_after_restart,
+            "worker_write_errors": mongo_retries,
+            "replayed_records_skipped": replays_skipped,
+            "caught_up_after_restart_seconds": round(caught_up_at - back_at, 1),
+            "duration_seconds": round(caught_up_at - started, 1),
+            "profiles_compared_field_by_field": profiles,
+            "documents_compared": sum(
+                clean[c].count_documents({})
+                for c in ("profiles", "trends", "trend_contributions", "items")
+            ),
+            "events_lost": lost,
+            "events_double_counted": doubled,
+        },
+    )
     assert profiles > 0
     assert (lost, doubled) == (0, 0)
     assert_same(db, clean)

@@ -76,8 +76,13 @@ def test_soak_steady_load_across_all_services(
             lag = sum(end_offsets(stack, EVENTS_RAW.name).values()) - applied_offsets(
                 db, EVENTS_RAW.name
             )
-            samples.append({"t": elapsed, "lag": lag,
-                            **{name: rss_bytes(s.proc.pid) for name, s in services.items()}})  # fmt: skip
+            samples.append(
+                {
+                    "t": elapsed,
+                    "lag": lag,
+                    **{name: rss_bytes(s.proc.pid) for name, s in services.items()},
+                }
+            )
             time.sleep(2)
     finally:
         load.stop()
@@ -95,13 +100,17 @@ def test_soak_steady_load_across_all_services(
     }
     max_lag = max(s["lag"] for s in samples)
     figures = {
-        "seconds": SECONDS, "rate_events_per_second": RATE, "events": load.sent,
+        "seconds": SECONDS,
+        "rate_events_per_second": RATE,
+        "events": load.sent,
         "ingest_dedupe_window_seconds": WARM_UP / 2,
-        "http_outcomes": dict(load.statuses), "inference_outcomes": dict(calls),
+        "http_outcomes": dict(load.statuses),
+        "inference_outcomes": dict(calls),
         "rss_growth_after_warm_up": {k: round(v, 4) for k, v in growth.items()},
         "rss_mib_end": {name: round(samples[-1][name] / 2**20, 1) for name in services},
-        "max_consumer_lag_records": max_lag, **result.as_dict(),
-    }  # fmt: skip
+        "max_consumer_lag_records": max_lag,
+        **result.as_dict(),
+    }
     record(f"soak_{int(SECONDS)}s", figures)
     assert set(load.statuses) == {"200"} and set(calls) == {"OK"}, figures
     assert result.lost == 0 and result.duplicated == 0, result

@@ -44,8 +44,9 @@ def test_profile_updater_kill_restart_and_rebalance_under_load(
     # Rare Kafka commits: the kill lands after MongoDB commits the Kafka offsets lag behind.
     # A short session timeout: the group drops the killed member soon, not after 30 s.
     options = {"batch_size": 100, "session_timeout_seconds": 8}
-    first = start_worker(stack, EVENTS_RAW.name, db.name, app_id=app_id,
-                         commit_interval_seconds=10, **options)  # fmt: skip
+    first = start_worker(
+        stack, EVENTS_RAW.name, db.name, app_id=app_id, commit_interval_seconds=10, **options
+    )
     workers = owned
     workers.append(first)
     started = time.monotonic()
@@ -92,14 +93,23 @@ def test_profile_updater_kill_restart_and_rebalance_under_load(
     assert load.unacknowledged == 0 and result.lost == 0 and result.duplicated == 0, result
     profiles = profile_counts_match(db, counts, users)
     compared = clean_pass_matches(stack, db, only=load.prefix)
-    record("fault_profile_updater_kill_and_rebalance", {
-        "rate_events_per_second": RATE, "duration_seconds": round(time.monotonic() - started, 1),
-        "events_generated": load.sent, "outcomes": dict(load.statuses),
-        "replayed_records_skipped_after_kill": replays, "processed_by": processed_by,
-        "second_worker_first_event_seconds": round(joined_after, 1),
-        "second_worker_exit_code": left_with, "second_worker_leave_seconds": round(left_after, 1),
-        **result.as_dict(), **profiles, "clean_pass_profiles_compared": compared,
-    })  # fmt: skip
+    record(
+        "fault_profile_updater_kill_and_rebalance",
+        {
+            "rate_events_per_second": RATE,
+            "duration_seconds": round(time.monotonic() - started, 1),
+            "events_generated": load.sent,
+            "outcomes": dict(load.statuses),
+            "replayed_records_skipped_after_kill": replays,
+            "processed_by": processed_by,
+            "second_worker_first_event_seconds": round(joined_after, 1),
+            "second_worker_exit_code": left_with,
+            "second_worker_leave_seconds": round(left_after, 1),
+            **result.as_dict(),
+            **profiles,
+            "clean_pass_profiles_compared": compared,
+        },
+    )
     assert processed_by["joining_and_leaving"] > 0, "the second worker never got a partition"
 
 
@@ -121,14 +131,18 @@ def test_inference_kill_9_and_restart_under_load(
         mine = per_client.setdefault(threading.get_ident(), [])
         # A client that reconnects promptly once the server is back (gRPC's default backoff
         # can wait up to two minutes).
-        options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 500),
-                   ("grpc.min_reconnect_backoff_ms", 100)]  # fmt: skip
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 500),
+            ("grpc.min_reconnect_backoff_ms", 100),
+        ]
         with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
             stub = pb_grpc.IntentServiceStub(channel)
             while not stop.is_set():
                 try:
-                    reply = stub.ClassifyIntent(pb.ClassifyIntentRequest(text="refund please"),
-                                                timeout=2)  # fmt: skip
+                    reply = stub.ClassifyIntent(
+                        pb.ClassifyIntentRequest(text="refund please"), timeout=2
+                    )
                     if reply.prediction.intent != "refund":
                         wrong.append(reply.prediction.intent)
                     outcomes.append((time.monotonic(), "OK"))
@@ -162,18 +176,26 @@ def test_inference_kill_9_and_restart_under_load(
     during = Counter(o for t, o in outcomes if killed_at <= t < back_at)
     # Each client channel reconnects on its own schedule; after the last one is back, every
     # call succeeds.
-    first_ok = [min((t for t, o in mine if t >= back_at and o == "OK"), default=float("inf"))
-                for mine in per_client.values()]  # fmt: skip
+    first_ok = [
+        min((t for t, o in mine if t >= back_at and o == "OK"), default=float("inf"))
+        for mine in per_client.values()
+    ]
     recovered_at = max(first_ok)
     reconnecting = Counter(o for t, o in outcomes if back_at <= t < recovered_at)
     after = Counter(o for t, o in outcomes if t >= recovered_at)
-    record("fault_inference_kill", {
-        "calls": len(outcomes), "before_kill": dict(before), "while_down": dict(during),
-        "reconnecting": dict(reconnecting), "after_reconnect": dict(after),
-        "reconnected_seconds_after_restart": round(recovered_at - back_at, 2),
-        "wrong_answers": len(wrong),
-        "down_seconds": round(back_at - killed_at, 1),
-    })  # fmt: skip
+    record(
+        "fault_inference_kill",
+        {
+            "calls": len(outcomes),
+            "before_kill": dict(before),
+            "while_down": dict(during),
+            "reconnecting": dict(reconnecting),
+            "after_reconnect": dict(after),
+            "reconnected_seconds_after_restart": round(recovered_at - back_at, 2),
+            "wrong_answers": len(wrong),
+            "down_seconds": round(back_at - killed_at, 1),
+        },
+    )
     assert wrong == []
     assert recovered_at - back_at < 5, "a client did not reconnect within 5 s"
     assert set(before) == {"OK"} and set(after) == {"OK"}, (before, after)
@@ -181,8 +203,9 @@ def test_inference_kill_9_and_restart_under_load(
     assert set(during) <= {"OK", "UNAVAILABLE"} and during["UNAVAILABLE"] > 0, during
 
 
-def start_inference_on_port(stack: Stack, registry: Path, port: int,
-                            env: dict[str, str]) -> ServiceProcess:  # fmt: skip
+def start_inference_on_port(
+    stack: Stack, registry: Path, port: int, env: dict[str, str]
+) -> ServiceProcess:
     """The restarted server takes the same address, as a supervisor would restart it."""
     from lumen_cli.platform.services import grpc_serving
     from tests.support.stack import free_port, start_service
@@ -197,6 +220,10 @@ def start_inference_on_port(stack: Stack, registry: Path, port: int,
         "LUMEN_INFERENCE_INTRA_OP_THREADS": "1",
         **env,
     }
-    return start_service("inference", "services.inference", service_env,
-                         ready=lambda: grpc_serving(f"127.0.0.1:{port}"),
-                         ports={"grpc": port, "metrics": metrics_port})  # fmt: skip
+    return start_service(
+        "inference",
+        "services.inference",
+        service_env,
+        ready=lambda: grpc_serving(f"127.0.0.1:{port}"),
+        ports={"grpc": port, "metrics": metrics_port},
+    )

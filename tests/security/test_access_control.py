@@ -84,8 +84,12 @@ def test_requests_without_a_valid_key_are_refused(ingest: ServiceProcess) -> Non
     event = {"userId": "sec-u", "event": "E"}
     assert httpx.post(f"{base}/v1/track", json=event).status_code == 401
     assert httpx.post(f"{base}/v1/track", json=event, auth=(WRONG_KEY, "")).status_code == 401
-    assert httpx.post(f"{base}/v1/track", json=event,
-                      headers={"Authorization": "Basic %%%"}).status_code == 401  # fmt: skip
+    assert (
+        httpx.post(
+            f"{base}/v1/track", json=event, headers={"Authorization": "Basic %%%"}
+        ).status_code
+        == 401
+    )
     with grpc.insecure_channel(f"127.0.0.1:{ingest.ports['grpc']}") as channel:
         stub = events_pb2_grpc.EventServiceStub(channel)
         request = events_pb2.PublishRequest(
@@ -104,21 +108,39 @@ def test_write_keys_are_never_logged_nor_written_to_kafka(
     marker = f"sec-{uuid.uuid4().hex[:8]}"
     basic = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
     sent = [
-        httpx.post(f"{base}/v1/track", json={"userId": marker, "event": "Basic"},
-                   headers={"Authorization": f"Basic {basic}"}),
-        httpx.post(f"{base}/v1/track", json={"userId": marker, "event": "Bearer"},
-                   headers={"Authorization": f"Bearer {WRITE_KEY}"}),
+        httpx.post(
+            f"{base}/v1/track",
+            json={"userId": marker, "event": "Basic"},
+            headers={"Authorization": f"Basic {basic}"},
+        ),
+        httpx.post(
+            f"{base}/v1/track",
+            json={"userId": marker, "event": "Bearer"},
+            headers={"Authorization": f"Bearer {WRITE_KEY}"},
+        ),
         # The key in the body (Segment's browser clients), with one invalid event for the DLQ.
-        httpx.post(f"{base}/v1/batch", json={"writeKey": WRITE_KEY, "batch": [
-            {"type": "track", "userId": marker, "event": "InBody"},
-            {"type": "track", "userId": marker}]}),
-        httpx.post(f"{base}/v1/track", json={"userId": marker, "event": "Wrong"},
-                   auth=(WRONG_KEY, "")),
-    ]  # fmt: skip
+        httpx.post(
+            f"{base}/v1/batch",
+            json={
+                "writeKey": WRITE_KEY,
+                "batch": [
+                    {"type": "track", "userId": marker, "event": "InBody"},
+                    {"type": "track", "userId": marker},
+                ],
+            },
+        ),
+        httpx.post(
+            f"{base}/v1/track", json={"userId": marker, "event": "Wrong"}, auth=(WRONG_KEY, "")
+        ),
+    ]
     assert [r.status_code for r in sent] == [200, 200, 200, 401]
     stack = platform.stack()
-    written = [v for topic in (EVENTS_RAW.name, EVENTS_DLQ.name)
-               for _, v in read_topic(stack, topic) if v and marker.encode() in v]  # fmt: skip
+    written = [
+        v
+        for topic in (EVENTS_RAW.name, EVENTS_DLQ.name)
+        for _, v in read_topic(stack, topic)
+        if v and marker.encode() in v
+    ]
     assert len(written) == 4  # three accepted events and the DLQ copy of the invalid one
     for value in written:
         assert WRITE_KEY.encode() not in value and b"writeKey" not in value, value
@@ -131,16 +153,20 @@ def test_write_keys_are_never_logged_nor_written_to_kafka(
 # -- TLS ---------------------------------------------------------------------------------------
 def test_ingest_serves_http_and_grpc_over_tls(platform: PrivatePlatform, tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "tls")
-    service = start_ingest(platform, "ingest-tls", tls_cert_file=str(certs.cert),
-                           tls_key_file=str(certs.key))  # fmt: skip
+    service = start_ingest(
+        platform, "ingest-tls", tls_cert_file=str(certs.cert), tls_key_file=str(certs.key)
+    )
     try:
         https = f"https://127.0.0.1:{service.ports['http']}"
         trusting = ssl.create_default_context(cafile=str(certs.ca))
         with httpx.Client(verify=trusting, timeout=10) as client:
             ready = client.get(f"{https}/healthz")
             assert ready.status_code == 200
-            assert client.post(f"{https}/v1/track", auth=(WRITE_KEY, ""),
-                               json={"userId": "tls-u", "event": "Secure"}).status_code in (200, 503)  # fmt: skip
+            assert client.post(
+                f"{https}/v1/track",
+                auth=(WRITE_KEY, ""),
+                json={"userId": "tls-u", "event": "Secure"},
+            ).status_code in (200, 503)
         with pytest.raises(httpx.HTTPError):  # plain HTTP is not served on the TLS port
             httpx.get(
                 f"http://127.0.0.1:{service.ports['http']}/healthz", timeout=5
@@ -155,8 +181,10 @@ def test_ingest_serves_http_and_grpc_over_tls(platform: PrivatePlatform, tmp_pat
             # Answered over TLS (SERVING, or NOT_SERVING while Kafka readiness is still being
             # probed: this test is about the transport, readiness is tested in test_ingest).
             answered = stub.Check(health_pb2.HealthCheckRequest(), timeout=10).status
-            assert answered in (health_pb2.HealthCheckResponse.SERVING,
-                                health_pb2.HealthCheckResponse.NOT_SERVING)  # fmt: skip
+            assert answered in (
+                health_pb2.HealthCheckResponse.SERVING,
+                health_pb2.HealthCheckResponse.NOT_SERVING,
+            )
         with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as plain:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -182,15 +210,20 @@ def test_inference_serves_grpc_over_tls(platform: PrivatePlatform, tmp_path: Pat
 
     registry = tiny_registry()
     service = start_service(
-        "inference-tls", "services.inference",
-        {**platform.stack().env(), "LUMEN_INFERENCE_MODEL_REPOSITORY": str(registry),
-         "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
-         "LUMEN_INFERENCE_METRICS_PORT": str(free_port()),
-         "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
-         "LUMEN_INFERENCE_TLS_CERT_FILE": str(certs.cert),
-         "LUMEN_INFERENCE_TLS_KEY_FILE": str(certs.key)},
-        ready=serving_over_tls, ports={"grpc": grpc_port},
-    )  # fmt: skip
+        "inference-tls",
+        "services.inference",
+        {
+            **platform.stack().env(),
+            "LUMEN_INFERENCE_MODEL_REPOSITORY": str(registry),
+            "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
+            "LUMEN_INFERENCE_METRICS_PORT": str(free_port()),
+            "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
+            "LUMEN_INFERENCE_TLS_CERT_FILE": str(certs.cert),
+            "LUMEN_INFERENCE_TLS_KEY_FILE": str(certs.key),
+        },
+        ready=serving_over_tls,
+        ports={"grpc": grpc_port},
+    )
     try:
         with grpc.secure_channel(target, credentials) as channel:
             answer = pb_grpc.IntentServiceStub(channel).ClassifyIntent(
@@ -315,8 +348,9 @@ def test_inference_token_is_required_and_health_stays_open(platform: PrivatePlat
                     codes[name] = exc.code().name
             unauthenticated = _call_every_kind(channel, ())
             authenticated = _call_every_kind(channel, (("authorization", f"Bearer {token}"),))
-            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                                timeout=10)  # fmt: skip
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         assert codes == {"wrong": "UNAUTHENTICATED", "raw token": "UNAUTHENTICATED"}
         assert unauthenticated == dict.fromkeys(unauthenticated, "UNAUTHENTICATED")
@@ -465,8 +499,15 @@ SASL_ENV = {
 
 def _configured(code: str) -> str:
     """Run ``code`` in a fresh interpreter with the SASL settings in its environment."""
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, **SASL_ENV}, timeout=60, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **SASL_ENV},
+        timeout=60,
+        check=True,
+    )
     return out.stdout
 
 

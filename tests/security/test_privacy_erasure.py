@@ -32,9 +32,14 @@ def hashed(value: str) -> str:
 
 @pytest.fixture(scope="module")
 def hashing(platform: PrivatePlatform) -> Iterator[ServiceProcess]:
-    service = start_ingest(platform, "ingest-privacy-hash", privacy_ip="hash",
-                           privacy_trait_keys="email,phone", privacy_trait_policy="hash",
-                           privacy_hash_salt=SALT)  # fmt: skip
+    service = start_ingest(
+        platform,
+        "ingest-privacy-hash",
+        privacy_ip="hash",
+        privacy_trait_keys="email,phone",
+        privacy_trait_policy="hash",
+        privacy_hash_salt=SALT,
+    )
     wait_ready(service)
     yield service
     service.stop()
@@ -42,8 +47,13 @@ def hashing(platform: PrivatePlatform) -> Iterator[ServiceProcess]:
 
 @pytest.fixture(scope="module")
 def dropping(platform: PrivatePlatform) -> Iterator[ServiceProcess]:
-    service = start_ingest(platform, "ingest-privacy-drop", privacy_ip="drop",
-                           privacy_trait_keys="email,phone", privacy_trait_policy="drop")  # fmt: skip
+    service = start_ingest(
+        platform,
+        "ingest-privacy-drop",
+        privacy_ip="drop",
+        privacy_trait_keys="email,phone",
+        privacy_trait_policy="drop",
+    )
     wait_ready(service)
     yield service
     service.stop()
@@ -62,11 +72,21 @@ def send_personal_events(service: ServiceProcess, user: str, anonymous: str) -> 
     base = f"http://127.0.0.1:{service.ports['http']}"
     context = {"ip": IP, "traits": {"email": EMAIL}}
     batch = [
-        {"type": "identify", "userId": user, "anonymousId": anonymous, "context": context,
-         "traits": {"email": EMAIL, "phone": PHONE, "plan": "pro"}},
-        {"type": "track", "userId": user, "event": "Item Viewed", "context": context,
-         "properties": {"itemId": f"{user}-item", "categories": ["Drama"]}},
-    ]  # fmt: skip
+        {
+            "type": "identify",
+            "userId": user,
+            "anonymousId": anonymous,
+            "context": context,
+            "traits": {"email": EMAIL, "phone": PHONE, "plan": "pro"},
+        },
+        {
+            "type": "track",
+            "userId": user,
+            "event": "Item Viewed",
+            "context": context,
+            "properties": {"itemId": f"{user}-item", "categories": ["Drama"]},
+        },
+    ]
     response = httpx.post(f"{base}/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))
     assert response.status_code == 200 and "rejected" not in response.json(), response.text
 
@@ -88,9 +108,12 @@ def raw_records(platform: PrivatePlatform, user: str) -> list[bytes]:
 
 @pytest.mark.parametrize("policy", ["hash", "drop"])
 def test_personal_data_is_scrubbed_in_kafka_and_mongodb(
-    platform: PrivatePlatform, hashing: ServiceProcess, dropping: ServiceProcess,
-    profiles_db: Database, policy: str,
-) -> None:  # fmt: skip
+    platform: PrivatePlatform,
+    hashing: ServiceProcess,
+    dropping: ServiceProcess,
+    profiles_db: Database,
+    policy: str,
+) -> None:
     user, anonymous = f"pii-{policy}-{uuid.uuid4().hex[:6]}", f"anon-{uuid.uuid4().hex[:6]}"
     send_personal_events(hashing if policy == "hash" else dropping, user, anonymous)
     records = raw_records(platform, user)
@@ -119,9 +142,15 @@ def test_erasure_leaves_no_trace_of_the_user_in_mongodb(
     send_personal_events(hashing, user, anonymous)
     # An anonymous visit before the identify, linked to the user by it.
     base = f"http://127.0.0.1:{hashing.ports['http']}"
-    early = httpx.post(f"{base}/v1/track", auth=(WRITE_KEY, ""), json={
-        "anonymousId": anonymous, "event": "Item Viewed",
-        "properties": {"itemId": f"{user}-other", "categories": ["Comedy"]}})  # fmt: skip
+    early = httpx.post(
+        f"{base}/v1/track",
+        auth=(WRITE_KEY, ""),
+        json={
+            "anonymousId": anonymous,
+            "event": "Item Viewed",
+            "properties": {"itemId": f"{user}-other", "categories": ["Comedy"]},
+        },
+    )
     assert early.status_code == 200
     stack = platform.stack()
     caught_up(stack, profiles_db)
@@ -132,6 +161,12 @@ def test_erasure_leaves_no_trace_of_the_user_in_mongodb(
     assert erased.status_code == 202
     caught_up(stack, profiles_db)
     after = documents_mentioning(profiles_db, user, anonymous)
-    record("security_erasure", {"documents_before": len(before), "documents_after": len(after),
-                                "collections_before": sorted({c for c, _ in before})})  # fmt: skip
+    record(
+        "security_erasure",
+        {
+            "documents_before": len(before),
+            "documents_after": len(after),
+            "collections_before": sorted({c for c, _ in before}),
+        },
+    )
     assert after == []

@@ -92,14 +92,22 @@ def _build(root: Path) -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     log_path = root.parent / f"{root.name}.build.log"
-    env = {**os.environ, "LUMEN_MODEL_REPOSITORY": str(root),
-           "LUMEN_RUNS_DIR": str(root.parent / f"{root.name}.runs")}  # fmt: skip
+    env = {
+        **os.environ,
+        "LUMEN_MODEL_REPOSITORY": str(root),
+        "LUMEN_RUNS_DIR": str(root.parent / f"{root.name}.runs"),
+    }
     start = time.monotonic()
     with open(log_path, "wb") as log:
         done = subprocess.run(
-            [sys.executable, "-m", "models", "build-defaults", "--small"], cwd=REPO, env=env,
-            stdout=log, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_SECONDS, check=False,
-        )  # fmt: skip
+            [sys.executable, "-m", "models", "build-defaults", "--small"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            check=False,
+        )
     seconds = round(time.monotonic() - start, 1)
     if done.returncode != 0:
         tail = log_path.read_text(errors="replace")[-3000:]

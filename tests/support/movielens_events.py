@@ -38,8 +38,9 @@ def interactions(folder: Path) -> list[tuple[str, str, float, int]]:
     ]
 
 
-def rating_events(folder: Path, prefix: str, users: Iterable[str] | None = None,
-                  with_categories: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+def rating_events(
+    folder: Path, prefix: str, users: Iterable[str] | None = None, with_categories: bool = True
+) -> list[dict[str, Any]]:
     """Events of ``users`` (all by default) in time order (file order breaks ties); user ids
     are ``<prefix>-<MovieLens user id>`` so that runs never mix."""
     wanted = set(users) if users is not None else None
@@ -51,9 +52,14 @@ def rating_events(folder: Path, prefix: str, users: Iterable[str] | None = None,
         props: dict[str, Any] = {"itemId": item, "rating": rating}
         if with_categories:
             props["categories"] = categories.get(item, [])
-        events.append({
-            "type": "track", "userId": f"{prefix}-{user}", "event": "Item Rated",
-            "messageId": f"{prefix}-{n}", "properties": props,
-            "timestamp": datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z"),
-        })  # fmt: skip
+        events.append(
+            {
+                "type": "track",
+                "userId": f"{prefix}-{user}",
+                "event": "Item Rated",
+                "messageId": f"{prefix}-{n}",
+                "properties": props,
+                "timestamp": datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z"),
+            }
+        )
     return events

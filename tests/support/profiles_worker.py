@@ -38,8 +38,9 @@ def create_topic(stack: Stack, partitions: int = 3) -> str:
     return name
 
 
-def start_worker(stack: Stack, topic: str, database: str, app_id: str | None = None,
-                 **settings: object) -> ServiceProcess:  # fmt: skip
+def start_worker(
+    stack: Stack, topic: str, database: str, app_id: str | None = None, **settings: object
+) -> ServiceProcess:
     """``python -m services.profiles`` on ``topic`` writing to ``database``; ``settings`` are
     extra ``LUMEN_PROFILES_*`` values (``batch_size=200`` -> ``LUMEN_PROFILES_BATCH_SIZE``)."""
     web = free_port()
@@ -53,9 +54,12 @@ def start_worker(stack: Stack, topic: str, database: str, app_id: str | None = N
         **{f"LUMEN_PROFILES_{k.upper()}": str(v) for k, v in settings.items()},
     }
     return start_service(
-        "profiles", "services.profiles", env,
-        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"), ports={"web": web},
-    )  # fmt: skip
+        "profiles",
+        "services.profiles",
+        env,
+        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
+        ports={"web": web},
+    )
 
 
 def produce(stack: Stack, topic: str, events: Iterable[dict[str, Any] | bytes]) -> int:
@@ -85,11 +89,15 @@ def end_offsets(stack: Stack, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def read_topic(stack: Stack, topic: str, start: dict[int, int] | None = None,
-               timeout_ms: int = 3000) -> list[tuple[bytes | None, bytes | None]]:  # fmt: skip
+def read_topic(
+    stack: Stack, topic: str, start: dict[int, int] | None = None, timeout_ms: int = 3000
+) -> list[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record from ``start`` (partition -> offset; default: beginning)."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap,
-                             enable_auto_commit=False, consumer_timeout_ms=timeout_ms)  # fmt: skip
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=timeout_ms,
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)

@@ -117,17 +117,26 @@ class ServiceProcess:
             self.proc.wait()
 
 
-def start_service(name: str, module: str, env: dict[str, str], ready: object,
-                  ports: dict[str, int], timeout: float = 90.0) -> ServiceProcess:  # fmt: skip
+def start_service(
+    name: str,
+    module: str,
+    env: dict[str, str],
+    ready: object,
+    ports: dict[str, int],
+    timeout: float = 90.0,
+) -> ServiceProcess:
     """Start ``python -m module`` with ``env``; wait until ``ready()`` is true."""
     log_dir = TEST_VAR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", module],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, **env},
-        )  # fmt: skip
+        )
     service = ServiceProcess(name, proc, log_path, ports)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

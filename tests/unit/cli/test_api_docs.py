@@ -9,9 +9,13 @@ from lumen_cli.platform.paths import REPO_ROOT
 
 
 def test_api_reference_is_up_to_date() -> None:
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "gen_api_docs.py"),
-                           "--check"], capture_output=True, text=True, cwd=REPO_ROOT,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "gen_api_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 

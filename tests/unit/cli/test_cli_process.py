@@ -17,9 +17,13 @@ from tests.support.stack import free_port
 
 def lumen(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "lumen_cli", *args], cwd=REPO_ROOT, capture_output=True,
-        text=True, timeout=60, env=env if env is not None else dict(os.environ),
-    )  # fmt: skip
+        [sys.executable, "-m", "lumen_cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env if env is not None else dict(os.environ),
+    )
 
 
 def commands() -> list[str]:
@@ -29,8 +33,16 @@ def commands() -> list[str]:
 
 def test_every_command_has_help() -> None:
     names = commands()
-    assert {"seed", "recommend", "classify", "search", "profile", "trending", "tail",
-            "doctor"} <= set(names)  # fmt: skip
+    assert {
+        "seed",
+        "recommend",
+        "classify",
+        "search",
+        "profile",
+        "trending",
+        "tail",
+        "doctor",
+    } <= set(names)
     for name in names:
         done = lumen(name, "--help")
         assert done.returncode == 0, (name, done.stderr)

@@ -16,8 +16,13 @@ SCANNED = ["lumen_cli", "lumen_client", "shared", "models", "services"]
 
 
 def test_configuration_page_is_up_to_date() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True,
-                          text=True, cwd=REPO_ROOT, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -34,9 +39,11 @@ def test_every_variable_the_code_reads_is_documented() -> None:
 
 def test_page_documents_the_services_own_settings() -> None:
     page = PAGE.read_text()
-    for variable, default in [("LUMEN_INGEST_HTTP_PORT", "`8080`"),
-                              ("LUMEN_INFERENCE_GRPC_PORT", "`50052`"),
-                              ("LUMEN_INFERENCE_TARGET", "`127.0.0.1:50052`"),
-                              ("LUMEN_WRITE_KEY", "`lumen-dev-key`")]:  # fmt: skip
+    for variable, default in [
+        ("LUMEN_INGEST_HTTP_PORT", "`8080`"),
+        ("LUMEN_INFERENCE_GRPC_PORT", "`50052`"),
+        ("LUMEN_INFERENCE_TARGET", "`127.0.0.1:50052`"),
+        ("LUMEN_WRITE_KEY", "`lumen-dev-key`"),
+    ]:
         row = next(line for line in page.splitlines() if line.startswith(f"| `{variable}` |"))
         assert row.split(" | ")[1] == default

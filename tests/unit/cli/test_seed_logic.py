@@ -52,8 +52,10 @@ def test_ratings_are_chronological_stable_and_parse_as_ratings(ml: Path) -> None
 
     events = datasets.rating_events(ml, users=2)
     assert [(e["userId"], e["properties"]["itemId"]) for e in events] == [
-        ("1", "1"), ("1", "2"), ("2", "1"),
-    ]  # fmt: skip
+        ("1", "1"),
+        ("1", "2"),
+        ("2", "1"),
+    ]
     assert events[0]["messageId"] == "ml100k-rating-1-1"
     assert datasets.rating_events(ml, users=2) == events  # same ids every run
     parsed = parse_event({**events[0], "timestamp": "2024-05-01T10:00:00Z"})
@@ -138,5 +140,7 @@ def test_stamps_are_increasing_and_end_now() -> None:
     now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
     stamped = stamp([{"a": 1}, {"a": 2}, {"a": 3}], now)
     assert [e["timestamp"] for e in stamped] == [
-        "2024-05-01T09:59:59.998Z", "2024-05-01T09:59:59.999Z", "2024-05-01T10:00:00.000Z",
-    ]  # fmt: skip
+        "2024-05-01T09:59:59.998Z",
+        "2024-05-01T09:59:59.999Z",
+        "2024-05-01T10:00:00.000Z",
+    ]

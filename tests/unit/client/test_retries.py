@@ -138,8 +138,16 @@ def test_publishing_without_message_ids_is_not_retried(server: tuple[str, Script
 def test_publishing_with_message_ids_is_retried(server: tuple[str, Script]) -> None:
     target, script = server
     script.failures = 2
-    events = [{"type": "track", "userId": "u1", "event": "Item Viewed", "messageId": "m-1",
-               "properties": {"itemId": "50"}, "timestamp": "2024-05-01T10:00:00Z"}]  # fmt: skip
+    events = [
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Item Viewed",
+            "messageId": "m-1",
+            "properties": {"itemId": "50"},
+            "timestamp": "2024-05-01T10:00:00Z",
+        }
+    ]
     with LumenClient(ingest_target=target, retries=FAST, write_key="k-123") as client:
         result = client.publish_events(events)
     assert (result.accepted, script.calls) == (1, 3)
