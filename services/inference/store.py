@@ -25,13 +25,21 @@ from pymongo.database import Database
 from services.inference import metrics
 from services.inference.breaker import CircuitBreaker
 from shared.mongo import ITEMS, PROFILES, client_options
-from shared.packed_ids import unpack
+from shared.profile_document import (
+    ID,
+    PURCHASED_ITEMS,
+    RATED_ITEMS,
+    RECENT_ITEMS,
+    SEEN_ITEMS,
+    MalformedProfile,
+    ProfileDocument,
+)
 from shared.settings import MongoSettings
 from shared.trends import top_trending
 
 log = logging.getLogger(__name__)
 
-PROFILE_FIELDS = {"recentItems": 1, "purchasedItems": 1, "ratedItems": 1, "seenItems": 1}
+PROFILE_FIELDS = {name: 1 for name in (RECENT_ITEMS, PURCHASED_ITEMS, RATED_ITEMS, SEEN_ITEMS)}
 TRENDS_LIMIT = 500
 
 
@@ -52,12 +60,9 @@ def async_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
 
 
 def profile_view(doc: dict[str, Any]) -> ProfileView:
-    recent = unpack(doc.get("recentItems"))
-    seen = set(unpack(doc.get("purchasedItems")))
-    for name in ("ratedItems", "seenItems"):  # written by other tools, as arrays or maps
-        value = doc.get(name) or []
-        seen.update(str(i) for i in (value.keys() if isinstance(value, dict) else value))
-    return ProfileView(recent, seen)
+    """What Recommend needs of a stored profile (``MalformedProfile`` if it cannot be read)."""
+    decoded = ProfileDocument.decode(doc)
+    return ProfileView(decoded.recent_items, decoded.seen_items)
 
 
 class ProfileStore:
@@ -93,9 +98,9 @@ class ProfileStore:
             return None, True
         try:
             return profile_view(doc), True
-        except (ValueError, TypeError) as exc:  # item lists another writer left undecodable
+        except MalformedProfile as exc:  # a field another writer left undecodable
             metrics.PROFILE_UNREADABLE.inc()
-            log.warning("profile unreadable", extra={"fields": {"profile": doc.get("_id"),
+            log.warning("profile unreadable", extra={"fields": {"profile": doc.get(ID),
                                                                 "error": str(exc)}})  # fmt: skip
             return None, False
 
