@@ -24,8 +24,8 @@ status:  ## show each component and its health
 test:  ## static checks, unit and integration tests on a real Kafka and mongod
 	@scripts/test.sh
 
-lint: install  ## ruff, mypy and buf lint
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && (cd protos && ../.venv/bin/buf lint)
+lint: install  ## ruff, mypy, import contracts (lint-imports) and buf lint
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && (cd protos && ../.venv/bin/buf lint)
 
 format: install  ## format the code
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

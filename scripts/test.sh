@@ -10,6 +10,7 @@ echo "== static checks"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
+.venv/bin/lint-imports  # services never import one another; shared/ imports none of them
 scripts/gen_protos.sh --check
 (cd protos && ../.venv/bin/buf lint)
 monitoring/check.sh
