@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +25,8 @@ class KafkaSettings(BaseSettings):
         "PLAINTEXT", description="Kafka security protocol."
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        None, description="SASL mechanism when the protocol uses SASL."
+        None,
+        description="SASL mechanism; required, with the user name and password, when the protocol uses SASL.",
     )
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: str | None = Field(None, description="SASL password.")
@@ -38,21 +39,24 @@ class KafkaSettings(BaseSettings):
     )
 
     def bootstrap_list(self) -> list[str]:
+        """The brokers as a list; shared/kafka_config.py turns these settings into client options."""
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
 
-    def kafka_python_config(self) -> dict[str, object]:
-        """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
-        config: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap_list(),
-            "security_protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            config["sasl_mechanism"] = self.sasl_mechanism
-            config["sasl_plain_username"] = self.sasl_username
-            config["sasl_plain_password"] = self.sasl_password
-        if self.ssl_cafile:
-            config["ssl_cafile"] = self.ssl_cafile
-        return config
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        # Without them kafka-python refuses to connect and the other clients would guess PLAIN.
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                f"LUMEN_KAFKA_{name.upper()}"
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(
+                    f"LUMEN_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                    + ", ".join(missing)
+                )
+        return self
 
 
 class MongoSettings(BaseSettings):

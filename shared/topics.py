@@ -16,6 +16,7 @@ from typing import Any
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from shared.kafka_config import kafka_python_config
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def min_insync_replicas(brokers: int, replication_factor: int) -> int:
 def ensure_topics(settings: KafkaSettings, topics: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Idempotent.
     Topics that exist without an explicit ``min.insync.replicas`` get it set."""
-    admin = KafkaAdminClient(client_id="lumen-topics", **settings.kafka_python_config())
+    admin = KafkaAdminClient(client_id="lumen-topics", **kafka_python_config(settings))
     try:
         existing = set(admin.list_topics())
         brokers = len(admin.describe_cluster().get("brokers") or ()) or 1

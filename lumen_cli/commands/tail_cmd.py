@@ -75,6 +75,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
+    from shared.kafka_config import kafka_python_config
     from shared.settings import KafkaSettings
 
     settings = KafkaSettings()
@@ -83,7 +84,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             client_id="lumen-tail",
             enable_auto_commit=False,
             request_timeout_ms=10_000,
-            **settings.kafka_python_config(),
+            **kafka_python_config(settings),
         )
     except (KafkaError, OSError) as exc:
         print(

@@ -196,12 +196,13 @@ class SupportProducer:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        from shared.kafka_config import kafka_python_config
         from shared.settings import KafkaSettings
 
         settings = KafkaSettings()
         try:
             self.producer = KafkaProducer(
-                acks="all", linger_ms=5, client_id="lumen-seed", **settings.kafka_python_config()
+                acks="all", linger_ms=5, client_id="lumen-seed", **kafka_python_config(settings)
             )
         except (KafkaError, OSError) as exc:
             raise SeedError(

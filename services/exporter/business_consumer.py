@@ -14,6 +14,7 @@ from kafka import KafkaConsumer
 
 from services.exporter.business import BusinessFigures
 from shared.events import decode
+from shared.kafka_config import kafka_python_config
 from shared.settings import KafkaSettings
 from shared.topics import EVENTS_RAW, SUPPORT_INTENTS
 
@@ -45,7 +46,7 @@ class BusinessConsumer:
                         EVENTS_RAW.name, SUPPORT_INTENTS.name,
                         group_id=self.group_id, client_id="lumen-exporter-business",
                         auto_offset_reset="latest", enable_auto_commit=True,
-                        auto_commit_interval_ms=1000, **self.settings.kafka_python_config(),
+                        auto_commit_interval_ms=1000, **kafka_python_config(self.settings),
                     )  # fmt: skip
                 self._consume(consumer)
             except Exception as exc:  # Kafka unreachable at start: retry, never crash /metrics

@@ -10,6 +10,7 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 
 from services.exporter.lag import LagSnapshot, LagTracker
+from shared.kafka_config import kafka_python_config
 from shared.settings import KafkaSettings
 
 REQUEST_TIMEOUT_MS = 4000
@@ -41,7 +42,7 @@ class KafkaSource:
             self._admin = KafkaAdminClient(
                 client_id="lumen-exporter",
                 request_timeout_ms=REQUEST_TIMEOUT_MS,
-                **self.settings.kafka_python_config(),
+                **kafka_python_config(self.settings),
             )
         return self._admin
 

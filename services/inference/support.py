@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from services.inference import metrics
 from services.inference.intent import IntentClassifier, IntentResult
 from services.inference.settings import InferenceSettings
+from shared.kafka_config import kafka_python_config
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class SupportRouter:
         self.thread.join(timeout)
 
     def _run(self) -> None:
-        kafka = self.settings.kafka.kafka_python_config()
+        kafka = kafka_python_config(self.settings.kafka)
         consumer = KafkaConsumer(
             SUPPORT_MESSAGES.name,
             group_id=self.settings.support_consumer_group,

@@ -18,8 +18,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.helpers import create_ssl_context
 
+from shared.kafka_config import aiokafka_config
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -36,21 +36,6 @@ class KafkaUnavailable(Exception):
     def __init__(self, message: str, futures: Sequence[asyncio.Future[Any]] = ()) -> None:
         super().__init__(message)
         self.futures = list(futures)
-
-
-def aiokafka_config(settings: KafkaSettings) -> dict[str, Any]:
-    """The connection part of ``KafkaSettings`` in aiokafka's terms."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_list(),
-        "security_protocol": settings.security_protocol,
-    }
-    if settings.sasl_mechanism:
-        config.update(sasl_mechanism=settings.sasl_mechanism,
-                      sasl_plain_username=settings.sasl_username,
-                      sasl_plain_password=settings.sasl_password)  # fmt: skip
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        config["ssl_context"] = create_ssl_context(cafile=settings.ssl_cafile)
-    return config
 
 
 class WeakDurability(RuntimeError):

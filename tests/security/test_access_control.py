@@ -514,9 +514,9 @@ def _configured(code: str) -> str:
 def test_kafka_credentials_reach_the_ingest_producer_and_the_kafka_python_clients() -> None:
     shown = _configured(
         "from shared.settings import KafkaSettings\n"
-        "from services.ingest.producer import aiokafka_config\n"
+        "from shared.kafka_config import aiokafka_config, kafka_python_config\n"
         "s = KafkaSettings()\n"
-        "a = aiokafka_config(s); k = s.kafka_python_config()\n"
+        "a = aiokafka_config(s); k = kafka_python_config(s)\n"
         "print(a['security_protocol'], a['sasl_mechanism'], a['sasl_plain_username'],"
         " a['sasl_plain_password'], 'ssl_context' in a)\n"
         "print(k['security_protocol'], k['sasl_mechanism'], k['sasl_plain_username'],"
