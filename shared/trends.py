@@ -7,8 +7,8 @@ The profile updater writes one document per (window, kind, window start, key)::
      "kind": "item",                   # "item" or "category"
      "key": "42",                      # the item id or the category name
      "start": ISODate(...),            # window start (UTC); the end is start + window
-     "views": 17,                      # views, recommendation clicks and ratings
-     "purchases": 2,
+     "views": 17,                      # interactions counted as views (views, clicks, ratings)
+     "purchases": 2,                   # ... and as purchases: see shared/vocabulary.py
      "expiresAt": ISODate(...)}        # TTL: window end + retention (2 h for 1m, 48 h for 1h)
 
 ``top_trending`` reads "top N now": the current window plus the one before it, so the list
@@ -23,12 +23,15 @@ from typing import Literal
 
 from pymongo.database import Database
 
+from shared.vocabulary import PURCHASES, VIEWS
+
 TRENDS = "trends"
 TREND_CONTRIBUTIONS = "trend_contributions"
 ITEM: Literal["item"] = "item"
 CATEGORY: Literal["category"] = "category"
 KIND_CODES = {ITEM: "i", CATEGORY: "c"}
 WINDOWS = {"1m": 60, "1h": 3600}
+MEASURES = (VIEWS, PURCHASES)  # the two counters of a window document
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,13 @@ def top_trending(
     now: datetime | None = None,
 ) -> list[Trending]:
     """The ``limit`` keys with the most ``by`` in the current and the previous window."""
-    if window not in WINDOWS or kind not in KIND_CODES or by not in ("views", "purchases"):
+    if window not in WINDOWS or kind not in KIND_CODES or by not in MEASURES:
         raise ValueError("unknown window, kind or measure")
     size = WINDOWS[window]
     now = now or datetime.now(UTC)
     epoch = int(now.timestamp())
     since = datetime.fromtimestamp(epoch - epoch % size, UTC) - timedelta(seconds=size)
-    other = "purchases" if by == "views" else "views"
+    other = PURCHASES if by == VIEWS else VIEWS
     rows = db[TRENDS].aggregate(
         [
             {"$match": {"window": window, "kind": kind, "start": {"$gte": since}}},

@@ -15,19 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.events import DELETE_TYPE, EVENT_TYPES
+from shared.vocabulary import (
+    FUNNEL_ORDER,
+    IMPRESSION,
+    RECOMMENDATION_CLICK,
+    Amount,
+    categories_mentioned,
+    spellings_with,
+)
 
 OTHER = "other"
-# Segment e-commerce spec event names -> funnel step.
-FUNNEL_STEPS: dict[str, str] = {
-    "Product Viewed": "view",
-    "Item Viewed": "view",
-    "Product Added": "add_to_cart",
-    "Order Completed": "purchase",
-}
-FUNNEL_ORDER = ("view", "add_to_cart", "purchase")
+# From the shared vocabulary, matched on the exact spelling (Segment's e-commerce names).
+FUNNEL_STEPS: dict[str, str] = spellings_with(lambda event: event.funnel)
+ORDERS: dict[str, Amount] = spellings_with(lambda event: event.order)
 # Events that show or open a recommendation; they count only with properties.recommendationId.
-IMPRESSION_EVENTS = frozenset({"Product List Viewed", "Recommendation Viewed"})
-CLICK_EVENTS = frozenset({"Product Clicked", "Recommendation Clicked"})
+RECOMMENDATION_ROLES: dict[str, str] = spellings_with(lambda event: event.recommendation)
 OUT_OF_SCOPE = "out_of_scope"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _INTENT = re.compile(r"^[a-z0-9_.-]{1,64}$")
@@ -47,7 +49,8 @@ class BusinessSnapshot:
     trending: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any, name: str = "") -> float | None:
+    """A number, or a string that reads as one; anything else counts as absent."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -61,13 +64,9 @@ def _number(value: Any) -> float | None:
 
 
 def categories_of(properties: dict[str, Any]) -> list[str]:
-    """The categories an event names: ``category``, ``categories`` or its ``products``."""
-    found: list[Any] = [properties.get("category")]
-    if isinstance(properties.get("categories"), list):
-        found.extend(properties["categories"])
-    if isinstance(properties.get("products"), list):
-        found.extend(p.get("category") for p in properties["products"] if isinstance(p, dict))
-    return [c.strip()[:_MAX_CATEGORY_CHARS] for c in found if isinstance(c, str) and c.strip()]
+    """The categories an event names (``shared.vocabulary.categories_mentioned``), each cut
+    to a label's length."""
+    return [c[:_MAX_CATEGORY_CHARS] for c in categories_mentioned(properties)]
 
 
 class BusinessFigures:
@@ -82,7 +81,7 @@ class BusinessFigures:
         self._funnel: Counter[str] = Counter({step: 0 for step in FUNNEL_ORDER})
         self._revenue: dict[str, float] = {}
         self._orders = 0
-        self._recommendations: Counter[str] = Counter({"impression": 0, "click": 0})
+        self._recommendations: Counter[str] = Counter({IMPRESSION: 0, RECOMMENDATION_CLICK: 0})
         self._intents: Counter[str] = Counter()
         self._out_of_scope = 0
         self._minutes: deque[tuple[int, Counter[str]]] = deque()
@@ -94,17 +93,17 @@ class BusinessFigures:
         properties = properties if isinstance(properties, dict) else {}
         with self._lock:
             self._events[kind if kind in self._events else OTHER] += 1
-            step = FUNNEL_STEPS.get(name) if isinstance(name, str) else None
+            name = name if isinstance(name, str) else ""
+            step = FUNNEL_STEPS.get(name)
             if step:
                 self._funnel[step] += 1
-            if name == "Order Completed":
+            order = ORDERS.get(name)
+            if order:
                 self._orders += 1
-                self._add_revenue(properties)
-            if properties.get("recommendationId"):
-                if name in IMPRESSION_EVENTS:
-                    self._recommendations["impression"] += 1
-                elif name in CLICK_EVENTS:
-                    self._recommendations["click"] += 1
+                self._add_revenue(order, properties)
+            role = RECOMMENDATION_ROLES.get(name)
+            if role and properties.get("recommendationId"):
+                self._recommendations[role] += 1
             categories = categories_of(properties)
             if categories:
                 bucket = self._minute_bucket(now)
@@ -146,10 +145,8 @@ class BusinessFigures:
                 trending=window.most_common(self.trending_top),
             )
 
-    def _add_revenue(self, properties: dict[str, Any]) -> None:
-        amount = _number(properties.get("revenue"))
-        if amount is None:
-            amount = _number(properties.get("total"))
+    def _add_revenue(self, order: Amount, properties: dict[str, Any]) -> None:
+        amount = order.read(properties, _number)
         if amount is None or amount < 0:
             return
         currency = str(properties.get("currency") or "USD").upper()

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.profiles.parsing import CART, CLICK, OTHER, PURCHASE, RATING, VIEW, Interaction
+from services.profiles.parsing import Interaction
+from shared.vocabulary import PerStar, weights_by_kind
 
-WEIGHTS = {VIEW: 1.0, CLICK: 2.0, CART: 3.0, PURCHASE: 5.0, OTHER: 1.0}
-# A rating of r (out of 5) weighs 4 * r / 5: a five-star rating counts nearly like a purchase.
-RATING_WEIGHT_PER_STAR = 0.8
-DEFAULT_RATING_WEIGHT = 2.0
+# Interaction kind -> weight, from the shared vocabulary (a rating's follows its stars).
+WEIGHTS = weights_by_kind()
 # Scores that decayed below this are dropped so the document stays small.
 FLOOR = 0.001
 MAX_CATEGORIES = 32
 
 
 def weight(interaction: Interaction) -> float:
-    if interaction.kind == RATING:
-        if interaction.rating is None:
-            return DEFAULT_RATING_WEIGHT
-        return max(0.0, interaction.rating) * RATING_WEIGHT_PER_STAR
-    return WEIGHTS[interaction.kind]
+    rule = WEIGHTS[interaction.kind]
+    return rule.of(interaction.rating) if isinstance(rule, PerStar) else rule
 
 
 def factor(elapsed_seconds: float, half_life_seconds: float) -> float:
@@ -39,9 +35,14 @@ def decayed(score: float, since: datetime, until: datetime, half_life_seconds: f
     return score * factor(max(0.0, (until - since).total_seconds()), half_life_seconds)
 
 
-def add(affinity: dict[str, float], at: datetime | None, moment: datetime,
-        categories: tuple[str, ...], amount: float,
-        half_life_seconds: float) -> tuple[dict[str, float], datetime]:  # fmt: skip
+def add(
+    affinity: dict[str, float],
+    at: datetime | None,
+    moment: datetime,
+    categories: tuple[str, ...],
+    amount: float,
+    half_life_seconds: float,
+) -> tuple[dict[str, float], datetime]:
     """Return the new (affinity, affinityAt) after adding ``amount`` at ``moment``."""
     if at is None:
         at = moment
@@ -72,8 +73,13 @@ def ordered(affinity: dict[str, float]) -> dict[str, float]:
     return {k: v for v, k in kept[:MAX_CATEGORIES]}
 
 
-def merge(left: dict[str, float], left_at: datetime | None, right: dict[str, float],
-          right_at: datetime | None, half_life_seconds: float) -> tuple[dict[str, float], datetime | None]:  # fmt: skip
+def merge(
+    left: dict[str, float],
+    left_at: datetime | None,
+    right: dict[str, float],
+    right_at: datetime | None,
+    half_life_seconds: float,
+) -> tuple[dict[str, float], datetime | None]:
     """Sum two affinity maps, both decayed to the later of their reference times."""
     if left_at is None:
         return dict(right), right_at

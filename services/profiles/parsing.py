@@ -15,6 +15,20 @@ import orjson
 
 from shared.events import DELETE_TYPE, EVENT_TYPES
 from shared.profile_document import escape
+from shared.vocabulary import CART as CART
+from shared.vocabulary import (
+    CATEGORIES,
+    ITEM_UPSERTED,
+    OTHER,
+    PAGE_KIND,
+    Event,
+    fold,
+    interactions_by_name,
+)
+from shared.vocabulary import CLICK as CLICK
+from shared.vocabulary import PURCHASE as PURCHASE
+from shared.vocabulary import RATING as RATING
+from shared.vocabulary import VIEW as VIEW
 
 # DLQ reasons (the ``kind`` label of lumen_profiles_events_failed_total too).
 UNPARSEABLE = "unparseable"
@@ -24,19 +38,10 @@ UNKNOWN_TYPE = "unknown_type"
 BAD_FIELD = "bad_field"
 PROCESSING_ERROR = "processing_error"  # the update code failed on it (a bug): kept aside
 
-# Event names of the item conventions (docs/profiles.md), folded to lower case.
-VIEW, CART, PURCHASE, RATING, CLICK, OTHER = "view", "cart", "purchase", "rating", "click", "other"
-_KIND_BY_NAME = {
-    "item viewed": VIEW,
-    "product viewed": VIEW,
-    "item added to cart": CART,
-    "product added": CART,
-    "order completed": PURCHASE,
-    "item purchased": PURCHASE,
-    "item rated": RATING,
-    "recommendation clicked": CLICK,
-}
-CATALOGUE_EVENT = "item upserted"
+# The event names, kinds and revenue rule come from the shared vocabulary; the kinds are
+# re-exported for the updater's other modules.
+_INTERACTIONS = interactions_by_name()
+_CATALOGUE_EVENT = fold(ITEM_UPSERTED)
 MAX_ID_LENGTH = 256
 MAX_CATEGORIES = 20
 MAX_DEPTH = 8
@@ -149,19 +154,18 @@ def _storable(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _interaction(kind: str, props: dict[str, Any]) -> Interaction:
+def _property_number(value: Any, name: str) -> float | None:
+    return _number(value, f"properties.{name}")
+
+
+def _interaction(kind: str, props: dict[str, Any], event: Event | None = None) -> Interaction:
     item_id = _id(props.get("itemId"), "properties.itemId", required=True)
     assert item_id is not None
     revenue = 0.0
-    if kind == PURCHASE:
-        total = _number(props.get("revenue"), "properties.revenue")
-        if total is None:
-            price = _number(props.get("price"), "properties.price") or 0.0
-            quantity = _number(props.get("quantity"), "properties.quantity") or 1.0
-            total = price * quantity
-        revenue = total
+    if event is not None and event.revenue is not None:
+        revenue = event.revenue.read(props, _property_number) or 0.0
     rating = _number(props.get("rating"), "properties.rating")
-    return Interaction(item_id, kind, _categories(props.get("categories")), revenue, rating)
+    return Interaction(item_id, kind, _categories(props.get(CATEGORIES)), revenue, rating)
 
 
 def _catalogue(props: dict[str, Any]) -> CatalogueItem:
@@ -205,17 +209,25 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
     previous_id = _id(event.get("previousId"), "previousId", required=kind == "alias")
 
     interaction = catalogue = None
-    folded = (name or "").strip().lower()
-    if (kind == "track" and folded == CATALOGUE_EVENT) or (
+    folded = fold(name or "")
+    named = _INTERACTIONS.get(folded) if kind == "track" else None
+    if (kind == "track" and folded == _CATALOGUE_EVENT) or (
         kind == "identify" and isinstance(props.get("item"), dict)
     ):
         catalogue = _catalogue(props)
-    elif kind == "track" and folded in _KIND_BY_NAME:
-        interaction = _interaction(_KIND_BY_NAME[folded], props)
+    elif named is not None and named.kind is not None:
+        interaction = _interaction(named.kind, props, named)
     elif kind in ("track", "page", "screen") and props.get("itemId") is not None:
-        interaction = _interaction(VIEW if kind != "track" else OTHER, props)
+        interaction = _interaction(PAGE_KIND if kind != "track" else OTHER, props)
     return ParsedEvent(
-        type=str(kind), key=key, at=at, user_id=user_id, anonymous_id=anonymous_id,
-        previous_id=previous_id, name=name, traits=traits, interaction=interaction,
+        type=str(kind),
+        key=key,
+        at=at,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        previous_id=previous_id,
+        name=name,
+        traits=traits,
+        interaction=interaction,
         catalogue=catalogue,
-    )  # fmt: skip
+    )

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from services.profiles.parsing import CLICK, PURCHASE, RATING, VIEW, Interaction
+from services.profiles.parsing import Interaction
 from shared.profile_document import escape, unescape
 from shared.trends import ITEM, KIND_CODES, WINDOWS, trend_id
+from shared.vocabulary import PURCHASES, VIEWS, kinds_counted_as
 
-# Interactions that count as a view (attention) and as a purchase.
-VIEW_KINDS = (VIEW, CLICK, RATING)
-PURCHASE_KINDS = (PURCHASE,)
+# Interaction kinds that count as a view (attention) and as a purchase, from the vocabulary.
+VIEW_KINDS = kinds_counted_as(VIEWS)
+PURCHASE_KINDS = kinds_counted_as(PURCHASES)
 MINUTE = 60
 HOUR = 3600
 
@@ -146,8 +147,9 @@ def parse_contribution_field(name: str) -> tuple[int, str, str]:
     return int(minute), kind, unescape(key)
 
 
-def reversal(contributions: dict[str, dict[str, int]], now: datetime,
-             retention: Retention) -> dict[str, list[int]]:  # fmt: skip
+def reversal(
+    contributions: dict[str, dict[str, int]], now: datetime, retention: Retention
+) -> dict[str, list[int]]:
     """Trend document id -> [views, purchases] to subtract for stored contributions."""
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name, counts in contributions.items():
