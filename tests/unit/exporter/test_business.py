@@ -6,8 +6,9 @@ from services.exporter.business import OTHER, BusinessFigures, categories_of
 
 
 def figures(**kwargs: int) -> BusinessFigures:
-    return BusinessFigures(**{"trending_window_seconds": 120, "trending_top": 2,
-                              "max_label_values": 3, **kwargs})  # fmt: skip
+    return BusinessFigures(
+        **{"trending_window_seconds": 120, "trending_top": 2, "max_label_values": 3, **kwargs}
+    )
 
 
 def track(name: str, **properties: object) -> dict[str, object]:
@@ -16,8 +17,14 @@ def track(name: str, **properties: object) -> dict[str, object]:
 
 def test_counts_events_by_type_and_funnel_step() -> None:
     f = figures()
-    for event in (track("Product Viewed"), track("Item Viewed"), track("Product Added"),
-                  track("Order Completed", revenue=10), {"type": "identify"}, {"type": "weird"}):  # fmt: skip
+    for event in (
+        track("Product Viewed"),
+        track("Item Viewed"),
+        track("Product Added"),
+        track("Order Completed", revenue=10),
+        {"type": "identify"},
+        {"type": "weird"},
+    ):
         f.observe_event(event, now=0.0)
     snap = f.snapshot(0.0)
     assert snap.events_by_type["track"] == 4
@@ -49,8 +56,13 @@ def test_recommendation_events_need_a_recommendation_id() -> None:
 
 def test_intents_are_capped_and_out_of_scope_is_counted() -> None:
     f = figures(max_label_values=2)
-    for message in ({"intent": "refund"}, {"intent": "shipping"}, {"intent": "billing"},
-                    {"intent": "refund", "outOfScope": True}, {"intent": "Bad Label!"}):  # fmt: skip
+    for message in (
+        {"intent": "refund"},
+        {"intent": "shipping"},
+        {"intent": "billing"},
+        {"intent": "refund", "outOfScope": True},
+        {"intent": "Bad Label!"},
+    ):
         f.observe_intent(message)
     snap = f.snapshot(0.0)
     assert snap.intents == {"refund": 1, "shipping": 1, OTHER: 2, "out_of_scope": 1}

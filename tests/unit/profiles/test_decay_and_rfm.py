@@ -14,8 +14,13 @@ DAY = 86400.0
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def sorted_on_every_event(affinity: dict[str, float], at: datetime | None, moment: datetime,
-                          categories: tuple[str, ...], amount: float) -> tuple[dict[str, float], datetime]:  # fmt: skip
+def sorted_on_every_event(
+    affinity: dict[str, float],
+    at: datetime | None,
+    moment: datetime,
+    categories: tuple[str, ...],
+    amount: float,
+) -> tuple[dict[str, float], datetime]:
     """The reference rule: floor and top-N applied, and the map sorted, after every event."""
     affinity, at = decay.add(affinity, at, moment, categories, amount, DAY)
     kept = sorted(((v, k) for k, v in affinity.items() if v >= decay.FLOOR), reverse=True)

@@ -41,16 +41,30 @@ def test_catalogue_calls_become_items_not_interactions() -> None:
     upsert = parse_event(track("Item Upserted", itemId="9", title="Heat", categories=["Crime"]))
     assert upsert.catalogue is not None and upsert.interaction is None
     assert (upsert.catalogue.item_id, upsert.catalogue.title, upsert.catalogue.categories) == (
-        "9", "Heat", ("Crime",),
-    )  # fmt: skip
-    identify = parse_event({"type": "identify", "userId": "cms", "timestamp": AT,
-                            "properties": {"item": {"id": "10", "title": "Up", "categories": []}}})  # fmt: skip
+        "9",
+        "Heat",
+        ("Crime",),
+    )
+    identify = parse_event(
+        {
+            "type": "identify",
+            "userId": "cms",
+            "timestamp": AT,
+            "properties": {"item": {"id": "10", "title": "Up", "categories": []}},
+        }
+    )
     assert identify.catalogue is not None and identify.catalogue.item_id == "10"
 
 
 def test_trait_names_are_escaped_for_mongodb() -> None:
-    event = parse_event({"type": "identify", "userId": "u1", "timestamp": AT,
-                         "traits": {"$where": 1, "a.b": {"$gt": 2}}})  # fmt: skip
+    event = parse_event(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "timestamp": AT,
+            "traits": {"$where": 1, "a.b": {"$gt": 2}},
+        }
+    )
     assert event.traits == {"\uff04where": 1, "a\uff0eb": {"\uff04gt": 2}}
 
 
@@ -59,15 +73,30 @@ def test_trait_names_are_escaped_for_mongodb() -> None:
     [
         (b"{not json", parsing.UNPARSEABLE),
         (b"[1, 2]", parsing.NOT_AN_OBJECT),
-        (b'{"type": "track", "event": "x", "timestamp": "2024-01-01T00:00:00Z"}', parsing.MISSING_USER),
+        (
+            b'{"type": "track", "event": "x", "timestamp": "2024-01-01T00:00:00Z"}',
+            parsing.MISSING_USER,
+        ),
         (b'{"type": "shout", "userId": "u"}', parsing.UNKNOWN_TYPE),
         (b'{"type": "track", "userId": "u", "timestamp": "yesterday"}', parsing.BAD_FIELD),
-        (b'{"type": "track", "userId": "u", "timestamp": "2024-01-01T00:00:00Z", "event": "Item Viewed", "properties": {"itemId": {"$ne": 1}}}', parsing.BAD_FIELD),
-        (b'{"type": "track", "userId": "u", "timestamp": "2024-01-01T00:00:00Z", "event": "Order Completed", "properties": {"itemId": "1", "price": "free"}}', parsing.BAD_FIELD),
-        (b'{"type": "identify", "userId": "u", "timestamp": "2024-01-01T00:00:00Z", "traits": {"n": 18446744073709551615}}', parsing.BAD_FIELD),
-        (b'{"type": "alias", "userId": "u", "timestamp": "2024-01-01T00:00:00Z"}', parsing.BAD_FIELD),
+        (
+            b'{"type": "track", "userId": "u", "timestamp": "2024-01-01T00:00:00Z", "event": "Item Viewed", "properties": {"itemId": {"$ne": 1}}}',
+            parsing.BAD_FIELD,
+        ),
+        (
+            b'{"type": "track", "userId": "u", "timestamp": "2024-01-01T00:00:00Z", "event": "Order Completed", "properties": {"itemId": "1", "price": "free"}}',
+            parsing.BAD_FIELD,
+        ),
+        (
+            b'{"type": "identify", "userId": "u", "timestamp": "2024-01-01T00:00:00Z", "traits": {"n": 18446744073709551615}}',
+            parsing.BAD_FIELD,
+        ),
+        (
+            b'{"type": "alias", "userId": "u", "timestamp": "2024-01-01T00:00:00Z"}',
+            parsing.BAD_FIELD,
+        ),
     ],
-)  # fmt: skip
+)
 def test_poison_events_are_refused_with_a_typed_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(PoisonEvent) as caught:
         parse_record(raw)
