@@ -1,6 +1,7 @@
 """Who may call a gRPC server: a bearer token on every call (health and reflection stay open),
 or client certificates (mTLS). Outside development one of them must be configured: a server
-refuses to start open. Inference and insights both use it, each with its own settings prefix."""
+refuses to start open. Inference and insights both use it, each with its own settings prefix;
+ingest's gRPC server takes its TLS credentials from here too."""
 
 from __future__ import annotations
 
@@ -68,10 +69,11 @@ def authentication_problem(
 
 
 def server_credentials(
-    tls_cert_file: str | None, tls_key_file: str | None, tls_client_ca_file: str | None
+    tls_cert_file: str | None, tls_key_file: str | None, tls_client_ca_file: str | None = None
 ) -> grpc.ServerCredentials | None:
-    """TLS credentials when a certificate and key are configured, else None (plaintext);
-    with a client CA, clients must present a certificate it signed (mTLS)."""
+    """TLS credentials of every Lumen gRPC server: when a certificate and key are configured,
+    else None (plaintext); with a client CA, clients must present a certificate it signed
+    (mTLS)."""
     if not (tls_cert_file and tls_key_file):
         return None
     key = Path(tls_key_file).read_bytes()

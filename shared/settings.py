@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,31 @@ class KafkaSettings(BaseSettings):
                     + ", ".join(missing)
                 )
         return self
+
+
+class GrpcServerSecuritySettings(BaseModel):
+    """Who may call a gRPC server and over what (token, TLS, mTLS; see shared/grpc_auth.py).
+
+    A base for the settings class of each gRPC service, before ``BaseSettings``, so that each
+    reads the fields under its own prefix: inference ``LUMEN_INFERENCE_AUTH_TOKEN``, insights
+    ``LUMEN_INSIGHTS_AUTH_TOKEN``, and so on. (A plain model, not a settings class: on its own
+    it has no prefix and reads nothing.)
+    """
+
+    auth_token: str | None = Field(
+        None,
+        description="When set, every call but health checks must send 'authorization: Bearer "
+        "<token>'. Outside LUMEN_DEV_MODE the server refuses to start without it or mTLS.",
+    )
+    tls_cert_file: str | None = Field(
+        None, description="PEM certificate chain: when set (with the key), gRPC uses TLS."
+    )
+    tls_key_file: str | None = Field(None, description="PEM private key for tls_cert_file.")
+    tls_client_ca_file: str | None = Field(
+        None,
+        description="PEM CA bundle: when set (with TLS), every client must present a "
+        "certificate it signed (mTLS), which also counts as authentication.",
+    )
 
 
 class MongoSettings(BaseSettings):

@@ -13,7 +13,14 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.model_registry import repository_root
-from shared.settings import GcSettings, KafkaSettings, LogSettings, ModeSettings, MongoSettings
+from shared.settings import (
+    GcSettings,
+    GrpcServerSecuritySettings,
+    KafkaSettings,
+    LogSettings,
+    ModeSettings,
+    MongoSettings,
+)
 
 
 class BatchingConfig(BaseModel):
@@ -69,7 +76,7 @@ def _default_repository() -> Path:
     return repository_root(None)
 
 
-class InferenceSettings(BaseSettings):
+class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LUMEN_INFERENCE_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address the gRPC and metrics servers bind.")
@@ -77,20 +84,6 @@ class InferenceSettings(BaseSettings):
     metrics_port: int = Field(9102, description="Port of the /metrics HTTP endpoint.")
     shutdown_grace_seconds: float = Field(
         10.0, description="On SIGTERM, how long in-flight calls may take to finish."
-    )
-    auth_token: str | None = Field(
-        None,
-        description="When set, every call but health checks must send 'authorization: Bearer "
-        "<token>'. Outside LUMEN_DEV_MODE the server refuses to start without it or mTLS.",
-    )
-    tls_cert_file: str | None = Field(
-        None, description="PEM certificate chain: when set (with the key), gRPC uses TLS."
-    )
-    tls_key_file: str | None = Field(None, description="PEM private key for tls_cert_file.")
-    tls_client_ca_file: str | None = Field(
-        None,
-        description="PEM CA bundle: when set (with TLS), every client must present a "
-        "certificate it signed (mTLS), which also counts as authentication.",
     )
     max_request_bytes: int = Field(
         16 * 1024 * 1024,

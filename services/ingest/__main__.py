@@ -12,7 +12,6 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import uvicorn
@@ -27,6 +26,7 @@ from services.ingest.http_api import HttpApi, build_app
 from services.ingest.producer import EventProducer, WeakDurability
 from services.ingest.settings import IngestSettings
 from shared.gc_tuning import tune_for_serving
+from shared.grpc_auth import server_credentials
 from shared.grpc_parsing import MalformedRequestInterceptor
 from shared.grpc_server import DEFAULT_OPTIONS, HealthReporter, add_standard_services, bind
 from shared.grpc_server import stop_event as shutdown_signal
@@ -73,11 +73,7 @@ def _grpc_server(settings: IngestSettings, servicer: EventServicer,
     server = grpc.aio.server(options=options, interceptors=[MalformedRequestInterceptor()])
     events_pb2_grpc.add_EventServiceServicer_to_server(servicer, server)
     add_standard_services(server, [SERVICE_NAME], health)
-    credentials = None
-    if settings.tls_cert_file and settings.tls_key_file:
-        credentials = grpc.ssl_server_credentials(
-            [(Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes())]
-        )
+    credentials = server_credentials(settings.tls_cert_file, settings.tls_key_file)
     bind(server, f"{settings.host}:{settings.grpc_port}", credentials)
     return server
 

@@ -7,29 +7,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import LogSettings, ModeSettings, MongoSettings
+from shared.settings import GrpcServerSecuritySettings, LogSettings, ModeSettings, MongoSettings
 
 
-class InsightsSettings(BaseSettings):
+class InsightsSettings(GrpcServerSecuritySettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LUMEN_INSIGHTS_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address the gRPC and metrics servers bind.")
     grpc_port: int = Field(50053, description="gRPC port of lumen.v1.TrendService.")
     metrics_port: int = Field(9103, description="Port of the /metrics HTTP endpoint.")
-    auth_token: str | None = Field(
-        None,
-        description="When set, every call but health checks must send 'authorization: Bearer "
-        "<token>'. Outside LUMEN_DEV_MODE the service refuses to start without it or mTLS.",
-    )
-    tls_cert_file: str | None = Field(
-        None, description="PEM certificate chain: when set (with the key), gRPC uses TLS."
-    )
-    tls_key_file: str | None = Field(None, description="PEM private key for tls_cert_file.")
-    tls_client_ca_file: str | None = Field(
-        None,
-        description="PEM CA bundle: when set (with TLS), every client must present a "
-        "certificate it signed (mTLS), which also counts as authentication.",
-    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight calls may take to finish."
     )
