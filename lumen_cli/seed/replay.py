@@ -212,14 +212,14 @@ class SupportProducer:
             ) from None
 
     def send(self, messages: Sequence[dict[str, Any]]) -> Ack:
-        from shared.topics import SUPPORT_MESSAGES
+        from shared.messages import SupportMessage
 
         now = _iso(datetime.now(UTC))
         futures = [
             self.producer.send(
-                SUPPORT_MESSAGES.name,
+                SupportMessage.topic.name,
                 key=m["conversationId"].encode(),
-                value=json.dumps({**m, "sentAt": now}).encode(),
+                value=SupportMessage.model_validate({**m, "sentAt": now}).encode(),
             )
             for m in messages
         ]

@@ -4,10 +4,9 @@ A consumer thread polls batches, classifies their texts through the same batcher
 gRPC API (on the server's event loop), publishes one record per message keyed by its
 conversation, and commits only after the producer has flushed (at-least-once).
 
-In:  ``{"conversationId", "messageId", "text", ...}`` (key: conversation id)
-Out: ``{"conversationId", "messageId", "intent", "confidence", "outOfScope",
-"alternatives", "route", "modelName", "modelVersion", "classifiedAt"}``; a message that
-cannot be classified (no text, not JSON) carries ``"error"`` and the out-of-scope route.
+In: ``shared.messages.SupportMessage`` (key: conversation id). Out:
+``shared.messages.SupportIntent``; a message that cannot be classified (no text, not JSON, a
+field of the wrong type) carries ``error`` and the out-of-scope route.
 """
 
 from __future__ import annotations
@@ -18,13 +17,13 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.inference import metrics
 from services.inference.intent import IntentClassifier, IntentResult
 from services.inference.settings import InferenceSettings
 from shared.kafka_config import kafka_python_config
+from shared.messages import IntentAlternative, MessageError, SupportIntent, SupportMessage
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -40,43 +39,45 @@ def route_for(result: IntentResult | None, routing: dict[str, str]) -> str:
     return routing.get(result.intent, fallback)
 
 
-def parse_message(raw: bytes | None, max_chars: int) -> tuple[dict[str, Any], str | None]:
+def parse_message(raw: bytes | None, max_chars: int) -> tuple[SupportMessage, str | None]:
     """(message, error). Long texts are cut rather than refused: routing still works."""
     try:
-        message = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError:
-        return {}, "not JSON"
-    if not isinstance(message, dict):
-        return {}, "not a JSON object"
-    text = message.get("text")
-    if not isinstance(text, str) or not text.strip():
+        message = SupportMessage.decode(raw)
+    except MessageError as exc:
+        return SupportMessage(), str(exc)
+    if message.text is None or not message.text.strip():
         return message, "no text"
-    message["text"] = text[:max_chars]
-    return message, None
+    return message.model_copy(update={"text": message.text[:max_chars]}), None
 
 
 def output_record(
-    message: dict[str, Any], result: IntentResult | None, error: str | None,
-    routing: dict[str, str], model: tuple[str, str],
-) -> dict[str, Any]:  # fmt: skip
-    record: dict[str, Any] = {
-        "conversationId": message.get("conversationId"),
-        "messageId": message.get("messageId"),
+    message: SupportMessage,
+    result: IntentResult | None,
+    error: str | None,
+    routing: dict[str, str],
+    model: tuple[str, str],
+) -> SupportIntent:
+    common: dict[str, Any] = {
+        "conversation_id": message.conversation_id,
+        "message_id": message.message_id,
         "route": route_for(result, routing),
-        "modelName": model[0],
-        "modelVersion": model[1],
-        "classifiedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "model_name": model[0],
+        "model_version": model[1],
+        "classified_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
     if result is None:
-        record.update(intent=None, confidence=0.0, outOfScope=True, alternatives=[], error=error)
-    else:
-        record.update(
-            intent=result.intent,
-            confidence=round(result.confidence, 6),
-            outOfScope=result.out_of_scope,
-            alternatives=[{"intent": i, "confidence": round(c, 6)} for i, c in result.alternatives],
+        return SupportIntent(
+            **common, intent=None, confidence=0.0, out_of_scope=True, alternatives=[], error=error
         )
-    return record
+    return SupportIntent(
+        **common,
+        intent=result.intent,
+        confidence=round(result.confidence, 6),
+        out_of_scope=result.out_of_scope,
+        alternatives=[
+            IntentAlternative(intent=i, confidence=round(c, 6)) for i, c in result.alternatives
+        ],
+    )
 
 
 class SupportRouter:
@@ -133,7 +134,7 @@ class SupportRouter:
 
     def _handle(self, records: list[Any], producer: KafkaProducer) -> None:
         parsed = [parse_message(r.value, self.settings.max_text_chars) for r in records]
-        texts = [m["text"] for m, error in parsed if error is None]
+        texts = [m.text or "" for m, error in parsed if error is None]
         results: list[IntentResult] = []
         model = ("", "")
         if texts:
@@ -144,9 +145,7 @@ class SupportRouter:
         for record, (message, error) in zip(records, parsed, strict=True):
             result = next(answers) if error is None else None
             out = output_record(message, result, error, self.settings.routing, model)
-            key = record.key or (
-                str(out["conversationId"]).encode() if out["conversationId"] else None
-            )
-            producer.send(SUPPORT_INTENTS.name, key=key, value=orjson.dumps(out))
+            key = record.key or (str(out.conversation_id).encode() if out.conversation_id else None)
+            producer.send(SUPPORT_INTENTS.name, key=key, value=out.encode())
             metrics.SUPPORT_MESSAGES.labels("classified" if result else "invalid").inc()
         producer.flush(timeout=10)

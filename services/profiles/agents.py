@@ -23,6 +23,7 @@ from services.profiles.health import HEALTH
 from services.profiles.mongo_errors import record_reason
 from services.profiles.parsing import PROCESSING_ERROR, PoisonEvent
 from services.profiles.store import BatchResult, ProfileStore, Record
+from shared.messages import encode_profile_updated
 from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ async def publish(result: BatchResult) -> None:
     """profiles.updated messages and DLQ records of a committed batch."""
     pending = []
     for key, body in result.messages:
-        value = None if body is None else orjson.dumps(body)
+        value = encode_profile_updated(body)
         pending.append(
             await app.producer.send(PROFILES_UPDATED.name, key.encode(), value, None, None, None)
         )

@@ -75,7 +75,7 @@ def test_support_messages_spread_over_the_file_and_match_the_router(tmp_path: Pa
     assert len(messages) == 10
     assert {m["dataset"]["intent"] for m in messages} == {f"intent_{i}" for i in range(10)}
     message, error = parse_message(json.dumps(messages[0]).encode(), max_chars=2000)
-    assert error is None and message["conversationId"] == "banking77-0"
+    assert error is None and message.conversation_id == "banking77-0"
     assert len(datasets.support_messages(csv_path, limit=None)) == 100
 
 
