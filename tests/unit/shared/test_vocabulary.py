@@ -44,7 +44,7 @@ def with_row(event: Event) -> tuple[Event, ...]:
 @pytest.mark.parametrize(
     ("table", "problem"),
     [
-        (with_row(Event("Product Shared", kind="share")), "has no weight"),
+        (with_row(Event("Example Happened", kind="example")), "has no weight"),
         (with_row(Event(" product viewed", kind=VIEW, weight=1.0)), "names both"),
         (with_row(Event("Wishlisted", kind=CART, weight=9.0)), "disagree on weight or trend"),
         (with_row(Event("Wishlisted", kind=VIEW, weight=1.0)), "disagree on weight or trend"),
@@ -67,12 +67,12 @@ def test_the_check_finds_each_inconsistency(table: tuple[Event, ...], problem: s
 
 
 def test_a_new_interaction_is_one_row() -> None:
-    shared = Event("Product Shared", kind="share", weight=2.0, trend=VIEWS)
-    table = with_row(shared)
+    example = Event("Example Happened", kind="example", weight=2.0, trend=VIEWS)
+    table = with_row(example)
     assert problems(table) == []
-    assert vocabulary.interactions_by_name(table)["product shared"] is shared
-    assert vocabulary.weights_by_kind(table)["share"] == 2.0
-    assert "share" in vocabulary.kinds_counted_as(VIEWS, table)
+    assert vocabulary.interactions_by_name(table)["example happened"] is example
+    assert vocabulary.weights_by_kind(table)["example"] == 2.0
+    assert "example" in vocabulary.kinds_counted_as(VIEWS, table)
 
 
 def test_funnel_steps_follow_the_funnel_order() -> None:
