@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from services.profiles.planner import Policy
 from services.profiles.store import ProfileStore, Record, ensure_schema
 from services.profiles.trends import Retention
-from services.profiles.updates import Rules
 from shared.events import encode
 from shared.packed_ids import unpack
 from tests.support.profiles_worker import iso, unique
@@ -94,7 +94,8 @@ def run(
     """Apply (partition, index) records one batch each, in ``order``; return the profiles."""
     db = client[unique("lumen_identity_order")]
     ensure_schema(db)
-    store = ProfileStore(client, db, Rules(), Retention(minute_seconds=3600, hour_seconds=7200))
+    retention = Retention(minute_seconds=3600, hour_seconds=7200)
+    store = ProfileStore(client, db, Policy(retention=retention))
     for partition, index in order:
         event = events[partition][index]
         store.apply([Record("t", partition, index, None, encode(event))], NOW)
