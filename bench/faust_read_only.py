@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.profiles.app import app, events_topic, settings
+from services.profiles.app import faust_app
+from services.profiles.settings import ProfilesSettings
 
 
 def _report(out: Path, counted: int, wall: float, cpu: float) -> None:
@@ -38,6 +39,8 @@ def main() -> None:
     # The clock starts at the first batch, so that batch is left out of the count: the rate
     # covers only events read while the clock ran.
     state: dict[str, Any] = {"seen": 0, "first": 0, "wall": 0.0, "cpu": 0.0}
+    settings = ProfilesSettings()
+    app, events_topic = faust_app(settings)
 
     @app.agent(events_topic)
     async def read_only(stream: Any) -> None:

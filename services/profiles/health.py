@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Health:
+    """One worker's state as its probes report it."""
+
     started: float = field(default_factory=time.time)
     last_commit: float | None = None
     failures: int = 0  # consecutive failed attempts of the batch being written
@@ -53,6 +55,3 @@ class Health:
             if self.last_commit is None
             else round(time.time() - self.last_commit, 3),
         }
-
-
-HEALTH = Health()

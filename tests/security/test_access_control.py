@@ -528,8 +528,9 @@ def test_kafka_credentials_reach_the_ingest_producer_and_the_kafka_python_client
 
 def test_kafka_credentials_reach_the_profile_updater() -> None:
     shown = _configured(
-        "from services.profiles.app import app\n"
-        "c = app.conf.broker_credentials\n"
+        "from services.profiles.app import create_app\n"
+        "from services.profiles.settings import ProfilesSettings\n"
+        "c = create_app(ProfilesSettings()).app.conf.broker_credentials\n"
         "print(type(c).__name__, c.username, c.mechanism.value, c.ssl_context is not None)\n"
     )
     assert shown.strip() == "SASLCredentials lumen-user SCRAM-SHA-512 True", shown
