@@ -53,9 +53,10 @@ PROCESSING_LAG = Histogram(
     buckets=FRESHNESS_BUCKETS,
 )
 BATCH_SIZE = Histogram(
-    "lumen_profiles_batch_size_events", "Records per MongoDB transaction.",
+    "lumen_profiles_batch_size_events",
+    "Records per MongoDB transaction.",
     buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
-)  # fmt: skip
+)
 MONGO_WRITE_SECONDS = Histogram(
     "lumen_profiles_mongo_write_duration_seconds",
     "Duration of one batch transaction (reads, bulk writes, commit).",

@@ -64,8 +64,9 @@ def segment(r: int, f: int) -> str:
     return "needs_attention"
 
 
-def scores(purchases: int, revenue: float, last_purchase: datetime | None,
-           now: datetime) -> Rfm | None:  # fmt: skip
+def scores(
+    purchases: int, revenue: float, last_purchase: datetime | None, now: datetime
+) -> Rfm | None:
     """RFM of a buyer; None for someone who never bought (no RFM to speak of)."""
     if purchases <= 0 or last_purchase is None:
         return None

@@ -199,10 +199,13 @@ class ProfileChange:
             self.last_purchase = _later(self.last_purchase, event.at)
         if categories:
             self.affinity, self.affinity_at = decay.add(
-                self.affinity, self.affinity_at, event.at,
-                tuple(escape(c) for c in categories), decay.weight(interaction),
+                self.affinity,
+                self.affinity_at,
+                event.at,
+                tuple(escape(c) for c in categories),
+                decay.weight(interaction),
                 self.rules.half_life_seconds,
-            )  # fmt: skip
+            )
             self.affinity_changed = True
 
     def absorb(self, other: dict[str, Any]) -> None:
@@ -232,9 +235,12 @@ class ProfileChange:
             self.set_trait(name, value, fill_only=True)  # the known user's own traits win
         if other.get("affinity"):
             self.affinity, self.affinity_at = decay.merge(
-                self.affinity, self.affinity_at, other["affinity"], other.get("affinityAt"),
+                self.affinity,
+                self.affinity_at,
+                other["affinity"],
+                other.get("affinityAt"),
                 self.rules.half_life_seconds,
-            )  # fmt: skip
+            )
             self.affinity_changed = True
         if other.get("purchases"):
             self.purchases += int(other["purchases"])
@@ -280,10 +286,13 @@ class ProfileChange:
         if self.last_seen is not None:
             update["$max"] = {"lastSeen": self.last_seen}
         if self.new_days:
-            update["$push"] = {"activeDays": {
-                "$each": sorted(self.new_days), "$sort": 1,
-                "$slice": -self.rules.active_days_max,
-            }}  # fmt: skip
+            update["$push"] = {
+                "activeDays": {
+                    "$each": sorted(self.new_days),
+                    "$sort": 1,
+                    "$slice": -self.rules.active_days_max,
+                }
+            }
         if self.anonymous_ids:
             update["$addToSet"] = {"anonymousIds": {"$each": self.anonymous_ids}}
         return update
