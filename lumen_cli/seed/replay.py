@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from shared.timestamps import format_iso, now_iso
+
 
 class SeedError(RuntimeError):
     """The replay cannot go on; the message says what to do. ``unreachable`` picks exit 3."""
@@ -142,7 +144,7 @@ class IngestBatchSender:
             self.conn = None
 
     def send(self, events: Sequence[dict[str, Any]]) -> Ack:
-        body = json.dumps({"batch": list(events), "sentAt": _iso(datetime.now(UTC))}).encode()
+        body = json.dumps({"batch": list(events), "sentAt": now_iso()}).encode()
         headers = {"Authorization": self.auth, "Content-Type": "application/json"}
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -214,7 +216,7 @@ class SupportProducer:
     def send(self, messages: Sequence[dict[str, Any]]) -> Ack:
         from shared.messages import SupportMessage
 
-        now = _iso(datetime.now(UTC))
+        now = now_iso()
         futures = [
             self.producer.send(
                 SupportMessage.topic.name,
@@ -235,13 +237,9 @@ def stamp(events: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any
     """Give a batch replay-time timestamps, 1 ms apart, oldest first, ending at ``now``."""
     n = len(events)
     return [
-        {**e, "timestamp": _iso(now - timedelta(milliseconds=n - 1 - i))}
+        {**e, "timestamp": format_iso(now - timedelta(milliseconds=n - 1 - i))}
         for i, e in enumerate(events)
     ]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

@@ -28,8 +28,9 @@ from services.ingest.producer import EventProducer, KafkaUnavailable
 from services.ingest.ratelimit import Limit, RateLimiter, parse_overrides
 from services.ingest.scopes import check_catalogue_item, refuse_scope, required_scope
 from services.ingest.settings import IngestSettings
-from services.ingest.validation import SIZE, Rejection, clamp_future, enrich, iso, validate
+from services.ingest.validation import SIZE, Rejection, clamp_future, enrich, validate
 from shared.events import DELETE_TYPE, encode, user_key
+from shared.timestamps import format_iso, now_iso
 from shared.topics import EVENTS_DLQ, EVENTS_RAW
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class EventIngestor:
         self.check_count(len(items))
         self.admit(source_id, len(items))
         received = datetime.now(UTC)
-        received_at = iso(received)
+        received_at = format_iso(received)
         max_skew = timedelta(seconds=self.settings.max_future_skew_seconds)
         result = IngestResult(report_limit=self.settings.max_reported_errors)
         records: list[Record] = []
@@ -261,7 +262,7 @@ class EventIngestor:
             "type": DELETE_TYPE,
             "userId": user_id,
             "messageId": message_id,
-            "receivedAt": iso(datetime.now(UTC)),
+            "receivedAt": now_iso(),
             "sourceId": source_id,
         }
         await self._send(EVENTS_RAW.name, [(user_id.encode(), encode(event))])

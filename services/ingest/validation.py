@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from shared.events import EVENT_TYPES
+from shared.events import EVENT_TYPES, MAX_ID_LENGTH, REQUIRED_FIELD_BY_TYPE
+from shared.timestamps import TimestampOutOfRange, format_iso, parse_iso
 
 
 @dataclass(frozen=True)
@@ -45,27 +46,18 @@ _KINDS = {
     **dict.fromkeys(_TIME_FIELDS, _TIME),
 }
 _ID_FIELDS = frozenset(("userId", "anonymousId", "messageId"))
-# Longest id accepted for userId/anonymousId/messageId.
-MAX_ID_LENGTH = 256
 
 
 def parse_time(value: Any, field: str) -> datetime:
+    """The date-time of an event field in UTC; ``Rejection`` names the field when it is not one."""
     if not isinstance(value, str):
         raise Rejection(SCHEMA, field, "must be an ISO-8601 date-time string")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
+    except TimestampOutOfRange:
+        raise Rejection(SCHEMA, field, f"is out of range: {value[:40]!r}") from None
     except ValueError:
         raise Rejection(SCHEMA, field, f"is not an ISO-8601 date-time: {value[:40]!r}") from None
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    try:
-        parsed.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:00-06:00 lies past year 9999 in UTC
-        raise Rejection(SCHEMA, field, f"is out of range: {value[:40]!r}") from None
-    return parsed
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
@@ -108,12 +100,9 @@ def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
             parse_time(value, field)
     if not event.get("userId") and not event.get("anonymousId"):
         raise Rejection(SCHEMA, "userId", "userId or anonymousId is required")
-    if event["type"] == "track" and not event.get("event"):
-        raise Rejection(SCHEMA, "event", "is required for track calls")
-    if event["type"] == "alias" and not event.get("previousId"):
-        raise Rejection(SCHEMA, "previousId", "is required for alias calls")
-    if event["type"] == "group" and not event.get("groupId"):
-        raise Rejection(SCHEMA, "groupId", "is required for group calls")
+    required = REQUIRED_FIELD_BY_TYPE.get(event["type"])
+    if required is not None and not event.get(required):
+        raise Rejection(SCHEMA, required, f"is required for {event['type']} calls")
     return event
 
 
@@ -134,11 +123,11 @@ def enrich(event: dict[str, Any], source_id: str, received_at: datetime,
            batch_sent_at: str | None = None, received_iso: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Add server fields and correct client clock skew as the Segment spec describes:
     ``timestamp = receivedAt - (sentAt - originalTimestamp)``. ``received_iso`` is
-    ``iso(received_at)`` when the caller has it already (once per request, not per event)."""
+    ``format_iso(received_at)`` when the caller has it already (once per request, not per event)."""
     event = dict(event)
     if not event.get("messageId"):
         event["messageId"] = str(uuid.uuid4())
-    event["receivedAt"] = received_iso or iso(received_at)
+    event["receivedAt"] = received_iso or format_iso(received_at)
     event["sourceId"] = source_id
     sent_at_raw = event.get("sentAt") or batch_sent_at
     original = event.get("timestamp")
@@ -148,11 +137,11 @@ def enrich(event: dict[str, Any], source_id: str, received_at: datetime,
             sent_at = parse_time(sent_at_raw, "sentAt")
             skew = sent_at - received_at
             try:
-                event["timestamp"] = iso(parse_time(original, "timestamp") - skew)
+                event["timestamp"] = format_iso(parse_time(original, "timestamp") - skew)
             except OverflowError:  # a correction past year 1 or 9999: keep the client's time
-                event["timestamp"] = iso(parse_time(original, "timestamp"))
+                event["timestamp"] = format_iso(parse_time(original, "timestamp"))
         else:
-            event["timestamp"] = iso(parse_time(original, "timestamp"))
+            event["timestamp"] = format_iso(parse_time(original, "timestamp"))
     else:
         event["timestamp"] = event["receivedAt"]
     if sent_at_raw is not None:
