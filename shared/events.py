@@ -12,7 +12,14 @@ from typing import Any
 
 import orjson
 
+# Segment's call types: every table of call types (routes, the gRPC enum, the OpenAPI
+# schemas, the exporter's counters) is derived from this one.
 EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+# The field a call type needs besides userId or anonymousId (Segment's spec).
+REQUIRED_FIELD_BY_TYPE = {"track": "event", "alias": "previousId", "group": "groupId"}
+# Longest userId, anonymousId or messageId accepted: ingest refuses longer ones, the profile
+# updater sends any that reach it to the DLQ, and inference refuses them in queries.
+MAX_ID_LENGTH = 256
 # Written by ingest for a GDPR erasure request; consumers forget the user.
 DELETE_TYPE = "delete"
 

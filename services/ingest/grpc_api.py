@@ -15,19 +15,18 @@ from services.ingest.auth import ADMIN, CATALOG, WRITE, Credential, KeyRing, key
 from services.ingest.core import EventIngestor, IngestResult
 from services.ingest.errors import BadRequest, Forbidden, IngestError, Unauthorized
 from services.ingest.scopes import SCOPE
+from shared.events import EVENT_TYPES, MAX_ID_LENGTH
 
 SERVICE_NAME = events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name
 ERRORS_TRAILER = "lumen-event-errors-bin"
 # PublishStream hands events to Kafka in chunks of this many, so memory stays bounded.
 STREAM_CHUNK = 500
 
+# The proto enum names Segment's call types EVENT_TYPE_<TYPE>; a call type the enum lacks
+# fails here, at import, instead of reaching Kafka as unknown(n).
 _TYPE_NAMES = {
-    events_pb2.EVENT_TYPE_TRACK: "track",
-    events_pb2.EVENT_TYPE_IDENTIFY: "identify",
-    events_pb2.EVENT_TYPE_PAGE: "page",
-    events_pb2.EVENT_TYPE_SCREEN: "screen",
-    events_pb2.EVENT_TYPE_GROUP: "group",
-    events_pb2.EVENT_TYPE_ALIAS: "alias",
+    events_pb2.EventType.Value(f"EVENT_TYPE_{call_type.upper()}"): call_type
+    for call_type in EVENT_TYPES
 }
 _STRINGS = (("user_id", "userId"), ("anonymous_id", "anonymousId"), ("event", "event"),
             ("message_id", "messageId"), ("previous_id", "previousId"), ("group_id", "groupId"),
@@ -133,8 +132,10 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                          context: grpc.aio.ServicerContext) -> events_pb2.DeleteUserResponse:  # fmt: skip
         async def run() -> events_pb2.DeleteUserResponse:
             credential = self._credential(context, ADMIN)
-            if not request.user_id or len(request.user_id) > 256:
-                raise BadRequest("user_id must be 1 to 256 characters", field="user_id")
+            if not request.user_id or len(request.user_id) > MAX_ID_LENGTH:
+                raise BadRequest(
+                    f"user_id must be 1 to {MAX_ID_LENGTH} characters", field="user_id"
+                )
             message_id = await self.ingestor.delete_user(request.user_id, credential.source)
             return events_pb2.DeleteUserResponse(message_id=message_id)
 

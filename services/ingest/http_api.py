@@ -29,7 +29,7 @@ from services.ingest.errors import (
 )
 from services.ingest.openapi import openapi_document
 from services.ingest.scopes import SCOPE
-from shared.events import EVENT_TYPES
+from shared.events import EVENT_TYPES, MAX_ID_LENGTH
 
 
 def json_response(body: dict[str, Any], status: int = 200,
@@ -190,8 +190,8 @@ class HttpApi:
     async def delete_user(self, request: Request) -> Response:
         credential = self.authenticate(request, None, ADMIN)
         user_id = request.path_params["user_id"]
-        if not user_id or len(user_id) > 256:
-            raise BadRequest("userId must be 1 to 256 characters", field="userId")
+        if not user_id or len(user_id) > MAX_ID_LENGTH:
+            raise BadRequest(f"userId must be 1 to {MAX_ID_LENGTH} characters", field="userId")
         message_id = await self.ingestor.delete_user(user_id, credential.source)
         return json_response({"success": True, "messageId": message_id}, 202)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.events import EVENT_TYPES
+from shared.events import EVENT_TYPES, REQUIRED_FIELD_BY_TYPE
 
 _REF = "#/components/schemas/"
 _ERRORS = {
@@ -51,14 +51,12 @@ def _errors(*codes: str) -> dict[str, Any]:
 
 
 def _event_schema(call_type: str) -> dict[str, Any]:
-    required: dict[str, list[str]] = {"track": ["event"], "alias": ["previousId"],
-                                      "group": ["groupId"]}  # fmt: skip
     schema: dict[str, Any] = {
         "allOf": [{"$ref": _REF + "Common"}],
         "description": f"A Segment `{call_type}` call; userId or anonymousId is required.",
     }
-    if call_type in required:
-        schema["required"] = required[call_type]
+    if call_type in REQUIRED_FIELD_BY_TYPE:
+        schema["required"] = [REQUIRED_FIELD_BY_TYPE[call_type]]
     return schema
 
 

@@ -27,7 +27,7 @@ from lumen_cli.platform.services import grpc_serving, http_ok
 from services.ingest.auth import WriteKeys
 from services.ingest.grpc_api import ERRORS_TRAILER
 from services.ingest.openapi import openapi_document
-from shared.events import DELETE_TYPE, decode
+from shared.events import DELETE_TYPE, MAX_ID_LENGTH, decode
 from shared.topics import EVENTS_DLQ, EVENTS_RAW
 from tests.support.stack import ServiceProcess, Stack, free_port, start_service, wait_for
 
@@ -298,6 +298,8 @@ def test_delete_user_publishes_an_erasure_event(http: httpx.Client, reader: Topi
     assert event["type"] == DELETE_TYPE and event["messageId"] == message_id
     assert event["sourceId"] == "ops" and event["receivedAt"]
     assert httpx.delete(f"{http.base_url}/v1/users/{user}").status_code == 401
+    too_long = http.delete(f"/v1/users/{'u' * (MAX_ID_LENGTH + 1)}", auth=(ADMIN_KEY, ""))
+    assert too_long.status_code == 400 and too_long.json()["field"] == "userId", too_long.text
 
 
 def test_operations_endpoints(svc: ServiceProcess, http: httpx.Client) -> None:
@@ -358,6 +360,11 @@ def test_grpc_publish_stream_delete_and_status_codes(svc: ServiceProcess,
 
         admin = (("authorization", "Bearer " + ADMIN_KEY),)
         deleted = stub.DeleteUser(events_pb2.DeleteUserRequest(user_id=user), metadata=admin)
+        with pytest.raises(grpc.RpcError) as too_long:
+            stub.DeleteUser(
+                events_pb2.DeleteUserRequest(user_id="u" * (MAX_ID_LENGTH + 1)), metadata=admin
+            )
+        assert too_long.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     events = reader.wait(EVENTS_RAW.name, lambda e: e.get("userId") == user, 602)
     assert sum(e["type"] == "page" for _, e in events) == 600
     assert [e["messageId"] for _, e in events if e["type"] == DELETE_TYPE] == [deleted.message_id]
