@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.database import Database
-from pymongo.errors import OperationFailure
 
 from shared.settings import MongoSettings
 
@@ -43,24 +41,9 @@ PROFILE_INDEXES = (
     IndexModel([("anonymousIds", ASCENDING)], sparse=True, name="anonymousIds"),
     IndexModel([("lastSeen", DESCENDING)], name="lastSeen"),
 )
-# Created by earlier releases and read by nothing; dropped at start-up to give the space back.
-RETIRED_PROFILE_INDEXES = ("userId",)
 
 
 def ensure_indexes(db: Database) -> None:
     """Create the indexes every reader relies on. Idempotent; cheap when they exist."""
-    for attempt in range(3):  # workers starting together may upgrade the same indexes
-        existing = db[PROFILES].index_information()
-        stale = [name for name in RETIRED_PROFILE_INDEXES if name in existing]
-        if "anonymousIds" in existing and not existing["anonymousIds"].get("sparse"):
-            stale.append("anonymousIds")  # the dense form of earlier releases: rebuilt sparse
-        for name in stale:
-            with contextlib.suppress(OperationFailure):  # another process dropped it first
-                db[PROFILES].drop_index(name)
-        try:
-            db[PROFILES].create_indexes(list(PROFILE_INDEXES))
-            break
-        except OperationFailure:  # an older worker (rolling upgrade) re-created the old form
-            if attempt == 2:
-                raise
+    db[PROFILES].create_indexes(list(PROFILE_INDEXES))
     db[ITEMS].create_indexes([IndexModel([("categories", ASCENDING)], name="categories")])
