@@ -17,6 +17,19 @@ import orjson
 EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 # The field a call type needs besides userId or anonymousId (Segment's spec).
 REQUIRED_FIELD_BY_TYPE = {"track": "event", "alias": "previousId", "group": "groupId"}
+# The Segment fields a client sends, by JSON type (ingest checks them; gRPC's Event carries the
+# same fields under their snake_case names).
+STRING_FIELDS = (
+    "userId",
+    "anonymousId",
+    "event",
+    "messageId",
+    "previousId",
+    "groupId",
+    "name",
+    "category",
+)
+OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 # Longest userId, anonymousId or messageId accepted: ingest refuses longer ones, the profile
 # updater sends any that reach it to the DLQ, and inference refuses them in queries.
 MAX_ID_LENGTH = 256

@@ -50,8 +50,9 @@ def main() -> None:
     mongo.start()
     if consumer is not None:
         consumer.start()
-    log.info("exporter listening",
-             extra={"fields": {"metrics": f"{settings.host}:{settings.port}"}})  # fmt: skip
+    log.info(
+        "exporter listening", extra={"fields": {"metrics": f"{settings.host}:{settings.port}"}}
+    )
 
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

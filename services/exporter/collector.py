@@ -19,8 +19,12 @@ from services.exporter.polling import Poller
 
 
 class ExporterCollector(Collector):
-    def __init__(self, kafka: Poller[LagSnapshot], mongo: Poller[MongoSnapshot],
-                 business: BusinessFigures | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kafka: Poller[LagSnapshot],
+        mongo: Poller[MongoSnapshot],
+        business: BusinessFigures | None,
+    ) -> None:
         self.kafka = kafka
         self.mongo = mongo
         self.business = business
@@ -39,19 +43,22 @@ class ExporterCollector(Collector):
     def _health(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "lumen_exporter_dependency_up",
-            "1 when the exporter's last read of the dependency succeeded.", labels=["dependency"],
-        )  # fmt: skip
+            "1 when the exporter's last read of the dependency succeeded.",
+            labels=["dependency"],
+        )
         errors = CounterMetricFamily(
             "lumen_exporter_poll_errors", "Failed reads of a dependency.", labels=["dependency"]
         )
         duration = GaugeMetricFamily(
             "lumen_exporter_poll_duration_seconds",
-            "Duration of the last read of a dependency.", labels=["dependency"],
-        )  # fmt: skip
+            "Duration of the last read of a dependency.",
+            labels=["dependency"],
+        )
         success = GaugeMetricFamily(
             "lumen_exporter_last_success_timestamp_seconds",
-            "Unix time of the last successful read of a dependency.", labels=["dependency"],
-        )  # fmt: skip
+            "Unix time of the last successful read of a dependency.",
+            labels=["dependency"],
+        )
         for poller in (self.kafka, self.mongo):
             state = poller.state()
             up.add_metric([poller.name], 1.0 if state.up else 0.0)
@@ -71,55 +78,83 @@ def _gauge(name: str, doc: str, labels: list[str], rows: Any) -> GaugeMetricFami
 
 def kafka_metrics(snap: LagSnapshot) -> Iterator[Metric]:
     yield _gauge(
-        "lumen_kafka_partition_end_offset", "Log end offset of a partition.",
-        ["topic", "partition"], (((t, p), o) for (t, p), o in snap.end_offsets.items()),
-    )  # fmt: skip
+        "lumen_kafka_partition_end_offset",
+        "Log end offset of a partition.",
+        ["topic", "partition"],
+        (((t, p), o) for (t, p), o in snap.end_offsets.items()),
+    )
     yield _gauge(
         "lumen_kafka_partition_produce_rate",
         "Messages per second appended to a partition over the exporter's lag window.",
-        ["topic", "partition"], (((t, p), r) for (t, p), r in snap.produce_rates.items()),
-    )  # fmt: skip
+        ["topic", "partition"],
+        (((t, p), r) for (t, p), r in snap.produce_rates.items()),
+    )
     labels = ["group", "topic", "partition"]
     rows = snap.partitions
     yield _gauge(
-        "lumen_kafka_consumergroup_committed_offset", "Offset committed by a consumer group.",
-        labels, (((r.group, r.topic, r.partition), r.committed) for r in rows),
-    )  # fmt: skip
+        "lumen_kafka_consumergroup_committed_offset",
+        "Offset committed by a consumer group.",
+        labels,
+        (((r.group, r.topic, r.partition), r.committed) for r in rows),
+    )
     yield _gauge(
         "lumen_kafka_consumergroup_lag_messages",
         "Messages between a group's committed offset and the partition's end offset.",
-        labels, (((r.group, r.topic, r.partition), r.lag_messages) for r in rows),
-    )  # fmt: skip
+        labels,
+        (((r.group, r.topic, r.partition), r.lag_messages) for r in rows),
+    )
     yield _gauge(
         "lumen_kafka_consumergroup_lag_seconds",
         "Estimated age of the oldest unconsumed message (interpolated from end-offset history).",
-        labels, (((r.group, r.topic, r.partition), r.lag_seconds) for r in rows),
-    )  # fmt: skip
+        labels,
+        (((r.group, r.topic, r.partition), r.lag_seconds) for r in rows),
+    )
     yield _gauge(
         "lumen_kafka_consumergroup_status",
         "Burrow-style group status: 0 ok, 1 warning, 2 stalled, 3 stopped.",
-        ["group"], (((g,), int(s)) for g, s in snap.group_status.items()),
-    )  # fmt: skip
+        ["group"],
+        (((g,), int(s)) for g, s in snap.group_status.items()),
+    )
     yield _gauge(
-        "lumen_kafka_consumergroup_members", "Active members of a consumer group.",
-        ["group"], (((g,), n) for g, n in snap.group_members.items()),
-    )  # fmt: skip
+        "lumen_kafka_consumergroup_members",
+        "Active members of a consumer group.",
+        ["group"],
+        (((g,), n) for g, n in snap.group_members.items()),
+    )
 
 
 def mongo_metrics(snap: MongoSnapshot) -> Iterator[Metric]:
     cols = snap.collections.items()
-    yield _gauge("lumen_mongodb_collection_documents", "Documents in a collection.",
-                 ["collection"], (((n,), s.documents) for n, s in cols))  # fmt: skip
-    yield _gauge("lumen_mongodb_collection_size_bytes", "Uncompressed data size of a collection.",
-                 ["collection"], (((n,), s.size_bytes) for n, s in cols))  # fmt: skip
-    yield _gauge("lumen_mongodb_collection_storage_bytes", "Disk space of a collection's data.",
-                 ["collection"], (((n,), s.storage_bytes) for n, s in cols))  # fmt: skip
-    yield _gauge("lumen_mongodb_index_size_bytes", "Total size of a collection's indexes.",
-                 ["collection"], (((n,), s.index_bytes) for n, s in cols))  # fmt: skip
     yield _gauge(
-        "lumen_mongodb_active_users", "Profiles whose lastSeen falls in the window.",
-        ["window"], (((w,), n) for w, n in snap.active_users.items()),
-    )  # fmt: skip
+        "lumen_mongodb_collection_documents",
+        "Documents in a collection.",
+        ["collection"],
+        (((n,), s.documents) for n, s in cols),
+    )
+    yield _gauge(
+        "lumen_mongodb_collection_size_bytes",
+        "Uncompressed data size of a collection.",
+        ["collection"],
+        (((n,), s.size_bytes) for n, s in cols),
+    )
+    yield _gauge(
+        "lumen_mongodb_collection_storage_bytes",
+        "Disk space of a collection's data.",
+        ["collection"],
+        (((n,), s.storage_bytes) for n, s in cols),
+    )
+    yield _gauge(
+        "lumen_mongodb_index_size_bytes",
+        "Total size of a collection's indexes.",
+        ["collection"],
+        (((n,), s.index_bytes) for n, s in cols),
+    )
+    yield _gauge(
+        "lumen_mongodb_active_users",
+        "Profiles whose lastSeen falls in the window.",
+        ["window"],
+        (((w,), n) for w, n in snap.active_users.items()),
+    )
 
 
 def _counter(name: str, doc: str, labels: list[str], rows: Any) -> CounterMetricFamily:
@@ -131,33 +166,46 @@ def _counter(name: str, doc: str, labels: list[str], rows: Any) -> CounterMetric
 
 def business_metrics(figures: BusinessFigures, now: float) -> Iterator[Metric]:
     snap = figures.snapshot(now)
-    yield _counter("lumen_business_events", "Events on events.raw by Segment type.",
-                   ["type"], (((t,), n) for t, n in snap.events_by_type.items()))  # fmt: skip
     yield _counter(
-        "lumen_business_funnel_events", "Events per funnel step (view, add_to_cart, purchase).",
-        ["step"], (((s,), n) for s, n in snap.funnel.items()),
-    )  # fmt: skip
+        "lumen_business_events",
+        "Events on events.raw by Segment type.",
+        ["type"],
+        (((t,), n) for t, n in snap.events_by_type.items()),
+    )
+    yield _counter(
+        "lumen_business_funnel_events",
+        "Events per funnel step (view, add_to_cart, purchase).",
+        ["step"],
+        (((s,), n) for s, n in snap.funnel.items()),
+    )
     yield _counter("lumen_business_orders", "Order Completed events.", [], [((), snap.orders)])
     yield _counter(
-        "lumen_business_revenue", "Revenue of Order Completed events, in the order's currency.",
-        ["currency"], (((c,), v) for c, v in snap.revenue.items()),
-    )  # fmt: skip
+        "lumen_business_revenue",
+        "Revenue of Order Completed events, in the order's currency.",
+        ["currency"],
+        (((c,), v) for c, v in snap.revenue.items()),
+    )
     yield _counter(
         "lumen_business_recommendation_events",
         "Recommendation impressions and clicks (events carrying properties.recommendationId).",
-        ["action"], (((a,), n) for a, n in snap.recommendations.items()),
-    )  # fmt: skip
+        ["action"],
+        (((a,), n) for a, n in snap.recommendations.items()),
+    )
     yield _counter(
-        "lumen_business_support_intents", "Classified support messages by intent.",
-        ["intent"], (((i,), n) for i, n in snap.intents.items()),
-    )  # fmt: skip
+        "lumen_business_support_intents",
+        "Classified support messages by intent.",
+        ["intent"],
+        (((i,), n) for i, n in snap.intents.items()),
+    )
     yield _counter(
-        "lumen_business_support_out_of_scope", "Support messages classified out of scope.",
-        [], [((), snap.out_of_scope)],
-    )  # fmt: skip
+        "lumen_business_support_out_of_scope",
+        "Support messages classified out of scope.",
+        [],
+        [((), snap.out_of_scope)],
+    )
     yield _gauge(
         "lumen_business_trending_category_events",
         "Events naming a category over the trending window; only the top categories.",
         ["category", "rank"],
         (((c, rank), n) for rank, (c, n) in enumerate(snap.trending, start=1)),
-    )  # fmt: skip
+    )

@@ -17,8 +17,9 @@ REQUEST_TIMEOUT_MS = 4000
 
 
 class KafkaSource:
-    def __init__(self, settings: KafkaSettings, topic_pattern: str, group_pattern: str,
-                 window: int) -> None:  # fmt: skip
+    def __init__(
+        self, settings: KafkaSettings, topic_pattern: str, group_pattern: str, window: int
+    ) -> None:
         self.settings = settings
         self.topic_re = re.compile(topic_pattern)
         self.group_re = re.compile(group_pattern)
@@ -62,7 +63,9 @@ class KafkaSource:
         members: dict[str, int] = {}
         if groups:
             for group, offsets in admin.list_group_offsets(groups).items():
-                committed[group] = {(tp.topic, tp.partition): int(o.offset) for tp, o in offsets.items()}  # fmt: skip
+                committed[group] = {
+                    (tp.topic, tp.partition): int(o.offset) for tp, o in offsets.items()
+                }
             for group, description in admin.describe_groups(groups).items():
                 members[group] = len(description.get("members") or ())
         return self.tracker.observe(time.time(), end_offsets, committed, members)

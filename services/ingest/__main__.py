@@ -58,13 +58,13 @@ async def _connect_when_possible(settings: IngestSettings, producer: EventProduc
         except WeakDurability:
             raise  # a configuration error: retrying cannot fix it
         except Exception as exc:
-            log.warning("Kafka not reachable yet; retrying",
-                        extra={"fields": {"error": str(exc)}})  # fmt: skip
+            log.warning("Kafka not reachable yet; retrying", extra={"fields": {"error": str(exc)}})
             await asyncio.sleep(2)
 
 
-def _grpc_server(settings: IngestSettings, servicer: EventServicer,
-                 health: HealthReporter) -> grpc.aio.Server:  # fmt: skip
+def _grpc_server(
+    settings: IngestSettings, servicer: EventServicer, health: HealthReporter
+) -> grpc.aio.Server:
     options = [
         *(o for o in DEFAULT_OPTIONS if o[0] != "grpc.max_receive_message_length"),
         # The same 500 KB body limit as HTTP: larger messages get RESOURCE_EXHAUSTED from gRPC.
@@ -141,8 +141,9 @@ async def serve(settings: IngestSettings, keys: KeyRing) -> None:
     log.info("draining")
     await health.set([SERVICE_NAME], False)
     http.should_exit = True
-    await asyncio.gather(http_task, grpc_server.stop(settings.shutdown_grace_seconds),
-                         return_exceptions=True)  # fmt: skip
+    await asyncio.gather(
+        http_task, grpc_server.stop(settings.shutdown_grace_seconds), return_exceptions=True
+    )
     await ingestor.drain()
     for task in (connector, monitor, stopped):
         task.cancel()

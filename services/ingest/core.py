@@ -80,9 +80,12 @@ class EventIngestor:
             Limit(settings.rate_limit_events_per_second, settings.rate_limit_burst),
             parse_overrides(settings.rate_limit_overrides),
         )
-        self.scrubber = Scrubber(settings.privacy_ip, settings.privacy_trait_keys,
-                                 settings.privacy_trait_policy,
-                                 settings.privacy_hash_salt.get_secret_value())  # fmt: skip
+        self.scrubber = Scrubber(
+            settings.privacy_ip,
+            settings.privacy_trait_keys,
+            settings.privacy_trait_policy,
+            settings.privacy_hash_salt.get_secret_value(),
+        )
         # (source, messageId) -> outcome of the request that is writing it right now, so that a
         # concurrent retry neither writes it twice nor counts as stored before Kafka says so.
         self._in_flight: dict[tuple[str, str], asyncio.Future[bool]] = {}
@@ -220,8 +223,9 @@ class EventIngestor:
                 )
         return result
 
-    def _settle(self, source_id: str, message_id: str, outcome: asyncio.Future[bool],
-                stored: bool) -> None:  # fmt: skip
+    def _settle(
+        self, source_id: str, message_id: str, outcome: asyncio.Future[bool], stored: bool
+    ) -> None:
         """Decide one claimed message id: remember it if stored, release it otherwise."""
         if stored:
             self.dedupe.remember(source_id, [message_id])
@@ -230,9 +234,13 @@ class EventIngestor:
         if not outcome.done():
             outcome.set_result(stored)
 
-    def _settle_when_delivered(self, source_id: str, record_ids: list[str | None],
-                               refused: Unavailable,
-                               outcomes: dict[str, asyncio.Future[bool]]) -> None:  # fmt: skip
+    def _settle_when_delivered(
+        self,
+        source_id: str,
+        record_ids: list[str | None],
+        refused: Unavailable,
+        outcomes: dict[str, asyncio.Future[bool]],
+    ) -> None:
         """A refused request's records may still reach Kafka (they sit in the producer's
         buffer while the broker is away). Keep their ids claimed until each delivery is
         decided, so that the client's retry is neither written twice nor lost."""
@@ -249,8 +257,13 @@ class EventIngestor:
                 functools.partial(self._delivered, source_id, message_id, outcome)
             )
 
-    def _delivered(self, source_id: str, message_id: str, outcome: asyncio.Future[bool],
-                   delivery: asyncio.Future[Any]) -> None:  # fmt: skip
+    def _delivered(
+        self,
+        source_id: str,
+        message_id: str,
+        outcome: asyncio.Future[bool],
+        delivery: asyncio.Future[Any],
+    ) -> None:
         stored = not delivery.cancelled() and delivery.exception() is None
         self._settle(source_id, message_id, outcome, stored=stored)
 
@@ -267,8 +280,10 @@ class EventIngestor:
         }
         await self._send(EVENTS_RAW.name, [(user_id.encode(), encode(event))])
         metrics.EVENTS_ACCEPTED.labels(DELETE_TYPE).inc()
-        log.info("user deletion published",
-                 extra={"fields": {"sourceId": source_id, "messageId": message_id}})  # fmt: skip
+        log.info(
+            "user deletion published",
+            extra={"fields": {"sourceId": source_id, "messageId": message_id}},
+        )
         return message_id
 
     async def drain(self) -> None:
@@ -282,9 +297,16 @@ class EventIngestor:
             await self.producer.send_many(topic, records)
         except KafkaUnavailable as exc:
             metrics.PRODUCE_FAILURES.inc()
-            log.warning("Kafka did not acknowledge; answering 503",
-                        extra={"fields": {"topic": topic, "records": len(records),
-                                          "error": repr(exc.__cause__ or exc)}})  # fmt: skip
+            log.warning(
+                "Kafka did not acknowledge; answering 503",
+                extra={
+                    "fields": {
+                        "topic": topic,
+                        "records": len(records),
+                        "error": repr(exc.__cause__ or exc),
+                    }
+                },
+            )
             refused = Unavailable(
                 f"Kafka did not acknowledge the events ({exc}); retry later",
                 retry_after=self.settings.retry_after_seconds,
@@ -300,5 +322,7 @@ class EventIngestor:
             metrics.DLQ_WRITTEN.inc(len(records))
         except KafkaUnavailable as exc:
             metrics.DLQ_FAILURES.inc(len(records))
-            log.warning("could not write rejected events to the DLQ",
-                        extra={"fields": {"count": len(records), "error": str(exc)}})  # fmt: skip
+            log.warning(
+                "could not write rejected events to the DLQ",
+                extra={"fields": {"count": len(records), "error": str(exc)}},
+            )

@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 
 class DedupeStore:
-    def __init__(self, window_seconds: float, max_entries: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, window_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.window = window_seconds
         self.max_entries = max_entries
         self._clock = clock

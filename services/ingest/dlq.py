@@ -13,8 +13,9 @@ from services.ingest.validation import Rejection
 from shared.events import encode, user_key
 
 
-def dlq_record(item: Any, index: int, rejection: Rejection, source_id: str, received_at: str,
-               transport: str) -> tuple[bytes | None, bytes]:  # fmt: skip
+def dlq_record(
+    item: Any, index: int, rejection: Rejection, source_id: str, received_at: str, transport: str
+) -> tuple[bytes | None, bytes]:
     value = {
         "reason": rejection.reason,
         "field": rejection.field,

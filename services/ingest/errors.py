@@ -15,8 +15,9 @@ class IngestError(Exception):
     reason = "internal_error"
     retry_after: int | None = None
 
-    def __init__(self, message: str, *, field: str | None = None,
-                 reason: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, message: str, *, field: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field

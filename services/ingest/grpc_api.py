@@ -15,7 +15,7 @@ from services.ingest.auth import ADMIN, CATALOG, WRITE, Credential, KeyRing, key
 from services.ingest.core import EventIngestor, IngestResult
 from services.ingest.errors import BadRequest, Forbidden, IngestError, Unauthorized
 from services.ingest.scopes import SCOPE
-from shared.events import EVENT_TYPES, MAX_ID_LENGTH
+from shared.events import EVENT_TYPES, MAX_ID_LENGTH, OBJECT_FIELDS, STRING_FIELDS
 
 SERVICE_NAME = events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name
 ERRORS_TRAILER = "lumen-event-errors-bin"
@@ -28,10 +28,10 @@ _TYPE_NAMES = {
     events_pb2.EventType.Value(f"EVENT_TYPE_{call_type.upper()}"): call_type
     for call_type in EVENT_TYPES
 }
-_STRINGS = (("user_id", "userId"), ("anonymous_id", "anonymousId"), ("event", "event"),
-            ("message_id", "messageId"), ("previous_id", "previousId"), ("group_id", "groupId"),
-            ("name", "name"), ("category", "category"))  # fmt: skip
-_STRUCTS = ("properties", "traits", "context", "integrations")
+_PROTO_NAME = {field.json_name: field.name for field in events_pb2.Event.DESCRIPTOR.fields}
+# (proto field, Segment field); a Segment field the proto lacks fails here, at import.
+_STRINGS = tuple((_PROTO_NAME[name], name) for name in STRING_FIELDS)
+_STRUCTS = tuple((_PROTO_NAME[name], name) for name in OBJECT_FIELDS)
 _TIMES = (("timestamp", "timestamp"), ("sent_at", "sentAt"))
 
 Reply = TypeVar("Reply")
@@ -46,9 +46,9 @@ def event_to_dict(event: events_pb2.Event) -> dict[str, Any]:
         value = getattr(event, proto_name)
         if value:
             out[json_name] = value
-    for name in _STRUCTS:
-        if event.HasField(name):
-            out[name] = json_format.MessageToDict(getattr(event, name))
+    for proto_name, json_name in _STRUCTS:
+        if event.HasField(proto_name):
+            out[json_name] = json_format.MessageToDict(getattr(event, proto_name))
     for proto_name, json_name in _TIMES:
         if event.HasField(proto_name):
             out[json_name] = getattr(event, proto_name).ToJsonString()
@@ -92,20 +92,23 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             items, None, credential.source, transport="grpc", scopes=credential.scopes
         )
 
-    async def Publish(self, request: events_pb2.PublishRequest,
-                      context: grpc.aio.ServicerContext) -> events_pb2.PublishResponse:  # fmt: skip
+    async def Publish(
+        self, request: events_pb2.PublishRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.PublishResponse:
         async def run() -> events_pb2.PublishResponse:
             result = await self._publish(list(request.events), self._credential(context, WRITE))
             await _refuse_if_nothing_valid(result, context)
-            return events_pb2.PublishResponse(accepted=result.accepted,
-                                              duplicates=result.duplicates,
-                                              errors=event_errors(result))  # fmt: skip
+            return events_pb2.PublishResponse(
+                accepted=result.accepted, duplicates=result.duplicates, errors=event_errors(result)
+            )
 
         return await _call("Publish", context, run)
 
-    async def PublishStream(self, request_iterator: AsyncIterator[events_pb2.PublishStreamRequest],
-                            context: grpc.aio.ServicerContext
-                            ) -> events_pb2.PublishStreamResponse:  # fmt: skip
+    async def PublishStream(
+        self,
+        request_iterator: AsyncIterator[events_pb2.PublishStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> events_pb2.PublishStreamResponse:
         async def run() -> events_pb2.PublishStreamResponse:
             credential = self._credential(context, WRITE)
             total = IngestResult(report_limit=self.ingestor.settings.max_reported_errors)
@@ -122,14 +125,15 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             elif offset == 0:
                 raise BadRequest("the stream held no events", field="events")
             await _refuse_if_nothing_valid(total, context)
-            return events_pb2.PublishStreamResponse(accepted=total.accepted,
-                                                    duplicates=total.duplicates,
-                                                    errors=event_errors(total))  # fmt: skip
+            return events_pb2.PublishStreamResponse(
+                accepted=total.accepted, duplicates=total.duplicates, errors=event_errors(total)
+            )
 
         return await _call("PublishStream", context, run)
 
-    async def DeleteUser(self, request: events_pb2.DeleteUserRequest,
-                         context: grpc.aio.ServicerContext) -> events_pb2.DeleteUserResponse:  # fmt: skip
+    async def DeleteUser(
+        self, request: events_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.DeleteUserResponse:
         async def run() -> events_pb2.DeleteUserResponse:
             credential = self._credential(context, ADMIN)
             if not request.user_id or len(request.user_id) > MAX_ID_LENGTH:
@@ -142,8 +146,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         return await _call("DeleteUser", context, run)
 
 
-async def _refuse_if_nothing_valid(result: IngestResult,
-                                   context: grpc.aio.ServicerContext) -> None:  # fmt: skip
+async def _refuse_if_nothing_valid(result: IngestResult, context: grpc.aio.ServicerContext) -> None:
     """All events invalid -> INVALID_ARGUMENT naming each field (partial success is OK)."""
     if result.errors and result.accepted == 0 and result.duplicates == 0:
         if all(r.reason == SCOPE for _, r in result.errors) and not result.unreported:
@@ -155,8 +158,9 @@ async def _refuse_if_nothing_valid(result: IngestResult,
         raise BadRequest(first + more, field=result.errors[0][1].field)
 
 
-async def _call(method: str, context: grpc.aio.ServicerContext,
-                run: Callable[[], Awaitable[Reply]]) -> Reply:  # fmt: skip
+async def _call(
+    method: str, context: grpc.aio.ServicerContext, run: Callable[[], Awaitable[Reply]]
+) -> Reply:
     """Count, time and translate errors for one RPC."""
     started = time.perf_counter()
     code = grpc.StatusCode.OK

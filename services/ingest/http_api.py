@@ -32,8 +32,9 @@ from services.ingest.scopes import SCOPE
 from shared.events import EVENT_TYPES, MAX_ID_LENGTH
 
 
-def json_response(body: dict[str, Any], status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+def json_response(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
@@ -207,8 +208,9 @@ class HttpApi:
         return json_response(openapi_document())
 
 
-def instrumented(route: str, handler: Callable[[Request], Awaitable[Response]]
-                 ) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
+def instrumented(
+    route: str, handler: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
     """Count, time and translate errors for one route."""
 
     # Labelled children looked up once, not per request.

@@ -7,13 +7,16 @@ from prometheus_client import Counter, Gauge, Histogram
 from shared.metrics import LATENCY_BUCKETS
 
 REQUESTS = Counter(
-    "lumen_ingest_requests_total", "Requests by transport, route and status.",
+    "lumen_ingest_requests_total",
+    "Requests by transport, route and status.",
     ["transport", "route", "status"],
-)  # fmt: skip
+)
 REQUEST_SECONDS = Histogram(
-    "lumen_ingest_request_duration_seconds", "Request latency by transport and route.",
-    ["transport", "route"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "lumen_ingest_request_duration_seconds",
+    "Request latency by transport and route.",
+    ["transport", "route"],
+    buckets=LATENCY_BUCKETS,
+)
 EVENTS_ACCEPTED = Counter(
     "lumen_ingest_events_accepted_total", "Events acknowledged by Kafka, by type.", ["type"]
 )
@@ -29,9 +32,10 @@ PRODUCE_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 BATCH_SIZE = Histogram(
-    "lumen_ingest_batch_size_events", "Events per request.",
+    "lumen_ingest_batch_size_events",
+    "Events per request.",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
-)  # fmt: skip
+)
 IN_FLIGHT = Gauge("lumen_ingest_in_flight_requests", "Requests being processed.")
 DEDUPE_ENTRIES = Gauge(
     "lumen_ingest_dedupe_entries",

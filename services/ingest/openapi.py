@@ -69,11 +69,20 @@ def openapi_document() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "type": {"type": "string", "enum": list(EVENT_TYPES)},
-                "userId": string, "anonymousId": string, "messageId": string,
-                "event": string, "previousId": string, "groupId": string,
-                "name": string, "category": string,
-                "properties": obj, "traits": obj, "context": obj, "integrations": obj,
-                "timestamp": date_time, "sentAt": date_time,
+                "userId": string,
+                "anonymousId": string,
+                "messageId": string,
+                "event": string,
+                "previousId": string,
+                "groupId": string,
+                "name": string,
+                "category": string,
+                "properties": obj,
+                "traits": obj,
+                "context": obj,
+                "integrations": obj,
+                "timestamp": date_time,
+                "sentAt": date_time,
                 "writeKey": {"type": "string", "description": "Alternative to HTTP Basic auth."},
             },
             "anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}],
@@ -85,7 +94,9 @@ def openapi_document() -> dict[str, Any]:
             "required": ["batch"],
             "properties": {
                 "batch": {"type": "array", "items": {"$ref": _REF + "BatchItem"}},
-                "sentAt": date_time, "context": obj, "integrations": obj,
+                "sentAt": date_time,
+                "context": obj,
+                "integrations": obj,
                 "writeKey": string,
             },
         },
@@ -96,8 +107,11 @@ def openapi_document() -> dict[str, Any]:
                 "success": {"type": "boolean"},
                 "accepted": {"type": "integer"},
                 "duplicates": {"type": "integer"},
-                "rejected": {"type": "array", "items": {"$ref": _REF + "Rejected"},
-                             "description": "The first LUMEN_INGEST_MAX_REPORTED_ERRORS refusals."},
+                "rejected": {
+                    "type": "array",
+                    "items": {"$ref": _REF + "Rejected"},
+                    "description": "The first LUMEN_INGEST_MAX_REPORTED_ERRORS refusals.",
+                },
                 "rejectedCount": {"type": "integer", "description": "Every refusal."},
             },
         },
@@ -105,9 +119,12 @@ def openapi_document() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "index": {"type": "integer"},
-                "reason": {"type": "string", "examples": ["schema_violation", "size_violation",
-                                                          "insufficient_scope"]},
-                "field": string, "message": string,
+                "reason": {
+                    "type": "string",
+                    "examples": ["schema_violation", "size_violation", "insufficient_scope"],
+                },
+                "field": string,
+                "message": string,
             },
         },
         "Error": {
@@ -115,30 +132,40 @@ def openapi_document() -> dict[str, Any]:
             "required": ["success", "error", "reason"],
             "properties": {
                 "success": {"type": "boolean", "const": False},
-                "error": string, "reason": string, "field": string,
-                "scope": {"type": "string", "enum": ["catalog", "admin"],
-                          "description": "With 403: the scope the key needs."},
+                "error": string,
+                "reason": string,
+                "field": string,
+                "scope": {
+                    "type": "string",
+                    "enum": ["catalog", "admin"],
+                    "description": "With 403: the scope the key needs.",
+                },
             },
         },
         "Deleted": {
             "type": "object",
             "properties": {"success": {"type": "boolean"}, "messageId": string},
         },
-    }  # fmt: skip
+    }
     paths: dict[str, Any] = {}
     for call_type in EVENT_TYPES:
         paths[f"/v1/{call_type}"] = {
             "post": {
                 "operationId": call_type,
                 "summary": f"Record a {call_type} call.",
-                "requestBody": {"required": True, "description": _BODY, "content": {
-                    "application/json": {"schema": {"$ref": _REF + call_type.capitalize()}}}},
+                "requestBody": {
+                    "required": True,
+                    "description": _BODY,
+                    "content": {
+                        "application/json": {"schema": {"$ref": _REF + call_type.capitalize()}}
+                    },
+                },
                 "responses": {
                     "200": _response("Stored (acknowledged by Kafka) or a duplicate.", "Success"),
                     **_errors("400", "401", "403", "408", "413", "415", "429", "503"),
                 },
             }
-        }  # fmt: skip
+        }
     for path, operation, summary in (
         (
             "/v1/batch",
@@ -185,11 +212,18 @@ def openapi_document() -> dict[str, Any]:
             },
         }
     }
-    for path, summary in (("/healthz", "Liveness."),
-                          ("/readyz", "Readiness: 200 only while Kafka is reachable.")):  # fmt: skip
-        paths[path] = {"get": {"operationId": path.strip("/"), "summary": summary, "security": [],
-                               "responses": {"200": {"description": "OK"},
-                                             "503": {"description": "Not ready"}}}}  # fmt: skip
+    for path, summary in (
+        ("/healthz", "Liveness."),
+        ("/readyz", "Readiness: 200 only while Kafka is reachable."),
+    ):
+        paths[path] = {
+            "get": {
+                "operationId": path.strip("/"),
+                "summary": summary,
+                "security": [],
+                "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}},
+            }
+        }
     return {
         "openapi": "3.1.0",
         "info": {

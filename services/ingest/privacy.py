@@ -8,8 +8,13 @@ from typing import Any, Literal
 
 
 class Scrubber:
-    def __init__(self, ip_policy: Literal["keep", "drop", "hash"], trait_keys: str,
-                 trait_policy: Literal["drop", "hash"], salt: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ip_policy: Literal["keep", "drop", "hash"],
+        trait_keys: str,
+        trait_policy: Literal["drop", "hash"],
+        salt: str,
+    ) -> None:
         self.ip_policy = ip_policy
         self.trait_keys = frozenset(k.strip() for k in trait_keys.split(",") if k.strip())
         self.trait_policy = trait_policy

@@ -48,8 +48,12 @@ class TokenBucket:
 
 
 class RateLimiter:
-    def __init__(self, default: Limit, overrides: dict[str, Limit] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        default: Limit,
+        overrides: dict[str, Limit] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.default = default
         self.overrides = overrides or {}
         self._clock = clock

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.events import EVENT_TYPES, MAX_ID_LENGTH, REQUIRED_FIELD_BY_TYPE
+from shared.events import (
+    EVENT_TYPES,
+    MAX_ID_LENGTH,
+    OBJECT_FIELDS,
+    REQUIRED_FIELD_BY_TYPE,
+    STRING_FIELDS,
+)
 from shared.timestamps import TimestampOutOfRange, format_iso, parse_iso
 
 
@@ -35,14 +41,11 @@ class Rejection(Exception):
 SCHEMA = "schema_violation"
 SIZE = "size_violation"
 
-_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
-_STRING_FIELDS = ("userId", "anonymousId", "event", "messageId", "previousId", "groupId",
-                  "name", "category")  # fmt: skip
 _TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
 _STRING, _OBJECT, _TIME = "string", "object", "time"
 _KINDS = {
-    **dict.fromkeys(_STRING_FIELDS, _STRING),
-    **dict.fromkeys(_OBJECT_FIELDS, _OBJECT),
+    **dict.fromkeys(STRING_FIELDS, _STRING),
+    **dict.fromkeys(OBJECT_FIELDS, _OBJECT),
     **dict.fromkeys(_TIME_FIELDS, _TIME),
 }
 _ID_FIELDS = frozenset(("userId", "anonymousId", "messageId"))
@@ -119,8 +122,13 @@ def clamp_future(event: dict[str, Any], received_at: datetime, max_skew: timedel
     return FUTURE_TIMESTAMP
 
 
-def enrich(event: dict[str, Any], source_id: str, received_at: datetime,
-           batch_sent_at: str | None = None, received_iso: str | None = None) -> dict[str, Any]:  # fmt: skip
+def enrich(
+    event: dict[str, Any],
+    source_id: str,
+    received_at: datetime,
+    batch_sent_at: str | None = None,
+    received_iso: str | None = None,
+) -> dict[str, Any]:
     """Add server fields and correct client clock skew as the Segment spec describes:
     ``timestamp = receivedAt - (sentAt - originalTimestamp)``. ``received_iso`` is
     ``format_iso(received_at)`` when the caller has it already (once per request, not per event)."""

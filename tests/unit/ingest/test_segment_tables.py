@@ -8,7 +8,13 @@ from lumen.v1 import events_pb2
 from services.ingest.grpc_api import event_to_dict
 from services.ingest.openapi import openapi_document
 from services.ingest.validation import SCHEMA, Rejection, validate
-from shared.events import EVENT_TYPES, MAX_ID_LENGTH, REQUIRED_FIELD_BY_TYPE
+from shared.events import (
+    EVENT_TYPES,
+    MAX_ID_LENGTH,
+    OBJECT_FIELDS,
+    REQUIRED_FIELD_BY_TYPE,
+    STRING_FIELDS,
+)
 
 
 def test_every_grpc_event_type_is_a_segment_call_type_and_back() -> None:
@@ -43,3 +49,26 @@ def test_ids_up_to_the_shared_limit_are_accepted(field: str) -> None:
     with pytest.raises(Rejection) as refused:
         validate({**longest, field: "i" * (MAX_ID_LENGTH + 1)}, "identify")
     assert refused.value.field == field
+
+
+def test_every_segment_field_crosses_grpc_under_its_segment_name() -> None:
+    event = events_pb2.Event(type=events_pb2.EVENT_TYPE_TRACK)
+    for name in STRING_FIELDS:
+        setattr(event, events_pb2.Event.DESCRIPTOR.fields_by_camelcase_name[name].name, name)
+    for name in OBJECT_FIELDS:
+        getattr(event, name).update({"from": name})
+    decoded = event_to_dict(event)
+    assert {name: decoded[name] for name in STRING_FIELDS} == {n: n for n in STRING_FIELDS}
+    assert {name: decoded[name] for name in OBJECT_FIELDS} == {
+        n: {"from": n} for n in OBJECT_FIELDS
+    }
+
+
+def test_the_openapi_schema_types_every_segment_field() -> None:
+    common = openapi_document()["components"]["schemas"]["Common"]["properties"]
+    assert {name: common[name]["type"] for name in STRING_FIELDS} == dict.fromkeys(
+        STRING_FIELDS, "string"
+    )
+    assert {name: common[name]["type"] for name in OBJECT_FIELDS} == dict.fromkeys(
+        OBJECT_FIELDS, "object"
+    )
