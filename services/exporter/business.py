@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.events import DELETE_TYPE, EVENT_TYPES
+from shared.messages import SupportIntent
 from shared.vocabulary import (
     FUNNEL_ORDER,
     IMPRESSION,
@@ -111,12 +112,10 @@ class BusinessFigures:
                     if category in bucket or len(bucket) < _MAX_CATEGORIES_PER_MINUTE:
                         bucket[category] += 1
 
-    def observe_intent(self, message: dict[str, Any]) -> None:
-        """A classified support message (``support.intents``): ``intent`` and ``outOfScope``."""
-        intent = str(message.get("intent") or "")
-        out = (
-            bool(message.get("outOfScope") or message.get("out_of_scope")) or intent == OUT_OF_SCOPE
-        )
+    def observe_intent(self, message: SupportIntent) -> None:
+        """A classified support message (``support.intents``): its intent and out-of-scope flag."""
+        intent = message.intent or ""
+        out = message.out_of_scope or intent == OUT_OF_SCOPE
         label = OUT_OF_SCOPE if out else intent.lower()
         with self._lock:
             if not _INTENT.match(label):

@@ -15,6 +15,7 @@ from kafka import KafkaConsumer
 from services.exporter.business import BusinessFigures
 from shared.events import decode
 from shared.kafka_config import kafka_python_config
+from shared.messages import SupportIntent
 from shared.settings import KafkaSettings
 from shared.topics import EVENTS_RAW, SUPPORT_INTENTS
 
@@ -63,13 +64,16 @@ class BusinessConsumer:
         batches = consumer.poll(timeout_ms=1000, max_records=1000)
         now = time.time()
         for tp, records in batches.items():
+            intents = tp.topic == SUPPORT_INTENTS.name
             for record in records:
                 try:
-                    message = decode(record.value)
-                except (ValueError, TypeError):  # not JSON, or a tombstone
+                    message = (
+                        SupportIntent.decode(record.value) if intents else decode(record.value)
+                    )
+                except (ValueError, TypeError):  # not JSON, not the topic's shape, or a tombstone
                     self.unparseable += 1
                     continue
-                if tp.topic == SUPPORT_INTENTS.name:
+                if isinstance(message, SupportIntent):
                     self.figures.observe_intent(message)
                 else:
                     self.figures.observe_event(message, now)

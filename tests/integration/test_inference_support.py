@@ -9,6 +9,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from shared.messages import SupportIntent, SupportMessage
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
 from tests.integration.inference_helpers import metric, start_inference, tiny_registry
 from tests.support.stack import ServiceProcess, Stack, wait_for
@@ -37,22 +38,30 @@ def test_support_messages_come_out_classified_and_routed(
         consumer.position(partition)  # resolve the end offsets before anything is sent
     producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
     messages = [("m-1", "i want a refund"), ("m-2", "what is the weather"), ("m-3", "")]
-    received: dict[str, dict[str, object]] = {}
+    received: dict[str, SupportIntent] = {}
 
     def send_and_collect() -> bool:
         # The router joins its group asynchronously ("latest"): resend until it answers.
         if not received:
             for message_id, text in messages:
-                value = {"conversationId": conversation, "messageId": message_id, "text": text}
-                producer.send(SUPPORT_MESSAGES.name, key=conversation.encode(),
-                              value=orjson.dumps(value))  # fmt: skip
+                message = SupportMessage(
+                    conversation_id=conversation, message_id=message_id, text=text
+                )
+                # m-2 as a producer that predates schemaVersion writes it: read as version 1.
+                value = (
+                    message.encode()
+                    if message_id != "m-2"
+                    else orjson.dumps(message.model_dump(by_alias=True, exclude={"schema_version"}))
+                )
+                producer.send(SUPPORT_MESSAGES.name, key=conversation.encode(), value=value)
             producer.flush()
         for batch in consumer.poll(timeout_ms=500).values():
             for record in batch:
-                out = orjson.loads(record.value)
-                if out["conversationId"] == conversation:
+                out = SupportIntent.decode(record.value)
+                if out.conversation_id == conversation:
                     assert record.key == conversation.encode()
-                    received[str(out["messageId"])] = out
+                    assert orjson.loads(record.value)["schemaVersion"] == 1
+                    received[str(out.message_id)] = out
         return len(received) == 3
 
     try:
@@ -61,12 +70,8 @@ def test_support_messages_come_out_classified_and_routed(
         consumer.close()
         producer.close()
     refund, weather, empty = received["m-1"], received["m-2"], received["m-3"]
-    assert (refund["intent"], refund["outOfScope"], refund["route"]) == (
-        "refund",
-        False,
-        "payments",
-    )
-    assert refund["modelName"] == "intent-classifier" and refund["modelVersion"] == "1"
-    assert weather["outOfScope"] is True and weather["route"] == "human-triage"
-    assert empty["error"] == "no text" and empty["route"] == "human-triage"
+    assert (refund.intent, refund.out_of_scope, refund.route) == ("refund", False, "payments")
+    assert refund.model_name == "intent-classifier" and refund.model_version == "1"
+    assert weather.out_of_scope is True and weather.route == "human-triage"
+    assert empty.error == "no text" and empty.route == "human-triage"
     assert metric(server, "lumen_inference_support_messages_total", outcome="classified") >= 2

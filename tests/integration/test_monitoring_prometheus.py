@@ -25,6 +25,7 @@ from lumen_cli.platform import processes
 from lumen_cli.platform import prometheus as prom
 from lumen_cli.platform.services import http_ok
 from monitoring import expressions
+from shared.messages import SupportIntent
 from shared.topics import SUPPORT_INTENTS
 from tests.support.stack import ServiceProcess, Stack, free_port, start_service, wait_for
 
@@ -177,16 +178,17 @@ def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, r
             # Classified messages in the format inference writes (services/inference/support.py),
             # standing in for a classifier the test platform has no model for.
             for intent, out_of_scope in (("refund", False), ("shipping", False), (None, True)):
-                record = {
-                    "conversationId": user,
-                    "intent": intent,
-                    "outOfScope": out_of_scope,
-                    "confidence": 0.9,
-                    "route": "support",
-                }
-                producer.send(
-                    SUPPORT_INTENTS.name, key=user.encode(), value=json.dumps(record).encode()
+                record = SupportIntent(
+                    conversation_id=user,
+                    route="support",
+                    model_name="intent-classifier",
+                    model_version="1",
+                    classified_at="2026-01-01T00:00:00Z",
+                    intent=intent,
+                    confidence=0.9,
+                    out_of_scope=out_of_scope,
                 )
+                producer.send(SUPPORT_INTENTS.name, key=user.encode(), value=record.encode())
             # A profile may not be written yet (NOT_FOUND): that outcome is traffic too.
             with contextlib.suppress(grpc.RpcError):
                 stub.GetProfile(profiles_pb2.GetProfileRequest(user_id=user), timeout=2)

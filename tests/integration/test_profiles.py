@@ -12,7 +12,9 @@ import pytest
 from pymongo.database import Database
 
 from services.profiles.updates import day_number
+from shared.messages import ProfileUpdated
 from shared.packed_ids import unpack
+from shared.profile_document import ProfileDocument
 from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
 from shared.trends import top_trending
 from tests.support.profiles_worker import (
@@ -115,6 +117,21 @@ def test_identify_and_alias_merge_anonymous_histories(stack: Stack, topic: str, 
                 if v is None and k in (anon.encode(), old.encode())}  # fmt: skip
 
     assert wait_for(tombstones, timeout=30) == {anon.encode(), old.encode()}
+
+    # The surviving profile's summary is a versioned message readers decode with its model.
+    def latest_summary() -> ProfileUpdated | None:
+        records = read_topic(stack, PROFILES_UPDATED.name, timeout_ms=1500)
+        values = [v for k, v in records if k == user.encode()]
+        summary = ProfileUpdated.decode_record(values[-1]) if values else None
+        return summary if summary and summary.version == doc["version"] else None
+
+    summary = wait_for(latest_summary, timeout=30)
+    assert isinstance(summary, ProfileUpdated)
+    assert summary.schema_version == 1 and summary.user_id == user and summary.key == user
+    assert summary.recent_items == ["a1", "a2", "a3", "o1", "a4"]
+    # Readers see the written document through the one read view: trait keys unescaped.
+    view = ProfileDocument.decode(doc)
+    assert view.traits == {"plan": "pro", "a.b": 1} and view.counts_by_name["Item Viewed"] == 4
 
 
 def test_affinity_decay_matches_a_hand_computation(stack: Stack, topic: str, db: Database,

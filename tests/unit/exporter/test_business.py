@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.exporter.business import OTHER, BusinessFigures, categories_of
+from shared.messages import SupportIntent
 
 
 def figures(**kwargs: int) -> BusinessFigures:
@@ -13,6 +14,19 @@ def figures(**kwargs: int) -> BusinessFigures:
 
 def track(name: str, **properties: object) -> dict[str, object]:
     return {"type": "track", "userId": "u1", "event": name, "properties": properties}
+
+
+def classified(intent: str, out_of_scope: bool) -> SupportIntent:
+    """A support.intents message as the support router writes it."""
+    return SupportIntent(
+        route="support",
+        model_name="intent-classifier",
+        model_version="1",
+        classified_at="2026-01-01T00:00:00Z",
+        intent=intent,
+        confidence=0.9,
+        out_of_scope=out_of_scope,
+    )
 
 
 def test_counts_events_by_type_and_funnel_step() -> None:
@@ -56,14 +70,14 @@ def test_recommendation_events_need_a_recommendation_id() -> None:
 
 def test_intents_are_capped_and_out_of_scope_is_counted() -> None:
     f = figures(max_label_values=2)
-    for message in (
-        {"intent": "refund"},
-        {"intent": "shipping"},
-        {"intent": "billing"},
-        {"intent": "refund", "outOfScope": True},
-        {"intent": "Bad Label!"},
+    for intent, out_of_scope in (
+        ("refund", False),
+        ("shipping", False),
+        ("billing", False),
+        ("refund", True),
+        ("Bad Label!", False),
     ):
-        f.observe_intent(message)
+        f.observe_intent(classified(intent, out_of_scope))
     snap = f.snapshot(0.0)
     assert snap.intents == {"refund": 1, "shipping": 1, OTHER: 2, "out_of_scope": 1}
     assert snap.out_of_scope == 1
