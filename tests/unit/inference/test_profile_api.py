@@ -9,7 +9,7 @@ import pytest
 from services.inference.profile_api import to_proto
 from services.inference.store import profile_view
 from shared.packed_ids import pack_sequence, pack_set
-from shared.profile_document import MalformedProfile
+from shared.profile_document import MalformedProfile, escape
 
 
 def test_rfm_is_unset_before_the_first_purchase_and_carried_after() -> None:
@@ -43,3 +43,21 @@ def test_an_undecodable_item_list_is_named_in_the_error() -> None:
     truncated = pack_sequence(["300"])[:-1]  # ends inside a number
     with pytest.raises(MalformedProfile, match="purchasedItems of profile 'u1'"):
         to_proto({"_id": "u1", "purchasedItems": truncated})
+
+
+def test_names_stored_escaped_come_back_as_written() -> None:
+    doc = {
+        "_id": "u1",
+        "traits": {escape("plan.tier"): "pro"},
+        "counts": {"byName": {escape("v2.checkout"): 2}},
+        "affinity": {escape("$sci.fi"): 0.5},
+    }
+    message = to_proto(doc)
+    assert dict(message.traits) == {"plan.tier": "pro"}
+    assert dict(message.event_counts_by_name) == {"v2.checkout": 2}
+    assert dict(message.category_affinity) == {"$sci.fi": 0.5}
+
+
+def test_a_counter_of_the_wrong_type_is_named_like_an_item_list() -> None:
+    with pytest.raises(MalformedProfile, match=r"counts\.byType of profile 'u1'"):
+        to_proto({"_id": "u1", "counts": {"byType": {"track": "many"}}})
