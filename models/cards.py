@@ -9,10 +9,12 @@ from shared.model_registry import ModelConfig
 
 
 def io_table(config: ModelConfig) -> str:
+    role_of = {name: role for role, name in config.output_roles.items()}
     rows = [
         {
             "direction": d,
             "name": t.name,
+            "role": role_of.get(t.name, "") if d == "output" else "",
             "dtype": t.dtype,
             "shape": str(t.shape),
             "description": t.description,
@@ -20,7 +22,19 @@ def io_table(config: ModelConfig) -> str:
         for d, specs in (("input", config.inputs), ("output", config.outputs))
         for t in specs
     ]
-    return table(rows, ["direction", "name", "dtype", "shape", "description"])
+    return table(rows, ["direction", "name", "role", "dtype", "shape", "description"])
+
+
+def serving_line(config: ModelConfig) -> str:
+    """Task and batching knobs as the inference server reads them from config.json."""
+    parts = [f"task `{config.task}`"]
+    if config.max_batch_size is not None:
+        parts.append(f"`max_batch_size` {config.max_batch_size}")
+    if config.dynamic_batching is not None:
+        parts.append(f"`dynamic_batching` {config.dynamic_batching.model_dump(exclude_none=True)}")
+    if config.instance_group:
+        parts.append(f"`instance_group` count {sum(g.count for g in config.instance_group)}")
+    return "Served as " + ", ".join(parts) + " (environment variables may override the knobs)."
 
 
 def render_card(config: ModelConfig, intro: str, sections: Sequence[tuple[str, str]]) -> str:
@@ -31,6 +45,8 @@ def render_card(config: ModelConfig, intro: str, sections: Sequence[tuple[str, s
         "",
         "## Inputs and outputs (onnxruntime)",
         io_table(config),
+        "",
+        serving_line(config),
         "",
     ]
     for title, body in sections:

@@ -12,7 +12,10 @@ from typing import Any
 from shared.model_registry import (
     CARD_FILE,
     MODEL_FILE,
+    DynamicBatching,
+    InstanceGroup,
     ModelConfig,
+    RegistryError,
     get_version,
     latest_version,
     repository_root,
@@ -24,6 +27,33 @@ from shared.model_registry import (
 def fingerprint(parts: dict[str, Any]) -> str:
     """Stable hash of everything a build reads (source digests, code version, options)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def serving(
+    max_queue_delay_microseconds: int = 1000,
+    max_batch_size: int = 32,
+    preferred_batch_size: tuple[int, ...] = (8, 16, 32),
+    instances: int = 2,
+) -> dict[str, Any]:
+    """Batching and instance knobs written beside the model with Triton's names
+    (``ModelConfig`` fields); the inference server reads them, its environment may override
+    them. The defaults are the server's own on two cores: two single-threaded executions."""
+    return {
+        "max_batch_size": max_batch_size,
+        "dynamic_batching": DynamicBatching(
+            max_queue_delay_microseconds=max_queue_delay_microseconds,
+            preferred_batch_size=list(preferred_batch_size),
+        ),
+        "instance_group": [InstanceGroup(count=instances)],
+    }
+
+
+def check_roles(config: ModelConfig) -> None:
+    """Every declared output role names an output of the graph."""
+    outputs = {spec.name for spec in config.outputs}
+    unknown = {role: name for role, name in config.output_roles.items() if name not in outputs}
+    if unknown:
+        raise RegistryError(f"{config.name}: output roles name no output: {unknown}")
 
 
 def current_if_unchanged(
@@ -49,6 +79,7 @@ def publish(
     filled into ``config`` here. The folder appears under its final name only once
     complete (rename), so workers polling the registry never load a partial version.
     """
+    check_roles(config)
     base = repository_root(root) / config.name
     base.mkdir(parents=True, exist_ok=True)
     version = (latest_version(config.name, root) or 0) + 1

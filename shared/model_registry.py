@@ -49,6 +49,21 @@ class DataSource(BaseModel):
     split: str = ""
 
 
+class DynamicBatching(BaseModel):
+    """Triton's ``dynamic_batching`` block; a knob left out keeps the server's default."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_queue_delay_microseconds: int | None = Field(None, ge=0)
+    preferred_batch_size: list[int] | None = None
+
+
+class InstanceGroup(BaseModel):
+    """Triton's ``instance_group`` entry: executions of the model that may run at once."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(1, ge=1)
+
+
 class ModelConfig(BaseModel):
     """``config.json`` beside each ``model.onnx``."""
 
@@ -74,6 +89,14 @@ class ModelConfig(BaseModel):
     )
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     extra: dict[str, Any] = Field(default_factory=dict)
+    output_roles: dict[str, str] = Field(
+        default_factory=dict,
+        description="what each output is to the task's runtime: role -> output name",
+    )
+    # Serving knobs beside the model, with Triton's names (config.pbtxt).
+    max_batch_size: int | None = Field(None, ge=0)
+    dynamic_batching: DynamicBatching | None = None
+    instance_group: list[InstanceGroup] = Field(default_factory=list)
 
     def max_history(self) -> int | None:
         """History positions a sequence model was trained for (its recency weights), from

@@ -10,7 +10,7 @@ from models.cards import render_card
 from models.encoder.build import build_encoders
 from models.encoder.spec import SPECS
 from models.evaluation import table
-from models.publish import current_if_unchanged, fingerprint, publish
+from models.publish import current_if_unchanged, fingerprint, publish, serving
 from models.sources import MINILM_WEIGHTS_SHA256, MINILM_WHEEL, MPNET_PARTS, minilm_files
 from shared.model_registry import DataSource, ModelConfig, TensorSpec
 
@@ -181,6 +181,8 @@ def register_encoders(small: bool = False, force: bool = False) -> dict[str, Any
             latency_ms=out["latency_fp32" if variant == "fp32" else "latency_int8"],
             inputs_fingerprint=fp,
             extra={"variant": variant, "small_build": small},
+            output_roles={"embedding": "embedding"},
+            **serving(),
         )
         src: Path = out[variant]
 

@@ -18,7 +18,7 @@ from models.intent.graph import build_intent_graph
 from models.intent.scoring import MAX_ACCURACY_DROP
 from models.intent.train import IntentRun, params_for, train_intent
 from models.paths import datasets_dir
-from models.publish import current_if_unchanged, fingerprint, publish
+from models.publish import current_if_unchanged, fingerprint, publish, serving
 from models.runtime.text import TextTokenizer
 from models.sources import ENCODER_FILES, ENCODER_WEIGHTS_SHA256, sha256_file
 from shared.model_registry import DataSource, ModelConfig, TensorSpec
@@ -172,6 +172,8 @@ def register_intent(dataset: str, small: bool = False, force: bool = False) -> d
         latency_ms=latency,
         inputs_fingerprint=fp,
         extra={"oos_threshold": run.threshold, "oos_label": OOS, "small_build": small},
+        output_roles={"probabilities": "probabilities", "embedding": "embedding"},
+        **serving(),
     )
 
     def write(folder: Path) -> None:

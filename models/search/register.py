@@ -11,7 +11,7 @@ import onnx
 from models.cards import render_card
 from models.encoder.embed import run_text_graph
 from models.evaluation import measure_latency, session, table
-from models.publish import current_if_unchanged, fingerprint, publish
+from models.publish import current_if_unchanged, fingerprint, publish, serving
 from models.recommender.data import load_catalogue
 from models.recommender.register import MOVIELENS
 from models.runtime.items import ItemIndex
@@ -121,6 +121,8 @@ def register_search(small: bool = False, force: bool = False) -> dict[str, Any]:
             },
             "small_build": small,
         },
+        output_roles={"items": "top_items", "scores": "top_scores"},
+        **serving(),
     )
 
     def write(folder: Path) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from models.publish import current_if_unchanged, publish
+from models.cards import render_card
+from models.publish import current_if_unchanged, publish, serving
 from shared.model_registry import (
     DataSource,
     ModelConfig,
@@ -91,3 +92,26 @@ def test_partial_versions_are_invisible(tmp_path: Path) -> None:
     assert list_versions("demo", tmp_path) == []
     with pytest.raises(RegistryError, match="no versions"):
         get_version("demo", root=tmp_path)
+
+
+def test_roles_and_serving_knobs_round_trip_and_a_role_must_name_an_output(
+    tmp_path: Path,
+) -> None:
+    config = _config(output_roles={"items": "y"}, **serving(max_queue_delay_microseconds=0))
+    folder = publish(config, _write, render_card_for_test, root=tmp_path)
+    loaded = load_config(folder)
+    assert loaded.output_roles == {"items": "y"}
+    assert loaded.max_batch_size == 32 and loaded.instance_group[0].count == 2
+    assert loaded.dynamic_batching is not None
+    assert loaded.dynamic_batching.max_queue_delay_microseconds == 0
+    card = (folder / "README.md").read_text()
+    assert "| output | y | items |" in card and "`max_batch_size` 32" in card
+    with pytest.raises(RegistryError, match="name no output"):
+        publish(
+            _config(output_roles={"items": "nope"}), _write, render_card_for_test, root=tmp_path
+        )
+    assert list_versions("demo", tmp_path) == [1]
+
+
+def render_card_for_test(config: ModelConfig) -> str:
+    return render_card(config, "Test model.", [])
