@@ -11,6 +11,7 @@ from models.runtime import decide_intent
 from models.runtime.intent import OUT_OF_SCOPE as MODEL_OOS_LABEL
 from services.inference.errors import InvalidArgument, Unavailable
 from services.inference.repository import LoadedModel, ModelRepository
+from services.inference.runtimes import IntentClassification
 from services.inference.settings import InferenceSettings
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -26,25 +27,6 @@ class IntentResult:
     alternatives: list[tuple[str, float]]
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return np.asarray(exp / exp.sum(axis=1, keepdims=True), dtype=np.float32)
-
-
-def probabilities(model: LoadedModel, outputs: dict[str, np.ndarray]) -> np.ndarray:
-    """The class probabilities: the output named so, else the first float output
-    (turned into probabilities when it holds logits)."""
-    names = [t.name for t in model.config.outputs if t.dtype == "float32"]
-    name = next((n for n in names if "prob" in n), names[0] if names else None)
-    if name is None:
-        raise Unavailable(f"{model.name} has no float output")
-    values = np.asarray(outputs[name], dtype=np.float32)
-    if "logit" in name or model.config.postprocessing.get("softmax"):
-        values = softmax(values)
-    return values
-
-
 def check_text(text: str, max_chars: int, what: str = "text") -> None:
     if not text.strip():
         raise InvalidArgument(f"{what} is empty")
@@ -57,8 +39,8 @@ class IntentClassifier:
         self.repository = repository
         self.settings = settings
 
-    def model(self) -> LoadedModel:
-        return self.repository.get(self.settings.intent_model)
+    def model(self) -> tuple[LoadedModel, IntentClassification]:
+        return self.repository.serving(self.settings.intent_model, IntentClassification)
 
     def check(self, texts: list[str], top_k: int) -> int:
         if not texts:
@@ -68,8 +50,9 @@ class IntentClassifier:
                 f"at most {self.settings.max_batch_texts} texts per call ({len(texts)} sent)"
             )
         for index, text in enumerate(texts):
-            check_text(text, self.settings.max_text_chars,
-                       "text" if len(texts) == 1 else f"texts[{index}]")  # fmt: skip
+            check_text(
+                text, self.settings.max_text_chars, "text" if len(texts) == 1 else f"texts[{index}]"
+            )
         top_k = top_k or DEFAULT_TOP_K
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidArgument(f"top_k must be between 1 and {MAX_TOP_K} ({top_k} sent)")
@@ -79,20 +62,20 @@ class IntentClassifier:
         self, texts: list[str], top_k: int = 0, deadline: float | None = None
     ) -> tuple[list[IntentResult], LoadedModel]:
         top_k = self.check(texts, top_k)
-        model = self.model()
-        tokenizer, labels = model.extras.tokenizer, model.extras.labels
-        if tokenizer is None or labels is None:
+        model, runtime = self.model()
+        labels = model.extras.labels
+        if model.extras.tokenizer is None or labels is None:
             raise Unavailable(f"{model.name} version {model.version} has no tokenizer or labels")
         assert model.batcher is not None
         size = max(1, model.batcher.max_rows)
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         if len(chunks) == 1:  # the common case: no task per chunk
-            outputs = [await model.infer(tokenizer.encode(chunks[0]), deadline)]
+            outputs = [await model.infer(runtime.encode(model.extras, chunks[0]), deadline)]
         else:
             outputs = await asyncio.gather(
-                *(model.infer(tokenizer.encode(chunk), deadline) for chunk in chunks)
+                *(model.infer(runtime.encode(model.extras, chunk), deadline) for chunk in chunks)
             )
-        probs = np.concatenate([probabilities(model, out) for out in outputs], axis=0)
+        probs = np.concatenate([runtime.decode(model.roles, out) for out in outputs], axis=0)
         threshold = float(model.config.extra.get("oos_threshold", 0.0))
         decisions = decide_intent(probs, labels, threshold)
         in_scope = np.array([i for i, label in enumerate(labels) if label != MODEL_OOS_LABEL])

@@ -18,11 +18,12 @@ import numpy as np
 from services.inference import metrics
 from services.inference.errors import InvalidArgument, NotFound
 from services.inference.repository import LoadedModel, ModelRepository
+from services.inference.runtimes import NextItemRecommendation, Ranked
+from services.inference.runtimes.recommendation import MAX_K
 from services.inference.settings import InferenceSettings
 from services.inference.store import CatalogueEntry, ProfileStore, ProfileView
 
 DEFAULT_K = 10
-MAX_K = 100
 MAX_ID_CHARS = 256
 REASON_ROWS = 5  # without top_reasons: the newest items that can be named as a reason
 DEFAULT_HISTORY = 20
@@ -111,7 +112,9 @@ class Recommender:
     ) -> RecommendResult:
         k = self.check(query)
         try:
-            model: LoadedModel | None = self.repository.get(self.settings.recommender_model)
+            model: LoadedModel | None = self.repository.serving(
+                self.settings.recommender_model, NextItemRecommendation
+            )[0]
         except NotFound:
             model = None
         profile, store_ok = await self.store.profile(query.key, query.anonymous)
@@ -150,18 +153,13 @@ class Recommender:
         mask: np.ndarray,
         deadline: float | None,
         length: int | None = None,
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(``recent_items`` as sent, the graph's outputs)."""
-        index = model.extras.items
-        assert index is not None
-        recent = index.recent_items(rows, length or history_length(model))
-        inputs = {
-            "recent_items": recent,
-            "exclude_mask": np.repeat(mask, len(rows), axis=0),
-            # The same k for every request, so that every request shares one batch key.
-            "k": np.array([min(MAX_K, len(index))], dtype=np.int64),
-        }
-        return recent, await model.infer(inputs, deadline)
+    ) -> tuple[np.ndarray, Ranked]:
+        """(``recent_items`` as sent, the graph's ranking)."""
+        runtime = model.runtime
+        assert isinstance(runtime, NextItemRecommendation)
+        inputs = runtime.encode(model.extras, rows, mask, length or history_length(model))
+        outputs = await model.infer(inputs, deadline)
+        return inputs["recent_items"], runtime.decode(model.roles, outputs)
 
     async def _personalised(
         self,
@@ -178,13 +176,13 @@ class Recommender:
             model, [history], self._mask(model, exclude, categories), deadline
         )
         # Scores are sorted: the first k above the exclusion score (fewer if the mask left fewer).
-        scores = out["top_scores"][0]
+        scores = out.scores[0]
         usable = min(k, int(np.count_nonzero(scores > EXCLUDED)))
         chosen: list[tuple[int, float]] = list(
-            zip(out["top_items"][0][:usable].tolist(), scores[:usable].tolist(), strict=True)
+            zip(out.rows[0][:usable].tolist(), scores[:usable].tolist(), strict=True)
         )
-        if "top_reasons" in out:  # the graph names each item's reason: one execution
-            positions = out["top_reasons"][0][:usable].tolist()
+        if out.reasons is not None:  # the graph names each item's reason: one execution
+            positions = out.reasons[0][:usable].tolist()
             reasons = [index.item_ids[int(recent[0, p])] for p in positions]
         else:
             reasons = await self._reasons_by_single_items(model, history, chosen, deadline)
@@ -196,8 +194,9 @@ class Recommender:
                 title=self.entry(model, because).title or because
             )
             items.append(Recommendation(item, entry.title, score, reason, entry.categories))
-        return RecommendResult(items, Source.PERSONALISED, model.name, str(model.version),
-                               uuid.uuid4().hex)  # fmt: skip
+        return RecommendResult(
+            items, Source.PERSONALISED, model.name, str(model.version), uuid.uuid4().hex
+        )
 
     async def _reasons_by_single_items(
         self,
@@ -224,7 +223,7 @@ class Recommender:
         _, out = await self._run(model, [[c] for c in candidates], only_chosen, deadline, length=1)
         per_candidate = np.full((len(candidates), len(index)), EXCLUDED, dtype=np.float32)
         for r in range(len(candidates)):
-            per_candidate[r, out["top_items"][r]] = out["top_scores"][r]
+            per_candidate[r, out.rows[r]] = out.scores[r]
         return [candidates[int(per_candidate[:, row].argmax())] for row, _ in chosen]
 
     async def _trending(
@@ -255,7 +254,7 @@ class Recommender:
         # No trends recorded yet: the recommender's popularity prior on an empty history.
         _, out = await self._run(model, [[]], self._mask(model, exclude, categories), deadline)
         assert model.extras.items is not None
-        for row, score in zip(out["top_items"][0], out["top_scores"][0], strict=True):
+        for row, score in zip(out.rows[0], out.scores[0], strict=True):
             if score <= EXCLUDED or len(items) == k:
                 break
             item = model.extras.items.item_ids[int(row)]

@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnxruntime as ort
 
-from models.runtime import ItemIndex, TextTokenizer
-from models.runtime.text import MAX_TOKENS
 from services.inference import metrics, runtime
 from services.inference.batcher import BatchSpec, DynamicBatcher, Tensors
-from services.inference.errors import ModelRefused, NotFound
+from services.inference.errors import ModelRefused, NotFound, Unavailable
 from services.inference.input_limits import InputLimits, limits_of
+from services.inference.model_batching import batching_of
+from services.inference.runtimes import Extras, Runtime, output_roles, runtime_for
 from services.inference.settings import InferenceSettings
 from shared.model_registry import (
     CONFIG_FILE,
@@ -40,19 +40,10 @@ from shared.model_registry import (
 
 log = logging.getLogger(__name__)
 
+TaskRuntime = TypeVar("TaskRuntime", bound=Runtime)
+
 # How long a replaced version keeps serving requests that took it just before a swap.
 RETIRE_GRACE_SECONDS = 10.0
-
-
-@dataclass
-class Extras:
-    """Files beside a model that the typed APIs need."""
-
-    tokenizer: TextTokenizer | None = None
-    items: ItemIndex | None = None
-    item_categories: dict[str, list[str]] = field(default_factory=dict)
-    labels: list[str] | None = None
-    catalogue: np.ndarray | None = None  # item embeddings of a search model
 
 
 @dataclass
@@ -63,6 +54,8 @@ class LoadedModel:
     config: ModelConfig
     session: ort.InferenceSession
     spec: BatchSpec
+    runtime: Runtime  # by config.task
+    roles: dict[str, str]  # output role -> output name
     extras: Extras
     limits: InputLimits = field(default_factory=InputLimits)
     batcher: DynamicBatcher | None = None
@@ -85,46 +78,6 @@ class LoadedModel:
         names = [o.name for o in self.session.get_outputs()]
         values = self.session.run(names, inputs)
         return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
-
-
-def _load_extras(path: Path, config: ModelConfig) -> Extras:
-    extras = Extras(labels=list(config.labels) if config.labels else None)
-    if "tokenizer.json" in config.files:
-        declared = config.preprocessing.get("max_tokens")
-        max_tokens = declared if isinstance(declared, int) else MAX_TOKENS
-        extras.tokenizer = TextTokenizer(path / "tokenizer.json", max_tokens=max_tokens)
-    if "items.json" in config.files:
-        raw = json.loads((path / "items.json").read_text())
-        extras.items = ItemIndex(raw["item_ids"], raw.get("titles"))
-        categories = raw.get("categories") or raw.get("genres")
-        if isinstance(categories, list):
-            extras.item_categories = {
-                str(item): [str(c) for c in cats]
-                for item, cats in zip(raw["item_ids"], categories, strict=False)
-            }
-    if "embeddings.npy" in config.files:
-        extras.catalogue = np.ascontiguousarray(np.load(path / "embeddings.npy"), dtype=np.float32)
-    if extras.labels is None and "labels.json" in config.files:
-        extras.labels = [str(label) for label in json.loads((path / "labels.json").read_text())]
-    _check_extras(config, extras)
-    return extras
-
-
-def _check_extras(config: ModelConfig, extras: Extras) -> None:
-    """Item- and label-sized axes must agree with the files that name their rows."""
-    for spec in config.inputs:
-        if spec.name == "exclude_mask" and extras.items is not None:
-            size = spec.shape[-1]
-            if isinstance(size, int) and size != len(extras.items):
-                raise ModelRefused(f"exclude_mask has {size} items, items.json {len(extras.items)}")
-    if extras.labels is not None:
-        for spec in config.outputs:
-            classes = spec.shape[-1] if spec.shape else None
-            scored = "prob" in spec.name or "logit" in spec.name
-            if scored and isinstance(classes, int) and classes != len(extras.labels):
-                raise ModelRefused(
-                    f"output {spec.name} has {classes} classes, {len(extras.labels)} labels"
-                )
 
 
 class ModelRepository:
@@ -157,6 +110,17 @@ class ModelRepository:
             raise NotFound(f"version {version} of model {name!r} is not loaded")
         return loaded
 
+    def serving(self, name: str, kind: type[TaskRuntime]) -> tuple[LoadedModel, TaskRuntime]:
+        """The model serving ``name`` and its runtime, when that runtime is ``kind``: a typed
+        API never reads a model of another task as its own."""
+        loaded = self.get(name)
+        if not isinstance(loaded.runtime, kind):
+            raise Unavailable(
+                f"{name} version {loaded.version} is a {loaded.config.task!r} model, "
+                f"not {kind.task!r}"
+            )
+        return loaded, loaded.runtime
+
     def is_ready(self, name: str, version: int | None = None) -> bool:
         loaded = self._current.get(name)
         return loaded is not None and (version is None or version == loaded.version)
@@ -186,8 +150,10 @@ class ModelRepository:
 
     def _stamp(self, name: str, version: int) -> tuple[int, int]:
         folder = self.root / name / str(version)
-        stamps = [(folder / f).stat().st_mtime_ns if (folder / f).exists() else 0
-                  for f in (CONFIG_FILE, MODEL_FILE)]  # fmt: skip
+        stamps = [
+            (folder / f).stat().st_mtime_ns if (folder / f).exists() else 0
+            for f in (CONFIG_FILE, MODEL_FILE)
+        ]
         return stamps[0], stamps[1]
 
     def _load(self, name: str, version: int) -> LoadedModel:
@@ -201,8 +167,11 @@ class ModelRepository:
         session = runtime.open_session(str(found.model_path), self._options)
         runtime.check_signature(session, found.config)
         runtime.warm_up(session, found.config)
+        task_runtime = runtime_for(found.config.task)
+        roles = output_roles(found.config)
         try:
-            extras = _load_extras(found.path, found.config)
+            extras = task_runtime.load_extras(found.path, found.config)
+            task_runtime.check(found.config, roles, extras)
             truncation = extras.tokenizer.max_tokens if extras.tokenizer is not None else None
             limits = limits_of(found.config, found.path, truncation)
         except ModelRefused:
@@ -217,6 +186,8 @@ class ModelRepository:
             config=found.config,
             session=session,
             spec=runtime.batch_spec(found.config),
+            runtime=task_runtime,
+            roles=roles,
             extras=extras,
             limits=limits,
         )
@@ -246,24 +217,40 @@ class ModelRepository:
         except ModelRefused as exc:
             self._refused[(name, version)] = stamp
             metrics.MODEL_LOAD_FAILURES.labels(name, str(version)).inc()
-            log.error("model version refused", extra={"fields": {
-                "model": name, "version": version, "reason": str(exc),
-                "serving": current.version if current else None}})  # fmt: skip
+            log.error(
+                "model version refused",
+                extra={
+                    "fields": {
+                        "model": name,
+                        "version": version,
+                        "reason": str(exc),
+                        "serving": current.version if current else None,
+                    }
+                },
+            )
             return
         loaded.batcher = DynamicBatcher(
             name,
             version,
             loaded.run,
             loaded.spec,
-            self.settings.batching_for(name),
+            batching_of(name, loaded.config, loaded.runtime, self.settings),
             self._executor,
             default_deadline=self.settings.default_deadline_seconds,
         )
         self._current[name] = loaded
         metrics.MODEL_LOADED.labels(name, str(version)).set(1)
-        log.info("model version serving", extra={"fields": {
-            "model": name, "version": version, "replaced": current.version if current else None,
-            "load_seconds": round(time.monotonic() - started, 3)}})  # fmt: skip
+        log.info(
+            "model version serving",
+            extra={
+                "fields": {
+                    "model": name,
+                    "version": version,
+                    "replaced": current.version if current else None,
+                    "load_seconds": round(time.monotonic() - started, 3),
+                }
+            },
+        )
         if current is not None:
             task = asyncio.create_task(self._retire(current))
             self._retiring.add(task)
@@ -281,8 +268,9 @@ class ModelRepository:
         if old.batcher is not None:
             await old.batcher.close()
         metrics.MODEL_LOADED.labels(old.name, str(old.version)).set(0)
-        log.info("model version unloaded", extra={"fields": {"model": old.name,
-                                                             "version": old.version}})  # fmt: skip
+        log.info(
+            "model version unloaded", extra={"fields": {"model": old.name, "version": old.version}}
+        )
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from services.inference.errors import InvalidArgument, Unavailable
 from services.inference.intent import check_text
 from services.inference.recommend import DEFAULT_K, MAX_K
 from services.inference.repository import LoadedModel, ModelRepository
+from services.inference.runtimes import SemanticSearch, TextEmbedding
 from services.inference.settings import InferenceSettings
 from services.inference.store import ProfileStore
 
@@ -32,38 +31,37 @@ class ItemSearch:
         self.settings = settings
 
     async def search(
-        self, query: str, k: int = 0, categories: list[str] | None = None,
+        self,
+        query: str,
+        k: int = 0,
+        categories: list[str] | None = None,
         deadline: float | None = None,
-    ) -> tuple[list[SearchHit], LoadedModel]:  # fmt: skip
+    ) -> tuple[list[SearchHit], LoadedModel]:
         check_text(query, self.settings.max_text_chars, "query")
         k = k or DEFAULT_K
         if not 1 <= k <= MAX_K:
             raise InvalidArgument(f"k must be between 1 and {MAX_K} ({k} sent)")
-        encoder = self.repository.get(self.settings.encoder_model)
-        searcher = self.repository.get(self.settings.search_model)
+        encoder, embedding = self.repository.serving(self.settings.encoder_model, TextEmbedding)
+        searcher, ranking = self.repository.serving(self.settings.search_model, SemanticSearch)
         tokenizer = encoder.extras.tokenizer or searcher.extras.tokenizer
         index = searcher.extras.items
         if tokenizer is None or index is None:
             raise Unavailable("the search models have no tokenizer or item list")
         embedded = await encoder.infer(tokenizer.encode([query]), deadline)
-        embedding = next(
-            (v for name, v in embedded.items() if "embedding" in name),
-            next(iter(embedded.values())),
+        query_embedding = embedding.decode(encoder.roles, embedded)
+        found = ranking.decode(
+            searcher.roles,
+            await searcher.infer(ranking.encode(searcher.extras, query_embedding), deadline),
         )
-        inputs: dict[str, np.ndarray] = {
-            "query_embedding": np.asarray(embedding, dtype=np.float32),
-            "k": np.array([len(index)], dtype=np.int64),
-        }
-        if searcher.extras.catalogue is not None:
-            inputs["catalogue"] = searcher.extras.catalogue
-        out = await searcher.infer(inputs, deadline)
         wanted = set(categories or [])
         hits: list[SearchHit] = []
-        for row, score in zip(out["top_items"][0], out["top_scores"][0], strict=True):
+        for row, score in zip(found.rows[0], found.scores[0], strict=True):
             item = index.item_ids[int(row)]
             entry = self.store.catalogue.get(item)
-            title = entry.title if entry and entry.title else (
-                index.titles[int(row)] if index.titles else "")  # fmt: skip
+            if entry and entry.title:
+                title = entry.title
+            else:
+                title = index.titles[int(row)] if index.titles else ""
             cats = (entry.categories if entry else []) or searcher.extras.item_categories.get(
                 item, []
             )

@@ -1,13 +1,14 @@
 """Settings of the inference server (``LUMEN_INFERENCE_*``).
 
 Maps and per-model knobs are JSON in the environment, e.g.
-``LUMEN_INFERENCE_BATCHING='{"intent-classifier": {"max_batch_size": 32}}'``.
+``LUMEN_INFERENCE_BATCHING='{"intent-classifier": {"max_batch_size": 32}}'``: batching knobs
+live beside each model (config.json, Triton's names); these variables only override them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,16 +62,6 @@ class BatchingConfig(BaseModel):
         return self.max_batch_size > 1
 
 
-# The recommender runs in about 0.2-0.3 ms per execution and serves callers' request paths:
-# holding a request back for a fuller batch costs more latency than batching saves, so it
-# batches only what queues up while an execution runs (Triton's default delay, 0), and its
-# executions of up to 8 rows (1.3 ms at most) run on the event loop: handing them to a
-# thread cost more CPU than the run and, at 200 Recommend/s, doubled the p99.
-BATCHING_PER_MODEL: dict[str, BatchingConfig] = {
-    "recommender": BatchingConfig(max_queue_delay_us=0, inline_max_rows=8),
-}
-
-
 def _default_repository() -> Path:
     # LUMEN_INFERENCE_MODEL_REPOSITORY wins (via the field), then the shared variable.
     return repository_root(None)
@@ -112,12 +103,15 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
         True, description="Refuse a version whose files do not match the sha256 in config.json."
     )
     batching_default: BatchingConfig = Field(
-        default_factory=BatchingConfig, description="Batching knobs of models not in `batching`."
+        default_factory=BatchingConfig,
+        description="Overrides only: the knobs given here replace, for every model, what its "
+        "config.json declares (max_batch_size, dynamic_batching, instance_group) or its task "
+        "defaults; the values shown are the built-in defaults of knobs nothing sets.",
     )
     batching: dict[str, BatchingConfig] = Field(
-        default_factory=lambda: dict(BATCHING_PER_MODEL),
-        description="Batching knobs per model name. Knobs not given keep the value shown "
-        "here for that model, else the built-in default (not batching_default's).",
+        default_factory=dict,
+        description="Overrides only, per model name: the knobs given replace those of the "
+        "model's config.json and of batching_default; knobs not given keep them.",
     )
     intra_op_threads: int = Field(
         1,
@@ -193,19 +187,11 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
             raise ValueError("graph_optimization must be disable, basic, extended or all")
         return value
 
-    @field_validator("batching", mode="before")
-    @classmethod
-    def _over_per_model_defaults(cls, value: Any) -> Any:
-        """Knobs given for a model overlay that model's shipped ones, field by field."""
-        if not isinstance(value, dict):
-            return value  # not a mapping: let validation explain
-        merged: dict[str, Any] = dict(BATCHING_PER_MODEL)
-        for model, knobs in value.items():
-            shipped = BATCHING_PER_MODEL.get(model)
-            if shipped is not None and isinstance(knobs, dict):
-                knobs = {**shipped.model_dump(exclude_unset=True), **knobs}
-            merged[model] = knobs
-        return merged
-
-    def batching_for(self, model: str) -> BatchingConfig:
-        return self.batching.get(model, self.batching_default)
+    def batching_for(self, model: str, declared: BatchingConfig | None = None) -> BatchingConfig:
+        """The model's knobs as it declares them, overlaid by the ones the environment sets
+        for every model, then by the ones it sets for this model."""
+        overrides = self.batching_default.model_dump(exclude_unset=True)
+        own = self.batching.get(model)
+        if own is not None:
+            overrides.update(own.model_dump(exclude_unset=True))
+        return (declared or BatchingConfig()).model_copy(update=overrides)

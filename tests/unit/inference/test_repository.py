@@ -36,9 +36,11 @@ async def repo(tmp_path: Path) -> AsyncIterator[ModelRepository]:
 
 
 def rec_inputs() -> dict[str, np.ndarray]:
-    return {"recent_items": np.array([[-1, -1, -1, 0]]),
-            "exclude_mask": np.zeros((1, len(tiny.ITEMS)), dtype=bool),
-            "k": np.array([3])}  # fmt: skip
+    return {
+        "recent_items": np.array([[-1, -1, -1, 0]]),
+        "exclude_mask": np.zeros((1, len(tiny.ITEMS)), dtype=bool),
+        "k": np.array([3]),
+    }
 
 
 async def test_loads_the_newest_version_of_every_model(repo: ModelRepository) -> None:
@@ -83,13 +85,15 @@ async def test_a_new_version_is_swapped_in_and_the_old_one_unloaded(
     assert old.batcher is not None and old.batcher._closing
 
 
-@pytest.mark.parametrize("breakage", ["bad_file", "wrong_shape", "checksum", "labels"])
+@pytest.mark.parametrize(
+    "breakage",
+    ["bad_file", "wrong_shape", "checksum", "labels", "role_names_no_output", "required_role"],
+)
 async def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
     repo: ModelRepository, tmp_path: Path, breakage: str
 ) -> None:
     if breakage == "bad_file":
-        tiny.write_version(tmp_path, "recommender", 2, b"not onnx", "recommendation",
-                           [], [])  # fmt: skip
+        tiny.write_version(tmp_path, "recommender", 2, b"not onnx", "recommendation", [], [])
     elif breakage == "wrong_shape":  # config declares 9 items, the graph has 8
         folder = tiny.write_recommender(tmp_path, 2)
         config = json.loads((folder / "config.json").read_text())
@@ -98,10 +102,29 @@ async def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
     elif breakage == "checksum":
         folder = tiny.write_recommender(tmp_path, 2)
         (folder / "model.onnx").write_bytes(tiny.recommender_model(boost=1.0).SerializeToString())
-    else:
-        tiny.write_version(tmp_path, "recommender", 2, tiny.intent_model(), "x", tiny.TOKENS,
-                           [tiny._spec("probabilities", "float32", ["batch", 3])],
-                           labels=["only", "two"])  # fmt: skip
+    elif breakage == "labels":
+        probabilities = [tiny._spec("probabilities", "float32", ["batch", 3])]
+        tiny.write_version(
+            tmp_path,
+            "recommender",
+            2,
+            tiny.intent_model(),
+            "intent-classification",
+            tiny.TOKENS,
+            probabilities,
+            labels=["only", "two"],
+            output_roles={"probabilities": "probabilities"},
+        )
+    elif breakage == "role_names_no_output":
+        folder = tiny.write_recommender(tmp_path, 2)
+        config = json.loads((folder / "config.json").read_text())
+        config["output_roles"]["scores"] = "no_such_output"
+        (folder / "config.json").write_text(json.dumps(config))
+    else:  # a top-k graph whose config says nothing is its item axis
+        folder = tiny.write_recommender(tmp_path, 2)
+        config = json.loads((folder / "config.json").read_text())
+        config["output_roles"] = {"scores": "top_scores"}
+        (folder / "config.json").write_text(json.dumps(config))
     await repo.scan()
     assert repo.get("recommender").version == 1
     assert not repo.is_ready("recommender", 2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -16,14 +17,46 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from shared.model_registry import ModelConfig, TensorSpec, save_config, sha256_file
 
 OPSET = 18
-WORDS = ["balance", "refund", "transfer", "money", "my", "what", "is", "the", "a", "weather",
-         "space", "love", "toy", "story", "robots", "cowboys"]  # fmt: skip
+WORDS = [
+    "balance",
+    "refund",
+    "transfer",
+    "money",
+    "my",
+    "what",
+    "is",
+    "the",
+    "a",
+    "weather",
+    "space",
+    "love",
+    "toy",
+    "story",
+    "robots",
+    "cowboys",
+]
 INTENTS = ["balance", "refund", "transfer"]
 ITEMS = [f"m{i}" for i in range(1, 9)]
-TITLES = ["Toy Story", "Space Robots", "Love Story", "Cowboys", "Money Heist", "Balance",
-          "Refund Blues", "Transfer Window"]  # fmt: skip
-CATEGORIES = [["Animation"], ["Sci-Fi"], ["Romance"], ["Western"], ["Crime"], ["Drama"],
-              ["Comedy"], ["Drama", "Sport"]]  # fmt: skip
+TITLES = [
+    "Toy Story",
+    "Space Robots",
+    "Love Story",
+    "Cowboys",
+    "Money Heist",
+    "Balance",
+    "Refund Blues",
+    "Transfer Window",
+]
+CATEGORIES = [
+    ["Animation"],
+    ["Sci-Fi"],
+    ["Romance"],
+    ["Western"],
+    ["Crime"],
+    ["Drama"],
+    ["Comedy"],
+    ["Drama", "Sport"],
+]
 HISTORY = 4
 DIM = 8
 
@@ -39,8 +72,12 @@ def tokenizer_json() -> str:
     return tok.to_str()
 
 
-def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
-           outputs: list[onnx.ValueInfoProto], inits: list[onnx.TensorProto]) -> onnx.ModelProto:  # fmt: skip
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    inits: list[onnx.TensorProto],
+) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "tiny", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
@@ -49,18 +86,22 @@ def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
 
 
 def _token_inputs() -> list[onnx.ValueInfoProto]:
-    return [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])]  # fmt: skip
+    return [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
+    ]
 
 
 def _masked_mean(
     table: np.ndarray, name: str
 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Nodes computing the masked mean of ``table[input_ids]`` into ``name``."""
-    inits = [numpy_helper.from_array(table.astype(np.float32), "table"),
-             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-             numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
-             numpy_helper.from_array(np.array(1e-9, dtype=np.float32), "tiny")]  # fmt: skip
+    inits = [
+        numpy_helper.from_array(table.astype(np.float32), "table"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+        numpy_helper.from_array(np.array(1e-9, dtype=np.float32), "tiny"),
+    ]
     mk = helper.make_node
     nodes = [
         mk("Gather", ["table", "input_ids"], ["rows"], axis=0),
@@ -95,9 +136,11 @@ def encoder_table() -> np.ndarray:
 def encoder_model() -> onnx.ModelProto:
     nodes, inits = _masked_mean(encoder_table(), "mean")
     inits.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis_last"))
-    nodes += [helper.make_node("ReduceL2", ["mean", "axis_last"], ["norm0"], keepdims=1),
-              helper.make_node("Max", ["norm0", "tiny"], ["norm"]),
-              helper.make_node("Div", ["mean", "norm"], ["embedding"])]  # fmt: skip
+    nodes += [
+        helper.make_node("ReduceL2", ["mean", "axis_last"], ["norm0"], keepdims=1),
+        helper.make_node("Max", ["norm0", "tiny"], ["norm"]),
+        helper.make_node("Div", ["mean", "norm"], ["embedding"]),
+    ]
     out = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])]
     return _model(nodes, _token_inputs(), out, inits)
 
@@ -115,16 +158,24 @@ def catalogue_embeddings() -> np.ndarray:
 
 def search_model() -> onnx.ModelProto:
     inits: list[onnx.TensorProto] = []
-    nodes = [helper.make_node("Transpose", ["catalogue"], ["catalogue_t"], perm=[1, 0]),
-             helper.make_node("MatMul", ["query_embedding", "catalogue_t"], ["scores"]),
-             helper.make_node("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1)]  # fmt: skip
-    return _model(nodes,
-                  [helper.make_tensor_value_info("query_embedding", TensorProto.FLOAT, ["batch", DIM]),
-                   helper.make_tensor_value_info("catalogue", TensorProto.FLOAT, ["items", DIM]),
-                   helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
-                  [helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
-                   helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"])],
-                  inits)  # fmt: skip
+    nodes = [
+        helper.make_node("Transpose", ["catalogue"], ["catalogue_t"], perm=[1, 0]),
+        helper.make_node("MatMul", ["query_embedding", "catalogue_t"], ["scores"]),
+        helper.make_node("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1),
+    ]
+    return _model(
+        nodes,
+        [
+            helper.make_tensor_value_info("query_embedding", TensorProto.FLOAT, ["batch", DIM]),
+            helper.make_tensor_value_info("catalogue", TensorProto.FLOAT, ["items", DIM]),
+            helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
+            helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"]),
+        ],
+        inits,
+    )
 
 
 def item_similarity() -> np.ndarray:
@@ -151,22 +202,25 @@ def recommender_model(boost: float = 0.0) -> onnx.ModelProto:
 
     n = len(ITEMS)
     ones, zeros = np.ones(HISTORY, dtype=np.float32), np.zeros(HISTORY, dtype=np.float32)
-    return build_recommender_graph(item_similarity(), np.zeros((n, n), np.float32), ones, zeros,
-                                   _prior(boost))  # fmt: skip
+    return build_recommender_graph(
+        item_similarity(), np.zeros((n, n), np.float32), ones, zeros, _prior(boost)
+    )
 
 
 def recommender_model_without_reasons(boost: float = 0.0) -> onnx.ModelProto:
     """The same scores from a graph of an earlier recommender version: no ``top_reasons``."""
     n = len(ITEMS)
     prior = _prior(boost)
-    inits = [numpy_helper.from_array(item_similarity(), "sim"),
-             numpy_helper.from_array(prior, "prior"),
-             numpy_helper.from_array(np.array(0, dtype=np.int64), "zero_i"),
-             numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero_f"),
-             numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one_f"),
-             numpy_helper.from_array(np.array(-3.0e38, dtype=np.float32), "neg"),
-             numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
-             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1")]  # fmt: skip
+    inits = [
+        numpy_helper.from_array(item_similarity(), "sim"),
+        numpy_helper.from_array(prior, "prior"),
+        numpy_helper.from_array(np.array(0, dtype=np.int64), "zero_i"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero_f"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one_f"),
+        numpy_helper.from_array(np.array(-3.0e38, dtype=np.float32), "neg"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
     mk = helper.make_node
     nodes = [
         mk("GreaterOrEqual", ["recent_items", "zero_i"], ["valid"]),
@@ -180,30 +234,48 @@ def recommender_model_without_reasons(boost: float = 0.0) -> onnx.ModelProto:
         mk("Where", ["exclude_mask", "neg", "raw"], ["scores"]),
         mk("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1),
     ]
-    return _model(nodes,
-                  [helper.make_tensor_value_info("recent_items", TensorProto.INT64, ["batch", "history"]),
-                   helper.make_tensor_value_info("exclude_mask", TensorProto.BOOL, ["batch", n]),
-                   helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
-                  [helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
-                   helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"])],
-                  inits)  # fmt: skip
+    return _model(
+        nodes,
+        [
+            helper.make_tensor_value_info("recent_items", TensorProto.INT64, ["batch", "history"]),
+            helper.make_tensor_value_info("exclude_mask", TensorProto.BOOL, ["batch", n]),
+            helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
+            helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"]),
+        ],
+        inits,
+    )
 
 
 def _spec(name: str, dtype: str, shape: list[int | str]) -> TensorSpec:
     return TensorSpec(name=name, dtype=dtype, shape=shape)
 
 
-TOKENS = [_spec("input_ids", "int64", ["batch", "tokens"]),
-          _spec("attention_mask", "int64", ["batch", "tokens"])]  # fmt: skip
+TOKENS = [
+    _spec("input_ids", "int64", ["batch", "tokens"]),
+    _spec("attention_mask", "int64", ["batch", "tokens"]),
+]
 TOP = [_spec("top_items", "int64", ["batch", "k"]), _spec("top_scores", "float32", ["batch", "k"])]
 
 
 def write_version(
-    root: Path, name: str, version: int, model: onnx.ModelProto | bytes, task: str,
-    inputs: list[TensorSpec], outputs: list[TensorSpec], files: dict[str, str | bytes] | None = None,
-    labels: list[str] | None = None, extra: dict[str, object] | None = None,
-) -> Path:  # fmt: skip
-    """Publish ``<root>/<name>/<version>/`` the way the model builders do (atomic rename)."""
+    root: Path,
+    name: str,
+    version: int,
+    model: onnx.ModelProto | bytes,
+    task: str,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    files: dict[str, str | bytes] | None = None,
+    labels: list[str] | None = None,
+    extra: dict[str, object] | None = None,
+    output_roles: dict[str, str] | None = None,
+    serving: dict[str, Any] | None = None,
+) -> Path:
+    """Publish ``<root>/<name>/<version>/`` the way the model builders do (atomic rename).
+    ``serving``: Triton's knobs (``max_batch_size``, ``dynamic_batching``, ``instance_group``)."""
     final = root / name / str(version)
     tmp = root / name / f".tmp-{version}"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -217,11 +289,18 @@ def write_version(
         else:
             target.write_text(content)
     config = ModelConfig(
-        name=name, version=version, task=task, inputs=inputs, outputs=outputs, labels=labels,
+        name=name,
+        version=version,
+        task=task,
+        inputs=inputs,
+        outputs=outputs,
+        labels=labels,
         sha256=sha256_file(tmp / "model.onnx"),
         files={f: sha256_file(tmp / f) for f in (files or {})},
         extra=dict(extra or {}),
-    )  # fmt: skip
+        output_roles=dict(output_roles or {}),
+        **(serving or {}),
+    )
     save_config(config, tmp)
     (tmp / "README.md").write_text(f"# {name} {version}\n\nTest model.\n")
     tmp.rename(final)
@@ -232,19 +311,42 @@ def items_json() -> str:
     return json.dumps({"item_ids": ITEMS, "titles": TITLES, "categories": CATEGORIES})
 
 
-def write_intent(root: Path, version: int = 1, name: str = "intent-classifier") -> Path:
+def write_intent(
+    root: Path,
+    version: int = 1,
+    name: str = "intent-classifier",
+    roles: bool = True,
+    serving: dict[str, Any] | None = None,
+) -> Path:
+    """``roles=False`` writes the folder as builders did before config.json declared roles."""
     return write_version(
-        root, name, version, intent_model(), "intent-classification", TOKENS,
+        root,
+        name,
+        version,
+        intent_model(),
+        "intent-classification",
+        TOKENS,
         [_spec("probabilities", "float32", ["batch", len(INTENTS)])],
-        files={"tokenizer.json": tokenizer_json()}, labels=INTENTS,
+        files={"tokenizer.json": tokenizer_json()},
+        labels=INTENTS,
         extra={"oos_threshold": 0.5},
-    )  # fmt: skip
+        output_roles={"probabilities": "probabilities"} if roles else None,
+        serving=serving,
+    )
 
 
 def write_encoder(root: Path, version: int = 1) -> Path:
-    return write_version(root, "text-encoder", version, encoder_model(), "text-embedding", TOKENS,
-                         [_spec("embedding", "float32", ["batch", DIM])],
-                         files={"tokenizer.json": tokenizer_json()})  # fmt: skip
+    return write_version(
+        root,
+        "text-encoder",
+        version,
+        encoder_model(),
+        "text-embedding",
+        TOKENS,
+        [_spec("embedding", "float32", ["batch", DIM])],
+        files={"tokenizer.json": tokenizer_json()},
+        output_roles={"embedding": "embedding"},
+    )
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -253,13 +355,25 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+TOP_ROLES = {"items": "top_items", "scores": "top_scores"}
+
+
 def write_search(root: Path, version: int = 1) -> Path:
-    return write_version(root, "item-search", version, search_model(), "semantic-search",
-                         [_spec("query_embedding", "float32", ["batch", DIM]),
-                          _spec("catalogue", "float32", ["items", DIM]),
-                          _spec("k", "int64", [1])], TOP,
-                         files={"items.json": items_json(),
-                                "embeddings.npy": npy_bytes(catalogue_embeddings())})  # fmt: skip
+    return write_version(
+        root,
+        "item-search",
+        version,
+        search_model(),
+        "semantic-search",
+        [
+            _spec("query_embedding", "float32", ["batch", DIM]),
+            _spec("catalogue", "float32", ["items", DIM]),
+            _spec("k", "int64", [1]),
+        ],
+        TOP,
+        files={"items.json": items_json(), "embeddings.npy": npy_bytes(catalogue_embeddings())},
+        output_roles=TOP_ROLES,
+    )
 
 
 def write_recommender(
@@ -267,11 +381,23 @@ def write_recommender(
 ) -> Path:
     graph = recommender_model(boost) if with_reasons else recommender_model_without_reasons(boost)
     outputs = [*TOP, _spec("top_reasons", "int64", ["batch", "k"])] if with_reasons else TOP
-    return write_version(root, "recommender", version, graph, "recommendation",
-                         [_spec("recent_items", "int64", ["batch", "history"]),
-                          _spec("exclude_mask", "bool", ["batch", len(ITEMS)]),
-                          _spec("k", "int64", [1])], outputs,
-                         files={"items.json": items_json()}, extra={"max_history": HISTORY})  # fmt: skip
+    roles = {**TOP_ROLES, "reasons": "top_reasons"} if with_reasons else TOP_ROLES
+    return write_version(
+        root,
+        "recommender",
+        version,
+        graph,
+        "next-item-recommendation",
+        [
+            _spec("recent_items", "int64", ["batch", "history"]),
+            _spec("exclude_mask", "bool", ["batch", len(ITEMS)]),
+            _spec("k", "int64", [1]),
+        ],
+        outputs,
+        files={"items.json": items_json()},
+        extra={"max_history": HISTORY},
+        output_roles=roles,
+    )
 
 
 def write_all(root: Path) -> None:
