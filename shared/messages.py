@@ -13,6 +13,7 @@ the event model (``shared.events``, docs/event-model.md), not this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import orjson
@@ -141,9 +142,17 @@ class ProfileUpdated(Message):
         return None if raw is None else cls.decode(raw)
 
 
-def encode_profile_updated(summary: dict[str, Any] | None) -> bytes | None:
-    """The record value of a profile's summary (``None``: the tombstone of an erased one)."""
-    return None if summary is None else ProfileUpdated.model_validate(summary).encode()
+def encode_profile_updated(summary: Mapping[str, Any] | None) -> bytes | None:
+    """The record value of a profile's summary, in ``ProfileUpdated``'s wire names (``None``:
+    the tombstone of an erased one).
+
+    The updater sends one per changed profile of every batch, so the summary is encoded as it
+    is, with the version added, instead of through the model: validating it cost about 20 times
+    the encoding. Its shape is held by the tests, which decode the updater's output with
+    ``ProfileUpdated``."""
+    if summary is None:
+        return None
+    return orjson.dumps({"schemaVersion": SCHEMA_VERSION, **summary})
 
 
 MESSAGES: dict[str, type[Message]] = {

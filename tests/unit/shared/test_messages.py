@@ -131,6 +131,9 @@ def test_profiles_updated_carries_the_summary_unchanged_plus_the_version() -> No
     value = encode_profile_updated(body)
     assert value is not None and "u-ü".encode() in value  # UTF-8, not \\u escapes
     assert orjson.loads(value) == {**body, "schemaVersion": 1}
+    # The updater encodes its summary without the model: every wire name must be the model's.
+    wire_names = {field.alias or name for name, field in ProfileUpdated.model_fields.items()}
+    assert set(orjson.loads(value)) == wire_names
     decoded = ProfileUpdated.decode_record(value)
     assert decoded is not None and decoded.recent_items == [str(i) for i in range(2, 12)]
     assert (decoded.key, decoded.version, decoded.applied) == ("u-ü", 4, 3)
