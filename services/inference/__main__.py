@@ -73,14 +73,19 @@ async def serve(settings: InferenceSettings) -> None:
     executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="onnxruntime")
     client = mongo_client(settings.mongo)
     aclient = async_client(settings.mongo)
-    store = ProfileStore(aclient, database(client, settings.mongo), settings.mongo.database,
-                         settings.profile_timeout_ms,
-                         CircuitBreaker(settings.profile_failures_to_degrade,
-                                        settings.mongo_retry_seconds))  # fmt: skip
+    store = ProfileStore(
+        aclient,
+        database(client, settings.mongo),
+        settings.mongo.database,
+        settings.profile_timeout_ms,
+        CircuitBreaker(settings.profile_failures_to_degrade, settings.mongo_retry_seconds),
+    )
     repository = ModelRepository(settings, executor)
     await repository.scan()
-    log.info("models loaded", extra={"fields": {"models": repository.names(),
-                                                "repository": str(repository.root)}})  # fmt: skip
+    log.info(
+        "models loaded",
+        extra={"fields": {"models": repository.names(), "repository": str(repository.root)}},
+    )
     classifier = IntentClassifier(repository, settings)
 
     interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
@@ -120,9 +125,15 @@ async def serve(settings: InferenceSettings) -> None:
     # of GC pauses.
     tune_for_serving(settings.gc.gen0_threshold)
     await health.set(SERVICE_NAMES, serving=True)
-    log.info("inference listening", extra={"fields": {
-        "grpc": f"{settings.host}:{settings.grpc_port}",
-        "metrics": f"{settings.host}:{settings.metrics_port}"}})  # fmt: skip
+    log.info(
+        "inference listening",
+        extra={
+            "fields": {
+                "grpc": f"{settings.host}:{settings.grpc_port}",
+                "metrics": f"{settings.host}:{settings.metrics_port}",
+            }
+        },
+    )
     await stopping.wait()
     log.info("stopping: draining in-flight calls and batch queues")
     await health.set(SERVICE_NAMES, serving=False)

@@ -342,8 +342,9 @@ class DynamicBatcher:
                 offset += pending.rows
                 self._deliver(pending, part)
         except Exception as exc:
-            log.exception("execution failed", extra={"fields": {"model": self.model,
-                                                                "version": self.version}})  # fmt: skip
+            log.exception(
+                "execution failed", extra={"fields": {"model": self.model, "version": self.version}}
+            )
             for pending in batch:
                 self._fail(pending, exc)
         finally:

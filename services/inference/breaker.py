@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 
 class CircuitBreaker:
-    def __init__(self, threshold: int, cool_down: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, threshold: int, cool_down: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.threshold = threshold
         self.cool_down = cool_down
         self._clock = clock

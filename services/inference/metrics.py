@@ -90,13 +90,16 @@ MODEL_LOAD_FAILURES = Counter(
     _MODEL,
 )
 GRPC_REQUESTS = Counter(
-    "lumen_inference_grpc_requests_total", "gRPC calls by method and status code.",
+    "lumen_inference_grpc_requests_total",
+    "gRPC calls by method and status code.",
     ["method", "code"],
-)  # fmt: skip
+)
 GRPC_SECONDS = Histogram(
-    "lumen_inference_grpc_seconds", "gRPC call latency by method.", ["method"],
+    "lumen_inference_grpc_seconds",
+    "gRPC call latency by method.",
+    ["method"],
     buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+)
 RECOMMEND_SOURCE = Counter(
     "lumen_inference_recommend_responses_total",
     "Recommend answers by source (personalised, trending, trending_degraded).",

@@ -42,8 +42,9 @@ _LEVELS = {
 }
 
 
-def session_options(intra_op: int, inter_op: int, optimization: str,
-                    spinning: bool = False) -> ort.SessionOptions:  # fmt: skip
+def session_options(
+    intra_op: int, inter_op: int, optimization: str, spinning: bool = False
+) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op
     options.inter_op_num_threads = inter_op

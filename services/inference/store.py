@@ -66,8 +66,14 @@ def profile_view(doc: dict[str, Any]) -> ProfileView:
 
 
 class ProfileStore:
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], sync_db: Database[Any],
-                 database: str, timeout_ms: int, breaker: CircuitBreaker) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        sync_db: Database[Any],
+        database: str,
+        timeout_ms: int,
+        breaker: CircuitBreaker,
+    ) -> None:
         self.db = client[database]
         self.sync_db = sync_db
         self.timeout = timeout_ms / 1000
@@ -100,8 +106,9 @@ class ProfileStore:
             return profile_view(doc), True
         except MalformedProfile as exc:  # a field another writer left undecodable
             metrics.PROFILE_UNREADABLE.inc()
-            log.warning("profile unreadable", extra={"fields": {"profile": doc.get(ID),
-                                                                "error": str(exc)}})  # fmt: skip
+            log.warning(
+                "profile unreadable", extra={"fields": {"profile": doc.get(ID), "error": str(exc)}}
+            )
             return None, False
 
     async def refresh(self) -> None:

@@ -46,14 +46,21 @@ class RecommendationService(pb_grpc.RecommendationServiceServicer):
         )
         result = await self.recommender.recommend(query, deadline_of(context))
         return pb.RecommendResponse(
-            items=[pb.RecommendedItem(item_id=i.item_id, title=i.title, score=i.score,
-                                      reason=i.reason, categories=i.categories)
-                   for i in result.items],
+            items=[
+                pb.RecommendedItem(
+                    item_id=i.item_id,
+                    title=i.title,
+                    score=i.score,
+                    reason=i.reason,
+                    categories=i.categories,
+                )
+                for i in result.items
+            ],
             source=SOURCES[result.source],
             model_name=result.model_name,
             model_version=result.model_version,
             recommendation_id=result.recommendation_id,
-        )  # fmt: skip
+        )
 
 
 class IntentService(pb_grpc.IntentServiceServicer):
@@ -99,8 +106,12 @@ class SearchService(pb_grpc.SearchServiceServicer):
             request.query, request.k, list(request.categories), deadline_of(context)
         )
         return pb.SearchItemsResponse(
-            hits=[pb.SearchHit(item_id=h.item_id, title=h.title, score=h.score,
-                               categories=h.categories) for h in hits],
+            hits=[
+                pb.SearchHit(
+                    item_id=h.item_id, title=h.title, score=h.score, categories=h.categories
+                )
+                for h in hits
+            ],
             model_name=model.name,
             model_version=str(model.version),
-        )  # fmt: skip
+        )

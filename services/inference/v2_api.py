@@ -80,11 +80,15 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             name=loaded.name,
             versions=[str(loaded.version)],
             platform=loaded.config.platform,
-            inputs=[tensor(name=t.name, datatype=CONFIG_TO_V2[t.dtype], shape=metadata_shape(t))
-                    for t in loaded.config.inputs],
-            outputs=[tensor(name=t.name, datatype=CONFIG_TO_V2[t.dtype], shape=metadata_shape(t))
-                     for t in loaded.config.outputs],
-        )  # fmt: skip
+            inputs=[
+                tensor(name=t.name, datatype=CONFIG_TO_V2[t.dtype], shape=metadata_shape(t))
+                for t in loaded.config.inputs
+            ],
+            outputs=[
+                tensor(name=t.name, datatype=CONFIG_TO_V2[t.dtype], shape=metadata_shape(t))
+                for t in loaded.config.outputs
+            ],
+        )
 
     @rpc("ModelInfer")
     async def ModelInfer(

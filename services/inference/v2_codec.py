@@ -29,8 +29,13 @@ V2_NUMPY: dict[str, np.dtype] = {
     "FP64": np.dtype("<f8"),
     "BYTES": np.dtype(object),
 }
-CONFIG_TO_V2 = {"int64": "INT64", "int32": "INT32", "float32": "FP32", "bool": "BOOL",
-                "string": "BYTES"}  # fmt: skip
+CONFIG_TO_V2 = {
+    "int64": "INT64",
+    "int32": "INT32",
+    "float32": "FP32",
+    "bool": "BOOL",
+    "string": "BYTES",
+}
 # Which typed field of InferTensorContents carries each datatype.
 CONTENTS_FIELD = {
     "BOOL": "bool_contents",
@@ -133,8 +138,9 @@ def check_inputs(
     missing = sorted(set(declared) - set(inputs))
     unknown = sorted(set(inputs) - set(declared))
     if missing or unknown:
-        raise InvalidArgument(f"inputs missing {missing}, unknown {unknown}; "
-                              f"{config.name} takes {sorted(declared)}")  # fmt: skip
+        raise InvalidArgument(
+            f"inputs missing {missing}, unknown {unknown}; {config.name} takes {sorted(declared)}"
+        )
     batch_sizes = set()
     out: dict[str, np.ndarray] = {}
     for name, array in inputs.items():
@@ -144,12 +150,15 @@ def check_inputs(
         if got != want:
             raise InvalidArgument(f"input {name}: datatype {got}, {config.name} expects {want}")
         if array.ndim != len(spec.shape):
-            raise InvalidArgument(f"input {name}: shape {list(array.shape)}, "
-                                  f"{config.name} expects {metadata_shape(spec)}")  # fmt: skip
+            raise InvalidArgument(
+                f"input {name}: shape {list(array.shape)}, "
+                f"{config.name} expects {metadata_shape(spec)}"
+            )
         for axis, (size, expected) in enumerate(zip(array.shape, spec.shape, strict=True)):
             if isinstance(expected, int) and size != expected:
-                raise InvalidArgument(f"input {name}: axis {axis} is {size}, "
-                                      f"{config.name} expects {expected}")  # fmt: skip
+                raise InvalidArgument(
+                    f"input {name}: axis {axis} is {size}, {config.name} expects {expected}"
+                )
         if spec.shape and isinstance(spec.shape[0], str):
             batch_sizes.add(array.shape[0])
         out[name] = (
@@ -186,15 +195,18 @@ def check_item_values(inputs: dict[str, np.ndarray], config: ModelConfig) -> Non
     if recent is not None and recent.ndim == 2:
         longest = config.max_history()
         if longest is not None and recent.shape[1] > longest:
-            raise InvalidArgument(f"recent_items: {recent.shape[1]} positions, {config.name} "
-                                  f"takes at most {longest}")  # fmt: skip
+            raise InvalidArgument(
+                f"recent_items: {recent.shape[1]} positions, {config.name} takes at most {longest}"
+            )
         if recent.size and int(recent.min()) < -1:
             raise InvalidArgument(
                 f"recent_items: row {int(recent.min())} is negative (-1 pads, rows start at 0)"
             )
         if items is not None and recent.size and int(recent.max()) >= items:
-            raise InvalidArgument(f"recent_items: row {int(recent.max())} is past the "
-                                  f"{items}-item catalogue (-1 pads)")  # fmt: skip
+            raise InvalidArgument(
+                f"recent_items: row {int(recent.max())} is past the "
+                f"{items}-item catalogue (-1 pads)"
+            )
     k = inputs.get("k")
     if k is None or not k.size or k.dtype.kind not in "iu":
         return
@@ -216,13 +228,18 @@ def encode_outputs(
     for name in names:
         array = np.asarray(outputs[name])
         datatype = v2_datatype(array)
-        tensors.append(pb.ModelInferResponse.InferOutputTensor(
-            name=name, datatype=datatype, shape=list(array.shape)))  # fmt: skip
+        tensors.append(
+            pb.ModelInferResponse.InferOutputTensor(
+                name=name, datatype=datatype, shape=list(array.shape)
+            )
+        )
         if datatype == "BYTES":
-            raw.append(b"".join(
-                struct.pack("<I", len(b)) + b
-                for b in (v if isinstance(v, bytes) else str(v).encode() for v in array.ravel())
-            ))  # fmt: skip
+            raw.append(
+                b"".join(
+                    struct.pack("<I", len(b)) + b
+                    for b in (v if isinstance(v, bytes) else str(v).encode() for v in array.ravel())
+                )
+            )
         else:
             raw.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
     return tensors, raw

@@ -54,8 +54,9 @@ def make(run: Recorder, executor: ThreadPoolExecutor, **knobs: object) -> Dynami
 
 async def test_requests_share_executions_and_get_their_own_rows_back(executor) -> None:
     run = Recorder(delay=0.01)
-    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=20_000,
-                   preferred_batch_sizes=[8])  # fmt: skip
+    batcher = make(
+        run, executor, max_batch_size=8, max_queue_delay_us=20_000, preferred_batch_sizes=[8]
+    )
     xs = [np.array([[float(i)]], dtype=np.float32) for i in range(20)]
     results = await asyncio.gather(*(batcher.infer({"x": x}) for x in xs))
     assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(20)]
@@ -67,8 +68,14 @@ async def test_requests_share_executions_and_get_their_own_rows_back(executor) -
 async def test_token_axes_are_padded_to_the_longest_request(executor) -> None:
     run = Recorder()
     run.gate.clear()  # hold the first execution so the next requests queue together
-    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=1000,
-                   preferred_batch_sizes=[3], max_concurrent_batches=1)  # fmt: skip
+    batcher = make(
+        run,
+        executor,
+        max_batch_size=8,
+        max_queue_delay_us=1000,
+        preferred_batch_sizes=[3],
+        max_concurrent_batches=1,
+    )
     x = np.zeros((1, 1), dtype=np.float32)
     first = asyncio.create_task(batcher.infer({"x": x, "ids": np.array([[1]])}))
     await asyncio.sleep(0.05)
@@ -93,9 +100,14 @@ async def test_different_non_batch_inputs_never_share_an_execution(executor) -> 
         return {"y": inputs["x"] * inputs["k"][0]}
 
     spec = BatchSpec(frozenset({"x"}), frozenset({"y"}))
-    batcher = DynamicBatcher("m", 1, run, spec,
-                             BatchingConfig(max_batch_size=8, max_queue_delay_us=20_000,
-                                            max_concurrent_batches=1), executor)  # fmt: skip
+    batcher = DynamicBatcher(
+        "m",
+        1,
+        run,
+        spec,
+        BatchingConfig(max_batch_size=8, max_queue_delay_us=20_000, max_concurrent_batches=1),
+        executor,
+    )
     x = np.ones((1, 1), dtype=np.float32)
     calls = [batcher.infer({"x": x, "k": np.array([k])}) for k in (2, 3, 2, 3)]
     results = await asyncio.gather(*calls)
@@ -116,8 +128,7 @@ async def test_batching_off_runs_one_request_per_execution(executor) -> None:
 async def test_an_expired_request_is_dropped_from_the_queue(executor) -> None:
     run = Recorder()
     run.gate.clear()
-    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0,
-                   max_concurrent_batches=1)  # fmt: skip
+    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0, max_concurrent_batches=1)
     x = np.ones((1, 1), dtype=np.float32)
     blocking = asyncio.create_task(batcher.infer({"x": x}))
     await asyncio.sleep(0.02)
@@ -132,8 +143,7 @@ async def test_an_expired_request_is_dropped_from_the_queue(executor) -> None:
 async def test_a_second_execution_slot_runs_a_batch_while_the_first_is_busy(executor) -> None:
     run = Recorder()
     run.gate.clear()  # both executions block until released
-    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0,
-                   max_concurrent_batches=2)  # fmt: skip
+    batcher = make(run, executor, max_batch_size=4, max_queue_delay_us=0, max_concurrent_batches=2)
     x = np.ones((1, 1), dtype=np.float32)
     first = asyncio.create_task(batcher.infer({"x": x}))
     await asyncio.sleep(0.02)
@@ -155,8 +165,7 @@ async def test_a_batch_started_beside_a_running_one_takes_its_share_of_the_queue
 ) -> None:
     run = Recorder()
     run.gate.clear()
-    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=0,
-                   max_concurrent_batches=2)  # fmt: skip
+    batcher = make(run, executor, max_batch_size=8, max_queue_delay_us=0, max_concurrent_batches=2)
     x = np.ones((1, 1), dtype=np.float32)
     first = asyncio.create_task(batcher.infer({"x": x}))
     await asyncio.sleep(0.02)  # running in the first slot
@@ -176,9 +185,14 @@ async def test_small_executions_run_on_the_event_loop_when_allowed(executor) -> 
         threads.append(threading.get_ident())
         return {"y": inputs["x"]}
 
-    batcher = DynamicBatcher("m", 1, run, BatchSpec(frozenset({"x"}), frozenset({"y"})),
-                             BatchingConfig(max_batch_size=8, max_queue_delay_us=0,
-                                            inline_max_rows=2), executor)  # fmt: skip
+    batcher = DynamicBatcher(
+        "m",
+        1,
+        run,
+        BatchSpec(frozenset({"x"}), frozenset({"y"})),
+        BatchingConfig(max_batch_size=8, max_queue_delay_us=0, inline_max_rows=2),
+        executor,
+    )
     await batcher.infer({"x": np.ones((2, 1))})  # two rows: on the loop
     await batcher.infer({"x": np.ones((3, 1))})  # three: on an executor thread
     assert threads[0] == threading.get_ident()
@@ -204,8 +218,14 @@ async def test_a_failing_execution_fails_only_its_batch(executor) -> None:
             raise RuntimeError("bad row")
         return {"y": inputs["x"]}
 
-    batcher = DynamicBatcher("m", 1, run, BatchSpec(frozenset({"x"}), frozenset({"y"})),
-                             BatchingConfig(max_batch_size=1), executor)  # fmt: skip
+    batcher = DynamicBatcher(
+        "m",
+        1,
+        run,
+        BatchSpec(frozenset({"x"}), frozenset({"y"})),
+        BatchingConfig(max_batch_size=1),
+        executor,
+    )
     bad = batcher.infer({"x": -np.ones((1, 1))})
     good = batcher.infer({"x": np.ones((1, 1))})
     results = await asyncio.gather(bad, good, return_exceptions=True)

@@ -45,16 +45,19 @@ async def test_each_item_is_explained_by_the_history_item_that_suggests_it(
         result = await recommender.recommend(RecommendQuery("u1", k=4, exclude_seen=True))
         assert result.source is Source.PERSONALISED
         assert [(i.item_id, i.reason) for i in result.items] == [
-            ("m2", "because you watched Toy Story"), ("m6", "because you watched Money Heist"),
-            ("m3", "because you watched Toy Story"), ("m7", "because you watched Money Heist"),
-        ]  # fmt: skip
+            ("m2", "because you watched Toy Story"),
+            ("m6", "because you watched Money Heist"),
+            ("m3", "because you watched Toy Story"),
+            ("m7", "because you watched Money Heist"),
+        ]
         # A context item counts as the newest one and explains what it suggests.
         context = await recommender.recommend(
             RecommendQuery("u1", k=2, exclude_seen=True, context_items=["m3"])
         )
         assert [(i.item_id, i.reason) for i in context.items] == [
-            ("m2", "because you watched Toy Story"), ("m4", "because you watched Love Story"),
-        ]  # fmt: skip
+            ("m2", "because you watched Toy Story"),
+            ("m4", "because you watched Love Story"),
+        ]
         # One execution per Recommend when the graph names the reasons, else two.
         assert executions._value.get() - before == (2 if with_reasons else 4)
     finally:
