@@ -1,7 +1,8 @@
 """Structured logging: one JSON object per line on stderr, or plain text for a terminal.
 
 Extra context goes in ``logger.info("msg", extra={"fields": {...}})`` so that log lines stay
-machine-readable; secrets (write keys, passwords) are never passed in.
+machine-readable; secrets (write keys, passwords) are never passed in. A line logged while a
+span is current carries its ``trace_id`` and ``span_id`` (shared/tracing.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 from shared.settings import LogSettings
+from shared.tracing import current_trace_ids
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,6 +31,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        # The span current where the line was logged: a log line leads to its trace.
+        ids = current_trace_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
