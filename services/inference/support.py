@@ -82,9 +82,11 @@ def output_record(
 
 class SupportRouter:
     def __init__(
-        self, classifier: IntentClassifier, settings: InferenceSettings,
+        self,
+        classifier: IntentClassifier,
+        settings: InferenceSettings,
         loop: asyncio.AbstractEventLoop,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.classifier = classifier
         self.settings = settings
         self.loop = loop
@@ -108,10 +110,11 @@ class SupportRouter:
             client_id="lumen-inference-support",
             **kafka,
         )
-        producer = KafkaProducer(acks="all", linger_ms=5, client_id="lumen-inference-support",
-                                 **kafka)  # fmt: skip
-        log.info("support router consuming", extra={"fields": {
-            "topic": SUPPORT_MESSAGES.name, "group": self.settings.support_consumer_group}})  # fmt: skip
+        producer = KafkaProducer(
+            acks="all", linger_ms=5, client_id="lumen-inference-support", **kafka
+        )
+        source = {"topic": SUPPORT_MESSAGES.name, "group": self.settings.support_consumer_group}
+        log.info("support router consuming", extra={"fields": source})
         try:
             while not self.stop.is_set():
                 polled = consumer.poll(timeout_ms=500, max_records=64)
@@ -125,8 +128,9 @@ class SupportRouter:
                     log.exception("support batch failed; retrying it")
                     metrics.SUPPORT_MESSAGES.labels("failed").inc(len(records))
                     for partition, batch in polled.items():
-                        consumer.seek(TopicPartition(partition.topic, partition.partition),
-                                      batch[0].offset)  # fmt: skip
+                        consumer.seek(
+                            TopicPartition(partition.topic, partition.partition), batch[0].offset
+                        )
                     self.stop.wait(1.0)
         finally:
             consumer.close()
