@@ -169,11 +169,14 @@ def problems(events: tuple[Event, ...] = EVENTS) -> list[str]:
     """What makes the table inconsistent; empty for a table every consumer can follow."""
     found: list[str] = []
     owners: dict[str, int] = {}
+    catalogue = {fold(ITEM_UPSERTED), fold(ITEM_DELETED)}
     for row, event in enumerate(events):
         for spelling in dict.fromkeys(fold(s) for s in event.spellings):
             owner = owners.setdefault(spelling, row)
             if owner != row:
                 found.append(f"{spelling!r} names both {events[owner].name!r} and {event.name!r}")
+            if spelling in catalogue:
+                found.append(f"{spelling!r} is a catalogue change, not an interaction")
     for event in events:
         found.extend(f"{event.name!r}: {p}" for p in _row_problems(event))
     for kind in {e.kind for e in events if e.kind}:

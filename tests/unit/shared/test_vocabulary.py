@@ -57,6 +57,7 @@ def with_row(event: Event) -> tuple[Event, ...]:
         (with_row(Event("Refunded", order=ORDER_REVENUE)), "funnel's last step"),
         (with_row(Event("Ad Seen", recommendation="ad")), "role 'ad'"),
         (with_row(Event("Tracked", kind=vocabulary.OTHER, weight=1.0)), "no row names"),
+        (with_row(Event("item upserted", kind=VIEW, weight=1.0)), "catalogue change"),
         (tuple(e for e in EVENTS if e.funnel != "add_to_cart"), "every funnel step"),
         (tuple(e for e in EVENTS if e.kind != VIEW), "page and screen views"),
     ],
