@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import grpc
 from prometheus_client import Counter, Histogram
 
+from shared.tracing import observe_with_exemplar
+
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
@@ -61,7 +63,8 @@ def rpc_decorator(
                         succeeded.inc()
                     else:
                         requests.labels(method, code.name).inc()
-                    latency.observe(time.perf_counter() - started)
+                    # Inside the gRPC server span when tracing is on: a slow bucket names a trace.
+                    observe_with_exemplar(latency, time.perf_counter() - started)
 
             return handler
 

@@ -25,6 +25,7 @@ from services.inference.recommend import Recommender
 from services.inference.repository import ModelRepository
 from services.inference.search import ItemSearch
 from services.inference.settings import InferenceSettings
+from services.inference.spans import instrument_pymongo, server_interceptors
 from services.inference.store import ProfileStore, async_client
 from services.inference.support import SupportRouter
 from services.inference.typed_api import IntentService, RecommendationService, SearchService
@@ -43,6 +44,7 @@ from shared.grpc_server import (
 from shared.logging import configure_logging
 from shared.metrics import register_build_info, serve_metrics
 from shared.mongo import database, mongo_client
+from shared.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("services.inference")
 
@@ -71,6 +73,7 @@ def server_options(settings: InferenceSettings) -> list[tuple[str, int]]:
 async def serve(settings: InferenceSettings) -> None:
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="onnxruntime")
+    instrument_pymongo()  # before the clients: each copies the listeners registered so far
     client = mongo_client(settings.mongo)
     aclient = async_client(settings.mongo)
     store = ProfileStore(
@@ -91,6 +94,8 @@ async def serve(settings: InferenceSettings) -> None:
     interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
     if settings.auth_token:
         interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
+    # Outermost: a call refused by authentication or parsing is traced too.
+    interceptors[:0] = server_interceptors()
     server = grpc.aio.server(options=server_options(settings), interceptors=interceptors)
     profiles_pb2_grpc.add_ProfileServiceServicer_to_server(
         ProfileService(database(client, settings.mongo)), server
@@ -145,12 +150,14 @@ async def serve(settings: InferenceSettings) -> None:
     executor.shutdown(wait=True)
     await aclient.close()
     client.close()
+    shutdown_tracing()
     log.info("inference stopped")
 
 
 def main() -> None:
     settings = InferenceSettings()
     configure_logging("inference", settings.log)
+    configure_tracing("inference")
     problem = authentication_problem(settings)
     if problem is not None:
         log.error("refusing to start: %s", problem, extra={"fields": {"reason": problem}})

@@ -13,6 +13,9 @@ that sends none gets ``default_deadline`` seconds. At most ``max_queue_size`` re
 one more is refused with :class:`ResourceExhausted`. When an execution of several requests
 fails, each is run again alone, so that one request the model cannot run fails by itself
 (:class:`InvalidArgument` when others of its batch succeed) and the rest get their outputs.
+With tracing on, each request's queue wait and execution are spans in its caller's trace
+(``services/inference/spans.py``) and the queue and compute histograms carry its trace id as
+exemplar.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
 
-from services.inference import metrics
+from services.inference import metrics, spans
 from services.inference.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -66,6 +72,10 @@ class _Pending:
     future: asyncio.Future[Tensors]
     enqueued: float
     deadline: float | None
+    # Tracing on: the caller's context (its span is the parent of the queue and execution
+    # spans) and the wall-clock enqueue time those spans start at.
+    trace_parent: Context | None = None
+    enqueued_ns: int = 0
 
 
 class DynamicBatcher:
@@ -78,8 +88,10 @@ class DynamicBatcher:
         config: BatchingConfig,
         executor: Executor,
         default_deadline: float | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.model, self.version = model, version
+        self._tracer = tracer if tracer is not None else spans.request_tracer()
         self._default_deadline = default_deadline
         self._run, self._spec, self._config, self._executor = run, spec, config, executor
         self._series = metrics.ModelSeries.of(model, str(version))
@@ -123,6 +135,9 @@ class DynamicBatcher:
             enqueued=time.monotonic(),
             deadline=deadline,
         )
+        if self._tracer is not None:
+            pending.trace_parent = otel_context.get_current()
+            pending.enqueued_ns = time.time_ns()
         self._queue.append(pending)
         self._series.queue_depth.set(len(self._queue))
         self._wakeup.set()
@@ -305,13 +320,15 @@ class DynamicBatcher:
         series = self._series
         try:
             started = time.monotonic()
+            started_ns = time.time_ns() if self._tracer is not None else 0
             rows = 0
             for pending in batch:
-                series.queue_seconds.observe(started - pending.enqueued)
+                series.queue_seconds.observe(started - pending.enqueued, self._exemplar(pending))
                 rows += pending.rows
             try:
                 outputs, seconds = await self._run_off_loop(self._merge(batch), rows)
             except Exception as exc:
+                self._trace(batch, rows, started_ns, exc)
                 if len(batch) == 1:
                     raise
                 log.warning(
@@ -327,7 +344,8 @@ class DynamicBatcher:
                 )
                 await self._isolate(batch)
                 return
-            series.compute_seconds.observe(seconds)
+            self._trace(batch, rows, started_ns)
+            series.compute_seconds.observe(seconds, self._exemplar(batch[0]))
             series.executions.inc()
             series.inferences.inc(rows)
             series.batch_size.observe(rows)
@@ -354,6 +372,31 @@ class DynamicBatcher:
             self._slots.release()
             self._wakeup.set()
 
+    def _exemplar(self, pending: _Pending) -> dict[str, str] | None:
+        return spans.exemplar_of(pending.trace_parent) if self._tracer is not None else None
+
+    def _trace(
+        self,
+        batch: list[_Pending],
+        rows: int,
+        started_ns: int,
+        error: BaseException | None = None,
+    ) -> None:
+        """The queue wait and execution spans of each traced request of an execution."""
+        if self._tracer is None:
+            return
+        spans.record_execution(
+            self._tracer,
+            [(p.trace_parent, p.enqueued_ns, p.rows) for p in batch if p.trace_parent is not None],
+            self.model,
+            self.version,
+            rows,
+            len(batch),
+            started_ns,
+            time.time_ns(),
+            error,
+        )
+
     async def _isolate(self, batch: list[_Pending]) -> None:
         """Run each request of a failed batch alone. Those that fail while others succeed
         are the cause: they get INVALID_ARGUMENT; if every one fails, the model is at fault
@@ -363,12 +406,15 @@ class DynamicBatcher:
         for pending in batch:
             if pending.future.done():
                 continue  # its deadline passed meanwhile
+            started_ns = time.time_ns() if self._tracer is not None else 0
             try:
                 outputs, seconds = await self._run_off_loop(pending.inputs, pending.rows)
             except Exception as exc:
+                self._trace([pending], pending.rows, started_ns, exc)
                 failures.append((pending, exc))
                 continue
-            self._series.compute_seconds.observe(seconds)
+            self._trace([pending], pending.rows, started_ns)
+            self._series.compute_seconds.observe(seconds, self._exemplar(pending))
             self._series.executions.inc()
             self._series.inferences.inc(pending.rows)
             self._series.batch_size.observe(pending.rows)

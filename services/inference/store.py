@@ -24,6 +24,7 @@ from pymongo.database import Database
 
 from services.inference import metrics
 from services.inference.breaker import CircuitBreaker
+from services.inference.spans import untraced
 from shared.mongo import ITEMS, PROFILES, client_options
 from shared.profile_document import (
     ID,
@@ -128,6 +129,7 @@ class ProfileStore:
 
     async def refresh_forever(self, interval: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.refresh()
+            with untraced():
+                await self.refresh()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)

@@ -7,6 +7,11 @@ conversation, and commits only after the producer has flushed (at-least-once).
 In: ``shared.messages.SupportMessage`` (key: conversation id). Out:
 ``shared.messages.SupportIntent``; a message that cannot be classified (no text, not JSON, a
 field of the wrong type) carries ``error`` and the out-of-scope route.
+
+Tracing: each record is handled in a consumer span that continues the W3C ``traceparent`` of
+its headers, and its ``support.intents`` record carries the context of its publish span on.
+A batch is classified once: the ``support classify`` span (with the batcher's spans under it)
+is in the first record's trace and links to the others.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind
 
 from services.inference import metrics
 from services.inference.intent import IntentClassifier, IntentResult
@@ -25,8 +32,10 @@ from services.inference.settings import InferenceSettings
 from shared.kafka_config import kafka_python_config
 from shared.messages import IntentAlternative, MessageError, SupportIntent, SupportMessage
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
+from shared.tracing import MESSAGE_ID_ATTRIBUTE, extract_kafka_context, inject_kafka_headers
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 CLASSIFY_TIMEOUT_SECONDS = 30.0
 
@@ -138,18 +147,85 @@ class SupportRouter:
 
     def _handle(self, records: list[Any], producer: KafkaProducer) -> None:
         parsed = [parse_message(r.value, self.settings.max_text_chars) for r in records]
-        texts = [m.text or "" for m, error in parsed if error is None]
-        results: list[IntentResult] = []
-        model = ("", "")
-        if texts:
-            future = asyncio.run_coroutine_threadsafe(self.classifier.classify(texts, 3), self.loop)
-            results, loaded = future.result(CLASSIFY_TIMEOUT_SECONDS)
-            model = (loaded.name, str(loaded.version))
-        answers = iter(results)
-        for record, (message, error) in zip(records, parsed, strict=True):
-            result = next(answers) if error is None else None
-            out = output_record(message, result, error, self.settings.routing, model)
-            key = record.key or (str(out.conversation_id).encode() if out.conversation_id else None)
-            producer.send(SUPPORT_INTENTS.name, key=key, value=out.encode())
-            metrics.SUPPORT_MESSAGES.labels("classified" if result else "invalid").inc()
-        producer.flush(timeout=10)
+        handled = [
+            consume_span(record, message)
+            for record, (message, _) in zip(records, parsed, strict=True)
+        ]
+        try:
+            texts = [m.text or "" for m, error in parsed if error is None]
+            results: list[IntentResult] = []
+            model = ("", "")
+            if texts:
+                with classify_span(handled, len(texts)):
+                    # The coroutine runs on the server's loop in a copy of this thread's
+                    # context: the batcher's spans land under the classify span.
+                    future = asyncio.run_coroutine_threadsafe(
+                        self.classifier.classify(texts, 3), self.loop
+                    )
+                    results, loaded = future.result(CLASSIFY_TIMEOUT_SECONDS)
+                model = (loaded.name, str(loaded.version))
+            answers = iter(results)
+            for record, (message, error), span in zip(records, parsed, handled, strict=True):
+                result = next(answers) if error is None else None
+                out = output_record(message, result, error, self.settings.routing, model)
+                key = record.key or (
+                    str(out.conversation_id).encode() if out.conversation_id else None
+                )
+                span.set_attributes(
+                    {"lumen.support.route": out.route, "lumen.support.intent": out.intent or ""}
+                )
+                with tracer.start_as_current_span(
+                    f"{SUPPORT_INTENTS.name} publish",
+                    context=trace.set_span_in_context(span),
+                    kind=SpanKind.PRODUCER,
+                    attributes={"messaging.destination.name": SUPPORT_INTENTS.name},
+                ):
+                    producer.send(
+                        SUPPORT_INTENTS.name,
+                        key=key,
+                        value=out.encode(),
+                        headers=inject_kafka_headers(),
+                    )
+                metrics.SUPPORT_MESSAGES.labels("classified" if result else "invalid").inc()
+            producer.flush(timeout=10)
+        except Exception as exc:
+            for span in handled:
+                span.record_exception(exc)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            for span in handled:
+                span.end()
+
+
+def consume_span(record: Any, message: SupportMessage) -> Span:
+    """The span handling one ``support.messages`` record, continuing the trace its headers
+    carry (a new trace when they carry none)."""
+    attributes: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": SUPPORT_MESSAGES.name,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": record.offset,
+    }
+    if message.message_id:
+        attributes[MESSAGE_ID_ATTRIBUTE] = str(message.message_id)
+    if message.conversation_id:
+        attributes["lumen.support.conversation_id"] = str(message.conversation_id)
+    return tracer.start_span(
+        f"{SUPPORT_MESSAGES.name} process",
+        context=extract_kafka_context(record.headers),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+    )
+
+
+def classify_span(handled: list[Span], texts: int) -> Any:
+    """The current span of a batch's classification: a child of its first record's span,
+    linked to the others'."""
+    links = [Link(span.get_span_context()) for span in handled[1:]]
+    return tracer.start_as_current_span(
+        "support classify",
+        context=trace.set_span_in_context(handled[0]),
+        links=[link for link in links if link.context.is_valid],
+        attributes={"lumen.support.batch_messages": len(handled), "lumen.support.texts": texts},
+    )
