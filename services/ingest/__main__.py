@@ -25,6 +25,7 @@ from services.ingest.grpc_api import SERVICE_NAME, EventServicer
 from services.ingest.http_api import HttpApi, build_app
 from services.ingest.producer import EventProducer, WeakDurability
 from services.ingest.settings import IngestSettings
+from services.ingest.spans import grpc_interceptors, instrument_http
 from shared.gc_tuning import tune_for_serving
 from shared.grpc_auth import server_credentials
 from shared.grpc_parsing import MalformedRequestInterceptor
@@ -33,6 +34,7 @@ from shared.grpc_server import stop_event as shutdown_signal
 from shared.logging import configure_logging
 from shared.metrics import register_build_info, serve_metrics
 from shared.topics import EVENTS_DLQ, EVENTS_RAW, ensure_topics
+from shared.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("services.ingest")
 
@@ -70,7 +72,8 @@ def _grpc_server(
         # The same 500 KB body limit as HTTP: larger messages get RESOURCE_EXHAUSTED from gRPC.
         ("grpc.max_receive_message_length", settings.max_request_bytes),
     ]
-    server = grpc.aio.server(options=options, interceptors=[MalformedRequestInterceptor()])
+    interceptors = [*grpc_interceptors(), MalformedRequestInterceptor()]
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     events_pb2_grpc.add_EventServiceServicer_to_server(servicer, server)
     add_standard_services(server, [SERVICE_NAME], health)
     credentials = server_credentials(settings.tls_cert_file, settings.tls_key_file)
@@ -93,7 +96,7 @@ async def serve(settings: IngestSettings, keys: KeyRing) -> None:
     await grpc_server.start()
     http = _Server(
         uvicorn.Config(
-            build_app(HttpApi(ingestor, keys)),
+            instrument_http(build_app(HttpApi(ingestor, keys))),
             host=settings.host,
             port=settings.http_port,
             log_config=None,
@@ -156,6 +159,7 @@ async def serve(settings: IngestSettings, keys: KeyRing) -> None:
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log)
+    configure_tracing("ingest")
     try:
         keys = KeyRing.from_settings(settings)
     except (MissingKeys, ValueError) as refused:
@@ -172,6 +176,8 @@ def main() -> None:
     except WeakDurability as refused:
         log.error("ingest refuses to run: %s", refused)
         sys.exit(2)
+    finally:
+        shutdown_tracing()  # the last spans are exported before the process ends
 
 
 if __name__ == "__main__":

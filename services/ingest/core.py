@@ -32,6 +32,7 @@ from services.ingest.validation import SIZE, Rejection, clamp_future, enrich, va
 from shared.events import DELETE_TYPE, encode, user_key
 from shared.timestamps import format_iso, now_iso
 from shared.topics import EVENTS_DLQ, EVENTS_RAW
+from shared.tracing import observe_with_exemplar
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class EventIngestor:
         types: dict[str, int] = {}
         claimed: list[str] = []  # message ids this request writes (and then remembers)
         record_ids: list[str | None] = []  # the claimed message id of each record, if any
+        message_ids: list[str | None] = []  # every record's message id (names its span)
         waiting: list[asyncio.Future[bool]] = []  # concurrent writers of our duplicates
         in_request: set[str] = set()
         max_bytes = self.settings.max_event_bytes
@@ -179,6 +181,7 @@ class EventIngestor:
             event = self.scrubber.scrub(event)
             records.append((user_key(event).encode(), encode(event)))
             record_ids.append(claimed_id)
+            message_ids.append(event.get("messageId"))
             types[event["type"]] = types.get(event["type"], 0) + 1
         metrics.BATCH_SIZE.observe(len(items))
         if result.unreported:
@@ -195,7 +198,7 @@ class EventIngestor:
             for message_id, outcome in outcomes.items():
                 self._in_flight[(source_id, message_id)] = outcome
             try:
-                await self._send(EVENTS_RAW.name, records)
+                await self._send(EVENTS_RAW.name, records, message_ids)
             except Unavailable as refused:
                 self._settle_when_delivered(source_id, record_ids, refused, outcomes)
                 raise
@@ -278,7 +281,7 @@ class EventIngestor:
             "receivedAt": now_iso(),
             "sourceId": source_id,
         }
-        await self._send(EVENTS_RAW.name, [(user_id.encode(), encode(event))])
+        await self._send(EVENTS_RAW.name, [(user_id.encode(), encode(event))], [message_id])
         metrics.EVENTS_ACCEPTED.labels(DELETE_TYPE).inc()
         log.info(
             "user deletion published",
@@ -291,10 +294,10 @@ class EventIngestor:
         if self._dlq_tasks:
             await asyncio.gather(*self._dlq_tasks, return_exceptions=True)
 
-    async def _send(self, topic: str, records: list[Record]) -> None:
+    async def _send(self, topic: str, records: list[Record], message_ids: list[str | None]) -> None:
         started = time.perf_counter()
         try:
-            await self.producer.send_many(topic, records)
+            await self.producer.send_many(topic, records, message_ids)
         except KafkaUnavailable as exc:
             metrics.PRODUCE_FAILURES.inc()
             log.warning(
@@ -313,7 +316,7 @@ class EventIngestor:
             )
             refused.pending_deliveries = exc.futures
             raise refused from exc
-        metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+        observe_with_exemplar(metrics.PRODUCE_SECONDS, time.perf_counter() - started)
 
     async def _send_dlq(self, records: list[Record]) -> None:
         """Best effort: the client already hears why each event was refused."""

@@ -16,6 +16,7 @@ from services.ingest.core import EventIngestor, IngestResult
 from services.ingest.errors import BadRequest, Forbidden, IngestError, Unauthorized
 from services.ingest.scopes import SCOPE
 from shared.events import EVENT_TYPES, MAX_ID_LENGTH, OBJECT_FIELDS, STRING_FIELDS
+from shared.tracing import observe_with_exemplar
 
 SERVICE_NAME = events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name
 ERRORS_TRAILER = "lumen-event-errors-bin"
@@ -177,4 +178,6 @@ async def _call(
     finally:
         metrics.IN_FLIGHT.dec()
         metrics.REQUESTS.labels("grpc", method, code.name).inc()
-        metrics.REQUEST_SECONDS.labels("grpc", method).observe(time.perf_counter() - started)
+        observe_with_exemplar(
+            metrics.REQUEST_SECONDS.labels("grpc", method), time.perf_counter() - started
+        )

@@ -30,6 +30,7 @@ from services.ingest.errors import (
 from services.ingest.openapi import openapi_document
 from services.ingest.scopes import SCOPE
 from shared.events import EVENT_TYPES, MAX_ID_LENGTH
+from shared.tracing import observe_with_exemplar
 
 
 def json_response(
@@ -231,7 +232,7 @@ def instrumented(
         if counter is None:
             counter = by_status[status] = metrics.REQUESTS.labels("http", route, str(status))
         counter.inc()
-        duration.observe(time.perf_counter() - started)
+        observe_with_exemplar(duration, time.perf_counter() - started)
         return response
 
     return endpoint

@@ -19,8 +19,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from services.ingest.spans import RecordSpan
 from shared.kafka_config import aiokafka_config
 from shared.settings import KafkaSettings
+from shared.tracing import tracing_enabled
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +101,40 @@ class EventProducer:
     def started(self) -> bool:
         return self._producer is not None
 
-    async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Send (key, value) records; return once Kafka acknowledged all of them."""
+    async def send_many(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        message_ids: Sequence[str | None] = (),
+    ) -> None:
+        """Send (key, value) records; return once Kafka acknowledged all of them.
+
+        With tracing on, each record gets a PRODUCER span (named by its ``message_ids`` entry)
+        whose W3C context goes in the record's headers; with tracing off nothing is added.
+        """
         if self._producer is None:
             raise KafkaUnavailable("producer not started")
         futures: list[asyncio.Future[Any]] = []
+        traced = tracing_enabled()
         try:
             async with asyncio.timeout(self._timeout + 1):
                 # Records join the producer's shared per-partition batches. (Its send_batch
                 # is not used: it allows one queued batch per partition, and its wait for a
                 # free slot mis-computes the remaining timeout under concurrency.)
                 send = self._producer.send
-                for key, value in records:
-                    futures.append(await send(topic, value=value, key=key))
+                for index, (key, value) in enumerate(records):
+                    if not traced:
+                        futures.append(await send(topic, value=value, key=key))
+                        continue
+                    message_id = message_ids[index] if index < len(message_ids) else None
+                    span = RecordSpan(topic, message_id)
+                    try:
+                        delivery = await send(topic, value=value, key=key, headers=span.headers)
+                    except BaseException as exc:
+                        span.failed(exc)
+                        raise
+                    span.end_on_delivery(delivery)
+                    futures.append(delivery)
         except (KafkaError, TimeoutError) as exc:
             _ignore_outcomes(futures)
             raise KafkaUnavailable(str(exc) or type(exc).__name__, futures) from exc

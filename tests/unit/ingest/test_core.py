@@ -28,7 +28,12 @@ class MemoryKafka:
         self.ready = True
         self.gate: asyncio.Event | None = None
 
-    async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send_many(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        message_ids: Sequence[str | None] = (),
+    ) -> None:
         if self.gate is not None:
             await self.gate.wait()
         if self.fail:
