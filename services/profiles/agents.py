@@ -25,9 +25,11 @@ from services.profiles.mongo_errors import record_reason
 from services.profiles.parsing import PROCESSING_ERROR, PoisonEvent
 from services.profiles.result import BatchResult, Record
 from services.profiles.settings import ProfilesSettings
+from services.profiles.spans import BatchSpans, publishing
 from services.profiles.store import ProfileStore
 from shared.messages import encode_profile_updated
 from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
+from shared.tracing import trace_exemplar, tracing_enabled
 
 log = logging.getLogger(__name__)
 
@@ -135,19 +137,31 @@ class Updater:
         return await self.write([marked])
 
     async def publish(self, result: BatchResult) -> None:
-        """profiles.updated messages and DLQ records of a committed batch."""
+        """profiles.updated messages and DLQ records of a committed batch (with tracing on,
+        under a PRODUCER span whose context every record carries in its headers)."""
+        if not (result.messages or result.poison):
+            return
+        if not tracing_enabled():
+            await self._publish(result, None)
+            return
+        with publishing(
+            PROFILES_UPDATED.name, len(result.messages) + len(result.poison)
+        ) as headers:
+            await self._publish(result, headers)
+
+    async def _publish(self, result: BatchResult, headers: list[tuple[str, bytes]] | None) -> None:
         producer = self.app.producer
         pending = []
         for key, body in result.messages:
             value = encode_profile_updated(body)
             pending.append(
-                await producer.send(PROFILES_UPDATED.name, key.encode(), value, None, None, None)
+                await producer.send(PROFILES_UPDATED.name, key.encode(), value, None, None, headers)
             )
             metrics.MESSAGES_PUBLISHED.labels("tombstone" if body is None else "update").inc()
         for record, error in result.poison:
             value = dlq_value(record, error)
             pending.append(
-                await producer.send(EVENTS_DLQ.name, record.key, value, None, None, None)
+                await producer.send(EVENTS_DLQ.name, record.key, value, None, None, headers)
             )
             metrics.EVENTS_FAILED.labels(error.reason).inc()
         if pending:
@@ -164,6 +178,37 @@ class Updater:
             tp for tp in self.app.consumer.assignment() if tp.topic == self.settings.events_topic
         ]
         metrics.ASSIGNED_PARTITIONS.set(len(mine))
+
+    async def process(self, events: list[Any], spans: BatchSpans | None = None) -> bool:
+        """Write one batch, then publish what it changed; False when the worker stopped
+        before MongoDB took it (its offsets stay uncommitted)."""
+        records = [
+            Record(
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                e.message.key,
+                e.message.value,
+            )
+            for e in events
+        ]
+        try:
+            result = await self.write(records)
+        except StoppedWhileFailing as exc:
+            self.hold_back(events, release=True)
+            log.warning(
+                "stopping with a batch MongoDB did not take; its offsets stay uncommitted",
+                extra={"fields": {"records": len(records), "error": str(exc)[:300]}},
+            )
+            return False
+        except BaseException:
+            self.hold_back(events)
+            raise
+        if spans is not None:
+            spans.describe(len(result.applied), result.skipped, len(result.poison))
+        observe(result, len(records))
+        await self.publish(result)
+        return True
 
     def hold_back(self, events: list[Any], release: bool = False) -> None:
         """Keep a batch that was not written from being acknowledged.
@@ -194,30 +239,14 @@ class Updater:
             async for events in stream.take_events(
                 settings.batch_size, within=settings.batch_seconds
             ):
-                records = [
-                    Record(
-                        e.message.topic,
-                        e.message.partition,
-                        e.message.offset,
-                        e.message.key,
-                        e.message.value,
-                    )
-                    for e in events
-                ]
-                try:
-                    result = await self.write(records)
-                except StoppedWhileFailing as exc:
-                    self.hold_back(events, release=True)
-                    log.warning(
-                        "stopping with a batch MongoDB did not take; its offsets stay uncommitted",
-                        extra={"fields": {"records": len(records), "error": str(exc)[:300]}},
-                    )
+                if not tracing_enabled():
+                    written = await self.process(events)
+                else:
+                    messages = [e.message for e in events]
+                    with BatchSpans(messages, settings.app_id) as spans:
+                        written = await self.process(events, spans)
+                if not written:
                     return
-                except BaseException:
-                    self.hold_back(events)
-                    raise
-                observe(result, len(records))
-                await self.publish(result)
         except Exception as exc:
             self.health.agent_stopped(f"{type(exc).__name__}: {str(exc)[:300]}")
             raise
@@ -266,8 +295,10 @@ def observe(result: BatchResult, size: int) -> None:
     done = datetime.now(UTC)
     by_type: dict[str, int] = {}
     lag = metrics.PROCESSING_LAG.observe
+    # The batch's trace (when sampled) is every event's exemplar: looked up once per batch.
+    exemplar = trace_exemplar()
     for event in result.applied:
         by_type[event.type] = by_type.get(event.type, 0) + 1
-        lag(max(0.0, (done - event.at).total_seconds()))
+        lag(max(0.0, (done - event.at).total_seconds()), exemplar)
     for kind, count in by_type.items():  # one labelled increment per type, not per event
         metrics.EVENTS_PROCESSED.labels(kind).inc(count)

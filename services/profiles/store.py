@@ -51,6 +51,7 @@ from services.profiles.settings import ProfilesSettings
 from services.profiles.trends import Retention, contribution_id
 from services.profiles.updates import Rules
 from shared.mongo import ITEMS, OFFSETS, PROFILES, database, ensure_indexes, mongo_client
+from shared.tracing import observe_with_exemplar
 from shared.trends import TREND_CONTRIBUTIONS, TRENDS
 
 __all__ = ["BatchResult", "ProfileStore", "Record", "ensure_schema"]
@@ -188,7 +189,7 @@ class ProfileStore:
                 )
                 if not conflict or attempt == CONFLICT_ATTEMPTS:
                     raise
-        metrics.MONGO_WRITE_SECONDS.observe(time.perf_counter() - started)
+        observe_with_exemplar(metrics.MONGO_WRITE_SECONDS, time.perf_counter() - started)
         return result
 
 
