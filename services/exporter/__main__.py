@@ -22,6 +22,7 @@ from services.exporter.settings import ExporterSettings
 from shared.logging import configure_logging
 from shared.metrics import register_build_info, serve_metrics
 from shared.mongo import database, mongo_client
+from shared.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("services.exporter")
 
@@ -29,6 +30,9 @@ log = logging.getLogger("services.exporter")
 def main() -> None:
     settings = ExporterSettings()
     configure_logging("exporter", settings.log)
+    # Configured like every service. Its Kafka and MongoDB polls answer no request and are
+    # not traced: a trace every poll interval would be noise.
+    configure_tracing("exporter")
     register_build_info("exporter")
     kafka_source = KafkaSource(
         settings.kafka, settings.topic_pattern, settings.group_pattern, settings.lag_window
@@ -65,6 +69,7 @@ def main() -> None:
     mongo.stop()
     kafka_source.close()
     client.close()
+    shutdown_tracing()
     log.info("exporter stopped")
 
 

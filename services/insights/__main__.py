@@ -33,21 +33,40 @@ from shared.grpc_server import (
 from shared.logging import configure_logging
 from shared.metrics import register_build_info, serve_metrics
 from shared.mongo import database, mongo_client
+from shared.tracing import configure_tracing, shutdown_tracing, tracing_enabled
 
 log = logging.getLogger("services.insights")
 
 SERVICE_NAMES = (insights_pb2.DESCRIPTOR.services_by_name["TrendService"].full_name,)
 
 
+def tracing_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """With tracing on: MongoDB commands traced (before the client is created, which copies
+    pymongo's listeners) and the gRPC server interceptor (health checks and reflection left
+    out: a probe every few seconds would each be a trace)."""
+    if not tracing_enabled():
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    PymongoInstrumentor().instrument()
+    probes = filters.any_of(
+        filters.service_prefix("grpc.health"), filters.service_prefix("grpc.reflection")
+    )
+    return [aio_server_interceptor(filter_=filters.negate(probes))]
+
+
 async def serve(settings: InsightsSettings) -> None:
     if settings.method != "SeasonalNaive":
         await asyncio.to_thread(library_model, settings.method, settings.season_hours)
     executor = ThreadPoolExecutor(settings.forecast_threads, thread_name_prefix="forecast")
+    traced = tracing_interceptors()
     client = mongo_client(settings.mongo)
     insights = Insights(database(client, settings.mongo), settings, executor)
     interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
     if settings.auth_token:
         interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
+    interceptors[:0] = traced  # outermost: refused calls are traced too
     server = grpc.aio.server(options=DEFAULT_OPTIONS, interceptors=interceptors)
     insights_pb2_grpc.add_TrendServiceServicer_to_server(TrendService(insights), server)
     health = HealthReporter()
@@ -76,12 +95,14 @@ async def serve(settings: InsightsSettings) -> None:
     await server.stop(settings.shutdown_grace_seconds)
     executor.shutdown(wait=True)
     client.close()
+    shutdown_tracing()
     log.info("insights stopped")
 
 
 def main() -> None:
     settings = InsightsSettings()
     configure_logging("insights", settings.log)
+    configure_tracing("insights")
     problem = authentication_problem(
         "LUMEN_INSIGHTS_",
         dev_mode=settings.mode.dev_mode,
