@@ -16,6 +16,14 @@ from shared.settings import KafkaSettings, LogSettings, ModeSettings, MongoSetti
 REPO = Path(__file__).resolve().parents[2]
 # Read outside the settings classes: by shared/model_registry.py and deploy/docker/bootstrap.py.
 EXTRA_VARIABLES = {"LUMEN_MODEL_REPOSITORY", "LUMEN_BOOTSTRAP_TIMEOUT_SECONDS"}
+# OpenTelemetry's standard variables that the deployments set (read by shared/tracing.py and
+# the SDK itself).
+EXTRA_VARIABLES |= {
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_SDK_DISABLED",
+}
 
 
 def service_names() -> list[str]:

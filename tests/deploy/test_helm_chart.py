@@ -193,8 +193,8 @@ def test_environment_names_real_settings_and_existing_config(
     config_maps = {c["metadata"]["name"] for c in rendered.of_kind("ConfigMap")}
     known = known_variables()
     for config_map in rendered.of_kind("ConfigMap"):
-        if config_map["metadata"]["name"].endswith("-dashboards"):
-            continue
+        if config_map["metadata"]["name"].endswith(("-dashboards", "-datasources")):
+            continue  # Grafana's files, not settings
         assert set(config_map["data"]) <= known, set(config_map["data"]) - known
     for workload in rendered.workloads():
         for container in containers(workload):

@@ -197,3 +197,22 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/* Where the services export traces: tracing.otlpEndpoint, else the release's Jaeger, else
+     nothing (tracing off). */}}
+{{- define "lumen.otlpEndpoint" -}}
+{{- if .Values.tracing.otlpEndpoint -}}
+{{- .Values.tracing.otlpEndpoint -}}
+{{- else if .Values.tracing.jaeger.enabled -}}
+{{- printf "http://%s-jaeger:4317" (include "lumen.fullname" .) -}}
+{{- end -}}
+{{- end }}
+
+{{/* Jaeger's query URL for Grafana: grafanaDatasources.jaegerUrl, else the release's Jaeger. */}}
+{{- define "lumen.jaegerQueryUrl" -}}
+{{- if .Values.grafanaDatasources.jaegerUrl -}}
+{{- .Values.grafanaDatasources.jaegerUrl -}}
+{{- else if .Values.tracing.jaeger.enabled -}}
+{{- printf "http://%s-jaeger.%s:16686" (include "lumen.fullname" .) .Release.Namespace -}}
+{{- end -}}
+{{- end }}
