@@ -20,6 +20,7 @@ from lumen_cli.commands import (
     query_cmds,
     seed_cmd,
     tail_cmd,
+    trace_cmd,
 )
 from lumen_cli.platform.processes import PlatformError
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         query_cmds,
         forecast_cmd,
         tail_cmd,
+        trace_cmd,
         doctor_cmd,
         model_cmds,
     ):

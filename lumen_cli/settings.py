@@ -37,6 +37,10 @@ class CliSettings(BaseSettings):
         default_factory=lambda: f"127.0.0.1:{_port('LUMEN_INSIGHTS_GRPC_PORT', '50053')}",
         description="host:port of the insights gRPC TrendService (`lumen forecast`).",
     )
+    jaeger_query_url: str = Field(
+        default_factory=lambda: f"http://127.0.0.1:{_port('LUMEN_LOCAL_JAEGER_QUERY_PORT', '16686')}",
+        description="Base URL of Jaeger's query UI and API (`lumen trace`).",
+    )
     write_key: str = Field(
         "lumen-dev-key", description="Write key the CLI and the client send to ingest."
     )

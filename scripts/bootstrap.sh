@@ -37,3 +37,12 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     echo "Prometheus is missing: install the Debian/Ubuntu package 'prometheus' (sudo apt-get install prometheus)." >&2
   fi
 fi
+
+# Jaeger (the local trace store `lumen up` and the integration tests start), built once with Go
+# from the module proxy into var/tools/bin; the Go caches stay in var/cache/go, so later runs
+# return at once. Without Go the platform runs with tracing off and the tracing tests say so.
+if command -v go >/dev/null; then
+  bash scripts/tools/jaeger.sh >/dev/null
+else
+  echo "Go is missing: the local trace store (Jaeger) is not built; install Go 1.24 or newer." >&2
+fi

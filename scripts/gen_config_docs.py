@@ -76,6 +76,32 @@ PLATFORM = [
         "How long Prometheus keeps samples.",
     ),
     (
+        "LUMEN_LOCAL_JAEGER_OTLP_GRPC_PORT",
+        "`4317`",
+        "`lumen up`",
+        "OTLP gRPC port of the local Jaeger; `lumen up` points the services' "
+        "OTEL_EXPORTER_OTLP_ENDPOINT at it (docs/tracing.md).",
+    ),
+    (
+        "LUMEN_LOCAL_JAEGER_OTLP_HTTP_PORT",
+        "`4318`",
+        "`lumen up`",
+        "OTLP HTTP port of the local Jaeger.",
+    ),
+    (
+        "LUMEN_LOCAL_JAEGER_QUERY_PORT",
+        "`16686`",
+        "`lumen up`, `lumen trace`",
+        "Jaeger's UI and query API.",
+    ),
+    ("LUMEN_LOCAL_JAEGER_QUERY_GRPC_PORT", "`16685`", "`lumen up`", "Jaeger's gRPC query API."),
+    (
+        "LUMEN_LOCAL_JAEGER_MAX_TRACES",
+        "`50000`",
+        "`lumen up`",
+        "Traces the local Jaeger keeps in memory (the oldest go first).",
+    ),
+    (
         "LUMEN_MODEL_REPOSITORY",
         "`<repo>/var/models`",
         "models, inference",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from typing import Any
 
-from lumen_cli.platform import kafka, mongo, paths, processes, prometheus, services
+from lumen_cli.platform import jaeger, kafka, mongo, paths, processes, prometheus, services
 from lumen_cli.settings import CliSettings
 from shared.settings import KafkaSettings
 from shared.topics import ensure_topics
@@ -43,6 +44,16 @@ def infra_env(kafka_bootstrap: str, mongo_uri: str) -> dict[str, str]:
     }
 
 
+def tracing_env(otlp_endpoint: str) -> dict[str, str]:
+    """OTLP export to the local Jaeger, every trace kept, unless the caller's environment
+    already configures tracing its own way (its OTEL_* variables pass through untouched)."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint}
+    if "OTEL_TRACES_SAMPLER" not in os.environ:
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
+    configured = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    return {} if any(os.environ.get(name) for name in configured) else env
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     print("starting Kafka (KRaft, single node)...", flush=True)
     bootstrap = kafka.start()
@@ -55,7 +66,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  topics    created {', '.join(created)}")
     if args.infra_only:
         return 0
-    env = infra_env(bootstrap, uri)
+    print("starting jaeger (trace store)...", flush=True)
+    jaeger_config = jaeger.start()
+    print(f"  jaeger    ui={jaeger_config.query_url}  otlp={jaeger_config.otlp_endpoint}")
+    env = {**infra_env(bootstrap, uri), **tracing_env(jaeger_config.otlp_endpoint)}
     for spec in services.default_services():
         print(f"starting {spec.name}...", flush=True)
         services.start(spec, env)
@@ -73,6 +87,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     for spec in reversed(services.default_services()):
         if services.stop(spec):
             print(f"stopped {spec.name}")
+    if jaeger.stop():
+        print("stopped jaeger")
     if mongo.stop():
         print("stopped mongod")
     if kafka.stop():
@@ -111,6 +127,15 @@ def component_status() -> list[dict[str, Any]]:
         )
         if spec.name == "inference" and spec.grpc_target and rows[-1]["healthy"]:
             rows[-1]["models"] = loaded_models(spec.grpc_target)
+    jaeger_cfg = jaeger.JaegerConfig.from_env()
+    rows.append(
+        {
+            "name": "jaeger",
+            "pid": processes.read_pid(jaeger.COMPONENT),
+            "address": {"ui": jaeger_cfg.query_url, "otlp": jaeger_cfg.otlp_endpoint},
+            "healthy": jaeger.ready(jaeger_cfg.query_url),
+        }
+    )
     prom_cfg = prometheus.PrometheusConfig.from_env()
     rows.append(
         {

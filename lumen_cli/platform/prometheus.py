@@ -125,6 +125,8 @@ def start_process(
             f"--storage.tsdb.retention.time={retention}",
             f"--web.listen-address={host}:{port}",
             "--web.enable-lifecycle",
+            # Exemplars (trace ids on latency histograms) link a slow bucket to its trace.
+            "--enable-feature=exemplar-storage",
         ],
     )
     url = f"http://{host}:{port}"

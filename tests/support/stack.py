@@ -1,7 +1,9 @@
-"""The real Kafka and mongod that integration tests run against.
+"""The real Kafka, mongod and Jaeger that integration tests run against.
 
-Tests use their own instance (``var/test``, Kafka on 19092, mongod on 27018) so that they never
-touch a developer's running platform; each test session gets a fresh MongoDB database.
+Tests use their own instance (``var/test``, Kafka on 19092, mongod on 27018, Jaeger's OTLP and
+query ports just above Kafka's) so that they never touch a developer's running platform; each
+test session gets a fresh MongoDB database. A service started with ``stack.tracing_env()`` in
+its environment exports its spans to the session's Jaeger, where ``wait_for_traces`` finds them.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lumen_cli.platform import paths
 
@@ -24,6 +28,12 @@ REPO = paths.REPO_ROOT
 TEST_VAR = Path(os.environ.get("LUMEN_TEST_VAR_DIR", REPO / "var" / "test"))
 KAFKA_PORT = int(os.environ.get("LUMEN_TEST_KAFKA_PORT", "19092"))
 MONGO_PORT = int(os.environ.get("LUMEN_TEST_MONGO_PORT", "27018"))
+# Jaeger's four ports default to the free ones just above Kafka's broker and controller, so a
+# private stack that moves Kafka moves Jaeger too; each can be set on its own.
+JAEGER_OTLP_GRPC_PORT = int(os.environ.get("LUMEN_TEST_JAEGER_OTLP_GRPC_PORT", KAFKA_PORT + 4))
+JAEGER_OTLP_HTTP_PORT = int(os.environ.get("LUMEN_TEST_JAEGER_OTLP_HTTP_PORT", KAFKA_PORT + 5))
+JAEGER_QUERY_PORT = int(os.environ.get("LUMEN_TEST_JAEGER_QUERY_PORT", KAFKA_PORT + 6))
+JAEGER_QUERY_GRPC_PORT = int(os.environ.get("LUMEN_TEST_JAEGER_QUERY_GRPC_PORT", KAFKA_PORT + 7))
 
 
 @dataclass
@@ -33,6 +43,9 @@ class Stack:
     mongo_database: str
     started_here: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    # The session's Jaeger: where tracing_env() exports, and its query API.
+    jaeger_otlp_endpoint: str = f"http://127.0.0.1:{JAEGER_OTLP_GRPC_PORT}"
+    jaeger_query_url: str = f"http://127.0.0.1:{JAEGER_QUERY_PORT}"
 
     def env(self) -> dict[str, str]:
         """Environment for a Lumen service process pointed at this stack."""
@@ -45,6 +58,16 @@ class Stack:
             **self.extra,
         }
 
+    def tracing_env(self, sampler: str = "parentbased_always_on") -> dict[str, str]:
+        """Add to a service's environment to export its spans to the session's Jaeger."""
+        jaeger_required()
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.jaeger_otlp_endpoint,
+            "OTEL_TRACES_SAMPLER": sampler,
+            # Spans reach Jaeger within a fraction of a second instead of the default 5 s.
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+
 
 def configure_test_platform_env() -> None:
     os.environ["LUMEN_VAR_DIR"] = str(TEST_VAR)
@@ -53,10 +76,16 @@ def configure_test_platform_env() -> None:
     os.environ["LUMEN_LOCAL_KAFKA_PORT"] = str(KAFKA_PORT)
     os.environ["LUMEN_LOCAL_KAFKA_CONTROLLER_PORT"] = str(KAFKA_PORT + 1)
     os.environ["LUMEN_LOCAL_MONGO_PORT"] = str(MONGO_PORT)
+    os.environ["LUMEN_LOCAL_JAEGER_OTLP_GRPC_PORT"] = str(JAEGER_OTLP_GRPC_PORT)
+    os.environ["LUMEN_LOCAL_JAEGER_OTLP_HTTP_PORT"] = str(JAEGER_OTLP_HTTP_PORT)
+    os.environ["LUMEN_LOCAL_JAEGER_QUERY_PORT"] = str(JAEGER_QUERY_PORT)
+    os.environ["LUMEN_LOCAL_JAEGER_QUERY_GRPC_PORT"] = str(JAEGER_QUERY_GRPC_PORT)
+    # The `lumen trace` a test runs in a subprocess asks this Jaeger.
+    os.environ["LUMEN_JAEGER_QUERY_URL"] = f"http://127.0.0.1:{JAEGER_QUERY_PORT}"
 
 
 def start_stack() -> Stack:
-    from lumen_cli.platform import kafka, mongo, processes
+    from lumen_cli.platform import jaeger, kafka, mongo, processes
     from shared.settings import KafkaSettings
     from shared.topics import ensure_topics
 
@@ -68,19 +97,31 @@ def start_stack() -> Stack:
     if not already:
         kafka.stop()
         mongo.stop()
+        jaeger.stop()
         # A fresh test platform each session: no events left over from an earlier run.
         shutil.rmtree(TEST_VAR / "data", ignore_errors=True)
     bootstrap = kafka.start()
     uri = mongo.start()
+    # Jaeger is built by scripts/bootstrap.sh (minutes, once); without it the tracing tests
+    # fail with what to run (jaeger_required) and the others run as before.
+    jaeger_config = jaeger.start() if jaeger.BINARY.exists() else jaeger.JaegerConfig.from_env()
     ensure_topics(KafkaSettings(bootstrap_servers=bootstrap))
-    return Stack(bootstrap, uri, f"lumen_test_{uuid.uuid4().hex[:8]}", started_here=not already)
+    return Stack(
+        bootstrap,
+        uri,
+        f"lumen_test_{uuid.uuid4().hex[:8]}",
+        started_here=not already,
+        jaeger_otlp_endpoint=jaeger_config.otlp_endpoint,
+        jaeger_query_url=jaeger_config.query_url,
+    )
 
 
 def stop_stack(stack: Stack) -> None:
-    from lumen_cli.platform import kafka, mongo
+    from lumen_cli.platform import jaeger, kafka, mongo
 
     configure_test_platform_env()
     if stack.started_here and not os.environ.get("LUMEN_TEST_KEEP_PLATFORM"):
+        jaeger.stop()
         mongo.stop()
         kafka.stop()
 
@@ -184,3 +225,58 @@ def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
         consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
     finally:
         consumer.close()
+
+
+def jaeger_required() -> None:
+    """Fail the calling test with what to run when the Jaeger binary has not been built."""
+    from lumen_cli.platform import jaeger
+
+    if not jaeger.BINARY.exists():
+        raise AssertionError(
+            f"{jaeger.BINARY} is missing: build it with scripts/bootstrap.sh "
+            "(or scripts/tools/jaeger.sh), then run the tests again"
+        )
+
+
+def wait_for_traces(
+    query_url: str,
+    service: str,
+    tags: dict[str, str] | None = None,
+    min_spans: int = 1,
+    timeout: float = 30.0,
+) -> list[dict[str, Any]]:
+    """Traces in Jaeger with a span of ``service`` carrying every ``tags`` attribute, once the
+    first of them has ``min_spans`` spans (spans of one trace arrive from several processes).
+
+    Each trace is Jaeger's JSON (``GET /api/traces``): ``traceID``, ``spans`` (``operationName``,
+    ``references``, ``tags``, ``startTime``/``duration`` in microseconds, ``processID``) and
+    ``processes`` (``serviceName``). ``span_names`` and ``span_tags`` below read it.
+    """
+    from lumen_cli.platform import jaeger
+
+    jaeger_required()
+
+    def found() -> list[dict[str, Any]] | None:
+        try:
+            traces = jaeger.find_traces(query_url, service, tags)
+        except jaeger.JaegerQueryError:
+            return None
+        return traces if traces and len(traces[0]["spans"]) >= min_spans else None
+
+    query = urllib.parse.urlencode({"service": service, **({"tags": str(tags)} if tags else {})})
+    try:
+        return wait_for(found, timeout=timeout, interval=0.25)  # type: ignore[return-value]
+    except AssertionError:
+        raise AssertionError(f"no trace in Jaeger for {query} within {timeout} s") from None
+
+
+def span_names(trace: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(service, span name)`` of each span of a Jaeger trace, in start order."""
+    processes = trace["processes"]
+    spans = sorted(trace["spans"], key=lambda span: span["startTime"])
+    return [(processes[s["processID"]]["serviceName"], s["operationName"]) for s in spans]
+
+
+def span_tags(span: dict[str, Any]) -> dict[str, Any]:
+    """A Jaeger span's attributes as a dict."""
+    return {tag["key"]: tag["value"] for tag in span.get("tags") or []}
