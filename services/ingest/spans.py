@@ -67,12 +67,16 @@ def instrument_http(app: AsgiApp) -> AsgiApp:
 
 def grpc_interceptors() -> list[Any]:
     """OpenTelemetry's gRPC server interceptor when tracing is on (first, so that every other
-    interceptor and the servicer run inside the RPC's span), else nothing."""
+    interceptor and the servicer run inside the RPC's span), else nothing. Health checks and
+    reflection are left out: a probe every few seconds would each be a trace."""
     if not tracing_enabled():
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
-    return [aio_server_interceptor()]
+    probes = filters.any_of(
+        filters.service_prefix("grpc.health"), filters.service_prefix("grpc.reflection")
+    )
+    return [aio_server_interceptor(filter_=filters.negate(probes))]
 
 
 class RecordSpan:
@@ -88,13 +92,13 @@ class RecordSpan:
         attributes: dict[str, str] = {
             MESSAGING_SYSTEM: "kafka",
             MESSAGING_OPERATION_TYPE: "send",
-            MESSAGING_OPERATION_NAME: "send",
+            MESSAGING_OPERATION_NAME: "publish",
             MESSAGING_DESTINATION: topic,
         }
         if message_id:
             attributes[MESSAGE_ID_ATTRIBUTE] = message_id
         self.span = (tracer or _tracer).start_span(
-            f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
+            f"{topic} publish", kind=SpanKind.PRODUCER, attributes=attributes
         )
         self.headers = inject_kafka_headers(context=trace.set_span_in_context(self.span))
 

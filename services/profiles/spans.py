@@ -3,14 +3,14 @@ for the batch's MongoDB write, and the context carried on to ``profiles.updated`
 
 For a batch (built only while tracing is on):
 
-- ``process events.raw`` (CONSUMER), one per record that carries a W3C ``traceparent``: a child
-  of ingest's ``send events.raw`` span, so the event's trace goes on in this service. Records
+- ``events.raw process`` (CONSUMER), one per record that carries a W3C ``traceparent``: a child
+  of ingest's ``events.raw publish`` span, so the event's trace goes on in this service. Records
   without one (written with tracing off) get no span of their own.
-- ``write profile batch`` (INTERNAL): the MongoDB transaction, with pymongo's command spans
+- ``profiles batch write`` (INTERNAL): the MongoDB transaction, with pymongo's command spans
   under it. Its parent is the first sampled record's consume span (so a batch of one event is
   one trace end to end), and it links to every record's trace; every other consume span links
   back to it, so each event's trace leads to the write that applied it.
-- ``send profiles.updated`` (PRODUCER), under the write span: its context goes in the headers
+- ``profiles.updated publish`` (PRODUCER), under the write span: its context goes in the headers
   of every ``profiles.updated`` and DLQ record the batch publishes.
 """
 
@@ -42,7 +42,7 @@ MESSAGING_OFFSET = "messaging.kafka.offset"
 MESSAGING_CONSUMER_GROUP = "messaging.consumer.group.name"
 MESSAGING_BATCH_COUNT = "messaging.batch.message_count"
 
-WRITE_SPAN = "write profile batch"
+WRITE_SPAN = "profiles batch write"
 
 _tracer = tracer(__name__)
 
@@ -72,7 +72,7 @@ class BatchSpans:
                 continue
             self.consume.append(
                 self._tracer.start_span(
-                    f"process {message.topic}",
+                    f"{message.topic} process",
                     context=extract_kafka_context(message.headers),
                     kind=SpanKind.CONSUMER,
                     attributes={
@@ -138,12 +138,12 @@ def publishing(
     """A PRODUCER span for the records a batch publishes; yields the headers they carry (its
     W3C context). Called only while tracing is on."""
     with (tracer or _tracer).start_as_current_span(
-        f"send {topic}",
+        f"{topic} publish",
         kind=SpanKind.PRODUCER,
         attributes={
             MESSAGING_SYSTEM: "kafka",
             MESSAGING_OPERATION_TYPE: "send",
-            MESSAGING_OPERATION_NAME: "send",
+            MESSAGING_OPERATION_NAME: "publish",
             MESSAGING_DESTINATION: topic,
             MESSAGING_BATCH_COUNT: count,
         },

@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -57,4 +58,7 @@ def install(app: faust.App, health: Health, probe: MongoProbe) -> None:
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        """The text format, or OpenMetrics (with the histograms' trace exemplars) when the
+        scraper asks for it as Prometheus does."""
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.bytes(encode(REGISTRY), content_type=content_type.split(";")[0])

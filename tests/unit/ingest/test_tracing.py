@@ -50,14 +50,14 @@ async def test_record_span_is_a_producer_child_whose_context_the_headers_carry(
     delivery.set_result(SimpleNamespace(partition=3, offset=41))
     await asyncio.sleep(0)
 
-    span = next(s for s in exporter.get_finished_spans() if s.name == "send events.raw")
+    span = next(s for s in exporter.get_finished_spans() if s.name == "events.raw publish")
     assert span.kind is SpanKind.PRODUCER
     assert span.parent is not None and span.parent.span_id == request.get_span_context().span_id
     assert span.attributes is not None
     assert dict(span.attributes) == {
         "messaging.system": "kafka",
         "messaging.operation.type": "send",
-        "messaging.operation.name": "send",
+        "messaging.operation.name": "publish",
         "messaging.destination.name": "events.raw",
         "messaging.destination.partition.id": "3",
         "messaging.kafka.offset": 41,

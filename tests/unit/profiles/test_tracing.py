@@ -43,7 +43,7 @@ def tracer(exporter: InMemorySpanExporter) -> Iterator[trace.Tracer]:
 
 def sent(tracer: trace.Tracer, offset: int) -> tuple[SimpleNamespace, trace.SpanContext]:
     """A record as ingest writes it: its headers carry its PRODUCER span's context."""
-    span = tracer.start_span("send events.raw", kind=SpanKind.PRODUCER)
+    span = tracer.start_span("events.raw publish", kind=SpanKind.PRODUCER)
     span.end()
     headers = inject_kafka_headers(context=trace.set_span_in_context(span))
     message = SimpleNamespace(topic="events.raw", partition=1, offset=offset, headers=headers)
@@ -67,9 +67,9 @@ def test_an_event_trace_goes_on_through_consume_write_and_publish(
         with publishing("profiles.updated", 1, tracer) as headers:
             published = span_context_from_headers(headers)
 
-    (consume,) = by_name(exporter, "process events.raw")
+    (consume,) = by_name(exporter, "events.raw process")
     (write,) = by_name(exporter, WRITE_SPAN)
-    (send,) = by_name(exporter, "send profiles.updated")
+    (send,) = by_name(exporter, "profiles.updated publish")
     assert consume.kind is SpanKind.CONSUMER
     assert consume.parent is not None and consume.parent.span_id == producer.span_id
     assert {consume.context.trace_id, write.context.trace_id, send.context.trace_id} == {
@@ -97,7 +97,7 @@ def test_a_batch_links_every_event_trace_and_each_trace_leads_to_the_write(
     with BatchSpans([first, bare, second], "g", tracer):
         pass
 
-    consumes = by_name(exporter, "process events.raw")
+    consumes = by_name(exporter, "events.raw process")
     (write,) = by_name(exporter, WRITE_SPAN)
     # The record without a valid context gets no span of its own; the batch still counts it.
     assert sorted(s.parent.span_id for s in consumes if s.parent) == sorted(
@@ -143,7 +143,7 @@ def test_a_failed_batch_ends_its_spans_as_errors(
         raise RuntimeError("store broken")
     (write,) = by_name(exporter, WRITE_SPAN)
     assert write.status.status_code is StatusCode.ERROR
-    assert by_name(exporter, "process events.raw")  # ended too, not left open
+    assert by_name(exporter, "events.raw process")  # ended too, not left open
 
 
 def test_a_retry_logged_inside_the_write_names_its_trace_and_the_span_says_what_it_did(
