@@ -26,9 +26,13 @@ NEG = -3.0e38  # excluded items: below any real score, still finite
 
 
 def reference_reasons(
-    ease: np.ndarray, trans: np.ndarray, w_ease: np.ndarray, w_trans: np.ndarray,
-    recent: np.ndarray, top_items: np.ndarray,
-) -> np.ndarray:  # fmt: skip
+    ease: np.ndarray,
+    trans: np.ndarray,
+    w_ease: np.ndarray,
+    w_trans: np.ndarray,
+    recent: np.ndarray,
+    top_items: np.ndarray,
+) -> np.ndarray:
     """What ``top_reasons`` must hold, in numpy: per returned item, the history position
     with the largest recency-weighted contribution (padding never wins)."""
     length = recent.shape[1]
@@ -36,8 +40,10 @@ def reference_reasons(
     rows = np.where(recent >= 0, recent, 0)
     out = np.zeros(top_items.shape, dtype=np.int64)
     for b in range(recent.shape[0]):
-        contribution = (we[:, None] * ease[rows[b]][:, top_items[b]]
-                        + wt[:, None] * trans[rows[b]][:, top_items[b]])  # fmt: skip
+        contribution = (
+            we[:, None] * ease[rows[b]][:, top_items[b]]
+            + wt[:, None] * trans[rows[b]][:, top_items[b]]
+        )
         contribution[recent[b] < 0] = NEG
         # Ties go to the newest position, as ArgMax(select_last_index=1) does in the graph.
         out[b] = length - 1 - np.argmax(contribution[::-1], axis=0)

@@ -88,9 +88,12 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
     max_diff = float(abs(top_scores - ref_top).max())
     same_items = float(np.mean(top_items == np.argsort(-ref, axis=1, kind="stable")[:, :10]))
     w_ease, w_trans = model.weights()
-    same_reasons = float(np.mean(
-        top_reasons == reference_reasons(model.ease, model.trans, w_ease, w_trans, recent, top_items)
-    ))  # fmt: skip
+    same_reasons = float(
+        np.mean(
+            top_reasons
+            == reference_reasons(model.ease, model.trans, w_ease, w_trans, recent, top_items)
+        )
+    )
 
     def feed(b: int) -> dict[str, np.ndarray]:
         return {

@@ -30,8 +30,15 @@ def quick_run(
     out = tmp_path_factory.mktemp("bench-report")
     # Figures go to the temporary folder too: a smoke run must not replace a real run's.
     env = {**os.environ, "LUMEN_TEST_KEEP_PLATFORM": "1", "LUMEN_BENCH_RESULTS_DIR": str(out)}
-    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     return done, out
 
 
@@ -66,12 +73,23 @@ def test_report_lists_targets_and_plots(
 ) -> None:
     _, out = quick_run
     report = (out / "report.md").read_text()
-    for section in ("## Load conditions", "## Targets", "## Raw limits", "## Ingest",
-                    "## Profile updater", "## Inference server", "## End to end",
-                    "## Peak RSS per service"):  # fmt: skip
+    for section in (
+        "## Load conditions",
+        "## Targets",
+        "## Raw limits",
+        "## Ingest",
+        "## Profile updater",
+        "## Inference server",
+        "## End to end",
+        "## Peak RSS per service",
+    ):
         assert section in report, section
     plots = sorted(p.name for p in out.glob("*.png"))
-    assert {"throughput_vs_concurrency.png", "latency_percentiles.png", "batch_sizes.png",
-            "raw_onnxruntime.png"} <= set(plots), plots  # fmt: skip
+    assert {
+        "throughput_vs_concurrency.png",
+        "latency_percentiles.png",
+        "batch_sizes.png",
+        "raw_onnxruntime.png",
+    } <= set(plots), plots
     for plot in plots:
         assert f"]({plot})" in report

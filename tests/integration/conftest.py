@@ -30,12 +30,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def ingest(stack: Stack) -> Iterator[ServiceProcess]:
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     service = start_service(
-        "ingest", "services.ingest",
-        {**stack.env(), "LUMEN_INGEST_HTTP_PORT": str(http), "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
-         "LUMEN_INGEST_METRICS_PORT": str(metrics)},
+        "ingest",
+        "services.ingest",
+        {
+            **stack.env(),
+            "LUMEN_INGEST_HTTP_PORT": str(http),
+            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+            "LUMEN_INGEST_METRICS_PORT": str(metrics),
+        },
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"),
         ports={"http": http, "grpc": grpc_port, "metrics": metrics},
-    )  # fmt: skip
+    )
     yield service
     service.stop()
 
@@ -47,13 +52,17 @@ def profiles(stack: Stack) -> Iterator[ServiceProcess]:
     # Start after what earlier tests wrote: the shared topic may hold a long backlog.
     start_group_at_end(stack.kafka_bootstrap, app_id, EVENTS_RAW.name)
     service = start_service(
-        "profiles", "services.profiles",
-        {**stack.env(), "LUMEN_PROFILES_WEB_PORT": str(web),
-         "LUMEN_PROFILES_APP_ID": app_id,
-         "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}"},
+        "profiles",
+        "services.profiles",
+        {
+            **stack.env(),
+            "LUMEN_PROFILES_WEB_PORT": str(web),
+            "LUMEN_PROFILES_APP_ID": app_id,
+            "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}",
+        },
         ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
         ports={"web": web},
-    )  # fmt: skip
+    )
     yield service
     service.stop()
 
@@ -62,13 +71,17 @@ def profiles(stack: Stack) -> Iterator[ServiceProcess]:
 def inference(stack: Stack) -> Iterator[ServiceProcess]:
     grpc_port, metrics_port = free_port(), free_port()
     service = start_service(
-        "inference", "services.inference",
-        {**stack.env(), "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
-         "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
-         "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port)},
+        "inference",
+        "services.inference",
+        {
+            **stack.env(),
+            "LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED": "false",
+            "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
+            "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port),
+        },
         ready=lambda: grpc_serving(f"127.0.0.1:{grpc_port}"),
         ports={"grpc": grpc_port, "metrics": metrics_port},
-    )  # fmt: skip
+    )
     yield service
     service.stop()
 

@@ -33,24 +33,34 @@ def start_inference(
     """``credentials``: how the readiness check connects when the server runs TLS."""
     grpc_port, metrics_port = free_port(), free_port()
     return start_service(
-        "inference", "services.inference",
-        {**stack.env(), "LUMEN_MODEL_REPOSITORY": str(registry),
-         "LUMEN_INFERENCE_MODEL_REPOSITORY": str(registry),
-         "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
-         "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port),
-         "LUMEN_INFERENCE_POLL_INTERVAL_SECONDS": "0.3",
-         "LUMEN_INFERENCE_TRENDS_REFRESH_SECONDS": "0.5",
-         "LUMEN_INFERENCE_INTRA_OP_THREADS": "1",
-         "LUMEN_INFERENCE_SUPPORT_CONSUMER_GROUP": f"lumen-inference-test-{uuid.uuid4().hex[:6]}",
-         "LUMEN_INFERENCE_SUPPORT_OFFSET_RESET": "latest",
-         "LUMEN_INFERENCE_ROUTING": json.dumps({"balance": "accounts", "refund": "payments",
-                                                "out_of_scope": "human-triage",
-                                                "default": "general-support"}),
-         **env},
-        ready=lambda: tls_serving(f"127.0.0.1:{grpc_port}", credentials) if credentials
+        "inference",
+        "services.inference",
+        {
+            **stack.env(),
+            "LUMEN_MODEL_REPOSITORY": str(registry),
+            "LUMEN_INFERENCE_MODEL_REPOSITORY": str(registry),
+            "LUMEN_INFERENCE_GRPC_PORT": str(grpc_port),
+            "LUMEN_INFERENCE_METRICS_PORT": str(metrics_port),
+            "LUMEN_INFERENCE_POLL_INTERVAL_SECONDS": "0.3",
+            "LUMEN_INFERENCE_TRENDS_REFRESH_SECONDS": "0.5",
+            "LUMEN_INFERENCE_INTRA_OP_THREADS": "1",
+            "LUMEN_INFERENCE_SUPPORT_CONSUMER_GROUP": f"lumen-inference-test-{uuid.uuid4().hex[:6]}",
+            "LUMEN_INFERENCE_SUPPORT_OFFSET_RESET": "latest",
+            "LUMEN_INFERENCE_ROUTING": json.dumps(
+                {
+                    "balance": "accounts",
+                    "refund": "payments",
+                    "out_of_scope": "human-triage",
+                    "default": "general-support",
+                }
+            ),
+            **env,
+        },
+        ready=lambda: tls_serving(f"127.0.0.1:{grpc_port}", credentials)
+        if credentials
         else grpc_serving(f"127.0.0.1:{grpc_port}"),
         ports={"grpc": grpc_port, "metrics": metrics_port},
-    )  # fmt: skip
+    )
 
 
 def tls_serving(target: str, credentials: grpc.ChannelCredentials) -> bool:

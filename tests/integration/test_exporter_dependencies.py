@@ -67,14 +67,21 @@ def platform() -> Iterator[OwnPlatform]:
 def exporter(platform: OwnPlatform) -> Iterator[ServiceProcess]:
     port = free_port()
     service = start_service(
-        "exporter-deps", "services.exporter",
-        {"LUMEN_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap,
-         "LUMEN_MONGO_URI": platform.mongo.uri, "LUMEN_MONGO_DATABASE": f"deps_{uuid.uuid4().hex[:6]}",
-         "LUMEN_MONGO_TIMEOUT_MS": "1000", "LUMEN_LOG_FORMAT": "text",
-         "LUMEN_EXPORTER_PORT": str(port), "LUMEN_EXPORTER_KAFKA_POLL_SECONDS": "1",
-         "LUMEN_EXPORTER_MONGO_POLL_SECONDS": "1"},
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), ports={"metrics": port},
-    )  # fmt: skip
+        "exporter-deps",
+        "services.exporter",
+        {
+            "LUMEN_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap,
+            "LUMEN_MONGO_URI": platform.mongo.uri,
+            "LUMEN_MONGO_DATABASE": f"deps_{uuid.uuid4().hex[:6]}",
+            "LUMEN_MONGO_TIMEOUT_MS": "1000",
+            "LUMEN_LOG_FORMAT": "text",
+            "LUMEN_EXPORTER_PORT": str(port),
+            "LUMEN_EXPORTER_KAFKA_POLL_SECONDS": "1",
+            "LUMEN_EXPORTER_MONGO_POLL_SECONDS": "1",
+        },
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/metrics"),
+        ports={"metrics": port},
+    )
     yield service
     service.stop()
 

@@ -54,8 +54,13 @@ def code_of(call: object) -> grpc.StatusCode:
 
 def test_health_per_service_and_v2_server_endpoints(channel: grpc.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "lumen.v1.IntentService", "lumen.v1.RecommendationService",
-                    "lumen.v1.SearchService", "inference.GRPCInferenceService"):  # fmt: skip
+    for service in (
+        "",
+        "lumen.v1.IntentService",
+        "lumen.v1.RecommendationService",
+        "lumen.v1.SearchService",
+        "inference.GRPCInferenceService",
+    ):
         status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
         assert status == health_pb2.HealthCheckResponse.SERVING, service
     stub = v2_grpc.GRPCInferenceServiceStub(channel)
@@ -69,8 +74,10 @@ def test_health_per_service_and_v2_server_endpoints(channel: grpc.Channel) -> No
     meta = stub.ModelMetadata(v2.ModelMetadataRequest(name="recommender"), timeout=5)
     assert meta.versions == ["1"] and meta.platform == "onnxruntime_onnx"
     assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [
-        ("recent_items", "INT64", [-1, -1]), ("exclude_mask", "BOOL", [-1, 8]), ("k", "INT64", [1])
-    ]  # fmt: skip
+        ("recent_items", "INT64", [-1, -1]),
+        ("exclude_mask", "BOOL", [-1, 8]),
+        ("k", "INT64", [1]),
+    ]
 
 
 def test_model_infer_with_a_generic_v2_request_matches_the_typed_api(
@@ -86,17 +93,25 @@ def test_model_infer_with_a_generic_v2_request_matches_the_typed_api(
     tensor = v2.ModelInferRequest.InferInputTensor
     # One request in raw form, one with typed contents: both are part of the protocol.
     raw_request = v2.ModelInferRequest(
-        model_name="intent-classifier", id="raw",
+        model_name="intent-classifier",
+        id="raw",
         inputs=[tensor(name=n, datatype="INT64", shape=list(a.shape)) for n, a in tokens.items()],
         raw_input_contents=[a.astype("<i8").tobytes() for a in tokens.values()],
         outputs=[v2.ModelInferRequest.InferRequestedOutputTensor(name="probabilities")],
-    )  # fmt: skip
+    )
     typed_request = v2.ModelInferRequest(
-        model_name="intent-classifier", model_version="1",
-        inputs=[tensor(name=n, datatype="INT64", shape=list(a.shape),
-                       contents=v2.InferTensorContents(int64_contents=a.ravel().tolist()))
-                for n, a in tokens.items()],
-    )  # fmt: skip
+        model_name="intent-classifier",
+        model_version="1",
+        inputs=[
+            tensor(
+                name=n,
+                datatype="INT64",
+                shape=list(a.shape),
+                contents=v2.InferTensorContents(int64_contents=a.ravel().tolist()),
+            )
+            for n, a in tokens.items()
+        ],
+    )
     for request in (raw_request, typed_request):
         response = stub.ModelInfer(request, timeout=5)
         assert response.model_name == "intent-classifier" and response.model_version == "1"
@@ -105,8 +120,9 @@ def test_model_infer_with_a_generic_v2_request_matches_the_typed_api(
         assert tiny.INTENTS[best] == typed.prediction.intent == "balance"
         assert float(probs[best]) == pytest.approx(typed.prediction.confidence, abs=1e-6)
         alternatives = [(a.intent, a.confidence) for a in typed.prediction.alternatives]
-        expected = sorted(((tiny.INTENTS[i], float(p)) for i, p in enumerate(probs)),
-                          key=lambda pair: -pair[1])  # fmt: skip
+        expected = sorted(
+            ((tiny.INTENTS[i], float(p)) for i, p in enumerate(probs)), key=lambda pair: -pair[1]
+        )
         assert [a[0] for a in alternatives] == [e[0] for e in expected]
     assert typed.model_name == "intent-classifier" and typed.model_version == "1"
 
@@ -114,8 +130,11 @@ def test_model_infer_with_a_generic_v2_request_matches_the_typed_api(
 def test_classify_intent_single_batch_and_out_of_scope(channel: grpc.Channel) -> None:
     stub = pb_grpc.IntentServiceStub(channel)
     batch = stub.ClassifyIntentBatch(
-        pb.ClassifyIntentBatchRequest(texts=["refund", "the weather is love", "transfer money"],
-                                      top_k=2), timeout=5)  # fmt: skip
+        pb.ClassifyIntentBatchRequest(
+            texts=["refund", "the weather is love", "transfer money"], top_k=2
+        ),
+        timeout=5,
+    )
     got = [(p.intent, p.out_of_scope, len(p.alternatives)) for p in batch.predictions]
     assert got == [("refund", False, 2), ("out_of_scope", True, 2), ("transfer", False, 2)]
 
@@ -129,8 +148,10 @@ def test_every_error_case_returns_its_status(channel: grpc.Channel) -> None:
     ids = v2.InferTensorContents(int64_contents=[2, 3])
 
     def infer(model: str = "intent-classifier", version: str = "", **kw: object) -> object:
-        inputs = kw.get("inputs") or [tensor(name="input_ids", datatype="INT64", shape=[1, 2], contents=ids),
-                                      tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=ids)]  # fmt: skip
+        inputs = kw.get("inputs") or [
+            tensor(name="input_ids", datatype="INT64", shape=[1, 2], contents=ids),
+            tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=ids),
+        ]
         return lambda: v2_stub.ModelInfer(
             v2.ModelInferRequest(model_name=model, model_version=version, inputs=inputs), timeout=5
         )
@@ -144,28 +165,43 @@ def test_every_error_case_returns_its_status(channel: grpc.Channel) -> None:
         == not_found
     )
     floats = v2.InferTensorContents(fp32_contents=[1.0, 2.0])
-    wrong_dtype = [tensor(name="input_ids", datatype="FP32", shape=[1, 2], contents=floats),
-                   tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=ids)]  # fmt: skip
+    wrong_dtype = [
+        tensor(name="input_ids", datatype="FP32", shape=[1, 2], contents=floats),
+        tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=ids),
+    ]
     assert code_of(infer(inputs=wrong_dtype)) == invalid
-    wrong_shape = [tensor(name="input_ids", datatype="INT64", shape=[2], contents=ids),
-                   tensor(name="attention_mask", datatype="INT64", shape=[2], contents=ids)]  # fmt: skip
+    wrong_shape = [
+        tensor(name="input_ids", datatype="INT64", shape=[2], contents=ids),
+        tensor(name="attention_mask", datatype="INT64", shape=[2], contents=ids),
+    ]
     assert code_of(infer(inputs=wrong_shape)) == invalid
-    wrong_count = [tensor(name="input_ids", datatype="INT64", shape=[1, 3], contents=ids),
-                   tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=ids)]  # fmt: skip
+    wrong_count = [
+        tensor(name="input_ids", datatype="INT64", shape=[1, 3], contents=ids),
+        tensor(name="attention_mask", datatype="INT64", shape=[1, 2], contents=ids),
+    ]
     assert code_of(infer(inputs=wrong_count)) == invalid
 
     def recommender_inputs(recent: list[int], k: int = 3) -> list[object]:
         rows = v2.InferTensorContents(int64_contents=recent)
         mask = v2.InferTensorContents(bool_contents=[False] * 8)
-        return [tensor(name="recent_items", datatype="INT64", shape=[1, len(recent)], contents=rows),
-                tensor(name="exclude_mask", datatype="BOOL", shape=[1, 8], contents=mask),
-                tensor(name="k", datatype="INT64", shape=[1],
-                       contents=v2.InferTensorContents(int64_contents=[k]))]  # fmt: skip
+        return [
+            tensor(name="recent_items", datatype="INT64", shape=[1, len(recent)], contents=rows),
+            tensor(name="exclude_mask", datatype="BOOL", shape=[1, 8], contents=mask),
+            tensor(
+                name="k",
+                datatype="INT64",
+                shape=[1],
+                contents=v2.InferTensorContents(int64_contents=[k]),
+            ),
+        ]
 
     # Values the graph cannot run (a row past the 8 items, more than the 4 trained history
     # positions, k above the catalogue) are the caller's error, found before batching.
-    for bad in (recommender_inputs([0, 99]), recommender_inputs([0, 1, 2, 3, 4]),
-                recommender_inputs([0], k=9)):  # fmt: skip
+    for bad in (
+        recommender_inputs([0, 99]),
+        recommender_inputs([0, 1, 2, 3, 4]),
+        recommender_inputs([0], k=9),
+    ):
         assert code_of(infer("recommender", inputs=bad)) == invalid
     assert infer("recommender", inputs=recommender_inputs([-1, 0], k=8))().outputs  # type: ignore[operator]
     assert (
@@ -226,8 +262,9 @@ def test_recommendations_follow_the_profile_with_reasons(channel: grpc.Channel, 
         pb.RecommendRequest(user_id=user, k=2, context_item_ids=["m5"]), timeout=5
     )
     assert [(i.item_id, i.reason) for i in context.items] == [
-        ("m2", "because you watched Toy Story"), ("m6", "because you watched Money Heist")
-    ]  # fmt: skip
+        ("m2", "because you watched Toy Story"),
+        ("m6", "because you watched Money Heist"),
+    ]
 
 
 def test_unknown_user_gets_what_is_trending_and_is_told_so(
@@ -235,11 +272,21 @@ def test_unknown_user_gets_what_is_trending_and_is_told_so(
 ) -> None:
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = int(hour.timestamp())
-    db["trends"].insert_many([  # type: ignore[index]
-        {"_id": f"1h|item|{start}|{item}", "window": "1h", "kind": "item", "key": item,
-         "start": hour, "views": views, "purchases": 0, "expiresAt": hour + timedelta(hours=3)}
-        for item, views in (("m7", 50), ("m4", 40), ("m2", 10))
-    ])  # fmt: skip
+    db["trends"].insert_many(  # type: ignore[index]
+        [
+            {
+                "_id": f"1h|item|{start}|{item}",
+                "window": "1h",
+                "kind": "item",
+                "key": item,
+                "start": hour,
+                "views": views,
+                "purchases": 0,
+                "expiresAt": hour + timedelta(hours=3),
+            }
+            for item, views in (("m7", 50), ("m4", 40), ("m2", 10))
+        ]
+    )
     stub = pb_grpc.RecommendationServiceStub(channel)
 
     def trending() -> pb.RecommendResponse | None:
@@ -260,8 +307,9 @@ def test_semantic_search_ranks_and_filters_the_catalogue(channel: grpc.Channel) 
     response = stub.SearchItems(pb.SearchItemsRequest(query="space robots", k=3), timeout=5)
     assert response.hits[0].item_id == "m2" and response.hits[0].title == "Space Robots"
     assert response.model_name == "item-search" and len(response.hits) == 3
-    drama = stub.SearchItems(pb.SearchItemsRequest(query="space robots", k=5, categories=["Drama"]),
-                             timeout=5)  # fmt: skip
+    drama = stub.SearchItems(
+        pb.SearchItemsRequest(query="space robots", k=5, categories=["Drama"]), timeout=5
+    )
     assert {h.item_id for h in drama.hits} == {"m6", "m8"}
 
 

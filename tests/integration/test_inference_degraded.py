@@ -18,11 +18,12 @@ from tests.support.stack import ServiceProcess, Stack, free_port
 def server(stack: Stack) -> Iterator[ServiceProcess]:
     dead = free_port()  # nothing listens there: every MongoDB call fails
     service = start_inference(
-        stack, tiny_registry(),
+        stack,
+        tiny_registry(),
         LUMEN_MONGO_URI=f"mongodb://127.0.0.1:{dead}/?serverSelectionTimeoutMS=300",
         LUMEN_MONGO_TIMEOUT_MS="300",
         LUMEN_INFERENCE_SUPPORT_CONSUMER_ENABLED="false",
-    )  # fmt: skip
+    )
     yield service
     service.stop()
 
@@ -30,8 +31,9 @@ def server(stack: Stack) -> Iterator[ServiceProcess]:
 def test_recommend_degrades_to_trending_when_mongodb_is_down(server: ServiceProcess) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{server.ports['grpc']}") as channel:
         stub = pb_grpc.RecommendationServiceStub(channel)
-        responses = [stub.Recommend(pb.RecommendRequest(user_id="someone", k=3), timeout=5)
-                     for _ in range(3)]  # fmt: skip
+        responses = [
+            stub.Recommend(pb.RecommendRequest(user_id="someone", k=3), timeout=5) for _ in range(3)
+        ]
         intent = pb_grpc.IntentServiceStub(channel).ClassifyIntent(
             pb.ClassifyIntentRequest(text="refund"), timeout=5
         )
@@ -40,7 +42,8 @@ def test_recommend_degrades_to_trending_when_mongodb_is_down(server: ServiceProc
         # No trends could be read: the recommender's popularity prior fills the list.
         assert len(response.items) == 3 and response.model_name == "recommender"
     assert intent.prediction.intent == "refund"
-    assert metric(server, "lumen_inference_recommend_responses_total",
-                  source="trending_degraded") == 3  # fmt: skip
+    assert (
+        metric(server, "lumen_inference_recommend_responses_total", source="trending_degraded") == 3
+    )
     assert metric(server, "lumen_inference_profile_store_errors_total") >= 1
     assert metric(server, "lumen_inference_profile_store_up") == 0

@@ -35,10 +35,15 @@ def test_recommendations_change_after_new_events(
     def view(item: str) -> None:
         response = httpx.post(
             f"http://127.0.0.1:{ingest.ports['http']}/v1/track",
-            json={"userId": user, "event": "Item Viewed", "properties": {"itemId": item},
-                  "messageId": uuid.uuid4().hex},
-            auth=(WRITE_KEY, ""), timeout=10,
-        )  # fmt: skip
+            json={
+                "userId": user,
+                "event": "Item Viewed",
+                "properties": {"itemId": item},
+                "messageId": uuid.uuid4().hex,
+            },
+            auth=(WRITE_KEY, ""),
+            timeout=10,
+        )
         assert response.status_code == 200, response.text
 
     with grpc.insecure_channel(f"127.0.0.1:{server.ports['grpc']}") as channel:
@@ -51,8 +56,10 @@ def test_recommendations_change_after_new_events(
         assert before.source == pb.RECOMMENDATION_SOURCE_TRENDING  # no profile yet
 
         view("m1")
-        first = wait_for(lambda: (r := recommend()).source == pb.RECOMMENDATION_SOURCE_PERSONALISED
-                         and r, timeout=120)  # fmt: skip
+        first = wait_for(
+            lambda: (r := recommend()).source == pb.RECOMMENDATION_SOURCE_PERSONALISED and r,
+            timeout=120,
+        )
         assert isinstance(first, pb.RecommendResponse)
         assert [i.item_id for i in first.items] == ["m2", "m3"]
         assert first.items[0].reason == "because you watched Toy Story"
@@ -66,5 +73,6 @@ def test_recommendations_change_after_new_events(
         second = wait_for(shows_m6, timeout=120)
         assert isinstance(second, pb.RecommendResponse)
         assert [(i.item_id, i.reason) for i in second.items] == [
-            ("m2", "because you watched Toy Story"), ("m6", "because you watched Money Heist")
-        ]  # fmt: skip
+            ("m2", "because you watched Toy Story"),
+            ("m6", "because you watched Money Heist"),
+        ]

@@ -63,15 +63,21 @@ def test_hot_swap_under_load_fails_no_request(server: ServiceProcess, registry: 
     assert versions["1"] >= 20 and versions["2"] >= 20
     with grpc.insecure_channel(f"127.0.0.1:{server.ports['grpc']}") as channel:
         stub = v2_grpc.GRPCInferenceServiceStub(channel)
-        ready = {v: stub.ModelReady(v2.ModelReadyRequest(name="intent-classifier", version=v),
-                                    timeout=5).ready for v in ("1", "2")}  # fmt: skip
+        ready = {
+            v: stub.ModelReady(
+                v2.ModelReadyRequest(name="intent-classifier", version=v), timeout=5
+            ).ready
+            for v in ("1", "2")
+        }
     assert ready == {"1": False, "2": True}
     # Version 1 is unloaded once the grace period for requests that took it has passed.
     wait_for(
-        lambda: metric(server, "lumen_inference_model_loaded", model="intent-classifier",
-                       version="1") == 0,
+        lambda: metric(
+            server, "lumen_inference_model_loaded", model="intent-classifier", version="1"
+        )
+        == 0,
         timeout=30,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("kind", ["bad_file", "wrong_shape"])
@@ -80,17 +86,40 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
 ) -> None:
     version = 2 if kind == "bad_file" else 3
     if kind == "bad_file":
-        tiny.write_version(registry, "recommender", version, b"\x00garbage", "recommendation",
-                           [tiny._spec("recent_items", "int64", ["batch", "history"])], tiny.TOP)  # fmt: skip
+        tiny.write_version(
+            registry,
+            "recommender",
+            version,
+            b"\x00garbage",
+            "recommendation",
+            [tiny._spec("recent_items", "int64", ["batch", "history"])],
+            tiny.TOP,
+        )
     else:  # a valid graph whose item axis disagrees with its own config
-        tiny.write_version(registry, "recommender", version, tiny.recommender_model(),
-                           "recommendation",
-                           [tiny._spec("recent_items", "int64", ["batch", "history"]),
-                            tiny._spec("exclude_mask", "bool", ["batch", 99]),
-                            tiny._spec("k", "int64", [1])], tiny.TOP,
-                           files={"items.json": tiny.items_json()})  # fmt: skip
-    wait_for(lambda: metric(server, "lumen_inference_model_load_failures_total",
-                            model="recommender", version=str(version)) >= 1, timeout=10)  # fmt: skip
+        tiny.write_version(
+            registry,
+            "recommender",
+            version,
+            tiny.recommender_model(),
+            "recommendation",
+            [
+                tiny._spec("recent_items", "int64", ["batch", "history"]),
+                tiny._spec("exclude_mask", "bool", ["batch", 99]),
+                tiny._spec("k", "int64", [1]),
+            ],
+            tiny.TOP,
+            files={"items.json": tiny.items_json()},
+        )
+    wait_for(
+        lambda: metric(
+            server,
+            "lumen_inference_model_load_failures_total",
+            model="recommender",
+            version=str(version),
+        )
+        >= 1,
+        timeout=10,
+    )
     with grpc.insecure_channel(f"127.0.0.1:{server.ports['grpc']}") as channel:
         stub = v2_grpc.GRPCInferenceServiceStub(channel)
         assert not stub.ModelReady(

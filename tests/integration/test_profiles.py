@@ -49,10 +49,16 @@ def worker(stack: Stack, topic: str, db: Database) -> Iterator[ServiceProcess]:
     service.stop()
 
 
-def track(user: str | None, name: str, at: datetime, anonymous: str | None = None,
-          **props: Any) -> dict[str, Any]:  # fmt: skip
-    event: dict[str, Any] = {"type": "track", "event": name, "timestamp": iso(at),
-                             "properties": props, "messageId": unique("m")}  # fmt: skip
+def track(
+    user: str | None, name: str, at: datetime, anonymous: str | None = None, **props: Any
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "track",
+        "event": name,
+        "timestamp": iso(at),
+        "properties": props,
+        "messageId": unique("m"),
+    }
     if user:
         event["userId"] = user
     if anonymous:
@@ -74,30 +80,56 @@ def one(db: Database, collection: str, key: str) -> dict[str, Any]:
     return doc
 
 
-def test_identify_and_alias_merge_anonymous_histories(stack: Stack, topic: str, db: Database,
-                                                      worker: ServiceProcess) -> None:  # fmt: skip
+def test_identify_and_alias_merge_anonymous_histories(
+    stack: Stack, topic: str, db: Database, worker: ServiceProcess
+) -> None:
     user, anon, old = unique("user"), unique("anon"), unique("old-id")
-    produce(stack, topic, [
-        track(None, "Item Viewed", T0, anonymous=anon, itemId="a1", categories=["Drama"]),
-        track(None, "Item Viewed", T0 + timedelta(minutes=1), anonymous=anon, itemId="a2"),
-        {"type": "page", "anonymousId": anon, "timestamp": iso(T0 + timedelta(minutes=2)),
-         "traits": {}, "properties": {"itemId": "a3"}},
-        # An earlier anonymous id of the same person, merged by alias (an identified user's
-        # profile would not be: tests/security/test_profile_abuse.py).
-        track(None, "Item Viewed", T0 - timedelta(days=3), anonymous=old, itemId="o1"),
-    ])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [
+            track(None, "Item Viewed", T0, anonymous=anon, itemId="a1", categories=["Drama"]),
+            track(None, "Item Viewed", T0 + timedelta(minutes=1), anonymous=anon, itemId="a2"),
+            {
+                "type": "page",
+                "anonymousId": anon,
+                "timestamp": iso(T0 + timedelta(minutes=2)),
+                "traits": {},
+                "properties": {"itemId": "a3"},
+            },
+            # An earlier anonymous id of the same person, merged by alias (an identified user's
+            # profile would not be: tests/security/test_profile_abuse.py).
+            track(None, "Item Viewed", T0 - timedelta(days=3), anonymous=old, itemId="o1"),
+        ],
+    )
     profile(db, anon, version=3)
     profile(db, old, version=1)
-    produce(stack, topic, [
-        {"type": "identify", "userId": user, "anonymousId": anon,
-         "timestamp": iso(T0 + timedelta(minutes=3)), "traits": {"plan": "pro", "a.b": 1}},
-        {"type": "alias", "userId": user, "previousId": old,
-         "timestamp": iso(T0 + timedelta(minutes=4))},
-    ])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [
+            {
+                "type": "identify",
+                "userId": user,
+                "anonymousId": anon,
+                "timestamp": iso(T0 + timedelta(minutes=3)),
+                "traits": {"plan": "pro", "a.b": 1},
+            },
+            {
+                "type": "alias",
+                "userId": user,
+                "previousId": old,
+                "timestamp": iso(T0 + timedelta(minutes=4)),
+            },
+        ],
+    )
     profile(db, user, version=6)
     # Later anonymous-only events land on the known user through the link.
-    produce(stack, topic, [track(None, "Item Viewed", T0 + timedelta(minutes=5), anonymous=anon,
-                                 itemId="a4")])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [track(None, "Item Viewed", T0 + timedelta(minutes=5), anonymous=anon, itemId="a4")],
+    )
     doc = profile(db, user, version=7)
     assert db.profiles.count_documents({"_id": {"$in": [anon, old]}}) == 0
     assert sorted(doc["anonymousIds"]) == sorted([anon, old])
@@ -113,8 +145,11 @@ def test_identify_and_alias_merge_anonymous_histories(stack: Stack, topic: str, 
 
     # The merged-away ids get tombstones on profiles.updated.
     def tombstones() -> set[bytes]:
-        return {k for k, v in read_topic(stack, PROFILES_UPDATED.name, timeout_ms=1500)
-                if v is None and k in (anon.encode(), old.encode())}  # fmt: skip
+        return {
+            k
+            for k, v in read_topic(stack, PROFILES_UPDATED.name, timeout_ms=1500)
+            if v is None and k in (anon.encode(), old.encode())
+        }
 
     assert wait_for(tombstones, timeout=30) == {anon.encode(), old.encode()}
 
@@ -134,17 +169,29 @@ def test_identify_and_alias_merge_anonymous_histories(stack: Stack, topic: str, 
     assert view.traits == {"plan": "pro", "a.b": 1} and view.counts_by_name["Item Viewed"] == 4
 
 
-def test_affinity_decay_matches_a_hand_computation(stack: Stack, topic: str, db: Database,
-                                                   worker: ServiceProcess) -> None:  # fmt: skip
+def test_affinity_decay_matches_a_hand_computation(
+    stack: Stack, topic: str, db: Database, worker: ServiceProcess
+) -> None:
     user = unique("decay")
-    produce(stack, topic, [
-        track(user, "Item Viewed", T0, itemId="d1", categories=["A"]),  # weight 1
-        track(user, "Order Completed", T0 + timedelta(days=1), itemId="d2",
-              categories=["A", "B"], price=10),  # weight 5
-        track(user, "Item Rated", T0 + timedelta(days=3), itemId="d3", categories=["B"],
-              rating=5),  # weight 4
-        track(user, "Item Viewed", T0 + timedelta(days=2), itemId="d4", categories=["A"]),
-    ])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [
+            track(user, "Item Viewed", T0, itemId="d1", categories=["A"]),  # weight 1
+            track(
+                user,
+                "Order Completed",
+                T0 + timedelta(days=1),
+                itemId="d2",
+                categories=["A", "B"],
+                price=10,
+            ),  # weight 5
+            track(
+                user, "Item Rated", T0 + timedelta(days=3), itemId="d3", categories=["B"], rating=5
+            ),  # weight 4
+            track(user, "Item Viewed", T0 + timedelta(days=2), itemId="d4", categories=["A"]),
+        ],
+    )
     doc = profile(db, user, version=4)
     # Half-life 1 day. At day 1: A = 1/2 + 5 = 5.5, B = 5. At day 3: A = 5.5/4 = 1.375,
     # B = 5/4 + 4 = 5.25. The late view of day 2 adds 1/2 to A: 1.875.
@@ -153,23 +200,30 @@ def test_affinity_decay_matches_a_hand_computation(stack: Stack, topic: str, db:
     assert unpack(doc["purchasedItems"]) == ["d2", "d3"]  # bought or rated: not recommended
 
 
-def test_sessions_and_active_days(stack: Stack, topic: str, db: Database,
-                                  worker: ServiceProcess) -> None:  # fmt: skip
+def test_sessions_and_active_days(
+    stack: Stack, topic: str, db: Database, worker: ServiceProcess
+) -> None:
     user = unique("sessions")
     minutes = [0, 10, 39, 70, 99, 200, 24 * 60 + 5]  # gaps > 30 min before 70, 200 and day 2
-    produce(stack, topic, [track(user, "Item Viewed", T0 + timedelta(minutes=m), itemId=str(m))
-                           for m in minutes])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [track(user, "Item Viewed", T0 + timedelta(minutes=m), itemId=str(m)) for m in minutes],
+    )
     doc = profile(db, user, version=len(minutes))
     assert doc["sessions"]["count"] == 4
     assert doc["activeDays"] == [day_number(T0), day_number(T0) + 1]
     assert unpack(doc["recentItems"]) == [str(m) for m in minutes]
 
 
-def test_rfm_scores_and_segment(stack: Stack, topic: str, db: Database,
-                                worker: ServiceProcess) -> None:  # fmt: skip
+def test_rfm_scores_and_segment(
+    stack: Stack, topic: str, db: Database, worker: ServiceProcess
+) -> None:
     user = unique("rfm")
-    buys = [track(user, "Order Completed", T0 + timedelta(days=d), itemId=f"r{d}", price=50.0)
-            for d in range(6)]  # fmt: skip
+    buys = [
+        track(user, "Order Completed", T0 + timedelta(days=d), itemId=f"r{d}", price=50.0)
+        for d in range(6)
+    ]
     later = track(user, "Item Viewed", T0 + timedelta(days=105), itemId="r-view")
     produce(stack, topic, [*buys, later])
     doc = profile(db, user, version=7)
@@ -179,24 +233,42 @@ def test_rfm_scores_and_segment(stack: Stack, topic: str, db: Database,
     assert doc["rfm"] == {"r": 2, "f": 3, "m": 3, "segment": "at_risk"}
 
 
-def test_trending_top_n_per_item_and_category(stack: Stack, topic: str, db: Database,
-                                              worker: ServiceProcess) -> None:  # fmt: skip
+def test_trending_top_n_per_item_and_category(
+    stack: Stack, topic: str, db: Database, worker: ServiceProcess
+) -> None:
     now = datetime.now(UTC)
     tag = unique("t")
     views = {f"{tag}-hot": 5, f"{tag}-warm": 3, f"{tag}-cold": 1}
-    events = [track(f"{tag}-u{n}", "Item Viewed", now, itemId=item, categories=[f"{tag}-cat"])
-              for item, count in views.items() for n in range(count)]  # fmt: skip
-    events.append(track(f"{tag}-u9", "Order Completed", now, itemId=f"{tag}-cold",
-                        categories=[f"{tag}-cat"], price=3))  # fmt: skip
+    events = [
+        track(f"{tag}-u{n}", "Item Viewed", now, itemId=item, categories=[f"{tag}-cat"])
+        for item, count in views.items()
+        for n in range(count)
+    ]
+    events.append(
+        track(
+            f"{tag}-u9",
+            "Order Completed",
+            now,
+            itemId=f"{tag}-cold",
+            categories=[f"{tag}-cat"],
+            price=3,
+        )
+    )
     produce(stack, topic, events)
 
     def ranked() -> list[tuple[str, int, int]] | None:
-        top = [(t.key, t.views, t.purchases) for t in top_trending(db, "item", "1m", limit=50)
-               if t.key.startswith(tag)]  # fmt: skip
+        top = [
+            (t.key, t.views, t.purchases)
+            for t in top_trending(db, "item", "1m", limit=50)
+            if t.key.startswith(tag)
+        ]
         return top if len(top) == 3 else None
 
-    assert wait_for(ranked, timeout=60) == [(f"{tag}-hot", 5, 0), (f"{tag}-warm", 3, 0),
-                                            (f"{tag}-cold", 1, 1)]  # fmt: skip
+    assert wait_for(ranked, timeout=60) == [
+        (f"{tag}-hot", 5, 0),
+        (f"{tag}-warm", 3, 0),
+        (f"{tag}-cold", 1, 1),
+    ]
     by_purchases = top_trending(db, "item", "1h", by="purchases", limit=50)
     assert by_purchases[0].key == f"{tag}-cold"
     categories = {t.key: t.views for t in top_trending(db, "category", "1h", limit=50)}
@@ -209,13 +281,22 @@ def test_erasure_removes_profile_links_and_trend_contributions(
     now = datetime.now(UTC)
     user, anon, other = unique("erase"), unique("erase-anon"), unique("keep")
     item = unique("erase-item")
-    produce(stack, topic, [
-        {"type": "identify", "userId": user, "anonymousId": anon, "timestamp": iso(now),
-         "traits": {"email": "e@example.com"}},
-        track(user, "Item Viewed", now, itemId=item, categories=["Erasable"]),
-        track(user, "Item Viewed", now, itemId=item),
-        track(other, "Item Viewed", now, itemId=item),
-    ])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [
+            {
+                "type": "identify",
+                "userId": user,
+                "anonymousId": anon,
+                "timestamp": iso(now),
+                "traits": {"email": "e@example.com"},
+            },
+            track(user, "Item Viewed", now, itemId=item, categories=["Erasable"]),
+            track(user, "Item Viewed", now, itemId=item),
+            track(other, "Item Viewed", now, itemId=item),
+        ],
+    )
     profile(db, user, version=3)
     profile(db, other, version=1)
     minute = int(now.timestamp()) // 60 * 60
@@ -243,12 +324,16 @@ def test_poison_events_go_to_the_dlq_and_the_stream_keeps_flowing(
 ) -> None:
     user = unique("after-poison")
     start = end_offsets(stack, EVENTS_DLQ.name)
-    produce(stack, topic, [
-        b"\x00 not json",
-        orjson.dumps({"type": "track", "event": "Item Viewed", "timestamp": iso(T0)}),
-        orjson.dumps(track(user, "Item Viewed", T0, itemId={"$gt": ""})),
-        track(user, "Item Viewed", T0, itemId="fine"),
-    ])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [
+            b"\x00 not json",
+            orjson.dumps({"type": "track", "event": "Item Viewed", "timestamp": iso(T0)}),
+            orjson.dumps(track(user, "Item Viewed", T0, itemId={"$gt": ""})),
+            track(user, "Item Viewed", T0, itemId="fine"),
+        ],
+    )
     assert unpack(profile(db, user)["recentItems"]) == ["fine"]
 
     def ours() -> list[dict[str, Any]]:
@@ -265,8 +350,20 @@ def test_catalogue_events_let_profiles_resolve_categories(
     stack: Stack, topic: str, db: Database, worker: ServiceProcess
 ) -> None:
     item, user = unique("movie"), unique("fan")
-    produce(stack, topic, [track("catalogue", "Item Upserted", T0, itemId=item, title="Heat",
-                                 categories=["Crime", "Thriller"])])  # fmt: skip
+    produce(
+        stack,
+        topic,
+        [
+            track(
+                "catalogue",
+                "Item Upserted",
+                T0,
+                itemId=item,
+                title="Heat",
+                categories=["Crime", "Thriller"],
+            )
+        ],
+    )
     wait_for(lambda: db.items.find_one({"_id": item}), timeout=60)
     produce(stack, topic, [track(user, "Item Viewed", T0, itemId=item)])
     doc = profile(db, user)
@@ -275,8 +372,9 @@ def test_catalogue_events_let_profiles_resolve_categories(
     assert db.profiles.find_one({"_id": "catalogue"}) is None  # catalogue calls are not users
 
 
-def test_user_ids_are_only_ever_exact_keys(stack: Stack, topic: str, db: Database,
-                                           worker: ServiceProcess) -> None:  # fmt: skip
+def test_user_ids_are_only_ever_exact_keys(
+    stack: Stack, topic: str, db: Database, worker: ServiceProcess
+) -> None:
     user = "$where." + unique("x")
     produce(stack, topic, [track(user, "Item Viewed", T0, itemId="1", categories=["$set.x"])])
     doc = profile(db, user)

@@ -27,8 +27,12 @@ from tests.support.stack import Stack, wait_for
 
 USERS = 120
 EVENTS_PER_USER = 40
-NAMES = ["Item Viewed"] * 6 + ["Item Added to Cart", "Order Completed", "Item Rated",
-                                "Recommendation Clicked"]  # fmt: skip
+NAMES = ["Item Viewed"] * 6 + [
+    "Item Added to Cart",
+    "Order Completed",
+    "Item Rated",
+    "Recommendation Clicked",
+]
 COMPARED = ("profiles", "trends", "trend_contributions", "items")
 
 
@@ -41,8 +45,15 @@ def workload(prefix: str, seed: int = 7) -> list[dict[str, Any] | bytes]:
     for u in range(USERS):
         user = f"{prefix}-u{u}"
         moment = start + timedelta(seconds=rng.randint(0, 600))
-        events.append({"type": "identify", "userId": user, "anonymousId": f"{prefix}-a{u}",
-                       "timestamp": iso(moment), "traits": {"n": u, "tier": rng.choice("abc")}})  # fmt: skip
+        events.append(
+            {
+                "type": "identify",
+                "userId": user,
+                "anonymousId": f"{prefix}-a{u}",
+                "timestamp": iso(moment),
+                "traits": {"n": u, "tier": rng.choice("abc")},
+            }
+        )
         for _ in range(EVENTS_PER_USER - 1):
             moment += timedelta(seconds=rng.choice([5, 30, 90, 2400]))
             name = rng.choice(NAMES)
@@ -52,8 +63,15 @@ def workload(prefix: str, seed: int = 7) -> list[dict[str, Any] | bytes]:
                 props["price"] = round(rng.uniform(1, 90), 2)
             if name == "Item Rated":
                 props["rating"] = rng.randint(1, 5)
-            events.append({"type": "track", "userId": user, "event": name,
-                           "timestamp": iso(moment), "properties": props})  # fmt: skip
+            events.append(
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": name,
+                    "timestamp": iso(moment),
+                    "properties": props,
+                }
+            )
         if u % 40 == 7:
             events.append({"type": "delete", "userId": user, "timestamp": iso(moment)})
     rng.shuffle(events)  # users interleave; each user's own order is kept below
@@ -151,8 +169,11 @@ def test_kill_9_mid_stream_then_restart_and_replay_from_zero(
     # A new consumer group reads the whole topic from offset 0 into the same database.
     again = start_worker(stack, topic, db.name)
     try:
-        wait_for(lambda: metric(again, "lumen_profiles_events_skipped_total") >= total,
-                 timeout=90, interval=0.25)  # fmt: skip
+        wait_for(
+            lambda: metric(again, "lumen_profiles_events_skipped_total") >= total,
+            timeout=90,
+            interval=0.25,
+        )
         assert metric(again, "lumen_profiles_events_processed_total") == 0
     finally:
         again.stop()

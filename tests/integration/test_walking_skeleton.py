@@ -20,10 +20,14 @@ def test_event_over_http_becomes_a_profile_readable_over_grpc(
     user = f"user-{uuid.uuid4().hex[:8]}"
     response = httpx.post(
         f"http://127.0.0.1:{ingest.ports['http']}/v1/track",
-        json={"userId": user, "anonymousId": "anon-1", "event": "Item Viewed",
-              "properties": {"itemId": "42"}},
+        json={
+            "userId": user,
+            "anonymousId": "anon-1",
+            "event": "Item Viewed",
+            "properties": {"itemId": "42"},
+        },
         auth=(WRITE_KEY, ""),
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"success": True}
 
@@ -53,8 +57,9 @@ def test_unknown_profile_is_not_found(inference: ServiceProcess) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{inference.ports['grpc']}") as channel:
         stub = profiles_pb2_grpc.ProfileServiceStub(channel)
         try:
-            stub.GetProfile(profiles_pb2.GetProfileRequest(user_id="nobody-" + uuid.uuid4().hex),
-                            timeout=5)  # fmt: skip
+            stub.GetProfile(
+                profiles_pb2.GetProfileRequest(user_id="nobody-" + uuid.uuid4().hex), timeout=5
+            )
         except grpc.RpcError as exc:
             assert exc.code() == grpc.StatusCode.NOT_FOUND
         else:

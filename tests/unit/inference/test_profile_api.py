@@ -13,25 +13,41 @@ from shared.profile_document import MalformedProfile, escape
 
 
 def test_rfm_is_unset_before_the_first_purchase_and_carried_after() -> None:
-    browsing = {"_id": "u1", "userId": "u1", "counts": {"byName": {"Item Viewed": 3}},
-                "recentItems": ["7", "9"], "version": 3}  # fmt: skip
+    browsing = {
+        "_id": "u1",
+        "userId": "u1",
+        "counts": {"byName": {"Item Viewed": 3}},
+        "recentItems": ["7", "9"],
+        "version": 3,
+    }
     message = to_proto(browsing)
     assert not message.HasField("rfm")
     assert list(message.recent_items) == ["7", "9"] and message.version == 3
 
-    bought = {**browsing, "purchases": 2, "revenue": 59.9,
-              "lastPurchaseAt": datetime(2026, 1, 1, tzinfo=UTC),
-              "rfm": {"r": 5, "f": 2, "m": 2, "segment": "potential_loyalist"}}  # fmt: skip
+    bought = {
+        **browsing,
+        "purchases": 2,
+        "revenue": 59.9,
+        "lastPurchaseAt": datetime(2026, 1, 1, tzinfo=UTC),
+        "rfm": {"r": 5, "f": 2, "m": 2, "segment": "potential_loyalist"},
+    }
     message = to_proto(bought)
     assert message.HasField("rfm")
-    assert (message.rfm.recency, message.rfm.frequency, message.rfm.monetary,
-            message.rfm.segment) == (5, 2, 2, "potential_loyalist")  # fmt: skip
+    assert (
+        message.rfm.recency,
+        message.rfm.frequency,
+        message.rfm.monetary,
+        message.rfm.segment,
+    ) == (5, 2, 2, "potential_loyalist")
     assert message.purchases == 2 and abs(message.revenue - 59.9) < 1e-9
 
 
 def test_packed_item_lists_are_read_as_ids() -> None:
-    doc = {"_id": "u1", "recentItems": pack_sequence(["12", "7", "12"]),
-           "purchasedItems": pack_set(["sku-9", "sku-1"])}  # fmt: skip
+    doc = {
+        "_id": "u1",
+        "recentItems": pack_sequence(["12", "7", "12"]),
+        "purchasedItems": pack_set(["sku-9", "sku-1"]),
+    }
     message = to_proto(doc)
     assert list(message.recent_items) == ["12", "7", "12"]
     assert list(message.purchased_items) == ["sku-1", "sku-9"]

@@ -50,8 +50,9 @@ def test_recommender_graph_equals_numpy_scorer() -> None:
     expected = reference_reasons(model.ease, model.trans, w_ease, w_trans, recent, items)
     assert reasons[with_history].tolist() == expected[with_history].tolist()
     assert (recent[0, reasons[0]] >= 0).all()  # row 0 starts with five pads
-    expected_short = reference_reasons(model.ease, model.trans, w_ease, w_trans,
-                                       recent[:, -3:], short)  # fmt: skip
+    expected_short = reference_reasons(
+        model.ease, model.trans, w_ease, w_trans, recent[:, -3:], short
+    )
     assert short_reasons[with_history].tolist() == expected_short[with_history].tolist()
 
 

@@ -15,8 +15,9 @@ RULES = Rules(half_life_seconds=86400, session_gap_seconds=1800, recent_items_ma
 
 def ev(minutes: float, name: str = "Item Viewed", user: str = "u1", **props: object) -> ParsedEvent:
     at = (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
-    return parse_event({"type": "track", "userId": user, "event": name, "timestamp": at,
-                        "properties": props})  # fmt: skip
+    return parse_event(
+        {"type": "track", "userId": user, "event": name, "timestamp": at, "properties": props}
+    )
 
 
 def test_one_update_per_user_with_operators_only() -> None:
@@ -26,9 +27,12 @@ def test_one_update_per_user_with_operators_only() -> None:
     change.apply(ev(60, "Order Completed", itemId="d", price=10.0), ("Comedy",))
     update = change.update(NOW)
     assert update["$inc"] == {
-        "version": 5, "counts.byType.track": 5, "counts.byName.Item Viewed": 4,
-        "counts.byName.Order Completed": 1, "sessions.count": 2,  # gap of 40 min after b
-    }  # fmt: skip
+        "version": 5,
+        "counts.byType.track": 5,
+        "counts.byName.Item Viewed": 4,
+        "counts.byName.Order Completed": 1,
+        "sessions.count": 2,  # gap of 40 min after b
+    }
     assert update["$min"] == {"firstSeen": T0}
     assert update["$max"] == {"lastSeen": T0 + timedelta(minutes=60)}
     assert unpack(update["$set"]["recentItems"]) == ["c", "d", "d"]  # the last 3, packed
@@ -41,8 +45,14 @@ def test_one_update_per_user_with_operators_only() -> None:
 
 
 def test_a_stored_profile_continues_its_session_and_counts() -> None:
-    stored = {"_id": "u1", "version": 7, "lastSeen": T0, "activeDays": [day_number(T0)],
-              "sessions": {"count": 3}, "recentItems": ["x", "y"]}  # fmt: skip
+    stored = {
+        "_id": "u1",
+        "version": 7,
+        "lastSeen": T0,
+        "activeDays": [day_number(T0)],
+        "sessions": {"count": 3},
+        "recentItems": ["x", "y"],
+    }
     change = ProfileChange("u1", stored, RULES)
     change.apply(ev(20, itemId="z"), ())
     update = change.update(NOW)
@@ -55,8 +65,12 @@ def test_a_stored_profile_continues_its_session_and_counts() -> None:
 
 
 def test_item_lists_grow_from_the_stored_packed_values() -> None:
-    stored = {"_id": "u1", "lastSeen": T0, "recentItems": pack_sequence(["1", "2", "3"]),
-              "purchasedItems": pack_set(["9", "4"])}  # fmt: skip
+    stored = {
+        "_id": "u1",
+        "lastSeen": T0,
+        "recentItems": pack_sequence(["1", "2", "3"]),
+        "purchasedItems": pack_set(["9", "4"]),
+    }
     change = ProfileChange("u1", stored, RULES)
     change.apply(ev(5, "Order Completed", itemId="4", price=1.0), ())  # bought before
     update = change.update(NOW)
@@ -77,10 +91,17 @@ def test_older_array_documents_are_packed_by_their_next_write() -> None:
 
 
 def test_absorbing_an_anonymous_history() -> None:
-    anonymous = {"_id": "anon-1", "version": 2, "counts": {"byType": {"page": 2}},
-                 "sessions": {"count": 1}, "firstSeen": T0 - timedelta(days=1),
-                 "lastSeen": T0 - timedelta(days=1), "recentItems": pack_sequence(["p"]),
-                 "purchasedItems": pack_set(["p"]), "traits": {"plan": "free", "email": "a@x"}}  # fmt: skip
+    anonymous = {
+        "_id": "anon-1",
+        "version": 2,
+        "counts": {"byType": {"page": 2}},
+        "sessions": {"count": 1},
+        "firstSeen": T0 - timedelta(days=1),
+        "lastSeen": T0 - timedelta(days=1),
+        "recentItems": pack_sequence(["p"]),
+        "purchasedItems": pack_set(["p"]),
+        "traits": {"plan": "free", "email": "a@x"},
+    }
     known = {"_id": "u1", "version": 1, "traits": {"email": "u@x"}, "lastSeen": T0}
     change = ProfileChange("u1", known, RULES)
     change.absorb(anonymous)

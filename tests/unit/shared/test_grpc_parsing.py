@@ -40,11 +40,14 @@ async def client_stream(
 def handlers() -> grpc.GenericRpcHandler:
     parse = events_pb2.DeleteUserRequest.FromString
     write = REPLY.SerializeToString
-    return grpc.method_handlers_generic_handler("test.Parsing", {
-        "Unary": grpc.unary_unary_rpc_method_handler(unary, parse, write),
-        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, parse, write),
-        "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, parse, write),
-    })  # fmt: skip
+    return grpc.method_handlers_generic_handler(
+        "test.Parsing",
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary, parse, write),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, parse, write),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, parse, write),
+        },
+    )
 
 
 @asynccontextmanager
