@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from shared.attribution import Touch, touch_of
 from shared.events import DELETE_TYPE, EVENT_TYPES
 from shared.profile_document import escape
 from shared.vocabulary import CART as CART
@@ -84,6 +85,7 @@ class ParsedEvent:
     traits: dict[str, Any] = field(default_factory=dict)
     interaction: Interaction | None = None
     catalogue: CatalogueItem | None = None
+    touch: Touch | None = None  # acquisition channel, if the event carries attribution context
 
     @property
     def is_delete(self) -> bool:
@@ -230,4 +232,5 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         traits=traits,
         interaction=interaction,
         catalogue=catalogue,
+        touch=touch_of(event) if catalogue is None else None,
     )
