@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from typing import Any
 
 from lumen_cli.platform import jaeger, kafka, mongo, paths, processes, prometheus, services
@@ -54,6 +55,19 @@ def tracing_env(otlp_endpoint: str) -> dict[str, str]:
     return {} if any(os.environ.get(name) for name in configured) else env
 
 
+def start_trace_store() -> dict[str, str]:
+    """Start Jaeger and return the services' tracing environment; tracing is optional, so a
+    Jaeger that cannot start (no Go to build it, a port taken) leaves it off, with the reason."""
+    print("starting jaeger (trace store)...", flush=True)
+    try:
+        config = jaeger.start()
+    except processes.PlatformError as error:
+        print(f"  jaeger    not started, tracing off: {error}", file=sys.stderr)
+        return {}
+    print(f"  jaeger    ui={config.query_url}  otlp={config.otlp_endpoint}")
+    return tracing_env(config.otlp_endpoint)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     print("starting Kafka (KRaft, single node)...", flush=True)
     bootstrap = kafka.start()
@@ -66,10 +80,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  topics    created {', '.join(created)}")
     if args.infra_only:
         return 0
-    print("starting jaeger (trace store)...", flush=True)
-    jaeger_config = jaeger.start()
-    print(f"  jaeger    ui={jaeger_config.query_url}  otlp={jaeger_config.otlp_endpoint}")
-    env = {**infra_env(bootstrap, uri), **tracing_env(jaeger_config.otlp_endpoint)}
+    env = {**infra_env(bootstrap, uri), **start_trace_store()}
     for spec in services.default_services():
         print(f"starting {spec.name}...", flush=True)
         services.start(spec, env)

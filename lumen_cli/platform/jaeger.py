@@ -4,7 +4,8 @@ The binary is built once from the Go module proxy by ``scripts/tools/jaeger.sh``
 ``var/tools/bin`` (``scripts/bootstrap.sh`` runs it). Its configuration is written at start
 from ``JaegerConfig``: OTLP receivers (gRPC and HTTP) the services export to, the query UI and
 API, and in-memory storage bounded to ``max_traces`` traces. The collector's own telemetry is
-off, so no port but the four configured ones is opened. Tests start their own on other ports.
+off and its queries are not traced, so no port but the four configured ones is opened and it
+sends nothing anywhere. Tests start their own on other ports.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def render_config(config: JaegerConfig) -> str:
                 "storage": {"traces": "lumen_memory"},
                 "http": {"endpoint": f"{listen}:{config.query_port}"},
                 "grpc": {"endpoint": f"{listen}:{config.query_grpc_port}"},
+                # Jaeger would trace its own queries to localhost:4317 (itself, or nobody).
+                "enable_tracing": False,
             },
         },
         "receivers": {

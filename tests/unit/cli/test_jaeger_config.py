@@ -36,6 +36,7 @@ def test_listeners_take_the_configured_ports_on_loopback(monkeypatch: Any) -> No
     backends = document["extensions"]["jaeger_storage"]["backends"]
     assert backends == {"lumen_memory": {"memory": {"max_traces": 1000}}}
     assert document["service"]["telemetry"]["metrics"] == {"level": "none"}
+    assert document["extensions"]["jaeger_query"]["enable_tracing"] is False
     assert config.otlp_endpoint == "http://127.0.0.1:24317"
     assert config.query_url == "http://127.0.0.1:26686"
 
