@@ -50,6 +50,12 @@ REVENUE = "revenue"
 LAST_PURCHASE_AT = "lastPurchaseAt"
 RFM = "rfm"  # {"r", "f", "m", "segment"}, from the first purchase on
 VERSION = "version"
+# Attribution touches (shared.attribution): {"channel", "source", "medium", "campaign",
+# "referrer", "at"}; the first is set once, the last follows later touches.
+FIRST_TOUCH = "firstTouch"
+LAST_TOUCH = "lastTouch"
+TOUCH_CHANNEL = "channel"
+TOUCH_AT = "at"
 
 _ESCAPES = str.maketrans({".": "\uff0e", "$": "\uff04", "\x00": "\ufffd"})
 _UNESCAPES = str.maketrans({"\uff0e": ".", "\uff04": "$"})
@@ -93,6 +99,19 @@ class Rfm:
 
 
 @dataclass(frozen=True)
+class AttributionTouch:
+    """An acquisition touch: its channel (one of ``shared.attribution.CHANNELS``), the campaign
+    fields it came with and when it happened."""
+
+    channel: str
+    at: datetime
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
+    referrer: str = ""
+
+
+@dataclass(frozen=True)
 class ProfileDocument:
     """The decoded read view of one stored profile: keys unescaped, item lists unpacked."""
 
@@ -115,6 +134,8 @@ class ProfileDocument:
     revenue: float = 0.0
     rfm: Rfm | None = None  # scored from the first purchase on
     version: int = 0
+    first_touch: AttributionTouch | None = None  # from the first event with attribution context
+    last_touch: AttributionTouch | None = None
 
     @property
     def seen_items(self) -> set[str]:
@@ -187,6 +208,22 @@ class _Decoder:
             segment=str(raw.get("segment", "")),
         )
 
+    def _touch(self, name: str) -> AttributionTouch | None:
+        raw = self._get(name, Mapping, None)
+        if raw is None:
+            return None
+        at = raw.get(TOUCH_AT)
+        channel = raw.get(TOUCH_CHANNEL)
+        if not isinstance(at, datetime):
+            raise self._fail(f"{name}.{TOUCH_AT}", f"expected datetime, found {type(at).__name__}")
+        if not isinstance(channel, str) or not channel:
+            raise self._fail(f"{name}.{TOUCH_CHANNEL}", f"{channel!r} is not a channel")
+        return AttributionTouch(
+            channel=channel,
+            at=at,
+            **{k: str(raw.get(k) or "") for k in ("source", "medium", "campaign", "referrer")},
+        )
+
     def _datetime(self, name: str) -> datetime | None:
         return self._get(name, datetime, None)
 
@@ -217,6 +254,8 @@ class _Decoder:
             revenue=self._number(REVENUE, float, self.doc.get(REVENUE, 0.0)),
             rfm=self._rfm(),
             version=self._number(VERSION, int, self.doc.get(VERSION, 0)),
+            first_touch=self._touch(FIRST_TOUCH),
+            last_touch=self._touch(LAST_TOUCH),
         )
 
 

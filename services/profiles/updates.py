@@ -8,6 +8,14 @@ that depend on the order of events (decayed affinity, revenue, RFM) are computed
 stored value in event order, which makes the result independent of how events were batched.
 The two item lists (``recentItems``, ``purchasedItems``) are stored packed
 (``shared.packed_ids``) and so are ``$set`` whole, from the loaded value plus the batch's items.
+
+Attribution (``firstTouch``, ``lastTouch``; channels from ``shared.attribution``): the first
+touch is set by the first event with attribution context and never changed afterwards (a
+merge keeps the earlier of the two). The last touch follows each later touch, except that a
+``direct`` touch does not replace a non-direct one within the same session (an event less
+than ``session_gap_seconds`` after the profile's previous event: a reload or a bookmark in the
+middle of a visit that a campaign brought); a touch older than the stored last touch (an
+out-of-order or re-sent event) changes nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ from typing import Any
 from services.profiles import decay, limits, rfm
 from services.profiles.limits import Limits, trait_size
 from services.profiles.parsing import PURCHASE, RATING, ParsedEvent
+from shared.attribution import DIRECT, Touch
 from shared.packed_ids import pack_sequence, pack_set, unpack
-from shared.profile_document import escape
+from shared.profile_document import FIRST_TOUCH, LAST_TOUCH, TOUCH_AT, TOUCH_CHANNEL, escape
 
 DAY_SECONDS = 86400
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,6 +54,18 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None:
         return b
     return a if b is None or a >= b else b
+
+
+def touch_document(touch: Touch, at: datetime) -> dict[str, Any]:
+    """The stored form of one attribution touch."""
+    return {
+        TOUCH_CHANNEL: touch.channel,
+        "source": touch.source,
+        "medium": touch.medium,
+        "campaign": touch.campaign,
+        "referrer": touch.referrer,
+        TOUCH_AT: at,
+    }
 
 
 def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -90,6 +111,9 @@ class ProfileChange:
         self.names: set[str] = set(base.get("counts", {}).get("byName", {}))
         self.limited: Counter[str] = Counter()  # what the caps refused (limits.ALL)
         self._trait_sizes: dict[str, int] | None = None  # name -> trait_size, loaded lazily
+        self.first_touch: dict[str, Any] | None = base.get(FIRST_TOUCH)
+        self.last_touch: dict[str, Any] | None = base.get(LAST_TOUCH)
+        self.touched: set[str] = set()  # which of the two touch fields changed
         self._traits_total = 0
 
     def _count(self, path: str, amount: int = 1) -> None:
@@ -155,10 +179,28 @@ class ProfileChange:
         sizes[name] = size
         self.traits[name] = value
 
-    def _touch(self, moment: datetime) -> None:
-        if self.seen_until is None or (
+    def _new_session(self, moment: datetime) -> bool:
+        return self.seen_until is None or (
             (moment - self.seen_until).total_seconds() > self.rules.session_gap_seconds
-        ):
+        )
+
+    def _attribute(self, touch: Touch, moment: datetime, new_session: bool) -> None:
+        """Record an attribution touch (the rules are in the module's docstring)."""
+        stored = touch_document(touch, moment)
+        if self.first_touch is None:
+            self.first_touch = stored
+            self.touched.add(FIRST_TOUCH)
+        last = self.last_touch
+        if last is not None:
+            if moment < last[TOUCH_AT]:
+                return
+            if touch.channel == DIRECT and last[TOUCH_CHANNEL] != DIRECT and not new_session:
+                return
+        self.last_touch = stored
+        self.touched.add(LAST_TOUCH)
+
+    def _touch(self, moment: datetime) -> None:
+        if self._new_session(moment):
             self._count("sessions.count")
         self.seen_until = _later(self.seen_until, moment)
         self.first_seen = _earlier(self.first_seen, moment)
@@ -180,6 +222,8 @@ class ProfileChange:
         self._count(f"counts.byType.{escape(event.type)}")
         if event.name:
             self._count(self._name_path(escape(event.name)))
+        if event.touch is not None:
+            self._attribute(event.touch, event.at, self._new_session(event.at))
         self._touch(event.at)
         if event.user_id:
             self.user_id = event.user_id
@@ -233,6 +277,7 @@ class ProfileChange:
             self.link(anonymous_id)
         for name, value in other.get("traits", {}).items():
             self.set_trait(name, value, fill_only=True)  # the known user's own traits win
+        self._absorb_touches(other.get(FIRST_TOUCH), other.get(LAST_TOUCH))
         if other.get("affinity"):
             self.affinity, self.affinity_at = decay.merge(
                 self.affinity,
@@ -247,6 +292,19 @@ class ProfileChange:
             self.revenue += float(other.get("revenue", 0.0))
             self.revenue_changed = True
             self.last_purchase = _later(self.last_purchase, other.get("lastPurchaseAt"))
+
+    def _absorb_touches(self, first: Any, last: Any) -> None:
+        """A merged profile's first touch wins if earlier, its last touch if later."""
+        if isinstance(first, dict) and (
+            self.first_touch is None or first[TOUCH_AT] < self.first_touch[TOUCH_AT]
+        ):
+            self.first_touch = first
+            self.touched.add(FIRST_TOUCH)
+        if isinstance(last, dict) and (
+            self.last_touch is None or last[TOUCH_AT] > self.last_touch[TOUCH_AT]
+        ):
+            self.last_touch = last
+            self.touched.add(LAST_TOUCH)
 
     def version(self) -> int:
         return int((self.base or {}).get("version", 0)) + self.inc.get("version", 0)
@@ -280,6 +338,10 @@ class ProfileChange:
             set_fields["recentItems"] = pack_sequence((self.stored_recent + self.recent)[-limit:])
         if self.consumed_changed:
             set_fields["purchasedItems"] = pack_set(self.consumed)
+        if FIRST_TOUCH in self.touched:
+            set_fields[FIRST_TOUCH] = self.first_touch
+        if LAST_TOUCH in self.touched:
+            set_fields[LAST_TOUCH] = self.last_touch
         update["$set"] = set_fields
         if self.first_seen is not None:
             update["$min"] = {"firstSeen": self.first_seen}
