@@ -14,6 +14,8 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from lumen_cli.platform import paths
 from tests.support.stack import Stack, span_names, span_tags, wait_for_traces
 
@@ -69,9 +71,10 @@ def _emit(code: str, stack: Stack, *args: str) -> str:
     return done.stdout
 
 
-def _emit_event(stack: Stack) -> tuple[str, str, str]:
-    """An event's synthetic trace over two processes; (message id, ingest's and profiles'
-    service names, unique to this test)."""
+@pytest.fixture(scope="module")
+def event(stack: Stack) -> tuple[str, str, str]:
+    """An event's synthetic trace over two processes, once for the module: (message id,
+    ingest's and profiles' service names, unique to this run)."""
     run = uuid.uuid4().hex[:8]
     message_id, ingest, profiles = f"m-{run}", f"ingest-{run}", f"profiles-{run}"
     headers = _emit(INGEST, stack, ingest, message_id).strip().splitlines()[-1]
@@ -90,8 +93,10 @@ def _lumen_trace(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_spans_of_two_processes_arrive_as_one_trace(stack: Stack) -> None:
-    message_id, ingest, profiles = _emit_event(stack)
+def test_spans_of_two_processes_arrive_as_one_trace(
+    stack: Stack, event: tuple[str, str, str]
+) -> None:
+    message_id, ingest, profiles = event
     [trace] = wait_for_traces(
         stack.jaeger_query_url, ingest, {"lumen.message_id": message_id}, min_spans=4
     )
@@ -114,8 +119,8 @@ def test_spans_of_two_processes_arrive_as_one_trace(stack: Stack) -> None:
     ]
 
 
-def test_lumen_trace_prints_the_event_path(stack: Stack) -> None:
-    message_id, ingest, profiles = _emit_event(stack)
+def test_lumen_trace_prints_the_event_path(stack: Stack, event: tuple[str, str, str]) -> None:
+    message_id, ingest, profiles = event
     wait_for_traces(stack.jaeger_query_url, ingest, {"lumen.message_id": message_id}, min_spans=4)
 
     done = _lumen_trace(stack, message_id)
