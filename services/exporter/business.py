@@ -14,6 +14,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.exporter.channels import ChannelFigures
 from shared.events import DELETE_TYPE, EVENT_TYPES
 from shared.messages import SupportIntent
 from shared.vocabulary import (
@@ -86,12 +87,14 @@ class BusinessFigures:
         self._intents: Counter[str] = Counter()
         self._out_of_scope = 0
         self._minutes: deque[tuple[int, Counter[str]]] = deque()
+        self.channels = ChannelFigures()  # the same events by acquisition channel
 
     def observe_event(self, event: dict[str, Any], now: float) -> None:
         kind = str(event.get("type") or "")
         name = event.get("event")
         properties = event.get("properties")
         properties = properties if isinstance(properties, dict) else {}
+        self.channels.observe(event)
         with self._lock:
             self._events[kind if kind in self._events else OTHER] += 1
             name = name if isinstance(name, str) else ""

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from services.exporter.business import BusinessFigures
+from services.exporter.channels import channel_metrics
 from services.exporter.lag import LagSnapshot
 from services.exporter.mongo_source import MongoSnapshot
 from services.exporter.polling import Poller
@@ -39,6 +40,7 @@ class ExporterCollector(Collector):
             yield from mongo_metrics(mongo)
         if self.business is not None:
             yield from business_metrics(self.business, time.time())
+            yield from channel_metrics(self.business.channels)
 
     def _health(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
