@@ -136,8 +136,12 @@ class DynamicBatcher:
             deadline=deadline,
         )
         if self._tracer is not None:
-            pending.trace_parent = otel_context.get_current()
-            pending.enqueued_ns = time.time_ns()
+            parent = otel_context.get_current()
+            # Only a sampled caller's spans are kept: the unsampled 99 % of a 1 % sampler cost
+            # nothing more here than this look-up.
+            if trace.get_current_span(parent).get_span_context().trace_flags.sampled:
+                pending.trace_parent = parent
+                pending.enqueued_ns = time.time_ns()
         self._queue.append(pending)
         self._series.queue_depth.set(len(self._queue))
         self._wakeup.set()

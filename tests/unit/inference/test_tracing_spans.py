@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import SpanKind, StatusCode, format_trace_id
 from prometheus_client import REGISTRY
 from prometheus_client.openmetrics.exposition import generate_latest
@@ -242,3 +243,22 @@ def test_the_router_continues_each_records_trace_and_carries_it_to_support_inten
     }
     (model_call,) = [s for s in finished if s.name == "model call"]
     assert model_call.parent is not None and model_call.parent.span_id == classified.context.span_id
+
+
+async def test_an_unsampled_caller_gets_no_batcher_spans(
+    exporter: InMemorySpanExporter, executor: ThreadPoolExecutor
+) -> None:
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # The batcher's tracer would record even under an unsampled parent; the caller's trace
+    # was not sampled, so the batcher does not even ask it.
+    recording = TracerProvider(sampler=ALWAYS_ON)
+    recording.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = recording.get_tracer("batcher")
+    batcher = DynamicBatcher(
+        "unsampled-model", 1, double, SPEC, BatchingConfig(), executor, tracer=tracer
+    )
+    with provider.get_tracer("caller").start_as_current_span("request"):
+        await batcher.infer({"x": np.ones((1, 1), dtype=np.float32)})
+    await batcher.close()
+    assert exporter.get_finished_spans() == ()
