@@ -37,13 +37,17 @@ protos: install  ## regenerate the Python stubs from protos/ (server and client 
 client-wheel: install  ## build the lumen-client wheel (clients/python) into dist/
 	@uv=$$(command -v uv || echo var/tools/bin/uv); "$$uv" build --wheel --out-dir dist clients/python
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-tracing
 bench: install  ## every benchmark, MLServer peer included, on a private Kafka/mongod (~20 min)
 	@bench/peers/setup_mlserver.sh && bench/peers/setup_kserve.sh
 	@$(PY) -m bench --private-stack --peers
 
 bench-quick: install  ## smoke run of every benchmark on the test stack (figures not meaningful)
 	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench --quick
+
+BENCH_TRACING_ARGS ?= --quick
+bench-tracing: install  ## tracing's overhead (off, 1 %, 100 %) on ingest and Recommend, on the test stack and its Jaeger (~3 min; BENCH_TRACING_ARGS= for three longer rounds)
+	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench.tracing_overhead $(BENCH_TRACING_ARGS)
 
 faults:  ## fault injection (Kafka/mongod kill -9, worker kills, rebalance, hot swap) and security tests
 	LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m pytest tests/reliability tests/security -p no:cacheprovider -rA --deselect tests/reliability/test_soak.py
