@@ -846,7 +846,7 @@ def business() -> Dashboard:
     return Dashboard(
         "lumen-business",
         "Lumen / Business",
-        "KPIs from the event stream and MongoDB: events, funnel, revenue, trends, support intents, active users.",
+        "KPIs from the event stream and MongoDB: events, funnel, revenue, acquisition channels, trends, support intents, active users.",
         [
             (
                 "Activity",
@@ -919,6 +919,44 @@ def business() -> Dashboard:
                                 "{{currency}}",
                             )
                         ],
+                    ),
+                ],
+            ),
+            (
+                "Acquisition channels",
+                [
+                    Panel(
+                        "Events per minute by channel",
+                        [
+                            q(
+                                f"sum by (channel) (rate(lumen_business_channel_events_total{{{E}}}[{RI}])) * 60",
+                                "{{channel}}",
+                            )
+                        ],
+                        description="The acquisition channel each event's own context names (UTM campaign, referrer, page; shared/attribution.py); unattributed: events without one (server-side calls).",
+                    ),
+                    Panel(
+                        "Views and purchases by channel",
+                        [
+                            q(
+                                f'sum by (channel, step) (increase(lumen_business_channel_funnel_events_total{{{E}, step=~"view|purchase"}}[{R}])) > 0',
+                                "{{channel}} {{step}}",
+                                instant=True,
+                            )
+                        ],
+                        "bargauge",
+                    ),
+                    Panel(
+                        "Orders by channel",
+                        [
+                            q(
+                                f"sum by (channel) (increase(lumen_business_channel_orders_total{{{E}}}[{R}])) > 0",
+                                "{{channel}}",
+                                instant=True,
+                            )
+                        ],
+                        "bargauge",
+                        description="unattributed: orders sent without campaign, referrer or page context (most backends' orders); the buyer's first and last touch are on their profile.",
                     ),
                 ],
             ),
