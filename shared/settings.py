@@ -7,6 +7,7 @@ Invalid values fail at start-up, not at the first request.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -143,3 +144,36 @@ class LogSettings(BaseSettings):
     format: Literal["json", "text"] = Field(
         "json", description="json: one JSON object per line; text: for people at a terminal."
     )
+
+
+class CurrencySettings(BaseSettings):
+    """Revenue's currency (``LUMEN_CURRENCY_*``; see shared/currency.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_CURRENCY_", extra="ignore")
+
+    base: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description=(
+            "Currency revenue is reported in (profiles' revenue, the exporter's revenue figure); "
+            "events without a currency are taken to be in it."
+        ),
+    )
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            'Units of the base currency per unit of another, as JSON (e.g. {"EUR": 1.08}). '
+            "Revenue in a currency not listed is kept out of the converted total and counted "
+            '(profiles: lumen_profiles_limited_total{limit="revenue_currency"}; exporter: '
+            "revenue under that currency's own label)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _positive_codes(self) -> CurrencySettings:
+        for code, rate in self.rates.items():
+            if not re.match(r"^[A-Za-z]{3}$", code) or not rate > 0:
+                raise ValueError(
+                    f"currency rate {code!r}: {rate} is not a code with a positive rate"
+                )
+        return self

@@ -22,59 +22,97 @@ from typing import Any
 
 # Interaction kinds: the profile's ``Interaction.kind``.
 VIEW, CART, PURCHASE, RATING, CLICK, OTHER = "view", "cart", "purchase", "rating", "click", "other"
-# A track event with an ``itemId`` that no row names is an interaction of this weight.
+WISHLIST, SHARE = "wishlist", "share"
+# A track event with an item id that no row names is an interaction of this weight.
 OTHER_WEIGHT = 1.0
-# A page or screen call with an ``itemId`` is a view (its weight is the view rows' weight).
+# A page or screen call with an item id is a view (its weight is the view rows' weight).
 PAGE_KIND = VIEW
 
 # What trending counts an interaction as (the measures of ``shared/trends.py`` documents).
 VIEWS, PURCHASES = "views", "purchases"
-# Business funnel steps, in funnel order.
-FUNNEL_ORDER = ("view", "add_to_cart", "purchase")
+# Business funnel steps, in funnel order: Product Viewed -> Product Added -> Checkout Started ->
+# Order Completed (Segment's E-commerce spec v2 names; Lumen's Item * names count the same).
+FUNNEL_ORDER = ("view", "add_to_cart", "checkout", "purchase")
 # Recommendation roles; they count only with ``properties.recommendationId``.
 IMPRESSION, RECOMMENDATION_CLICK = "impression", "click"
+# Revenue roles: an order adds its amount (``revenue_of``), a refund or cancellation takes it back.
+ADDS, REVERSES = 1, -1
 
 # Catalogue changes: items, not interactions (ingest asks a catalogue key for them).
 ITEM_UPSERTED, ITEM_DELETED = "Item Upserted", "Item Deleted"
 
-# Where categories are read. An interaction's own categories (a list of strings, or one);
-# without them the profile updater looks the item up in the catalogue.
+# Where an interaction's item is read: Lumen's ``itemId``, else Segment's ``product_id``, else
+# ``sku``; an event with a ``products`` array is one interaction per product (each read the same).
+ITEM_ID_FIELDS = ("itemId", "product_id", "sku")
+# Where categories are read. An interaction's own categories: ``categories`` (a list of strings,
+# or one), else Segment's ``category``; a path "a/b/c" names each level ("a", "a/b", "a/b/c"),
+# so interest and trends build up at every level. Without them the profile updater looks the
+# item up in the catalogue.
 CATEGORIES = "categories"
-# Every category an event mentions (business figures' trending categories) also comes from
-# Segment's singular ``category`` and the ``category`` of each of its ``products``.
 CATEGORY, PRODUCTS = "category", "products"
+CATEGORY_SEPARATOR = "/"
+# The currency of an amount (ISO 4217); without it, the base currency (``shared.currency``).
+CURRENCY = "currency"
 
 
-@dataclass(frozen=True)
-class Amount:
-    """How an amount is read from ``properties``: the first of ``fields`` that holds a number,
-    else ``price`` x ``quantity`` (missing price 0, missing or zero quantity 1) when ``price`` is
-    named, else nothing."""
-
-    fields: tuple[str, ...]
-    price: str | None = None
-    quantity: str = "quantity"
-
-    def read(
-        self, properties: dict[str, Any], number: Callable[[Any, str], float | None]
-    ) -> float | None:
-        """``number(value, property name)`` is the caller's reading of one value (None when
-        absent); it may raise for a malformed one."""
-        for name in self.fields:
-            amount = number(properties.get(name), name)
-            if amount is not None:
-                return amount
-        if self.price is None:
-            return None
-        price = number(properties.get(self.price), self.price) or 0.0
-        quantity = number(properties.get(self.quantity), self.quantity) or 1.0
-        return price * quantity
+def item_id_of(properties: dict[str, Any]) -> Any:
+    """The raw item id of one product: the first of ``ITEM_ID_FIELDS`` that is set."""
+    for name in ITEM_ID_FIELDS:
+        value = properties.get(name)
+        if value is not None and value != "":
+            return value
+    return None
 
 
-# What a purchase adds to the buyer's profile revenue.
-ITEM_REVENUE = Amount(("revenue",), price="price")
-# What an order adds to the business figures' revenue (Segment's order-level properties).
-ORDER_REVENUE = Amount(("revenue", "total"))
+def products_of(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items an event is about: each object of ``products``, else the event's own
+    properties when they name an item; empty for an event about no single item."""
+    products = properties.get(PRODUCTS)
+    if isinstance(products, list):
+        listed = [p for p in products if isinstance(p, dict) and item_id_of(p) is not None]
+        if listed:
+            return listed
+    return [properties] if item_id_of(properties) is not None else []
+
+
+def category_levels(category: str) -> list[str]:
+    """``"a/b/c"`` -> ``["a", "a/b", "a/b/c"]`` (blank levels dropped); ``"a"`` -> ``["a"]``."""
+    parts = [part.strip() for part in category.split(CATEGORY_SEPARATOR) if part.strip()]
+    return [CATEGORY_SEPARATOR.join(parts[: n + 1]) for n in range(len(parts))]
+
+
+def revenue_of(
+    properties: dict[str, Any], number: Callable[[Any, str], float | None]
+) -> float | None:
+    """The one revenue rule (profiles and business figures): ``revenue``, else ``total``, else
+    the sum of ``price`` x ``quantity`` over ``products``, else ``price`` x ``quantity`` of the
+    event (missing quantity 1); None when nothing says an amount. ``number(value, name)`` is the
+    caller's reading of one value (None when absent); it may raise for a malformed one."""
+    for name in ("revenue", "total"):
+        amount = number(properties.get(name), name)
+        if amount is not None:
+            return amount
+    products = properties.get(PRODUCTS)
+    if isinstance(products, list):
+        lines = [
+            _line(p, number, f"products[{n}].")
+            for n, p in enumerate(products)
+            if isinstance(p, dict)
+        ]
+        priced = [line for line in lines if line is not None]
+        if priced:
+            return sum(priced)
+    return _line(properties, number, "")
+
+
+def _line(
+    item: dict[str, Any], number: Callable[[Any, str], float | None], prefix: str
+) -> float | None:
+    price = number(item.get("price"), f"{prefix}price")
+    if price is None:
+        return None
+    quantity = number(item.get("quantity"), f"{prefix}quantity")
+    return price * (1.0 if quantity is None or quantity == 0 else quantity)
 
 
 @dataclass(frozen=True)
@@ -93,12 +131,12 @@ class Event:
     """One event the vocabulary knows; every column but the name is optional."""
 
     name: str
-    kind: str | None = None  # profile interaction kind; None: not an interaction of its own
+    kind: str | None = None  # profile interaction kind (per product); None: no interaction
     weight: float | PerStar | None = None  # interest one interaction adds to its categories
     trend: str | None = None  # VIEWS or PURCHASES: what trending counts it as
     funnel: str | None = None  # business funnel step (FUNNEL_ORDER)
-    revenue: Amount | None = None  # what it adds to the profile's revenue (purchases)
-    order: Amount | None = None  # an order of the business figures, worth this amount
+    revenue: int = 0  # ADDS or REVERSES ``revenue_of`` (profile revenue and business figures)
+    order: bool = False  # counted as an order of the business figures
     recommendation: str | None = None  # IMPRESSION or RECOMMENDATION_CLICK
     aliases: tuple[str, ...] = ()  # other names of the same event
 
@@ -109,19 +147,48 @@ class Event:
 
 # One row per event; adding an interaction is one row here plus its line in
 # tests/unit/shared/test_vocabulary_roles.py (docs/architecture.md, "Adding an interaction event").
+# Segment's E-commerce spec v2 events are rows of their own or aliases of Lumen's names.
 EVENTS: tuple[Event, ...] = (
-    # name, kind, weight, trend, funnel step, profile revenue, order revenue, ...
+    # name, kind, weight, trend, funnel step, revenue, order, ...
     Event("Item Viewed", VIEW, 1.0, VIEWS, "view", aliases=("Product Viewed",)),
-    Event("Item Added to Cart", CART, 3.0),
-    Event("Product Added", CART, 3.0, funnel="add_to_cart"),
-    Event("Order Completed", PURCHASE, 5.0, PURCHASES, "purchase", ITEM_REVENUE, ORDER_REVENUE),
-    Event("Item Purchased", PURCHASE, 5.0, PURCHASES, revenue=ITEM_REVENUE),
+    # Opening a cart lists what is in it: a look at each product, not another add.
+    Event("Cart Viewed", VIEW, 1.0, VIEWS),
+    Event("Product Added", CART, 3.0, funnel="add_to_cart", aliases=("Item Added to Cart",)),
+    Event("Checkout Started", CART, 3.0, funnel="checkout"),
+    Event(
+        "Order Completed",
+        PURCHASE,
+        5.0,
+        PURCHASES,
+        "purchase",
+        ADDS,
+        True,
+        aliases=("Item Purchased",),
+    ),
+    # A refund or a cancellation takes the order's amount back; no interest is taken away.
+    Event("Order Refunded", revenue=REVERSES),
+    Event("Order Cancelled", revenue=REVERSES),
     # A rating of r (out of 5) weighs 4 * r / 5: five stars count nearly like a purchase.
-    Event("Item Rated", RATING, PerStar(0.8, unrated=2.0), VIEWS),
+    Event("Item Rated", RATING, PerStar(0.8, unrated=2.0), VIEWS, aliases=("Product Reviewed",)),
     Event("Recommendation Clicked", CLICK, 2.0, VIEWS, recommendation=RECOMMENDATION_CLICK),
-    Event("Product Clicked", recommendation=RECOMMENDATION_CLICK),
+    Event("Product Clicked", CLICK, 2.0, VIEWS, recommendation=RECOMMENDATION_CLICK),
+    Event("Product Added to Wishlist", WISHLIST, 2.0),
+    Event("Product Shared", SHARE, 2.0),
     Event("Product List Viewed", recommendation=IMPRESSION),
     Event("Recommendation Viewed", recommendation=IMPRESSION),
+    # Known, counted by name on the profile, about no single item (or, for Order Updated and
+    # Product Removed, a change that would count twice or take interest that was never given).
+    Event("Products Searched"),
+    Event("Product List Filtered"),
+    Event("Product Removed"),
+    Event("Checkout Step Viewed"),
+    Event("Checkout Step Completed"),
+    Event("Payment Info Entered"),
+    Event("Order Updated"),
+    Event("Coupon Entered"),
+    Event("Coupon Applied"),
+    Event("Coupon Denied"),
+    Event("Coupon Removed"),
 )
 
 
@@ -147,22 +214,29 @@ def kinds_counted_as(trend: str, events: Iterable[Event] = EVENTS) -> frozenset[
     return frozenset(event.kind for event in events if event.kind and event.trend == trend)
 
 
+def by_name(events: Iterable[Event] = EVENTS) -> dict[str, Event]:
+    """Folded spelling -> row, for every row (interactions or not)."""
+    return {fold(s): event for event in events for s in event.spellings}
+
+
 def spellings_with(
     column: Callable[[Event], Any], events: Iterable[Event] = EVENTS
 ) -> dict[str, Any]:
-    """Exact spelling -> the column's value, for the rows where it is set."""
-    return {s: column(event) for event in events if column(event) for s in event.spellings}
+    """Folded spelling -> the column's value, for the rows where it is set (match names with
+    ``fold``, as the profile updater does)."""
+    return {fold(s): column(event) for event in events if column(event) for s in event.spellings}
 
 
 def categories_mentioned(properties: dict[str, Any]) -> list[str]:
     """The categories an event names: ``category``, ``categories``, each product's
-    ``category``; stripped, blanks and non-strings left out."""
+    ``category``, every level of a path; stripped, blanks and non-strings left out."""
     found: list[Any] = [properties.get(CATEGORY)]
     if isinstance(properties.get(CATEGORIES), list):
         found.extend(properties[CATEGORIES])
     if isinstance(properties.get(PRODUCTS), list):
         found.extend(p.get(CATEGORY) for p in properties[PRODUCTS] if isinstance(p, dict))
-    return [c.strip() for c in found if isinstance(c, str) and c.strip()]
+    levels = [level for c in found if isinstance(c, str) for level in category_levels(c)]
+    return list(dict.fromkeys(levels))
 
 
 def problems(events: tuple[Event, ...] = EVENTS) -> list[str]:
@@ -196,8 +270,8 @@ def _row_problems(event: Event) -> list[str]:
     if event.kind == OTHER:
         found.append(f"kind {OTHER!r} is for the track events no row names")
     if event.kind is None:
-        if (event.weight, event.trend, event.revenue) != (None, None, None):
-            found.append("weight, trend and revenue need an interaction kind")
+        if (event.weight, event.trend) != (None, None):
+            found.append("weight and trend need an interaction kind")
     elif event.weight is None:
         found.append(f"kind {event.kind!r} has no weight (its events would fail to apply)")
     elif not isinstance(event.weight, PerStar) and event.weight < 0:
@@ -208,10 +282,14 @@ def _row_problems(event: Event) -> list[str]:
         found.append(f"trend {event.trend!r} is neither {VIEWS!r} nor {PURCHASES!r}")
     if event.funnel is not None and event.funnel not in FUNNEL_ORDER:
         found.append(f"funnel step {event.funnel!r} is not one of {FUNNEL_ORDER}")
-    if event.revenue is not None and event.kind != PURCHASE:
-        found.append("only purchases add revenue to a profile")
-    if event.order is not None and event.funnel != FUNNEL_ORDER[-1]:
-        found.append("an order is the funnel's last step")
+    if event.revenue not in (0, ADDS, REVERSES):
+        found.append(f"revenue role {event.revenue!r} is neither ADDS nor REVERSES")
+    if event.revenue == ADDS and event.kind != PURCHASE:
+        found.append("only purchases add revenue")
+    if event.revenue == REVERSES and event.kind is not None:
+        found.append("a refund reverses revenue; it is not an interaction")
+    if event.order and (event.funnel != FUNNEL_ORDER[-1] or event.revenue != ADDS):
+        found.append("an order is the funnel's last step and adds revenue")
     if event.recommendation not in (None, IMPRESSION, RECOMMENDATION_CLICK):
         found.append(f"recommendation role {event.recommendation!r} is unknown")
     return found

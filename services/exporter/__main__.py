@@ -19,6 +19,7 @@ from services.exporter.kafka_source import KafkaSource
 from services.exporter.mongo_source import MongoSource
 from services.exporter.polling import Poller
 from services.exporter.settings import ExporterSettings
+from shared.currency import Rates
 from shared.logging import configure_logging
 from shared.metrics import register_build_info, serve_metrics
 from shared.mongo import database, mongo_client
@@ -45,7 +46,10 @@ def main() -> None:
     figures = consumer = None
     if settings.business_enabled:
         figures = BusinessFigures(
-            settings.trending_window_seconds, settings.trending_top, settings.max_label_values
+            settings.trending_window_seconds,
+            settings.trending_top,
+            settings.max_label_values,
+            Rates.of(settings.currency),
         )
         consumer = BusinessConsumer(settings.kafka, settings.business_group_id, figures)
     REGISTRY.register(ExporterCollector(kafka, mongo, figures))

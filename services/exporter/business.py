@@ -4,6 +4,11 @@ The exporter's consumer feeds every record of ``events.raw`` and ``support.inten
 scrapes read a copy. Label values come from small closed sets (event types, funnel steps,
 recommendation actions) or are capped (intents, currencies: the rest become ``other``;
 categories: only the top N of the sliding window are exported).
+
+Revenue follows the one rule of ``shared.vocabulary.revenue_of``: orders add to ``revenue``,
+refunds and cancellations to ``refunds`` (both counters only grow; net revenue is the
+difference). Amounts are converted to the base currency by ``shared.currency``; an amount in
+a currency without a rate is kept under that currency's own label, out of the converted total.
 """
 
 from __future__ import annotations
@@ -15,25 +20,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.exporter.channels import ChannelFigures
+from shared.currency import Rates, code_of
 from shared.events import DELETE_TYPE, EVENT_TYPES
 from shared.messages import SupportIntent
 from shared.vocabulary import (
+    ADDS,
+    CURRENCY,
     FUNNEL_ORDER,
     IMPRESSION,
     RECOMMENDATION_CLICK,
-    Amount,
     categories_mentioned,
+    fold,
+    revenue_of,
     spellings_with,
 )
 
 OTHER = "other"
-# From the shared vocabulary, matched on the exact spelling (Segment's e-commerce names).
+# From the shared vocabulary, names matched as the profile updater matches them (``fold``).
 FUNNEL_STEPS: dict[str, str] = spellings_with(lambda event: event.funnel)
-ORDERS: dict[str, Amount] = spellings_with(lambda event: event.order)
+ORDERS: frozenset[str] = frozenset(spellings_with(lambda event: event.order))
+# ADDS (orders) or REVERSES (refunds, cancellations) the event's amount.
+REVENUE_ROLES: dict[str, int] = spellings_with(lambda event: event.revenue)
 # Events that show or open a recommendation; they count only with properties.recommendationId.
 RECOMMENDATION_ROLES: dict[str, str] = spellings_with(lambda event: event.recommendation)
 OUT_OF_SCOPE = "out_of_scope"
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 _INTENT = re.compile(r"^[a-z0-9_.-]{1,64}$")
 _MAX_CATEGORY_CHARS = 64
 _MAX_CATEGORIES_PER_MINUTE = 10_000
@@ -43,12 +53,21 @@ _MAX_CATEGORIES_PER_MINUTE = 10_000
 class BusinessSnapshot:
     events_by_type: dict[str, int] = field(default_factory=dict)
     funnel: dict[str, int] = field(default_factory=dict)
-    revenue: dict[str, float] = field(default_factory=dict)
+    revenue: dict[str, float] = field(default_factory=dict)  # orders, by currency (see module)
+    refunds: dict[str, float] = field(default_factory=dict)  # refunded or cancelled, the same
     orders: int = 0
     recommendations: dict[str, int] = field(default_factory=dict)
     intents: dict[str, int] = field(default_factory=dict)
     out_of_scope: int = 0
     trending: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def net_revenue(self) -> dict[str, float]:
+        """Revenue less refunds, by currency."""
+        return {
+            c: self.revenue.get(c, 0.0) - self.refunds.get(c, 0.0)
+            for c in {*self.revenue, *self.refunds}
+        }
 
 
 def _number(value: Any, name: str = "") -> float | None:
@@ -74,7 +93,14 @@ def categories_of(properties: dict[str, Any]) -> list[str]:
 class BusinessFigures:
     """Counters since start plus a per-minute sliding window for trending categories."""
 
-    def __init__(self, trending_window_seconds: int, trending_top: int, max_label_values: int):
+    def __init__(
+        self,
+        trending_window_seconds: int,
+        trending_top: int,
+        max_label_values: int,
+        rates: Rates | None = None,
+    ):
+        self.rates = rates or Rates()
         self.trending_minutes = max(1, trending_window_seconds // 60)
         self.trending_top = trending_top
         self.max_label_values = max_label_values
@@ -82,6 +108,7 @@ class BusinessFigures:
         self._events: Counter[str] = Counter({t: 0 for t in (*EVENT_TYPES, DELETE_TYPE)})
         self._funnel: Counter[str] = Counter({step: 0 for step in FUNNEL_ORDER})
         self._revenue: dict[str, float] = {}
+        self._refunds: dict[str, float] = {}
         self._orders = 0
         self._recommendations: Counter[str] = Counter({IMPRESSION: 0, RECOMMENDATION_CLICK: 0})
         self._intents: Counter[str] = Counter()
@@ -97,14 +124,16 @@ class BusinessFigures:
         self.channels.observe(event)
         with self._lock:
             self._events[kind if kind in self._events else OTHER] += 1
-            name = name if isinstance(name, str) else ""
+            name = fold(name) if isinstance(name, str) else ""
             step = FUNNEL_STEPS.get(name)
             if step:
                 self._funnel[step] += 1
-            order = ORDERS.get(name)
-            if order:
+            if name in ORDERS:
                 self._orders += 1
-                self._add_revenue(order, properties)
+            revenue_role = REVENUE_ROLES.get(name)
+            if revenue_role:
+                totals = self._revenue if revenue_role == ADDS else self._refunds
+                self._add_revenue(totals, properties)
             role = RECOMMENDATION_ROLES.get(name)
             if role and properties.get("recommendationId"):
                 self._recommendations[role] += 1
@@ -140,6 +169,7 @@ class BusinessFigures:
                 events_by_type=dict(self._events),
                 funnel=dict(self._funnel),
                 revenue=dict(self._revenue),
+                refunds=dict(self._refunds),
                 orders=self._orders,
                 recommendations=dict(self._recommendations),
                 intents=dict(self._intents),
@@ -147,16 +177,20 @@ class BusinessFigures:
                 trending=window.most_common(self.trending_top),
             )
 
-    def _add_revenue(self, order: Amount, properties: dict[str, Any]) -> None:
-        amount = order.read(properties, _number)
+    def _add_revenue(self, totals: dict[str, float], properties: dict[str, Any]) -> None:
+        """The amount (``vocabulary.revenue_of``) in the base currency when the rates convert
+        it, else under its own currency's label (capped: past the cap, ``other``)."""
+        amount = revenue_of(properties, _number)
         if amount is None or amount < 0:
             return
-        currency = str(properties.get("currency") or "USD").upper()
-        if not _CURRENCY.match(currency):
+        currency = code_of(properties.get(CURRENCY), self.rates.base) or OTHER
+        converted = self.rates.to_base(amount, currency)
+        if converted is not None:
+            currency, amount = self.rates.base, converted
+        labels = {*self._revenue, *self._refunds}
+        if currency not in labels and len(labels) >= self.max_label_values:
             currency = OTHER
-        if currency not in self._revenue and len(self._revenue) >= self.max_label_values:
-            currency = OTHER
-        self._revenue[currency] = self._revenue.get(currency, 0.0) + amount
+        totals[currency] = totals.get(currency, 0.0) + amount
 
     def _minute_bucket(self, now: float) -> Counter[str]:
         minute = int(now // 60)

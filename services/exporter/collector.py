@@ -176,16 +176,24 @@ def business_metrics(figures: BusinessFigures, now: float) -> Iterator[Metric]:
     )
     yield _counter(
         "lumen_business_funnel_events",
-        "Events per funnel step (view, add_to_cart, purchase).",
+        "Events per funnel step (view, add_to_cart, checkout, purchase).",
         ["step"],
         (((s,), n) for s, n in snap.funnel.items()),
     )
     yield _counter("lumen_business_orders", "Order Completed events.", [], [((), snap.orders)])
     yield _counter(
         "lumen_business_revenue",
-        "Revenue of Order Completed events, in the order's currency.",
+        "Revenue of Order Completed events, in the base currency (LUMEN_CURRENCY_BASE), or "
+        "in the order's own currency when no rate converts it.",
         ["currency"],
         (((c,), v) for c, v in snap.revenue.items()),
+    )
+    yield _counter(
+        "lumen_business_refunds",
+        "Amounts of Order Refunded and Order Cancelled events, in the same currencies as "
+        "lumen_business_revenue (net revenue: revenue less refunds).",
+        ["currency"],
+        (((c,), v) for c, v in snap.refunds.items()),
     )
     yield _counter(
         "lumen_business_recommendation_events",

@@ -7,7 +7,7 @@ import re
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, LogSettings, MongoSettings
+from shared.settings import CurrencySettings, KafkaSettings, LogSettings, MongoSettings
 from shared.topics import ALL_TOPICS
 
 
@@ -54,4 +54,5 @@ class ExporterSettings(BaseSettings):
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
+    currency: CurrencySettings = Field(default_factory=CurrencySettings)
     log: LogSettings = Field(default_factory=LogSettings)

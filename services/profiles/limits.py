@@ -33,7 +33,18 @@ OTHER_EVENT_NAME = "(other)"
 TRAITS, TRAIT_BYTES, TRAITS_BYTES = "traits", "trait_bytes", "traits_bytes"
 EVENT_NAMES, ANONYMOUS_IDS, PURCHASED_ITEMS = "event_names", "anonymous_ids", "purchased_items"
 TREND_EVENTS = "trend_events"
-ALL = (TRAITS, TRAIT_BYTES, TRAITS_BYTES, EVENT_NAMES, ANONYMOUS_IDS, PURCHASED_ITEMS, TREND_EVENTS)
+# Revenue in a currency the rates table (LUMEN_CURRENCY_RATES) does not list: kept out.
+REVENUE_CURRENCY = "revenue_currency"
+ALL = (
+    TRAITS,
+    TRAIT_BYTES,
+    TRAITS_BYTES,
+    EVENT_NAMES,
+    ANONYMOUS_IDS,
+    PURCHASED_ITEMS,
+    TREND_EVENTS,
+    REVENUE_CURRENCY,
+)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ for _kind in ("mongo", "publish", "internal", "rejected"):
 LIMITED = Counter(
     "lumen_profiles_limited_total",
     "Parts of events a profile cap refused (traits, trait_bytes, traits_bytes, event_names, "
-    "anonymous_ids, purchased_items, trend_events); the rest of each event was applied.",
+    "anonymous_ids, purchased_items, trend_events) or could not apply (revenue_currency: an "
+    "amount in a currency without a configured rate); the rest of each event was applied.",
     ["limit"],
 )
 IDENTITY_REFUSED = Counter(

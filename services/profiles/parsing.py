@@ -16,16 +16,22 @@ import orjson
 from shared.attribution import Touch, touch_of
 from shared.events import DELETE_TYPE, EVENT_TYPES
 from shared.profile_document import escape
-from shared.vocabulary import CART as CART
 from shared.vocabulary import (
+    ADDS,
     CATEGORIES,
+    CATEGORY,
+    CURRENCY,
     ITEM_UPSERTED,
     OTHER,
     PAGE_KIND,
-    Event,
+    by_name,
+    category_levels,
     fold,
-    interactions_by_name,
+    item_id_of,
+    products_of,
+    revenue_of,
 )
+from shared.vocabulary import CART as CART
 from shared.vocabulary import CLICK as CLICK
 from shared.vocabulary import PURCHASE as PURCHASE
 from shared.vocabulary import RATING as RATING
@@ -41,10 +47,11 @@ PROCESSING_ERROR = "processing_error"  # the update code failed on it (a bug): k
 
 # The event names, kinds and revenue rule come from the shared vocabulary; the kinds are
 # re-exported for the updater's other modules.
-_INTERACTIONS = interactions_by_name()
+_EVENTS = by_name()
 _CATALOGUE_EVENT = fold(ITEM_UPSERTED)
 MAX_ID_LENGTH = 256
 MAX_CATEGORIES = 20
+MAX_PRODUCTS = 100  # interactions one event may carry (an order's products)
 MAX_DEPTH = 8
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -62,7 +69,6 @@ class Interaction:
     item_id: str
     kind: str
     categories: tuple[str, ...] | None  # None: resolve from the items collection
-    revenue: float = 0.0
     rating: float | None = None
 
 
@@ -83,9 +89,19 @@ class ParsedEvent:
     previous_id: str | None = None  # alias
     name: str | None = None
     traits: dict[str, Any] = field(default_factory=dict)
-    interaction: Interaction | None = None
+    interactions: tuple[Interaction, ...] = ()  # one per product (an order's products[])
     catalogue: CatalogueItem | None = None
+    # Signed amount the event adds to revenue (negative: a refund), in ``currency`` (ISO 4217,
+    # None: the base currency); None when the event moves no revenue.
+    revenue: float | None = None
+    currency: str | None = None
+    purchase: bool = False  # an order: counts once in the profile's purchases
     touch: Touch | None = None  # acquisition channel, if the event carries attribution context
+
+    @property
+    def interaction(self) -> Interaction | None:
+        """The first interaction (the only one but for events with ``products``)."""
+        return self.interactions[0] if self.interactions else None
 
     @property
     def is_delete(self) -> bool:
@@ -121,6 +137,15 @@ def _categories(value: Any) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
         raise PoisonEvent(BAD_FIELD, "categories must be a list of non-empty strings")
     return tuple(dict.fromkeys(value))[:MAX_CATEGORIES]
+
+
+def _category_path(value: Any) -> tuple[str, ...] | None:
+    """Segment's ``category``: every level of an "a/b/c" path (``vocabulary.category_levels``)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PoisonEvent(BAD_FIELD, "category must be a string")
+    return tuple(category_levels(value))[:MAX_CATEGORIES] or None
 
 
 def _time(value: Any) -> datetime:
@@ -160,14 +185,28 @@ def _property_number(value: Any, name: str) -> float | None:
     return _number(value, f"properties.{name}")
 
 
-def _interaction(kind: str, props: dict[str, Any], event: Event | None = None) -> Interaction:
-    item_id = _id(props.get("itemId"), "properties.itemId", required=True)
+def _interaction(kind: str, props: dict[str, Any]) -> Interaction:
+    item_id = _id(item_id_of(props), "properties.itemId (or product_id, sku)", required=True)
     assert item_id is not None
-    revenue = 0.0
-    if event is not None and event.revenue is not None:
-        revenue = event.revenue.read(props, _property_number) or 0.0
+    categories = _categories(props.get(CATEGORIES))
+    if categories is None:
+        categories = _category_path(props.get(CATEGORY))
     rating = _number(props.get("rating"), "properties.rating")
-    return Interaction(item_id, kind, _categories(props.get(CATEGORIES)), revenue, rating)
+    return Interaction(item_id, kind, categories, rating)
+
+
+def _interactions(kind: str, props: dict[str, Any]) -> tuple[Interaction, ...]:
+    """One interaction per product (``vocabulary.products_of``), at most ``MAX_PRODUCTS``."""
+    return tuple(_interaction(kind, p) for p in products_of(props)[:MAX_PRODUCTS])
+
+
+def _currency(props: dict[str, Any]) -> str | None:
+    value = props.get(CURRENCY)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PoisonEvent(BAD_FIELD, "properties.currency must be a string")
+    return value.strip().upper()[:8]
 
 
 def _catalogue(props: dict[str, Any]) -> CatalogueItem:
@@ -204,23 +243,38 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         raise PoisonEvent(MISSING_USER, "event has neither userId nor anonymousId")
     at = _time(event.get("timestamp") or event.get("receivedAt"))
     props = _object(event.get("properties"), "properties")
-    traits = _storable(_object(event.get("traits"), "traits"))
+    # RudderStack's libraries send identify traits in context.traits; top-level traits win.
+    context = _object(event.get("context"), "context")
+    traits = _storable(
+        {
+            **_object(context.get("traits"), "context.traits"),
+            **_object(event.get("traits"), "traits"),
+        }
+    )
     name = event.get("event")
     if name is not None and not isinstance(name, str):
         raise PoisonEvent(BAD_FIELD, "event must be a string")
     previous_id = _id(event.get("previousId"), "previousId", required=kind == "alias")
 
-    interaction = catalogue = None
+    interactions: tuple[Interaction, ...] = ()
+    catalogue = None
+    revenue = currency = None
     folded = fold(name or "")
-    named = _INTERACTIONS.get(folded) if kind == "track" else None
+    named = _EVENTS.get(folded) if kind == "track" else None
     if (kind == "track" and folded == _CATALOGUE_EVENT) or (
         kind == "identify" and isinstance(props.get("item"), dict)
     ):
         catalogue = _catalogue(props)
-    elif named is not None and named.kind is not None:
-        interaction = _interaction(named.kind, props, named)
-    elif kind in ("track", "page", "screen") and props.get("itemId") is not None:
-        interaction = _interaction(PAGE_KIND if kind != "track" else OTHER, props)
+    elif named is not None:
+        # A known event with no kind (a search, a list, a refund) is about no single item.
+        if named.kind is not None:
+            interactions = _interactions(named.kind, props)
+        if named.revenue:
+            amount = revenue_of(props, _property_number)
+            if amount is not None and amount > 0:
+                revenue, currency = named.revenue * amount, _currency(props)
+    elif kind in ("track", "page", "screen") and item_id_of(props) is not None:
+        interactions = (_interaction(PAGE_KIND if kind != "track" else OTHER, props),)
     return ParsedEvent(
         type=str(kind),
         key=key,
@@ -230,7 +284,10 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         previous_id=previous_id,
         name=name,
         traits=traits,
-        interaction=interaction,
+        interactions=interactions,
         catalogue=catalogue,
+        revenue=revenue,
+        currency=currency,
+        purchase=named is not None and named.revenue == ADDS,
         touch=touch_of(event) if catalogue is None else None,
     )

@@ -24,7 +24,7 @@ from pymongo.operations import DeleteOne
 from services.profiles import identity
 from services.profiles.identity import ERASED_IDS, IDENTITY_CLAIMS, hashed_id
 from services.profiles.limits import TREND_EVENTS
-from services.profiles.parsing import ParsedEvent
+from services.profiles.parsing import Interaction, ParsedEvent
 from services.profiles.result import BatchResult, Record
 from services.profiles.trends import (
     HOUR,
@@ -307,12 +307,13 @@ class _Planning:
                     )
 
     # -- events ------------------------------------------------------------------------------
-    def _count_in_trends(self, key: str, event: ParsedEvent, categories: tuple[str, ...]) -> None:
-        assert event.interaction is not None
+    def _count_in_trends(
+        self, key: str, event: ParsedEvent, interaction: Interaction, categories: tuple[str, ...]
+    ) -> None:
         slot = (key, window_start(event.at, HOUR))
         if slot not in self.snapshot.trend_slots_read and self.policy.trend_kept(slot[1], self.now):
             self.needs.trend_slots.add(slot)
-        if not self.deltas.add(key, event.at, event.interaction, categories, self.now):
+        if not self.deltas.add(key, event.at, interaction, categories, self.now):
             self.result.limited[TREND_EVENTS] += 1
 
     def _apply(self, event: ParsedEvent) -> None:
@@ -343,17 +344,15 @@ class _Planning:
             self._claim(key, event.anonymous_id, merge=event.type == "identify")
         if event.type == "alias" and event.previous_id:
             self._claim(key, event.previous_id, merge=True)
-        categories: tuple[str, ...] = ()
-        interaction = event.interaction
-        if interaction is not None:
-            categories = (
-                interaction.categories
-                if interaction.categories is not None
-                else self.categories.get(interaction.item_id, ())
-            )
+        # Each interaction's own categories, else its item's in the catalogue (an order's
+        # products each count, in the profile and in trends).
+        categories = [
+            i.categories if i.categories is not None else self.categories.get(i.item_id, ())
+            for i in event.interactions
+        ]
         self._change(key).apply(event, categories, fill_traits=routed)
-        if interaction is not None:
-            self._count_in_trends(key, event, categories)
+        for interaction, own in zip(event.interactions, categories, strict=True):
+            self._count_in_trends(key, event, interaction, own)
         self.result.applied.append(event)
 
     # -- operations --------------------------------------------------------------------------

@@ -7,7 +7,13 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import GcSettings, KafkaSettings, LogSettings, MongoSettings
+from shared.settings import (
+    CurrencySettings,
+    GcSettings,
+    KafkaSettings,
+    LogSettings,
+    MongoSettings,
+)
 from shared.topics import EVENTS_RAW
 
 
@@ -120,5 +126,6 @@ class ProfilesSettings(BaseSettings):
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
+    currency: CurrencySettings = Field(default_factory=CurrencySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     gc: GcSettings = Field(default_factory=GcSettings)

@@ -50,6 +50,7 @@ from services.profiles.result import BatchResult, Record
 from services.profiles.settings import ProfilesSettings
 from services.profiles.trends import Retention, contribution_id
 from services.profiles.updates import Rules
+from shared.currency import Rates
 from shared.mongo import ITEMS, OFFSETS, PROFILES, database, ensure_indexes, mongo_client
 from shared.tracing import observe_with_exemplar
 from shared.trends import TREND_CONTRIBUTIONS, TRENDS
@@ -154,6 +155,7 @@ class ProfileStore:
                     anonymous_ids=settings.max_anonymous_ids,
                     purchased_items=settings.max_purchased_items,
                 ),
+                currency=Rates.of(settings.currency),
             ),
             retention=Retention(
                 minute_seconds=settings.trend_minute_retention_hours * 3600,
@@ -251,11 +253,7 @@ class _BatchWrite:
             snapshot.contributions[doc["user"]].append(doc)
 
     def _read_categories(self, snapshot: Snapshot, events: list[ParsedEvent]) -> None:
-        wanted = {
-            e.interaction.item_id
-            for e in events
-            if e.interaction is not None and e.interaction.categories is None
-        }
+        wanted = {i.item_id for e in events for i in e.interactions if i.categories is None}
         cache = self.store.items
         missing = []
         for item_id in wanted:

@@ -27,8 +27,9 @@ from typing import Any
 
 from services.profiles import decay, limits, rfm
 from services.profiles.limits import Limits, trait_size
-from services.profiles.parsing import PURCHASE, RATING, ParsedEvent
+from services.profiles.parsing import PURCHASE, RATING, Interaction, ParsedEvent
 from shared.attribution import DIRECT, Touch
+from shared.currency import Rates
 from shared.packed_ids import pack_sequence, pack_set, unpack
 from shared.profile_document import FIRST_TOUCH, LAST_TOUCH, TOUCH_AT, TOUCH_CHANNEL, escape
 
@@ -43,6 +44,7 @@ class Rules:
     recent_items_max: int = 50
     active_days_max: int = 366
     limits: Limits = field(default_factory=Limits)
+    currency: Rates = field(default_factory=Rates)
 
 
 def day_number(moment: datetime) -> int:
@@ -211,9 +213,13 @@ class ProfileChange:
             self.new_days.append(day)
 
     def apply(
-        self, event: ParsedEvent, categories: tuple[str, ...], fill_traits: bool = False
+        self,
+        event: ParsedEvent,
+        categories: tuple[str, ...] | list[tuple[str, ...]],
+        fill_traits: bool = False,
     ) -> None:
-        """Apply one event; ``categories`` are those of its item (resolved by the caller).
+        """Apply one event; ``categories`` are those of each of its interactions (resolved by
+        the caller; one tuple for all of them is accepted too).
         Ids are linked by the caller (identity rules); ``fill_traits`` (an anonymous event
         reaching a known user through a link) sets only traits the profile does not have yet,
         as a merge of the anonymous profile would."""
@@ -230,17 +236,35 @@ class ProfileChange:
         # Trait names arrive escaped (parsing._storable).
         for name, value in event.traits.items():
             self.set_trait(name, value, fill_only=fill_traits)
-        interaction = event.interaction
-        if interaction is None:
+        self._revenue(event)
+        for n, interaction in enumerate(event.interactions):
+            own = categories[n] if isinstance(categories, list) else categories
+            self._interact(event, interaction, own)
+
+    def _revenue(self, event: ParsedEvent) -> None:
+        """An order counts once in purchases; its amount (a refund's, negated) moves revenue in
+        the base currency, never below zero; an amount that cannot be converted is counted."""
+        if event.purchase:
+            self.purchases += 1
+            self.revenue_changed = True
+            self.last_purchase = _later(self.last_purchase, event.at)
+        if event.revenue is None:
             return
+        amount = self.rules.currency.to_base(
+            event.revenue, event.currency or self.rules.currency.base
+        )
+        if amount is None:
+            self.limited[limits.REVENUE_CURRENCY] += 1
+            return
+        self.revenue = max(0.0, self.revenue + amount)
+        self.revenue_changed = True
+
+    def _interact(
+        self, event: ParsedEvent, interaction: Interaction, categories: tuple[str, ...]
+    ) -> None:
         self.recent.append(interaction.item_id)
         if interaction.kind in (PURCHASE, RATING):
             self._consume(interaction.item_id)
-        if interaction.kind == PURCHASE:
-            self.purchases += 1
-            self.revenue += interaction.revenue
-            self.revenue_changed = True
-            self.last_purchase = _later(self.last_purchase, event.at)
         if categories:
             self.affinity, self.affinity_at = decay.add(
                 self.affinity,
@@ -287,7 +311,7 @@ class ProfileChange:
                 self.rules.half_life_seconds,
             )
             self.affinity_changed = True
-        if other.get("purchases"):
+        if other.get("purchases") or other.get("revenue"):
             self.purchases += int(other["purchases"])
             self.revenue += float(other.get("revenue", 0.0))
             self.revenue_changed = True

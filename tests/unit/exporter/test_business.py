@@ -45,7 +45,7 @@ def test_counts_events_by_type_and_funnel_step() -> None:
     assert snap.events_by_type["identify"] == 1
     assert snap.events_by_type[OTHER] == 1
     assert snap.events_by_type["page"] == 0  # known types exist from the start
-    assert snap.funnel == {"view": 2, "add_to_cart": 1, "purchase": 1}
+    assert snap.funnel == {"view": 2, "add_to_cart": 1, "checkout": 0, "purchase": 1}
 
 
 def test_revenue_by_currency_from_revenue_or_total() -> None:

@@ -28,8 +28,12 @@ def test_item_interactions_follow_the_event_name_conventions() -> None:
 
     bought = parse_event(track("Order Completed", itemId="7", price=4.5, quantity=2))
     assert bought.interaction is not None
-    assert (bought.interaction.kind, bought.interaction.revenue) == (parsing.PURCHASE, 9.0)
-    assert parse_event(track("Item Purchased", itemId="7", revenue=3)).interaction.revenue == 3.0  # type: ignore[union-attr]
+    assert (bought.interaction.kind, bought.revenue, bought.purchase) == (
+        parsing.PURCHASE,
+        9.0,
+        True,
+    )
+    assert parse_event(track("Item Purchased", itemId="7", revenue=3)).revenue == 3.0
     rated = parse_event(track("item rated", itemId="7", rating=4))
     assert rated.interaction is not None
     assert (rated.interaction.kind, rated.interaction.rating) == (parsing.RATING, 4.0)
@@ -106,3 +110,57 @@ def test_poison_events_are_refused_with_a_typed_reason(raw: bytes, reason: str) 
 def test_delete_events_are_understood() -> None:
     event = parse_record(orjson.dumps({"type": "delete", "userId": "u1", "timestamp": AT}))
     assert event.is_delete and event.key == "u1"
+
+
+def test_segment_ecommerce_products_are_read_one_interaction_each() -> None:
+    order = parse_event(
+        track(
+            "Order Completed",
+            order_id="o1",
+            total=30,
+            currency="eur",
+            products=[
+                {"product_id": "p1", "sku": "S-1", "category": "Games/Board/Chess"},
+                {"sku": "S-2", "categories": ["Toys"]},
+            ],
+        )
+    )
+    assert [(i.item_id, i.kind) for i in order.interactions] == [
+        ("p1", parsing.PURCHASE),
+        ("S-2", parsing.PURCHASE),
+    ]
+    assert order.interactions[0].categories == ("Games", "Games/Board", "Games/Board/Chess")
+    assert order.interactions[1].categories == ("Toys",)
+    assert (order.revenue, order.currency, order.purchase) == (30.0, "EUR", True)
+    refund = parse_event(track("Order Refunded", order_id="o1", total=12, currency="EUR"))
+    assert (refund.interactions, refund.revenue, refund.purchase) == ((), -12.0, False)
+    # No single item: accepted, counted by name, no interaction even with a stray id.
+    searched = parse_event(track("Products Searched", query="chess", product_id="p1"))
+    assert (searched.interactions, searched.revenue) == ((), None)
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"products": [{"product_id": ["p"]}]},
+        {"product_id": "p", "category": 3},
+        {"product_id": "p", "price": "a lot"},
+        {"product_id": "p", "price": 2, "currency": 978},
+    ],
+)
+def test_malformed_ecommerce_properties_are_poison(props: dict[str, object]) -> None:
+    with pytest.raises(PoisonEvent):
+        parse_event(track("Order Completed", **props))
+
+
+def test_traits_come_from_traits_or_rudderstacks_context_traits() -> None:
+    event = parse_event(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "timestamp": AT,
+            "context": {"traits": {"email": "a@example.com", "plan": "free"}},
+            "traits": {"plan": "pro"},
+        }
+    )
+    assert event.traits == {"email": "a@example.com", "plan": "pro"}

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.profiles.parsing import ParsedEvent, parse_event
 from services.profiles.updates import ProfileChange, Rules, day_number
+from shared.currency import Rates
 from shared.packed_ids import pack_sequence, pack_set, unpack
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -115,3 +116,22 @@ def test_absorbing_an_anonymous_history() -> None:
     assert change.materialize(NOW)["version"] == 3
     assert unpack(update["$set"]["recentItems"]) == ["p"]
     assert unpack(update["$set"]["purchasedItems"]) == ["p"]
+
+
+def test_an_order_counts_each_product_once_and_a_refund_takes_its_amount_back() -> None:
+    rules = Rules(currency=Rates("USD", {"EUR": 2.0}))
+    change = ProfileChange("u1", None, rules)
+    products = [{"product_id": "p1", "price": 4.0, "quantity": 2}, {"sku": "s2", "price": 2.0}]
+    order = ev(0, "Order Completed", products=products, currency="EUR")
+    change.apply(order, [("Games",), ()])
+    change.apply(ev(1, "Order Refunded", total=3.0, currency="EUR"), [])
+    change.apply(ev(2, "Order Completed", product_id="p3", total=7.0, currency="JPY"), [()])
+    update = change.update(NOW)
+    assert update["$set"]["purchases"] == 2  # orders, not products
+    assert update["$set"]["revenue"] == (8.0 + 2.0 - 3.0) * 2.0  # EUR at 2.0; JPY left out
+    assert change.limited == {"revenue_currency": 1}
+    assert sorted(unpack(update["$set"]["purchasedItems"])) == ["p1", "p3", "s2"]
+    assert set(update["$set"]["affinity"]) == {"Games"}
+    # A refund never takes revenue below zero (an order from before the history began).
+    change.apply(ev(3, "Order Cancelled", total=1000.0), [])
+    assert change.update(NOW)["$set"]["revenue"] == 0.0

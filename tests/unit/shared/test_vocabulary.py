@@ -9,12 +9,10 @@ from shared.vocabulary import (
     CART,
     EVENTS,
     FUNNEL_ORDER,
-    ITEM_REVENUE,
-    ORDER_REVENUE,
     PURCHASE,
+    REVERSES,
     VIEW,
     VIEWS,
-    Amount,
     Event,
     PerStar,
     problems,
@@ -46,15 +44,20 @@ def with_row(event: Event) -> tuple[Event, ...]:
     [
         (with_row(Event("Example Happened", kind="example")), "has no weight"),
         (with_row(Event(" product viewed", kind=VIEW, weight=1.0)), "names both"),
-        (with_row(Event("Wishlisted", kind=CART, weight=9.0)), "disagree on weight or trend"),
-        (with_row(Event("Wishlisted", kind=VIEW, weight=1.0)), "disagree on weight or trend"),
+        (with_row(Event("Saved", kind=CART, weight=9.0)), "disagree on weight or trend"),
+        (with_row(Event("Saved", kind=VIEW, weight=1.0)), "disagree on weight or trend"),
         (with_row(Event("Shown", weight=1.0)), "need an interaction kind"),
         (with_row(Event("Gift", kind="gift", weight=-1.0)), "cannot be negative"),
         (with_row(Event("Liked", kind="like", weight=PerStar(1, 1))), "needs the rating kind"),
         (with_row(Event("Liked", kind="like", weight=1.0, trend="likes")), "trend 'likes'"),
-        (with_row(Event("Checkout Started", funnel="checkout")), "funnel step 'checkout'"),
-        (with_row(Event("Tipped", kind="tip", weight=1.0, revenue=ITEM_REVENUE)), "purchases"),
-        (with_row(Event("Refunded", order=ORDER_REVENUE)), "funnel's last step"),
+        (with_row(Event("Checkout Paid", funnel="paid")), "funnel step 'paid'"),
+        (with_row(Event("Tipped", kind="tip", weight=1.0, revenue=1)), "only purchases add"),
+        (
+            with_row(Event("Returned", kind=CART, weight=3.0, revenue=REVERSES)),
+            "not an interaction",
+        ),
+        (with_row(Event("Refunded", revenue=REVERSES, order=True)), "funnel's last step"),
+        (with_row(Event("Doubled", revenue=2)), "revenue role 2"),
         (with_row(Event("Ad Seen", recommendation="ad")), "role 'ad'"),
         (with_row(Event("Tracked", kind=vocabulary.OTHER, weight=1.0)), "no row names"),
         (with_row(Event("item upserted", kind=VIEW, weight=1.0)), "catalogue change"),
@@ -80,7 +83,8 @@ def test_funnel_steps_follow_the_funnel_order() -> None:
     steps = vocabulary.spellings_with(lambda e: e.funnel)
     assert sorted(set(steps.values()), key=FUNNEL_ORDER.index) == list(FUNNEL_ORDER)
     assert all(e.funnel == FUNNEL_ORDER[-1] for e in EVENTS if e.order)
-    assert all(e.kind == PURCHASE for e in EVENTS if e.revenue)
+    assert all(e.kind == PURCHASE for e in EVENTS if e.revenue == vocabulary.ADDS)
+    assert all(e.kind is None for e in EVENTS if e.revenue == REVERSES)
     assert {e.kind for e in EVENTS if e.funnel == "add_to_cart"} == {CART}
 
 
@@ -89,28 +93,66 @@ def number(value: object, name: str) -> float | None:
 
 
 @pytest.mark.parametrize(
-    ("amount", "properties", "expected"),
+    ("properties", "expected"),
     [
-        (ITEM_REVENUE, {"revenue": 3, "price": 4.0}, 3.0),
-        (ITEM_REVENUE, {"price": 4.0, "quantity": 2}, 8.0),
-        (ITEM_REVENUE, {"price": 4.0, "quantity": 0}, 4.0),  # a zero quantity counts once
-        (ITEM_REVENUE, {}, 0.0),
-        (ORDER_REVENUE, {"total": 7.5}, 7.5),
-        (ORDER_REVENUE, {"revenue": 1, "total": 7.5}, 1.0),
-        (ORDER_REVENUE, {"price": 4.0}, None),
-        (Amount(("value",)), {"value": 2}, 2.0),
+        ({"revenue": 3, "total": 7.5, "price": 4.0}, 3.0),
+        ({"total": 7.5, "price": 4.0}, 7.5),
+        ({"price": 4.0, "quantity": 2}, 8.0),
+        ({"price": 4.0, "quantity": 0}, 4.0),  # a zero quantity counts once
+        ({"products": [{"price": 2.0, "quantity": 3}, {"price": 1.5}, {"sku": "x"}]}, 7.5),
+        ({"products": [{"sku": "x"}], "price": 4.0}, 4.0),  # no product priced: the event's
+        ({}, None),
     ],
 )
-def test_amounts_read_the_first_property_set(
-    amount: Amount, properties: dict[str, object], expected: float | None
+def test_one_revenue_rule_reads_revenue_total_then_prices(
+    properties: dict[str, object], expected: float | None
 ) -> None:
-    assert amount.read(properties, number) == expected
+    assert vocabulary.revenue_of(properties, number) == expected
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        ({"itemId": "1", "product_id": "2", "sku": "3"}, "1"),
+        ({"product_id": "2", "sku": "3"}, "2"),
+        ({"product_id": "", "sku": "3"}, "3"),
+        ({"name": "no id"}, None),
+    ],
+)
+def test_item_ids_come_from_item_id_else_product_id_else_sku(
+    properties: dict[str, object], expected: str | None
+) -> None:
+    assert vocabulary.item_id_of(properties) == expected
+
+
+def test_products_are_the_items_of_an_event() -> None:
+    order = {"product_id": "top", "products": [{"product_id": "a"}, {"name": "x"}, 3, {"sku": "b"}]}
+    assert vocabulary.products_of(order) == [{"product_id": "a"}, {"sku": "b"}]
+    assert vocabulary.products_of({"product_id": "top", "products": []}) == [
+        {"product_id": "top", "products": []}
+    ]
+    assert vocabulary.products_of({"query": "shoes"}) == []
+
+
+def test_a_category_path_names_each_level() -> None:
+    assert vocabulary.category_levels("Games/ Board //Chess") == [
+        "Games",
+        "Games/Board",
+        "Games/Board/Chess",
+    ]
+    assert vocabulary.category_levels("Books") == ["Books"]
+    assert vocabulary.category_levels(" / ") == []
+
+
+def test_names_match_whatever_their_case() -> None:
+    assert vocabulary.spellings_with(lambda e: e.funnel)["item added to cart"] == "add_to_cart"
+    assert vocabulary.by_name()["order refunded"].revenue == REVERSES
 
 
 def test_categories_mentioned_read_every_place_an_event_names_one() -> None:
     properties = {
         "category": " Books ",
         "categories": ["Drama", 3, " "],
-        "products": [{"category": "Toys"}, "x", {"name": "no category"}],
+        "products": [{"category": "Toys/Lego"}, "x", {"name": "no category"}, {"category": "Toys"}],
     }
-    assert vocabulary.categories_mentioned(properties) == ["Books", "Drama", "Toys"]
+    assert vocabulary.categories_mentioned(properties) == ["Books", "Drama", "Toys", "Toys/Lego"]
