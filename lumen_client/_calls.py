@@ -27,6 +27,7 @@ from lumen_client.types import (
     Rfm,
     SearchHit,
     SearchResults,
+    Touch,
 )
 
 DEFAULT_TARGET = "127.0.0.1:50052"
@@ -287,4 +288,12 @@ def profile(p: profiles_pb2.Profile) -> Profile:
         else None,
         updated_at=_iso(p.updated_at, p.HasField("updated_at")),
         version=p.version,
+        first_touch=_touch(p.first_touch) if p.HasField("first_touch") else None,
+        last_touch=_touch(p.last_touch) if p.HasField("last_touch") else None,
+    )
+
+
+def _touch(t: profiles_pb2.Touch) -> Touch:
+    return Touch(
+        t.channel, t.source, t.medium, t.campaign, t.referrer, _iso(t.at, t.HasField("at"))
     )

@@ -79,6 +79,18 @@ class Rfm:
 
 
 @dataclass(frozen=True)
+class Touch:
+    """An acquisition touch: channel, the campaign fields it came with, and when."""
+
+    channel: str
+    source: str
+    medium: str
+    campaign: str
+    referrer: str
+    at: str | None
+
+
+@dataclass(frozen=True)
 class Profile:
     id: str
     user_id: str
@@ -98,6 +110,8 @@ class Profile:
     rfm: Rfm | None
     updated_at: str | None
     version: int
+    first_touch: Touch | None = None
+    last_touch: Touch | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from shared.mongo import PROFILES
-from shared.profile_document import MalformedProfile, ProfileDocument
+from shared.profile_document import AttributionTouch, MalformedProfile, ProfileDocument
 
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -22,6 +22,19 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value)
     return stamp
+
+
+def _touch(touch: AttributionTouch | None) -> profiles_pb2.Touch | None:
+    if touch is None:
+        return None
+    return profiles_pb2.Touch(
+        channel=touch.channel,
+        source=touch.source,
+        medium=touch.medium,
+        campaign=touch.campaign,
+        referrer=touch.referrer,
+        at=_timestamp(touch.at),
+    )
 
 
 def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
@@ -47,6 +60,8 @@ def to_proto(doc: dict[str, Any]) -> profiles_pb2.Profile:
         revenue=view.revenue,
         updated_at=_timestamp(view.updated_at),
         version=view.version,
+        first_touch=_touch(view.first_touch),
+        last_touch=_touch(view.last_touch),
     )
     if view.rfm is not None:  # scored from the first purchase on; before that the field stays unset
         profile.rfm.CopyFrom(

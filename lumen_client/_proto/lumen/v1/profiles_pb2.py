@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lumen/v1/profiles.proto\x12\x08lumen.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"E\n\x11GetProfileRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0c\x61nonymous_id\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"L\n\x03Rfm\x12\x0f\n\x07recency\x18\x01 \x01(\x05\x12\x11\n\tfrequency\x18\x02 \x01(\x05\x12\x10\n\x08monetary\x18\x03 \x01(\x05\x12\x0f\n\x07segment\x18\x04 \x01(\t\"\x9d\x06\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\ranonymous_ids\x18\x03 \x03(\t\x12\'\n\x06traits\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x46\n\x14\x65vent_counts_by_type\x18\x07 \x03(\x0b\x32(.lumen.v1.Profile.EventCountsByTypeEntry\x12\x46\n\x14\x65vent_counts_by_name\x18\x08 \x03(\x0b\x32(.lumen.v1.Profile.EventCountsByNameEntry\x12\x10\n\x08sessions\x18\t \x01(\x03\x12\x13\n\x0b\x61\x63tive_days\x18\n \x01(\x03\x12\x14\n\x0crecent_items\x18\x0b \x03(\t\x12\x42\n\x11\x63\x61tegory_affinity\x18\x0c \x03(\x0b\x32\'.lumen.v1.Profile.CategoryAffinityEntry\x12\x17\n\x0fpurchased_items\x18\r \x03(\t\x12\x11\n\tpurchases\x18\x0e \x01(\x03\x12\x0f\n\x07revenue\x18\x0f \x01(\x01\x12\x1a\n\x03rfm\x18\x10 \x01(\x0b\x32\r.lumen.v1.Rfm\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x12 \x01(\x03\x1a\x38\n\x16\x45ventCountsByTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x38\n\x16\x45ventCountsByNameEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x43\x61tegoryAffinityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"8\n\x12GetProfileResponse\x12\"\n\x07profile\x18\x01 \x01(\x0b\x32\x11.lumen.v1.Profile2Y\n\x0eProfileService\x12G\n\nGetProfile\x12\x1b.lumen.v1.GetProfileRequest\x1a\x1c.lumen.v1.GetProfileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lumen/v1/profiles.proto\x12\x08lumen.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"E\n\x11GetProfileRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0c\x61nonymous_id\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"L\n\x03Rfm\x12\x0f\n\x07recency\x18\x01 \x01(\x05\x12\x11\n\tfrequency\x18\x02 \x01(\x05\x12\x10\n\x08monetary\x18\x03 \x01(\x05\x12\x0f\n\x07segment\x18\x04 \x01(\t\"\x84\x01\n\x05Touch\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06medium\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61mpaign\x18\x04 \x01(\t\x12\x10\n\x08referrer\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x06\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\ranonymous_ids\x18\x03 \x03(\t\x12\'\n\x06traits\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x46\n\x14\x65vent_counts_by_type\x18\x07 \x03(\x0b\x32(.lumen.v1.Profile.EventCountsByTypeEntry\x12\x46\n\x14\x65vent_counts_by_name\x18\x08 \x03(\x0b\x32(.lumen.v1.Profile.EventCountsByNameEntry\x12\x10\n\x08sessions\x18\t \x01(\x03\x12\x13\n\x0b\x61\x63tive_days\x18\n \x01(\x03\x12\x14\n\x0crecent_items\x18\x0b \x03(\t\x12\x42\n\x11\x63\x61tegory_affinity\x18\x0c \x03(\x0b\x32\'.lumen.v1.Profile.CategoryAffinityEntry\x12\x17\n\x0fpurchased_items\x18\r \x03(\t\x12\x11\n\tpurchases\x18\x0e \x01(\x03\x12\x0f\n\x07revenue\x18\x0f \x01(\x01\x12\x1a\n\x03rfm\x18\x10 \x01(\x0b\x32\r.lumen.v1.Rfm\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x12 \x01(\x03\x12$\n\x0b\x66irst_touch\x18\x13 \x01(\x0b\x32\x0f.lumen.v1.Touch\x12#\n\nlast_touch\x18\x14 \x01(\x0b\x32\x0f.lumen.v1.Touch\x1a\x38\n\x16\x45ventCountsByTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x38\n\x16\x45ventCountsByNameEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x43\x61tegoryAffinityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"8\n\x12GetProfileResponse\x12\"\n\x07profile\x18\x01 \x01(\x0b\x32\x11.lumen.v1.Profile2Y\n\x0eProfileService\x12G\n\nGetProfile\x12\x1b.lumen.v1.GetProfileRequest\x1a\x1c.lumen.v1.GetProfileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,16 +43,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPROFILEREQUEST']._serialized_end=169
   _globals['_RFM']._serialized_start=171
   _globals['_RFM']._serialized_end=247
-  _globals['_PROFILE']._serialized_start=250
-  _globals['_PROFILE']._serialized_end=1047
-  _globals['_PROFILE_EVENTCOUNTSBYTYPEENTRY']._serialized_start=876
-  _globals['_PROFILE_EVENTCOUNTSBYTYPEENTRY']._serialized_end=932
-  _globals['_PROFILE_EVENTCOUNTSBYNAMEENTRY']._serialized_start=934
-  _globals['_PROFILE_EVENTCOUNTSBYNAMEENTRY']._serialized_end=990
-  _globals['_PROFILE_CATEGORYAFFINITYENTRY']._serialized_start=992
-  _globals['_PROFILE_CATEGORYAFFINITYENTRY']._serialized_end=1047
-  _globals['_GETPROFILERESPONSE']._serialized_start=1049
-  _globals['_GETPROFILERESPONSE']._serialized_end=1105
-  _globals['_PROFILESERVICE']._serialized_start=1107
-  _globals['_PROFILESERVICE']._serialized_end=1196
+  _globals['_TOUCH']._serialized_start=250
+  _globals['_TOUCH']._serialized_end=382
+  _globals['_PROFILE']._serialized_start=385
+  _globals['_PROFILE']._serialized_end=1257
+  _globals['_PROFILE_EVENTCOUNTSBYTYPEENTRY']._serialized_start=1086
+  _globals['_PROFILE_EVENTCOUNTSBYTYPEENTRY']._serialized_end=1142
+  _globals['_PROFILE_EVENTCOUNTSBYNAMEENTRY']._serialized_start=1144
+  _globals['_PROFILE_EVENTCOUNTSBYNAMEENTRY']._serialized_end=1200
+  _globals['_PROFILE_CATEGORYAFFINITYENTRY']._serialized_start=1202
+  _globals['_PROFILE_CATEGORYAFFINITYENTRY']._serialized_end=1257
+  _globals['_GETPROFILERESPONSE']._serialized_start=1259
+  _globals['_GETPROFILERESPONSE']._serialized_end=1315
+  _globals['_PROFILESERVICE']._serialized_start=1317
+  _globals['_PROFILESERVICE']._serialized_end=1406
 # @@protoc_insertion_point(module_scope)

@@ -61,6 +61,45 @@ class Rfm(google.protobuf.message.Message):
 global___Rfm = Rfm
 
 @typing.final
+class Touch(google.protobuf.message.Message):
+    """Touch is one acquisition touch: the channel its campaign (UTM), referrer or page named."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: builtins.int
+    SOURCE_FIELD_NUMBER: builtins.int
+    MEDIUM_FIELD_NUMBER: builtins.int
+    CAMPAIGN_FIELD_NUMBER: builtins.int
+    REFERRER_FIELD_NUMBER: builtins.int
+    AT_FIELD_NUMBER: builtins.int
+    channel: builtins.str
+    """One of direct, organic_search, paid_search, social, paid_social, email, affiliate,
+    display, paid_other, referral, other.
+    """
+    source: builtins.str
+    """utm_source, else the referrer's host."""
+    medium: builtins.str
+    campaign: builtins.str
+    referrer: builtins.str
+    """Host of the external referrer, if any."""
+    @property
+    def at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        channel: builtins.str = ...,
+        source: builtins.str = ...,
+        medium: builtins.str = ...,
+        campaign: builtins.str = ...,
+        referrer: builtins.str = ...,
+        at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["at", b"at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["at", b"at", "campaign", b"campaign", "channel", b"channel", "medium", b"medium", "referrer", b"referrer", "source", b"source"]) -> None: ...
+
+global___Touch = Touch
+
+@typing.final
 class Profile(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -130,6 +169,8 @@ class Profile(google.protobuf.message.Message):
     RFM_FIELD_NUMBER: builtins.int
     UPDATED_AT_FIELD_NUMBER: builtins.int
     VERSION_FIELD_NUMBER: builtins.int
+    FIRST_TOUCH_FIELD_NUMBER: builtins.int
+    LAST_TOUCH_FIELD_NUMBER: builtins.int
     id: builtins.str
     """The profile key: the userId, or the anonymousId while the user is unknown."""
     user_id: builtins.str
@@ -167,6 +208,14 @@ class Profile(google.protobuf.message.Message):
 
     @property
     def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def first_touch(self) -> global___Touch:
+        """The first event with attribution context; unset until there is one. Never changes."""
+
+    @property
+    def last_touch(self) -> global___Touch:
+        """The latest touch (a direct visit does not replace a campaign's within its session)."""
+
     def __init__(
         self,
         *,
@@ -188,9 +237,11 @@ class Profile(google.protobuf.message.Message):
         rfm: global___Rfm | None = ...,
         updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         version: builtins.int = ...,
+        first_touch: global___Touch | None = ...,
+        last_touch: global___Touch | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["first_seen", b"first_seen", "last_seen", b"last_seen", "rfm", b"rfm", "traits", b"traits", "updated_at", b"updated_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["active_days", b"active_days", "anonymous_ids", b"anonymous_ids", "category_affinity", b"category_affinity", "event_counts_by_name", b"event_counts_by_name", "event_counts_by_type", b"event_counts_by_type", "first_seen", b"first_seen", "id", b"id", "last_seen", b"last_seen", "purchased_items", b"purchased_items", "purchases", b"purchases", "recent_items", b"recent_items", "revenue", b"revenue", "rfm", b"rfm", "sessions", b"sessions", "traits", b"traits", "updated_at", b"updated_at", "user_id", b"user_id", "version", b"version"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["first_seen", b"first_seen", "first_touch", b"first_touch", "last_seen", b"last_seen", "last_touch", b"last_touch", "rfm", b"rfm", "traits", b"traits", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["active_days", b"active_days", "anonymous_ids", b"anonymous_ids", "category_affinity", b"category_affinity", "event_counts_by_name", b"event_counts_by_name", "event_counts_by_type", b"event_counts_by_type", "first_seen", b"first_seen", "first_touch", b"first_touch", "id", b"id", "last_seen", b"last_seen", "last_touch", b"last_touch", "purchased_items", b"purchased_items", "purchases", b"purchases", "recent_items", b"recent_items", "revenue", b"revenue", "rfm", b"rfm", "sessions", b"sessions", "traits", b"traits", "updated_at", b"updated_at", "user_id", b"user_id", "version", b"version"]) -> None: ...
 
 global___Profile = Profile
 
