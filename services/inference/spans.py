@@ -21,6 +21,7 @@ from opentelemetry.trace import Status, StatusCode, format_trace_id
 from shared.tracing import tracing_enabled
 
 QUEUE_SPAN = "inference queue"
+PROBE_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 EXECUTION_SPAN = "onnx execution"
 # Attribute names of the batcher's spans (lumen.* like the rest of Lumen's own attributes).
 MODEL = "lumen.model.name"
@@ -35,12 +36,15 @@ def server_interceptors() -> list[Any]:
     reflection left out: probes every few seconds would each be a trace), else nothing."""
     if not tracing_enabled():
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    probes = filters.any_of(
-        filters.service_prefix("grpc.health"), filters.service_prefix("grpc.reflection")
-    )
-    return [aio_server_interceptor(filter_=filters.negate(probes))]
+    return [aio_server_interceptor(filter_=not_a_probe)]
+
+
+def not_a_probe(call_details: Any) -> bool:
+    """Whether a call is traced: all but health checks and reflection. (The instrumentation's
+    own ``filters`` parse the method name with a regular expression on every call.)"""
+    return not str(call_details.method).startswith(PROBE_PREFIXES)
 
 
 def instrument_pymongo() -> None:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -262,3 +263,13 @@ async def test_an_unsampled_caller_gets_no_batcher_spans(
         await batcher.infer({"x": np.ones((1, 1), dtype=np.float32)})
     await batcher.close()
     assert exporter.get_finished_spans() == ()
+
+
+def test_every_call_but_health_checks_and_reflection_is_traced() -> None:
+    def call(method: str) -> Any:
+        return SimpleNamespace(method=method)
+
+    assert spans.not_a_probe(call("/lumen.v1.RecommendationService/Recommend"))
+    assert spans.not_a_probe(call("/inference.GRPCInferenceService/ModelInfer"))
+    assert not spans.not_a_probe(call("/grpc.health.v1.Health/Check"))
+    assert not spans.not_a_probe(call("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"))
