@@ -52,6 +52,8 @@ def test_every_vocabulary_event_from_kafka_moves_the_business_figures(stack: Sta
         assert snapshot.funnel == funnel
         assert snapshot.recommendations == recommendations
         assert (snapshot.orders, snapshot.revenue) == (orders, {"EUR": 11.0 * orders})
+        refunds = sum(expected.revenue < 0 for expected in EXPECTED.values())
+        assert snapshot.refunds == {"EUR": 11.0 * refunds}
     finally:
         producer.close()
         consumer.stop()
