@@ -101,6 +101,11 @@ def validate(raw: Any, call_type: str | None) -> dict[str, Any]:
                 raise Rejection(SCHEMA, field, "must be a JSON object")
         else:
             parse_time(value, field)
+    # RudderStack's libraries send identify traits in context.traits; the profile updater
+    # reads them, so they are held to what top-level traits are.
+    context_traits = (event.get("context") or {}).get("traits")
+    if context_traits is not None and not isinstance(context_traits, dict):
+        raise Rejection(SCHEMA, "context.traits", "must be a JSON object")
     if not event.get("userId") and not event.get("anonymousId"):
         raise Rejection(SCHEMA, "userId", "userId or anonymousId is required")
     required = REQUIRED_FIELD_BY_TYPE.get(event["type"])

@@ -29,6 +29,7 @@ def reason_of(raw: object, call_type: str | None = "track") -> tuple[str, str]:
         ({"userId": "u", "traits": "t"}, "identify", "traits"),
         ({"userId": "u", "context": 3}, "page", "context"),
         ({"userId": "u", "integrations": True}, "page", "integrations"),
+        ({"userId": "u", "context": {"traits": ["pro"]}}, "identify", "context.traits"),
         ({"userId": "u", "event": "x", "timestamp": "yesterday"}, "track", "timestamp"),
         ({"userId": "u", "event": "x", "timestamp": 5}, "track", "timestamp"),
         ({"userId": "u", "event": "x", "type": "page"}, "track", "type"),
@@ -81,3 +82,26 @@ def test_enrich_uses_batch_sent_at_and_defaults_timestamp() -> None:
     plain = enrich({"type": "track", "userId": "u"}, "web", RECEIVED)
     assert plain["timestamp"] == plain["receivedAt"]
     assert enrich({"messageId": "keep"}, "s", RECEIVED)["messageId"] == "keep"
+
+
+def test_the_libraries_full_shapes_pass_unchanged() -> None:
+    """What segment-analytics-python and rudder-sdk-python send, field for field."""
+    sent = {
+        "type": "track",
+        "userId": "u1",
+        "anonymousId": None,
+        "event": "Order Completed",
+        "properties": {"order_id": "o1", "products": [{"product_id": "p1", "price": 3}]},
+        "context": {
+            "library": {"name": "analytics-python", "version": "2.4.0"},
+            "traits": {"plan": "pro"},
+        },
+        "integrations": {"All": True, "Mixpanel": False},
+        "_metadata": {"nodeVersion": "3.11"},
+        "channel": "server",
+        "messageId": "m-1",
+        "timestamp": "2025-01-01T11:59:00+00:00",
+        "sentAt": "2025-01-01T12:00:00+00:00",
+        "rudderId": "r-1",
+    }
+    assert validate(sent, None) == sent
