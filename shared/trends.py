@@ -4,12 +4,16 @@ The profile updater writes one document per (window, kind, window start, key)::
 
     {"_id": "1h|item|1717232400|42",   # trend_id(window, kind, start, key)
      "window": "1h",                   # "1m" or "1h": tumbling windows
-     "kind": "item",                   # "item" or "category"
-     "key": "42",                      # the item id or the category name
+     "kind": "item",                   # "item", "category" or "channel"
+     "key": "42",                      # the item id, the category or the acquisition channel
      "start": ISODate(...),            # window start (UTC); the end is start + window
      "views": 17,                      # interactions counted as views (views, clicks, ratings)
      "purchases": 2,                   # ... and as purchases: see shared/vocabulary.py
      "expiresAt": ISODate(...)}        # TTL: window end + retention (2 h for 1m, 48 h for 1h)
+
+A ``channel`` window counts each interaction under the acquisition channel of its user's last
+touch once the event is applied (``shared.attribution``; interactions of users without one are
+not counted there), so views and purchases can be split by channel.
 
 ``top_trending`` reads "top N now": the current window plus the one before it, so the list
 does not empty itself at every window boundary. Any service may import this module.
@@ -29,7 +33,8 @@ TRENDS = "trends"
 TREND_CONTRIBUTIONS = "trend_contributions"
 ITEM: Literal["item"] = "item"
 CATEGORY: Literal["category"] = "category"
-KIND_CODES = {ITEM: "i", CATEGORY: "c"}
+CHANNEL: Literal["channel"] = "channel"
+KIND_CODES = {ITEM: "i", CATEGORY: "c", CHANNEL: "h"}
 WINDOWS = {"1m": 60, "1h": 3600}
 MEASURES = (VIEWS, PURCHASES)  # the two counters of a window document
 
@@ -48,7 +53,7 @@ def trend_id(window: str, kind: str, start: int, key: str) -> str:
 
 def top_trending(
     db: Database,
-    kind: Literal["item", "category"] = "item",
+    kind: Literal["item", "category", "channel"] = "item",
     window: Literal["1m", "1h"] = "1h",
     by: Literal["views", "purchases"] = "views",
     limit: int = 10,

@@ -38,6 +38,7 @@ from services.profiles.trends import (
 )
 from services.profiles.updates import ProfileChange, Rules, summary
 from shared.mongo import ITEMS, PROFILES
+from shared.profile_document import TOUCH_CHANNEL
 from shared.trends import TREND_CONTRIBUTIONS, TRENDS, trend_id
 
 # Order of a batch's writes, one bulk_write per collection.
@@ -313,7 +314,10 @@ class _Planning:
         slot = (key, window_start(event.at, HOUR))
         if slot not in self.snapshot.trend_slots_read and self.policy.trend_kept(slot[1], self.now):
             self.needs.trend_slots.add(slot)
-        if not self.deltas.add(key, event.at, interaction, categories, self.now):
+        # The user's last touch once this event is applied: their current acquisition channel.
+        last_touch = self._change(key).last_touch or {}
+        channel = last_touch.get(TOUCH_CHANNEL)
+        if not self.deltas.add(key, event.at, interaction, categories, self.now, channel):
             self.result.limited[TREND_EVENTS] += 1
 
     def _apply(self, event: ParsedEvent) -> None:

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from services.profiles.parsing import Interaction
 from shared.profile_document import escape, unescape
-from shared.trends import ITEM, KIND_CODES, WINDOWS, trend_id
+from shared.trends import CHANNEL, ITEM, KIND_CODES, WINDOWS, trend_id
 from shared.vocabulary import PURCHASES, VIEWS, kinds_counted_as
 
 # Interaction kinds that count as a view (attention) and as a purchase, from the vocabulary.
@@ -75,8 +75,10 @@ class TrendDeltas:
         interaction: Interaction,
         categories: tuple[str, ...],
         now: datetime,
+        channel: str | None = None,
     ) -> bool:
-        """Count one interaction; False when the user's hourly budget refused it."""
+        """Count one interaction (under its item, its categories and the user's acquisition
+        ``channel``, if any); False when the user's hourly budget refused it."""
         views, purchases = counted(interaction)
         if not (views or purchases):
             return True
@@ -90,7 +92,10 @@ class TrendDeltas:
             return False
         self.events[slot] += 1
         cells = self.by_user[user]
-        for kind, key in ((ITEM, interaction.item_id), *(("category", c) for c in categories)):
+        keys = [(ITEM, interaction.item_id), *(("category", c) for c in categories)]
+        if channel:
+            keys.append((CHANNEL, channel))
+        for kind, key in keys:
             cell = cells.setdefault((minute, kind, key), [0, 0])
             cell[0] += views
             cell[1] += purchases

@@ -10,10 +10,12 @@ from pymongo import UpdateOne
 
 from services.profiles.parsing import ParsedEvent, parse_event
 from services.profiles.planner import Plan, Policy, Snapshot, plan_batch
+from services.profiles.trends import HOUR
 from services.profiles.updates import ProfileChange, Rules
 from shared import attribution
 from shared.mongo import PROFILES
 from shared.profile_document import FIRST_TOUCH, LAST_TOUCH, MalformedProfile, ProfileDocument
+from shared.trends import CHANNEL, TREND_CONTRIBUTIONS, TRENDS, trend_id
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 T0 = NOW - timedelta(hours=6)
@@ -187,3 +189,56 @@ def test_an_unreadable_stored_touch_names_its_field() -> None:
         ProfileDocument.decode({"_id": "u1", LAST_TOUCH: {"channel": "email", "at": "yesterday"}})
     with pytest.raises(MalformedProfile, match=r"firstTouch\.channel"):
         ProfileDocument.decode({"_id": "u1", FIRST_TOUCH: {"channel": None, "at": NOW}})
+
+
+def viewed(minutes: float, item: str, **context: Any) -> ParsedEvent:
+    stamp = at(minutes).isoformat().replace("+00:00", "Z")
+    return parse_event(
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": "u1",
+            "timestamp": stamp,
+            "properties": {"product_id": item},
+            **({"context": context} if context else {}),
+        }
+    )
+
+
+def channel_trends(result: Plan) -> dict[str, tuple[int, int]]:
+    """(window start | channel) -> (views, purchases) of the hourly channel windows."""
+    out = {}
+    for operation in result.writes[TRENDS]:
+        doc = cast(dict[str, Any], operation._doc)
+        insert = doc.get("$setOnInsert", {})
+        if insert.get("kind") == CHANNEL and insert.get("window") == "1h":
+            out[insert["key"]] = (doc["$inc"]["views"], doc["$inc"]["purchases"])
+    return out
+
+
+def test_interactions_count_in_trends_under_the_users_last_touch_channel() -> None:
+    events = [
+        viewed(0, "7"),  # no touch yet: not counted by channel
+        from_campaign(1, "google", "cpc", "spring"),
+        viewed(2, "7"),  # a backend's event: the user's last touch names the channel
+        viewed(3, "8", campaign={"source": "newsletter", "medium": "email"}),
+    ]
+    result = plan(events)
+    assert channel_trends(result) == {attribution.PAID_SEARCH: (1, 0), attribution.EMAIL: (1, 0)}
+    hour = int(at(2).timestamp()) // HOUR * HOUR
+    contributions = [
+        cast(dict[str, Any], o._doc)["$inc"] for o in result.writes[TREND_CONTRIBUTIONS]
+    ]
+    fields = {name for inc in contributions for name in inc}
+    assert any(name.endswith(f"~h~{attribution.PAID_SEARCH}.v") for name in fields)
+    # An erasure takes the channel windows back out too.
+    stored = [{"c": {f"{hour}~h~paid_search": {"v": 1}}}]
+    erase = parse_event({"type": "delete", "userId": "u1", "timestamp": "2024-03-01T11:00:00Z"})
+    snapshot = Snapshot(profiles={}, contributions={"u1": stored})
+    erased = plan_batch([erase], snapshot, POLICY, NOW)
+    taken = [cast(dict[str, Any], o._doc) for o in erased.writes[TRENDS]]
+    assert {"$inc": {"views": -1, "purchases": 0}} in taken
+    assert any(
+        o._filter == {"_id": trend_id("1h", CHANNEL, hour, attribution.PAID_SEARCH)}
+        for o in erased.writes[TRENDS]
+    )
