@@ -8,8 +8,8 @@ updater (``services/profiles``: parsing, decay, trends) and the exporter's busin
 (``services/exporter/business.py``) build their lookups from it; ``problems`` lists what would
 make the table inconsistent and a unit test keeps that list empty.
 
-Name matching: the profile updater folds case and surrounding spaces (``fold``); the business
-figures match the spellings exactly as written here (Segment's e-commerce spelling).
+Name matching: every consumer folds case and surrounding spaces (``fold``). Segment's
+E-commerce spec v2 events are rows or aliases here; docs/event-model.md has the table.
 
 Pure, no dependencies: any service may import it.
 """
