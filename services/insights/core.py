@@ -18,9 +18,9 @@ from services.insights.errors import InvalidArgument, NotEnoughHistory, NotFound
 from services.insights.forecasting import DEFAULT_LEVELS, SeriesForecast, forecast
 from services.insights.reader import HOUR, hourly_series
 from services.insights.settings import InsightsSettings
-from shared.trends import CATEGORY, ITEM, Trending, top_trending
+from shared.trends import CATEGORY, CHANNEL, ITEM, Trending, top_trending
 
-KINDS = (ITEM, CATEGORY)
+KINDS = (ITEM, CATEGORY, CHANNEL)
 MEASURES = ("views", "purchases")
 MAX_HORIZON_HOURS = 7 * 24
 MAX_KEY_CHARS = 512
@@ -50,7 +50,7 @@ class ForecastResult:
 def checked(query: ForecastQuery) -> ForecastQuery:
     """The query with defaults filled in; InvalidArgument (with the reason) if it is bad."""
     if query.kind not in KINDS:
-        raise InvalidArgument("kind must be item or category")
+        raise InvalidArgument("kind must be item, category or channel")
     if not query.key or len(query.key) > MAX_KEY_CHARS:
         raise InvalidArgument(f"key must be 1 to {MAX_KEY_CHARS} characters")
     if query.measure not in MEASURES:
@@ -73,7 +73,7 @@ class Insights:
 
     async def trending(self, kind: str, by: str, limit: int) -> list[Trending]:
         if kind not in KINDS:
-            raise InvalidArgument("kind must be item or category")
+            raise InvalidArgument("kind must be item, category or channel")
         if by not in MEASURES:
             raise InvalidArgument("by must be views or purchases")
         if not 1 <= limit <= MAX_TRENDING:

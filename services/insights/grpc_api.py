@@ -15,11 +15,15 @@ from services.insights import metrics
 from services.insights.core import ForecastQuery, ForecastResult, Insights, levels_of
 from services.insights.errors import InsightsError
 from shared.grpc_rpc import rpc_decorator
-from shared.trends import CATEGORY, ITEM
+from shared.trends import CATEGORY, CHANNEL, ITEM
 
 log = logging.getLogger(__name__)
 
-KINDS = {pb.TREND_KIND_ITEM: ITEM, pb.TREND_KIND_CATEGORY: CATEGORY}
+KINDS = {
+    pb.TREND_KIND_ITEM: ITEM,
+    pb.TREND_KIND_CATEGORY: CATEGORY,
+    pb.TREND_KIND_CHANNEL: CHANNEL,
+}
 KIND_CODES = {name: code for code, name in KINDS.items()}
 MEASURES = {pb.TREND_MEASURE_VIEWS: "views", pb.TREND_MEASURE_PURCHASES: "purchases"}
 MEASURE_CODES = {name: code for code, name in MEASURES.items()}

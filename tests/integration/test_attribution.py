@@ -1,6 +1,7 @@
 """Acquisition channels on the real ingest, Kafka, profile updater and mongod: the profile's
 first and last touch follow the events' UTM campaign and referrer, a replay of the same records
-changes neither, and the exporter's by-channel figures count the same events."""
+changes neither, the trends split views by channel, and the exporter's by-channel figures
+count the same events."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from pymongo import MongoClient
 from services.exporter.business import BusinessFigures
 from services.exporter.business_consumer import BusinessConsumer
 from services.exporter.channels import UNATTRIBUTED
+from services.profiles.trends import HOUR, window_start
 from shared import attribution
 from shared.profile_document import ProfileDocument
 from shared.settings import KafkaSettings
 from shared.topics import EVENTS_RAW, SUPPORT_INTENTS
+from shared.trends import CHANNEL, TRENDS, top_trending, trend_id
 from tests.integration.test_ingest import TopicReader
 from tests.support.stack import ServiceProcess, Stack, start_group_at_end, wait_for
 
@@ -76,6 +79,13 @@ def test_first_and_last_touch_from_ingest_to_the_profile_and_the_exporter(
             "timestamp": iso(t0 + timedelta(hours=3)),
             "context": {"page": {"url": PAGE, "referrer": "https://l.facebook.com/l.php?u=x"}},
         },
+        {  # a backend's view: counted in trends under the user's last-touch channel
+            "type": "track",
+            "userId": user,
+            "event": "Product Viewed",
+            "timestamp": iso(t0 + timedelta(hours=3, minutes=1)),
+            "properties": {"product_id": f"lamp-{user}"},
+        },
         {  # the backend's order: no attribution context
             "type": "track",
             "userId": user,
@@ -104,7 +114,16 @@ def test_first_and_last_touch_from_ingest_to_the_profile_and_the_exporter(
         doc = collection.find_one({"_id": user})
         return doc if doc and doc.get("version") == version else None
 
+    social_window = trend_id(
+        "1h", CHANNEL, window_start(t0 + timedelta(hours=3, minutes=1), HOUR), attribution.SOCIAL
+    )
+    trends = client[stack.mongo_database][TRENDS]
+
+    def social_views() -> int:
+        return int((trends.find_one({"_id": social_window}) or {}).get("views", 0))
+
     try:
+        views_before = social_views()
         stored = wait_for(lambda: at_version(len(batch)), timeout=60)
         assert isinstance(stored, dict)
         profile = ProfileDocument.decode(stored)
@@ -122,6 +141,11 @@ def test_first_and_last_touch_from_ingest_to_the_profile_and_the_exporter(
             "l.facebook.com",
             t0 + timedelta(hours=3),
         )
+
+        # The view counted in the channel trend, which the trends reader splits by channel.
+        assert social_views() == views_before + 1
+        by_channel = top_trending(client[stack.mongo_database], kind=CHANNEL, limit=20)
+        assert attribution.SOCIAL in {row.key for row in by_channel}
 
         # A replay past ingest's dedupe: the same records written to events.raw again, as a
         # restored backup or a re-run producer would. They apply again (new offsets), and
@@ -145,7 +169,7 @@ def test_first_and_last_touch_from_ingest_to_the_profile_and_the_exporter(
         attribution.PAID_SEARCH: 2,
         attribution.DIRECT: 2,
         attribution.SOCIAL: 2,
-        UNATTRIBUTED: 2,
+        UNATTRIBUTED: 4,
     }
 
     def counted() -> dict[str, int] | None:

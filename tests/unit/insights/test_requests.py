@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from lumen.v1 import insights_pb2 as pb
 
 from services.insights.core import MAX_HORIZON_HOURS, ForecastQuery, checked
 from services.insights.errors import InvalidArgument
+from services.insights.grpc_api import KINDS
 
 
 def test_a_good_query_gets_sorted_distinct_levels() -> None:
@@ -30,3 +32,8 @@ def test_a_good_query_gets_sorted_distinct_levels() -> None:
 def test_bad_queries_are_refused_with_the_reason(query: ForecastQuery, reason: str) -> None:
     with pytest.raises(InvalidArgument, match=reason):
         checked(query)
+
+
+def test_a_channel_trend_can_be_forecast_and_listed() -> None:
+    assert checked(ForecastQuery("channel", "paid_search")).kind == "channel"
+    assert KINDS[pb.TREND_KIND_CHANNEL] == "channel"

@@ -29,13 +29,17 @@ class _TrendKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._Enum
     TREND_KIND_UNSPECIFIED: _TrendKind.ValueType  # 0
     TREND_KIND_ITEM: _TrendKind.ValueType  # 1
     TREND_KIND_CATEGORY: _TrendKind.ValueType  # 2
+    TREND_KIND_CHANNEL: _TrendKind.ValueType  # 3
 
 class TrendKind(_TrendKind, metaclass=_TrendKindEnumTypeWrapper):
-    """What a trend window counts: an item or a category."""
+    """What a trend window counts: an item, a category or an acquisition channel (the users'
+    last-touch channel: direct, organic_search, paid_search, social, ...).
+    """
 
 TREND_KIND_UNSPECIFIED: TrendKind.ValueType  # 0
 TREND_KIND_ITEM: TrendKind.ValueType  # 1
 TREND_KIND_CATEGORY: TrendKind.ValueType  # 2
+TREND_KIND_CHANNEL: TrendKind.ValueType  # 3
 global___TrendKind = TrendKind
 
 class _TrendMeasure:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lumen/v1/insights.proto\x12\x08lumen.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\x0fTrendingRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.lumen.v1.TrendKind\x12\"\n\x02\x62y\x18\x02 \x01(\x0e\x32\x16.lumen.v1.TrendMeasure\x12\r\n\x05limit\x18\x03 \x01(\x05\">\n\rTrendingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05views\x18\x02 \x01(\x03\x12\x11\n\tpurchases\x18\x03 \x01(\x03\"<\n\x10TrendingResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.lumen.v1.TrendingEntry\"\x91\x01\n\x0f\x46orecastRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.lumen.v1.TrendKind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\'\n\x07measure\x18\x03 \x01(\x0e\x32\x16.lumen.v1.TrendMeasure\x12\x15\n\rhorizon_hours\x18\x04 \x01(\x05\x12\x0e\n\x06levels\x18\x05 \x03(\x05\"A\n\x12PredictionInterval\x12\r\n\x05level\x18\x01 \x01(\x05\x12\r\n\x05lower\x18\x02 \x01(\x01\x12\r\n\x05upper\x18\x03 \x01(\x01\"y\n\rForecastPoint\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04mean\x18\x02 \x01(\x01\x12/\n\tintervals\x18\x03 \x03(\x0b\x32\x1c.lumen.v1.PredictionInterval\"\xb6\x02\n\x10\x46orecastResponse\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.lumen.v1.TrendKind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\'\n\x07measure\x18\x03 \x01(\x0e\x32\x16.lumen.v1.TrendMeasure\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x14\n\x0cseason_hours\x18\x05 \x01(\x05\x12\x15\n\rhistory_hours\x18\x06 \x01(\x05\x12.\n\nfirst_hour\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06points\x18\x08 \x03(\x0b\x32\x17.lumen.v1.ForecastPoint\x12\x19\n\x11\x65xpected_next_24h\x18\t \x01(\x01\x12\x18\n\x10\x65xpected_horizon\x18\n \x01(\x01*U\n\tTrendKind\x12\x1a\n\x16TREND_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fTREND_KIND_ITEM\x10\x01\x12\x17\n\x13TREND_KIND_CATEGORY\x10\x02*c\n\x0cTrendMeasure\x12\x1d\n\x19TREND_MEASURE_UNSPECIFIED\x10\x00\x12\x17\n\x13TREND_MEASURE_VIEWS\x10\x01\x12\x1b\n\x17TREND_MEASURE_PURCHASES\x10\x02\x32\x94\x01\n\x0cTrendService\x12\x41\n\x08Trending\x12\x19.lumen.v1.TrendingRequest\x1a\x1a.lumen.v1.TrendingResponse\x12\x41\n\x08\x46orecast\x12\x19.lumen.v1.ForecastRequest\x1a\x1a.lumen.v1.ForecastResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lumen/v1/insights.proto\x12\x08lumen.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\x0fTrendingRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.lumen.v1.TrendKind\x12\"\n\x02\x62y\x18\x02 \x01(\x0e\x32\x16.lumen.v1.TrendMeasure\x12\r\n\x05limit\x18\x03 \x01(\x05\">\n\rTrendingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05views\x18\x02 \x01(\x03\x12\x11\n\tpurchases\x18\x03 \x01(\x03\"<\n\x10TrendingResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.lumen.v1.TrendingEntry\"\x91\x01\n\x0f\x46orecastRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.lumen.v1.TrendKind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\'\n\x07measure\x18\x03 \x01(\x0e\x32\x16.lumen.v1.TrendMeasure\x12\x15\n\rhorizon_hours\x18\x04 \x01(\x05\x12\x0e\n\x06levels\x18\x05 \x03(\x05\"A\n\x12PredictionInterval\x12\r\n\x05level\x18\x01 \x01(\x05\x12\r\n\x05lower\x18\x02 \x01(\x01\x12\r\n\x05upper\x18\x03 \x01(\x01\"y\n\rForecastPoint\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04mean\x18\x02 \x01(\x01\x12/\n\tintervals\x18\x03 \x03(\x0b\x32\x1c.lumen.v1.PredictionInterval\"\xb6\x02\n\x10\x46orecastResponse\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.lumen.v1.TrendKind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\'\n\x07measure\x18\x03 \x01(\x0e\x32\x16.lumen.v1.TrendMeasure\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x14\n\x0cseason_hours\x18\x05 \x01(\x05\x12\x15\n\rhistory_hours\x18\x06 \x01(\x05\x12.\n\nfirst_hour\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06points\x18\x08 \x03(\x0b\x32\x17.lumen.v1.ForecastPoint\x12\x19\n\x11\x65xpected_next_24h\x18\t \x01(\x01\x12\x18\n\x10\x65xpected_horizon\x18\n \x01(\x01*m\n\tTrendKind\x12\x1a\n\x16TREND_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fTREND_KIND_ITEM\x10\x01\x12\x17\n\x13TREND_KIND_CATEGORY\x10\x02\x12\x16\n\x12TREND_KIND_CHANNEL\x10\x03*c\n\x0cTrendMeasure\x12\x1d\n\x19TREND_MEASURE_UNSPECIFIED\x10\x00\x12\x17\n\x13TREND_MEASURE_VIEWS\x10\x01\x12\x1b\n\x17TREND_MEASURE_PURCHASES\x10\x02\x32\x94\x01\n\x0cTrendService\x12\x41\n\x08Trending\x12\x19.lumen.v1.TrendingRequest\x1a\x1a.lumen.v1.TrendingResponse\x12\x41\n\x08\x46orecast\x12\x19.lumen.v1.ForecastRequest\x1a\x1a.lumen.v1.ForecastResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lumen.v1.insights_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRENDKIND']._serialized_start=952
-  _globals['_TRENDKIND']._serialized_end=1037
-  _globals['_TRENDMEASURE']._serialized_start=1039
-  _globals['_TRENDMEASURE']._serialized_end=1138
+  _globals['_TRENDKIND']._serialized_end=1061
+  _globals['_TRENDMEASURE']._serialized_start=1063
+  _globals['_TRENDMEASURE']._serialized_end=1162
   _globals['_TRENDINGREQUEST']._serialized_start=70
   _globals['_TRENDINGREQUEST']._serialized_end=173
   _globals['_TRENDINGENTRY']._serialized_start=175
@@ -50,6 +50,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FORECASTPOINT']._serialized_end=637
   _globals['_FORECASTRESPONSE']._serialized_start=640
   _globals['_FORECASTRESPONSE']._serialized_end=950
-  _globals['_TRENDSERVICE']._serialized_start=1141
-  _globals['_TRENDSERVICE']._serialized_end=1289
+  _globals['_TRENDSERVICE']._serialized_start=1165
+  _globals['_TRENDSERVICE']._serialized_end=1313
 # @@protoc_insertion_point(module_scope)
