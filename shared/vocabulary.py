@@ -228,15 +228,16 @@ def spellings_with(
 
 
 def categories_mentioned(properties: dict[str, Any]) -> list[str]:
-    """The categories an event names: ``category``, ``categories``, each product's
-    ``category``, every level of a path; stripped, blanks and non-strings left out."""
-    found: list[Any] = [properties.get(CATEGORY)]
-    if isinstance(properties.get(CATEGORIES), list):
-        found.extend(properties[CATEGORIES])
+    """The categories an event names: ``categories`` as given, ``category`` and each
+    product's ``category`` at every level of their path (as the profile updater reads them);
+    stripped, blanks and non-strings left out."""
+    listed = properties.get(CATEGORIES)
+    found = [c.strip() for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
+    paths: list[Any] = [properties.get(CATEGORY)]
     if isinstance(properties.get(PRODUCTS), list):
-        found.extend(p.get(CATEGORY) for p in properties[PRODUCTS] if isinstance(p, dict))
-    levels = [level for c in found if isinstance(c, str) for level in category_levels(c)]
-    return list(dict.fromkeys(levels))
+        paths.extend(p.get(CATEGORY) for p in properties[PRODUCTS] if isinstance(p, dict))
+    found.extend(level for c in paths if isinstance(c, str) for level in category_levels(c))
+    return list(dict.fromkeys(c for c in found if c))
 
 
 def problems(events: tuple[Event, ...] = EVENTS) -> list[str]:

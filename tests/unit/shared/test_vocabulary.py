@@ -152,7 +152,13 @@ def test_names_match_whatever_their_case() -> None:
 def test_categories_mentioned_read_every_place_an_event_names_one() -> None:
     properties = {
         "category": " Books ",
-        "categories": ["Drama", 3, " "],
+        "categories": ["Drama", 3, " ", "Not/A Path"],
         "products": [{"category": "Toys/Lego"}, "x", {"name": "no category"}, {"category": "Toys"}],
     }
-    assert vocabulary.categories_mentioned(properties) == ["Books", "Drama", "Toys", "Toys/Lego"]
+    assert vocabulary.categories_mentioned(properties) == [
+        "Drama",
+        "Not/A Path",
+        "Books",
+        "Toys",
+        "Toys/Lego",
+    ]
