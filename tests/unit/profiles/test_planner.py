@@ -218,6 +218,32 @@ def test_an_interaction_without_categories_takes_the_stored_ones() -> None:
     assert set(upsert_of(result, "u1")["$set"]["affinity"]) == {"Drama"}
 
 
+def test_each_product_of_an_order_counts_with_its_own_categories() -> None:
+    """products[]: every product is an interaction, with its own categories or its stored ones,
+    in the profile and in trends; the order counts once in purchases."""
+    snapshot = Snapshot(
+        categories={"s2": ("Toys",)}, trend_slots_read={("u1", window_start(T0, HOUR))}
+    )
+    order = event(
+        event="Order Completed",
+        userId="u1",
+        properties={
+            "total": 9.0,
+            "products": [{"product_id": "p1", "category": "Games/Board"}, {"sku": "s2"}],
+        },
+    )
+    result = plan([order], snapshot)
+    update = upsert_of(result, "u1")
+    assert set(update["$set"]["affinity"]) == {"Games", "Games/Board", "Toys"}
+    assert (update["$set"]["purchases"], update["$set"]["revenue"]) == (1, 9.0)
+    purchases = {
+        o._doc["$setOnInsert"]["key"]: o._doc["$inc"]["purchases"]
+        for o in result.writes[TRENDS]
+        if o._filter["_id"].startswith("1h|") and o._upsert
+    }
+    assert purchases == {"p1": 1, "s2": 1, "Games": 1, "Games/Board": 1, "Toys": 1}
+
+
 # -- trending budget and offsets ---------------------------------------------------------------
 
 
