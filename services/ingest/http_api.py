@@ -41,6 +41,7 @@ def json_response(
 
 def error_response(error: IngestError) -> Response:
     body: dict[str, Any] = {"success": False, "error": error.message, "reason": error.reason}
+    body.update(library_error(error.reason, error.message))
     if error.field:
         body["field"] = error.field
     if isinstance(error, Forbidden):
@@ -49,6 +50,12 @@ def error_response(error: IngestError) -> Response:
     if isinstance(error, Unauthorized):
         headers = {"WWW-Authenticate": 'Basic realm="lumen"'}
     return json_response(body, error.http_status, headers)
+
+
+def library_error(code: str, message: str) -> dict[str, str]:
+    """``code`` and ``message``: where Segment's and RudderStack's libraries read an error
+    (RudderStack's fails on a non-200 body without them, and then retries a refused batch)."""
+    return {"code": code, "message": message}
 
 
 def result_body(result: IngestResult) -> dict[str, Any]:
@@ -186,7 +193,12 @@ class HttpApi:
         items = [merge_batch_defaults(body, item) for item in body["batch"]]
         result = await self.ingestor.ingest(items, None, credential.source, sent_at, scopes=scopes)
         if result.accepted == 0 and result.duplicates == 0 and result.rejected:
-            return json_response({**result_body(result), "success": False}, 400)
+            first = result.errors[0][1] if result.errors else None
+            refused = library_error(
+                first.reason if first else "schema_violation",
+                f"no event accepted: {first.describe() if first else 'every event was refused'}",
+            )
+            return json_response({**result_body(result), "success": False, **refused}, 400)
         return json_response(result_body(result))
 
     async def delete_user(self, request: Request) -> Response:

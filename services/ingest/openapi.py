@@ -134,6 +134,14 @@ def openapi_document() -> dict[str, Any]:
                 "success": {"type": "boolean", "const": False},
                 "error": string,
                 "reason": string,
+                "code": {
+                    "type": "string",
+                    "description": "The reason again, where Segment's libraries read it.",
+                },
+                "message": {
+                    "type": "string",
+                    "description": "The error again, where Segment's libraries read it.",
+                },
                 "field": string,
                 "scope": {
                     "type": "string",

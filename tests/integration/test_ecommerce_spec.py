@@ -234,3 +234,23 @@ def test_the_libraries_ecommerce_events_reach_the_profile_and_the_business_figur
     assert snapshot.refunds == {"USD": pytest.approx(27.0)}
     assert snapshot.net_revenue["USD"] == pytest.approx(83.0)
     assert snapshot.recommendations == {"impression": 1, "click": 1}
+
+
+@pytest.mark.parametrize("library", list(LIBRARIES))
+def test_a_refused_batch_reaches_the_libraries_error_handler(
+    ingest: ServiceProcess, library: str
+) -> None:
+    """A batch with no valid event is a 400 the libraries report and do not retry
+    (docs/api/segment-compatibility.md)."""
+    failures: list[Any] = []
+    base_url = f"http://127.0.0.1:{ingest.ports['http']}"
+    client = LIBRARIES[library](base_url, lambda error, batch: failures.append((error, batch)))
+    try:
+        client.track("u-refused", "Order Completed", {"total": 1}, context={"traits": "pro"})
+        client.flush()
+    finally:
+        client.shutdown()
+    [(error, batch)] = failures  # with the code and message the libraries read
+    assert (error.status, error.code) == (400, "schema_violation")
+    assert "context.traits" in error.message
+    assert [event["event"] for event in batch] == ["Order Completed"]
