@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.ingest.spans import RecordSpan
+from services.ingest.spans import RecordSpan, unsampled_request_headers
 from shared.kafka_config import aiokafka_config
 from shared.settings import KafkaSettings
 from shared.tracing import tracing_enabled
@@ -122,9 +122,15 @@ class EventProducer:
                 # is not used: it allows one queued batch per partition, and its wait for a
                 # free slot mis-computes the remaining timeout under concurrency.)
                 send = self._producer.send
+                # Inside a request that is not sampled, per-record spans would record nothing:
+                # every record carries the request's context instead (its unsampled flag tells
+                # the consumers not to sample either), built once for the whole request.
+                shared_headers = unsampled_request_headers() if traced else None
                 for index, (key, value) in enumerate(records):
-                    if not traced:
-                        futures.append(await send(topic, value=value, key=key))
+                    if not traced or shared_headers is not None:
+                        futures.append(
+                            await send(topic, value=value, key=key, headers=shared_headers)
+                        )
                         continue
                     message_id = message_ids[index] if index < len(message_ids) else None
                     span = RecordSpan(topic, message_id)

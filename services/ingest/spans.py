@@ -79,6 +79,16 @@ def grpc_interceptors() -> list[Any]:
     return [aio_server_interceptor(filter_=filters.negate(probes))]
 
 
+def unsampled_request_headers() -> list[tuple[str, bytes]] | None:
+    """The Kafka headers of the current span's context when that span is valid but not sampled
+    (one ``traceparent`` for every record of the request), else None: records then get spans of
+    their own. At 1 % sampling this spares 99 requests in 100 a span per record."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or context.trace_flags.sampled:
+        return None
+    return inject_kafka_headers()
+
+
 class RecordSpan:
     """The PRODUCER span of one Kafka record: started before the send, its context put in the
     record's headers, ended when Kafka acknowledges (with the partition and offset) or fails."""

@@ -135,3 +135,54 @@ async def test_a_log_line_inside_the_request_span_names_its_trace(
     context = request.get_span_context()
     assert line["trace_id"] == format_trace_id(context.trace_id)
     assert line["span_id"] == format_span_id(context.span_id)
+
+
+class _RecordingKafka:
+    """Stands in for aiokafka's producer: records each send and acknowledges it at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[tuple[str, bytes]] | None] = []
+
+    async def send(self, topic: str, **record: object) -> asyncio.Future[object]:
+        self.sent.append(record.get("headers"))  # type: ignore[arg-type]
+        delivery: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        delivery.set_result(SimpleNamespace(partition=0, offset=len(self.sent)))
+        return delivery
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+async def test_an_unsampled_request_sends_its_context_once_instead_of_a_span_per_record(
+    monkeypatch: pytest.MonkeyPatch, sampled: bool
+) -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+    from services.ingest import producer as producer_module
+    from shared.settings import KafkaSettings
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON if sampled else ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    local = provider.get_tracer("test")
+    monkeypatch.setattr(producer_module, "tracing_enabled", lambda: True)
+    monkeypatch.setattr(spans, "_tracer", local)
+    events = producer_module.EventProducer(KafkaSettings())
+    kafka = _RecordingKafka()
+    events._producer = kafka
+
+    with local.start_as_current_span("POST /v1/batch", kind=SpanKind.SERVER) as request:
+        await events.send_many("events.raw", [(b"u", b"{}")] * 3, message_ids=["m-1", "m-2", "m-3"])
+    await asyncio.sleep(0)
+
+    request_trace = format_trace_id(request.get_span_context().trace_id)
+    carried = [span_context_from_headers(headers or []) for headers in kafka.sent]
+    assert all(c is not None and format_trace_id(c.trace_id) == request_trace for c in carried)
+    publishes = [s for s in exporter.get_finished_spans() if s.name == "events.raw publish"]
+    if sampled:
+        assert len(publishes) == 3  # one span per record, each record carrying its own
+        assert len({c.span_id for c in carried if c is not None}) == 3
+    else:
+        assert publishes == []
+        # The one request context, with the unsampled flag the consumers follow.
+        assert {c.span_id for c in carried if c is not None} == {request.get_span_context().span_id}
+        assert all(c is not None and not c.trace_flags.sampled for c in carried)
+    provider.shutdown()
