@@ -34,9 +34,15 @@ def add_parsers(sub: Any) -> None:
     profile.add_argument("--anonymous", action="store_true", help="USER is an anonymousId")
     _common(profile, cmd_profile)
 
-    trending = sub.add_parser("trending", help="what is trending now (items or categories)")
+    trending = sub.add_parser(
+        "trending", help="what is trending now (items, categories or acquisition channels)"
+    )
     trending.add_argument("-n", type=int, default=10, help="rows (default 10)")
-    trending.add_argument("--categories", action="store_true", help="categories, not items")
+    what = trending.add_mutually_exclusive_group()
+    what.add_argument("--categories", action="store_true", help="categories, not items")
+    what.add_argument(
+        "--channels", action="store_true", help="acquisition channels (users' last touch)"
+    )
     trending.add_argument("--window", choices=["1m", "1h"], default="1h", help="window size")
     trending.add_argument("--by", choices=["views", "purchases"], default="views")
     add_json_flag(trending)
@@ -131,6 +137,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     top = sorted(profile.category_affinity.items(), key=lambda kv: -kv[1])[:5]
     print("  top categories: " + (", ".join(f"{c} {a:.2f}" for c, a in top) or "-"))
     print(f"  recent items: {', '.join(profile.recent_items[-10:]) or '-'}")
+    for name, touch in (("first touch", profile.first_touch), ("last touch", profile.last_touch)):
+        if touch is not None:
+            campaign = f" campaign {touch.campaign}" if touch.campaign else ""
+            print(f"  {name}: {touch.channel} ({touch.source or '-'}){campaign} at {touch.at}")
     if profile.traits:
         print(f"  traits: {profile.traits}")
     return EXIT_OK
@@ -143,10 +153,10 @@ def cmd_trending(args: argparse.Namespace) -> int:
 
     from shared.mongo import ITEMS, database, mongo_client
     from shared.settings import MongoSettings
-    from shared.trends import CATEGORY, ITEM, top_trending
+    from shared.trends import CATEGORY, CHANNEL, ITEM, top_trending
 
     settings = MongoSettings()
-    kind = CATEGORY if args.categories else ITEM
+    kind = CATEGORY if args.categories else CHANNEL if args.channels else ITEM
     mongo = mongo_client(settings)
     try:
         db = database(mongo, settings)
@@ -177,7 +187,7 @@ def cmd_trending(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"kind": kind, "window": args.window, "by": args.by, "trending": out})
         return EXIT_OK
-    what = "categories" if args.categories else "items"
+    what = {CATEGORY: "categories", CHANNEL: "channels"}.get(kind, "items")
     print(f"Trending {what} (this and the previous {args.window} window, by {args.by})")
     for row in out:
         label = row["title"] or row["key"]

@@ -5,9 +5,13 @@ count the same events."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +33,7 @@ from tests.integration.test_ingest import TopicReader
 from tests.support.stack import ServiceProcess, Stack, start_group_at_end, wait_for
 
 WRITE_KEY = "lumen-dev-key"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = "https://shop.example/lamps"
 
 
@@ -146,6 +151,18 @@ def test_first_and_last_touch_from_ingest_to_the_profile_and_the_exporter(
         assert social_views() == views_before + 1
         by_channel = top_trending(client[stack.mongo_database], kind=CHANNEL, limit=20)
         assert attribution.SOCIAL in {row.key for row in by_channel}
+        listed = subprocess.run(
+            [sys.executable, "-m", "lumen_cli", "trending", "--channels", "-n", "20", "--json"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **stack.env()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        answer = orjson.loads(listed.stdout)
+        assert answer["kind"] == CHANNEL
+        assert attribution.SOCIAL in {row["key"] for row in answer["trending"]}
 
         # A replay past ingest's dedupe: the same records written to events.raw again, as a
         # restored backup or a re-run producer would. They apply again (new offsets), and
