@@ -912,12 +912,16 @@ def business() -> Dashboard:
                         unit="percentunit",
                     ),
                     Panel(
-                        "Revenue per hour by currency",
+                        "Revenue and refunds per hour by currency",
                         [
                             q(
                                 f"sum by (currency) (rate(lumen_business_revenue_total{{{E}}}[{RI}])) * 3600",
                                 "{{currency}}",
-                            )
+                            ),
+                            q(
+                                f"sum by (currency) (rate(lumen_business_refunds_total{{{E}}}[{RI}])) * 3600",
+                                "{{currency}} refunded",
+                            ),
                         ],
                     ),
                 ],
