@@ -215,8 +215,11 @@ def touch_of(event: Mapping[str, Any]) -> Touch | None:
     """The attribution touch an event carries, or ``None`` if it carries no attribution
     context (no campaign, no external referrer, no page)."""
     context = _object(event.get("context"))
+    is_page_call = event.get("type") == "page"
+    if not (is_page_call or "campaign" in context or "referrer" in context or "page" in context):
+        return None  # most events (a backend's calls): nothing to read
     page = _object(context.get("page"))
-    if event.get("type") == "page" and not page:
+    if is_page_call and not page:
         page = _object(event.get("properties"))  # Segment copies page fields into properties
     page_url = _url(page.get("url"))
     source, medium, name = _campaign(context, page_url)
