@@ -12,6 +12,7 @@ from lumen.v1 import profiles_pb2, profiles_pb2_grpc
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from shared.events import MAX_ID_LENGTH
 from shared.mongo import PROFILES
 from shared.profile_document import AttributionTouch, MalformedProfile, ProfileDocument
 
@@ -88,9 +89,10 @@ class ProfileService(profiles_pb2_grpc.ProfileServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "user_id or anonymous_id is required"
             )
-        if len(value) > 256:
+        if len(value) > MAX_ID_LENGTH:
             await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the id is longer than 256 characters"
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the id is longer than {MAX_ID_LENGTH} characters",
             )
         query = (
             {"_id": value}

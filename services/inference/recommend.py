@@ -22,9 +22,9 @@ from services.inference.runtimes import NextItemRecommendation, Ranked
 from services.inference.runtimes.recommendation import MAX_K
 from services.inference.settings import InferenceSettings
 from services.inference.store import CatalogueEntry, ProfileStore, ProfileView
+from shared.events import MAX_ID_LENGTH
 
 DEFAULT_K = 10
-MAX_ID_CHARS = 256
 REASON_ROWS = 5  # without top_reasons: the newest items that can be named as a reason
 DEFAULT_HISTORY = 20
 EXCLUDED = -1e38  # the graph scores excluded items at about -3e38
@@ -83,8 +83,8 @@ class Recommender:
     def check(self, query: RecommendQuery) -> int:
         if not query.key:
             raise InvalidArgument("user_id or anonymous_id is required")
-        if len(query.key) > MAX_ID_CHARS:
-            raise InvalidArgument(f"the id is longer than {MAX_ID_CHARS} characters")
+        if len(query.key) > MAX_ID_LENGTH:
+            raise InvalidArgument(f"the id is longer than {MAX_ID_LENGTH} characters")
         k = query.k or DEFAULT_K
         if not 1 <= k <= MAX_K:
             raise InvalidArgument(f"k must be between 1 and {MAX_K} ({query.k} sent)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -31,6 +30,7 @@ from services.inference.intent import IntentClassifier, IntentResult
 from services.inference.settings import InferenceSettings
 from shared.kafka_config import kafka_python_config
 from shared.messages import IntentAlternative, MessageError, SupportIntent, SupportMessage
+from shared.timestamps import now_iso
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
 from shared.tracing import MESSAGE_ID_ATTRIBUTE, extract_kafka_context, inject_kafka_headers
 
@@ -72,7 +72,7 @@ def output_record(
         "route": route_for(result, routing),
         "model_name": model[0],
         "model_version": model[1],
-        "classified_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "classified_at": now_iso("auto"),
     }
     if result is None:
         return SupportIntent(

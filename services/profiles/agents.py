@@ -28,6 +28,7 @@ from services.profiles.settings import ProfilesSettings
 from services.profiles.spans import BatchSpans, publishing
 from services.profiles.store import ProfileStore
 from shared.messages import encode_profile_updated
+from shared.timestamps import now_iso
 from shared.topics import EVENTS_DLQ, PROFILES_UPDATED
 from shared.tracing import trace_exemplar, tracing_enabled
 
@@ -272,7 +273,7 @@ def dlq_value(record: Record, error: PoisonEvent) -> bytes:
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "failedAt": datetime.now(UTC).isoformat(),
+            "failedAt": now_iso("auto"),
             "payload": payload,
         }
     )

@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from shared.events import MAX_ID_LENGTH
+
 # Counter of event names past the ``event_names`` cap.
 OTHER_EVENT_NAME = "(other)"
 # Limit labels (lumen_profiles_limited_total{limit}).
@@ -56,7 +58,7 @@ class Limits:
     anonymous_ids: int = 100
     purchased_items: int = 2000
 
-    def worst_case_bytes(self, id_length: int = 256) -> int:
+    def worst_case_bytes(self, id_length: int = MAX_ID_LENGTH) -> int:
         """A generous upper bound of a profile's BSON size under these caps."""
         per_id = id_length + 16  # element header, index key, string length
         return (

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from shared.attribution import Touch, touch_of
-from shared.events import DELETE_TYPE, EVENT_TYPES
+from shared.events import DELETE_TYPE, EVENT_TYPES, MAX_ID_LENGTH
 from shared.profile_document import escape
+from shared.timestamps import parse_iso
 from shared.vocabulary import (
     ADDS,
     CATEGORIES,
@@ -49,7 +50,6 @@ PROCESSING_ERROR = "processing_error"  # the update code failed on it (a bug): k
 # re-exported for the updater's other modules.
 _EVENTS = by_name()
 _CATALOGUE_EVENT = fold(ITEM_UPSERTED)
-MAX_ID_LENGTH = 256
 MAX_CATEGORIES = 20
 MAX_PRODUCTS = 100  # interactions one event may carry (an order's products)
 MAX_DEPTH = 8
@@ -152,12 +152,11 @@ def _time(value: Any) -> datetime:
     if not isinstance(value, str):
         raise PoisonEvent(BAD_FIELD, "timestamp must be an ISO-8601 string")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = parse_iso(value)
+    except ValueError:  # TimestampOutOfRange included: past year 9999 in UTC
         raise PoisonEvent(BAD_FIELD, f"timestamp is not ISO-8601: {value[:40]!r}") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     # MongoDB keeps milliseconds: truncate now so replays compute with the stored value.
-    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _object(value: Any, name: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from shared.attribution import DIRECT, Touch
 from shared.currency import Rates
 from shared.packed_ids import pack_sequence, pack_set, unpack
 from shared.profile_document import FIRST_TOUCH, LAST_TOUCH, TOUCH_AT, TOUCH_CHANNEL, escape
+from shared.timestamps import format_iso
 
 DAY_SECONDS = 86400
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -414,7 +415,7 @@ def summary(doc: dict[str, Any], applied: int) -> dict[str, Any]:
     """The compact ``profiles.updated`` message of a changed profile."""
 
     def iso(value: Any) -> str | None:
-        return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else None
+        return format_iso(value, "auto") if isinstance(value, datetime) else None
 
     return {
         "key": doc["_id"],
