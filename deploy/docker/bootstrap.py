@@ -33,8 +33,10 @@ def retry(step: str, action: Callable[[], object], deadline: float) -> None:
         except Exception as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{step} failed until the deadline: {exc}") from exc
-            log.warning("bootstrap step not ready; retrying",
-                        extra={"fields": {"step": step, "error": str(exc)}})  # fmt: skip
+            log.warning(
+                "bootstrap step not ready; retrying",
+                extra={"fields": {"step": step, "error": str(exc)}},
+            )
             time.sleep(2)
 
 

@@ -44,15 +44,21 @@ class BusinessConsumer:
             try:
                 if consumer is None:
                     consumer = KafkaConsumer(
-                        EVENTS_RAW.name, SUPPORT_INTENTS.name,
-                        group_id=self.group_id, client_id="lumen-exporter-business",
-                        auto_offset_reset="latest", enable_auto_commit=True,
-                        auto_commit_interval_ms=1000, **kafka_python_config(self.settings),
-                    )  # fmt: skip
+                        EVENTS_RAW.name,
+                        SUPPORT_INTENTS.name,
+                        group_id=self.group_id,
+                        client_id="lumen-exporter-business",
+                        auto_offset_reset="latest",
+                        enable_auto_commit=True,
+                        auto_commit_interval_ms=1000,
+                        **kafka_python_config(self.settings),
+                    )
                 self._consume(consumer)
             except Exception as exc:  # Kafka unreachable at start: retry, never crash /metrics
-                log.warning("business consumer error; retrying",
-                            extra={"fields": {"error": repr(exc)[:300]}})  # fmt: skip
+                log.warning(
+                    "business consumer error; retrying",
+                    extra={"fields": {"error": repr(exc)[:300]}},
+                )
                 if consumer is not None:
                     consumer.close(autocommit=False)
                     consumer = None

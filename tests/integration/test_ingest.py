@@ -44,21 +44,30 @@ KEY_SETTINGS = {
 def start_ingest(env: dict[str, str], name: str = "ingest-under-test") -> ServiceProcess:
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     return start_service(
-        name, "services.ingest",
-        {**KEY_SETTINGS, **env,
-         "LUMEN_INGEST_HTTP_PORT": str(http), "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
-         "LUMEN_INGEST_METRICS_PORT": str(metrics)},
+        name,
+        "services.ingest",
+        {
+            **KEY_SETTINGS,
+            **env,
+            "LUMEN_INGEST_HTTP_PORT": str(http),
+            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+            "LUMEN_INGEST_METRICS_PORT": str(metrics),
+        },
         ready=lambda: http_ok(f"http://127.0.0.1:{http}/readyz"),
         ports={"http": http, "grpc": grpc_port, "metrics": metrics},
-    )  # fmt: skip
+    )
 
 
 class TopicReader:
     """Reads every partition of some topics from the offsets current at construction."""
 
     def __init__(self, bootstrap: str, topics: tuple[str, ...]) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False,
-                                      group_id=None, consumer_timeout_ms=200)  # fmt: skip
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=[bootstrap],
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=200,
+        )
         partitions = [
             TopicPartition(topic, p)
             for topic in topics
@@ -78,8 +87,9 @@ class TopicReader:
                 except ValueError:
                     continue
 
-    def wait(self, topic: str, match: Callable[[dict[str, Any]], bool], count: int,
-             timeout: float = 20.0) -> list[tuple[bytes | None, dict[str, Any]]]:  # fmt: skip
+    def wait(
+        self, topic: str, match: Callable[[dict[str, Any]], bool], count: int, timeout: float = 20.0
+    ) -> list[tuple[bytes | None, dict[str, Any]]]:
         """At least ``count`` records of ``topic`` that ``match``; fail after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -98,14 +108,16 @@ class TopicReader:
 
 @pytest.fixture(scope="module")
 def svc(stack: Stack) -> Iterator[ServiceProcess]:
-    service = start_ingest({
-        **stack.env(),
-        "LUMEN_INGEST_RATE_LIMIT_OVERRIDES": "limited=0.2/3",
-        "LUMEN_INGEST_PRIVACY_IP": "hash",
-        "LUMEN_INGEST_PRIVACY_HASH_SALT": "test-salt",
-        "LUMEN_INGEST_PRIVACY_TRAIT_KEYS": "email",
-        "LUMEN_INGEST_PRIVACY_TRAIT_POLICY": "drop",
-    })  # fmt: skip
+    service = start_ingest(
+        {
+            **stack.env(),
+            "LUMEN_INGEST_RATE_LIMIT_OVERRIDES": "limited=0.2/3",
+            "LUMEN_INGEST_PRIVACY_IP": "hash",
+            "LUMEN_INGEST_PRIVACY_HASH_SALT": "test-salt",
+            "LUMEN_INGEST_PRIVACY_TRAIT_KEYS": "email",
+            "LUMEN_INGEST_PRIVACY_TRAIT_POLICY": "drop",
+        }
+    )
     yield service
     service.stop()
 
@@ -119,8 +131,9 @@ def reader(stack: Stack, svc: ServiceProcess) -> Iterator[TopicReader]:
 
 @pytest.fixture(scope="module")
 def http(svc: ServiceProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{svc.ports['http']}",
-                      auth=(KEYS["web"], ""), timeout=10) as client:  # fmt: skip
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{svc.ports['http']}", auth=(KEYS["web"], ""), timeout=10
+    ) as client:
         yield client
 
 
@@ -139,18 +152,23 @@ def still_serving(http: httpx.Client) -> None:
 def test_each_call_type_lands_keyed_and_enriched(http: httpx.Client, reader: TopicReader) -> None:
     user, anon = uid(), uid("anon")
     calls: dict[str, dict[str, Any]] = {
-        "track": {"userId": user, "event": "Item Viewed", "properties": {"itemId": "42"},
-                  "context": {"ip": "203.0.113.9"}},
+        "track": {
+            "userId": user,
+            "event": "Item Viewed",
+            "properties": {"itemId": "42"},
+            "context": {"ip": "203.0.113.9"},
+        },
         "identify": {"userId": user, "traits": {"email": "a@example.com", "plan": "pro"}},
         "page": {"userId": user, "name": "Home", "properties": {"path": "/"}},
         "screen": {"userId": user, "name": "Settings"},
         "group": {"userId": user, "groupId": "acme", "traits": {"seats": 5}},
         "alias": {"userId": user, "previousId": anon},
-    }  # fmt: skip
+    }
     sent_at = datetime.now(UTC).isoformat()
     for call_type, body in calls.items():
-        response = http.post(f"/v1/{call_type}", json={**body, "sentAt": sent_at,
-                                                       "timestamp": sent_at})  # fmt: skip
+        response = http.post(
+            f"/v1/{call_type}", json={**body, "sentAt": sent_at, "timestamp": sent_at}
+        )
         assert (response.status_code, response.json()) == (200, {"success": True}), call_type
     anonymous = http.post("/v1/track", json={"anonymousId": anon, "event": "Anon Viewed"})
     assert anonymous.status_code == 200
@@ -168,8 +186,9 @@ def test_each_call_type_lands_keyed_and_enriched(http: httpx.Client, reader: Top
     assert by_type["track"][1]["context"]["ip"].startswith("hmac-sha256:"), "ip hashed"
     assert by_type["identify"][1]["traits"] == {"plan": "pro"}, "email dropped"
     assert by_type["alias"][1]["previousId"] == anon
-    [(anon_key, anon_event)] = reader.wait(EVENTS_RAW.name,
-                                           lambda e: e.get("anonymousId") == anon, 1)  # fmt: skip
+    [(anon_key, anon_event)] = reader.wait(
+        EVENTS_RAW.name, lambda e: e.get("anonymousId") == anon, 1
+    )
     assert anon_key == anon.encode() and anon_event["event"] == "Anon Viewed"
 
 
@@ -188,8 +207,9 @@ def test_duplicate_message_id_is_written_once(http: httpx.Client, reader: TopicR
     assert len(copies) == 1
 
 
-def test_batch_with_three_bad_events_stores_the_rest(http: httpx.Client,
-                                                      reader: TopicReader) -> None:  # fmt: skip
+def test_batch_with_three_bad_events_stores_the_rest(
+    http: httpx.Client, reader: TopicReader
+) -> None:
     run = uid("batch")
     batch: list[dict[str, Any]] = [
         {"type": "track", "userId": f"{run}-{i}", "event": "Bulk", "properties": {"run": run}}
@@ -197,8 +217,12 @@ def test_batch_with_three_bad_events_stores_the_rest(http: httpx.Client,
     ]
     batch[7] = {"type": "track", "userId": f"{run}-7", "properties": {"run": run}}  # no event
     batch[42] = {"type": "identify", "userId": f"{run}-42", "traits": ["not", "an", "object"]}
-    batch[99] = {"type": "track", "userId": f"{run}-99", "event": "Big",
-                 "properties": {"run": run, "blob": "x" * 40_000}}  # fmt: skip
+    batch[99] = {
+        "type": "track",
+        "userId": f"{run}-99",
+        "event": "Big",
+        "properties": {"run": run, "blob": "x" * 40_000},
+    }
     response = http.post("/v1/batch", json={"batch": batch})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -208,14 +232,23 @@ def test_batch_with_three_bad_events_stores_the_rest(http: httpx.Client,
         (42, "schema_violation", "traits"),
         (99, "size_violation", "event"),
     ]
-    stored = reader.wait(EVENTS_RAW.name, lambda e: (e.get("properties") or {}).get("run") == run
-                         and e.get("event") == "Bulk", 97)  # fmt: skip
+    stored = reader.wait(
+        EVENTS_RAW.name,
+        lambda e: (e.get("properties") or {}).get("run") == run and e.get("event") == "Bulk",
+        97,
+    )
     assert len(stored) == 97
     assert all(key == event["userId"].encode() for key, event in stored)
-    dlq = reader.wait(EVENTS_DLQ.name,
-                      lambda d: str((d.get("payload") or {}).get("userId", "")).startswith(run), 3)  # fmt: skip
+    dlq = reader.wait(
+        EVENTS_DLQ.name,
+        lambda d: str((d.get("payload") or {}).get("userId", "")).startswith(run),
+        3,
+    )
     assert sorted((d["index"], d["reason"]) for _, d in dlq) == [
-        (7, "schema_violation"), (42, "schema_violation"), (99, "size_violation")]  # fmt: skip
+        (7, "schema_violation"),
+        (42, "schema_violation"),
+        (99, "size_violation"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -233,30 +266,46 @@ def test_batch_with_three_bad_events_stores_the_rest(http: httpx.Client,
         ("wrong write key", 401, "unauthorized", None),
     ],
 )
-def test_bad_requests_get_a_status_and_a_reason(svc: ServiceProcess, http: httpx.Client,
-                                                case: str, status: int, reason: str,
-                                                field: str | None) -> None:  # fmt: skip
+def test_bad_requests_get_a_status_and_a_reason(
+    svc: ServiceProcess, http: httpx.Client, case: str, status: int, reason: str, field: str | None
+) -> None:
     url = f"http://127.0.0.1:{svc.ports['http']}"
     user = uid()
     requests: dict[str, Callable[[], httpx.Response]] = {
-        "body over 500 KB": lambda: http.post("/v1/batch", json={"batch": [
-            {"type": "track", "userId": user, "event": "x", "properties": {"p": "y" * 20_000}}
-        ] * 30}),
-        "event over 32 KB": lambda: http.post("/v1/track", json={
-            "userId": user, "event": "x", "properties": {"p": "y" * 33_000}}),
+        "body over 500 KB": lambda: http.post(
+            "/v1/batch",
+            json={
+                "batch": [
+                    {
+                        "type": "track",
+                        "userId": user,
+                        "event": "x",
+                        "properties": {"p": "y" * 20_000},
+                    }
+                ]
+                * 30
+            },
+        ),
+        "event over 32 KB": lambda: http.post(
+            "/v1/track", json={"userId": user, "event": "x", "properties": {"p": "y" * 33_000}}
+        ),
         "malformed JSON": lambda: http.post("/v1/track", content=b'{"userId": "u", "event": '),
-        "invalid UTF-8": lambda: http.post("/v1/track",
-                                           content=b'{"userId": "\xff\xfe", "event": "x"}'),
+        "invalid UTF-8": lambda: http.post(
+            "/v1/track", content=b'{"userId": "\xff\xfe", "event": "x"}'
+        ),
         "wrong type of userId": lambda: http.post("/v1/track", json={"userId": [1], "event": "x"}),
         "wrong type of properties": lambda: http.post(
-            "/v1/track", json={"userId": user, "event": "x", "properties": "p"}),
+            "/v1/track", json={"userId": user, "event": "x", "properties": "p"}
+        ),
         "missing userId and anonymousId": lambda: http.post("/v1/track", json={"event": "x"}),
         "alias without previousId": lambda: http.post("/v1/alias", json={"userId": user}),
-        "missing write key": lambda: httpx.post(f"{url}/v1/track",
-                                                json={"userId": user, "event": "x"}),
-        "wrong write key": lambda: httpx.post(f"{url}/v1/track", auth=("nope", ""),
-                                              json={"userId": user, "event": "x"}),
-    }  # fmt: skip
+        "missing write key": lambda: httpx.post(
+            f"{url}/v1/track", json={"userId": user, "event": "x"}
+        ),
+        "wrong write key": lambda: httpx.post(
+            f"{url}/v1/track", auth=("nope", ""), json={"userId": user, "event": "x"}
+        ),
+    }
     response = requests[case]()
     assert response.status_code == status, response.text
     body = response.json()
@@ -265,11 +314,14 @@ def test_bad_requests_get_a_status_and_a_reason(svc: ServiceProcess, http: httpx
     still_serving(http)
 
 
-def test_write_key_in_the_body_is_accepted_and_not_stored(svc: ServiceProcess,
-                                                          reader: TopicReader) -> None:  # fmt: skip
+def test_write_key_in_the_body_is_accepted_and_not_stored(
+    svc: ServiceProcess, reader: TopicReader
+) -> None:
     user = uid()
-    response = httpx.post(f"http://127.0.0.1:{svc.ports['http']}/v1/track",
-                          json={"userId": user, "event": "x", "writeKey": KEYS["web"]})  # fmt: skip
+    response = httpx.post(
+        f"http://127.0.0.1:{svc.ports['http']}/v1/track",
+        json={"userId": user, "event": "x", "writeKey": KEYS["web"]},
+    )
     assert response.status_code == 200, response.text
     [(_, event)] = reader.wait(EVENTS_RAW.name, lambda e: e.get("userId") == user, 1)
     assert "writeKey" not in event
@@ -309,29 +361,37 @@ def test_operations_endpoints(svc: ServiceProcess, http: httpx.Client) -> None:
     assert http.get("/openapi.json").json() == openapi_document()
     assert http.get("/metrics").status_code == 404, "metrics are not on the public port"
     metrics = httpx.get(f"http://127.0.0.1:{svc.ports['metrics']}/metrics").text
-    for name in ("lumen_ingest_requests_total{", "lumen_ingest_events_accepted_total{",
-                 "lumen_ingest_events_rejected_total{", "lumen_ingest_kafka_produce_duration_seconds_bucket",
-                 "lumen_ingest_batch_size_events_bucket", "lumen_ingest_in_flight_requests",
-                 "lumen_ingest_kafka_up 1.0"):  # fmt: skip
+    for name in (
+        "lumen_ingest_requests_total{",
+        "lumen_ingest_events_accepted_total{",
+        "lumen_ingest_events_rejected_total{",
+        "lumen_ingest_kafka_produce_duration_seconds_bucket",
+        "lumen_ingest_batch_size_events_bucket",
+        "lumen_ingest_in_flight_requests",
+        "lumen_ingest_kafka_up 1.0",
+    ):
         assert name in metrics, name
 
 
 # ---------------------------------------------------------------------------- gRPC
 
 
-def test_grpc_publish_stream_delete_and_status_codes(svc: ServiceProcess,
-                                                     reader: TopicReader) -> None:  # fmt: skip
+def test_grpc_publish_stream_delete_and_status_codes(
+    svc: ServiceProcess, reader: TopicReader
+) -> None:
     user = uid()
     auth = (("authorization", "Bearer " + KEYS["web"]),)
-    good = events_pb2.Event(type=events_pb2.EVENT_TYPE_TRACK, user_id=user, event="Grpc",
-                            message_id=uid("msg"))  # fmt: skip
+    good = events_pb2.Event(
+        type=events_pb2.EVENT_TYPE_TRACK, user_id=user, event="Grpc", message_id=uid("msg")
+    )
     bad = events_pb2.Event(type=events_pb2.EVENT_TYPE_TRACK, user_id=user)
     with grpc.insecure_channel(f"127.0.0.1:{svc.ports['grpc']}") as channel:
         stub = events_pb2_grpc.EventServiceStub(channel)
         reply = stub.Publish(events_pb2.PublishRequest(events=[good, bad]), metadata=auth)
         assert (reply.accepted, reply.duplicates) == (1, 0)
         assert [(e.index, e.reason, e.field) for e in reply.errors] == [
-            (1, "schema_violation", "event")]  # fmt: skip
+            (1, "schema_violation", "event")
+        ]
         assert stub.Publish(events_pb2.PublishRequest(events=[good]), metadata=auth).duplicates == 1
 
         with pytest.raises(grpc.RpcError) as invalid:
@@ -352,9 +412,15 @@ def test_grpc_publish_stream_delete_and_status_codes(svc: ServiceProcess,
         assert exhausted.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert int(dict(exhausted.value.trailing_metadata())["retry-after"]) >= 1
 
-        stream = [events_pb2.PublishStreamRequest(events=[
-            events_pb2.Event(type=events_pb2.EVENT_TYPE_PAGE, user_id=user, name=f"p{i}")] * 2)
-            for i in range(300)]  # fmt: skip
+        stream = [
+            events_pb2.PublishStreamRequest(
+                events=[
+                    events_pb2.Event(type=events_pb2.EVENT_TYPE_PAGE, user_id=user, name=f"p{i}")
+                ]
+                * 2
+            )
+            for i in range(300)
+        ]
         streamed = stub.PublishStream(iter(stream), metadata=auth)
         assert (streamed.accepted, len(streamed.errors)) == (600, 0)
 
@@ -379,8 +445,10 @@ def test_sigterm_lets_in_flight_requests_finish(stack: Stack, reader: TopicReade
     user = uid()
     body = orjson.dumps({"userId": user, "event": "Drained"})
     token = base64.b64encode(f"{KEYS['web']}:".encode()).decode()
-    head = (f"POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", service.ports["http"]), timeout=20) as sock:
         # The request is in flight: its head and half its body have arrived.
         sock.sendall(head.encode() + body[:10])
@@ -413,33 +481,68 @@ def test_tls_for_http_and_grpc(stack: Stack, tmp_path: Path) -> None:
     if openssl is None:
         pytest.skip("openssl is needed to make a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     context = ssl.create_default_context(cafile=str(cert))
     service = start_service(
-        "ingest-tls", "services.ingest",
-        {**stack.env(), "LUMEN_INGEST_WRITE_KEYS": WRITE_KEYS,
-         "LUMEN_INGEST_METRICS_PORT": str(metrics_port),
-         "LUMEN_INGEST_TLS_CERT_FILE": str(cert), "LUMEN_INGEST_TLS_KEY_FILE": str(key),
-         "LUMEN_INGEST_HTTP_PORT": str(http_port), "LUMEN_INGEST_GRPC_PORT": str(grpc_port)},
+        "ingest-tls",
+        "services.ingest",
+        {
+            **stack.env(),
+            "LUMEN_INGEST_WRITE_KEYS": WRITE_KEYS,
+            "LUMEN_INGEST_METRICS_PORT": str(metrics_port),
+            "LUMEN_INGEST_TLS_CERT_FILE": str(cert),
+            "LUMEN_INGEST_TLS_KEY_FILE": str(key),
+            "LUMEN_INGEST_HTTP_PORT": str(http_port),
+            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+        },
         ready=lambda: _https_ready(f"https://127.0.0.1:{http_port}/readyz", context),
         ports={"http": http_port, "grpc": grpc_port},
-    )  # fmt: skip
+    )
     try:
-        response = httpx.post(f"https://127.0.0.1:{http_port}/v1/track", verify=context,
-                              auth=(KEYS["web"], ""), json={"userId": uid(), "event": "Tls"})  # fmt: skip
+        response = httpx.post(
+            f"https://127.0.0.1:{http_port}/v1/track",
+            verify=context,
+            auth=(KEYS["web"], ""),
+            json={"userId": uid(), "event": "Tls"},
+        )
         assert response.status_code == 200, response.text
         with pytest.raises(httpx.TransportError):  # plain HTTP is not served
             httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=2)
         credentials = grpc.ssl_channel_credentials(cert.read_bytes())
         with grpc.secure_channel(f"127.0.0.1:{grpc_port}", credentials) as channel:
             reply = events_pb2_grpc.EventServiceStub(channel).Publish(
-                events_pb2.PublishRequest(events=[events_pb2.Event(
-                    type=events_pb2.EVENT_TYPE_TRACK, user_id=uid(), event="Tls")]),
-                metadata=(("authorization", "Bearer " + KEYS["web"]),), timeout=10)  # fmt: skip
+                events_pb2.PublishRequest(
+                    events=[
+                        events_pb2.Event(
+                            type=events_pb2.EVENT_TYPE_TRACK, user_id=uid(), event="Tls"
+                        )
+                    ]
+                ),
+                metadata=(("authorization", "Bearer " + KEYS["web"]),),
+                timeout=10,
+            )
         assert reply.accepted == 1
     finally:
         service.stop()

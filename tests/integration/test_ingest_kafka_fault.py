@@ -43,17 +43,25 @@ def own_kafka(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def track(service: ServiceProcess, user: str, message_id: str) -> httpx.Response:
-    return httpx.post(f"http://127.0.0.1:{service.ports['http']}/v1/track", auth=(KEYS["web"], ""),
-                      json={"userId": user, "event": "Fault", "messageId": message_id},
-                      timeout=15)  # fmt: skip
+    return httpx.post(
+        f"http://127.0.0.1:{service.ports['http']}/v1/track",
+        auth=(KEYS["web"], ""),
+        json={"userId": user, "event": "Fault", "messageId": message_id},
+        timeout=15,
+    )
 
 
 def test_kafka_down_means_503_and_recovery_is_automatic(own_kafka: str) -> None:
-    service = start_ingest({"LUMEN_KAFKA_BOOTSTRAP_SERVERS": own_kafka,
-                            "LUMEN_KAFKA_TOPIC_PARTITIONS": "2",
-                            "LUMEN_INGEST_PRODUCE_TIMEOUT_SECONDS": "2",
-                            "LUMEN_INGEST_KAFKA_PROBE_INTERVAL_SECONDS": "0.5",
-                            "LUMEN_LOG_FORMAT": "text"}, name="ingest-fault")  # fmt: skip
+    service = start_ingest(
+        {
+            "LUMEN_KAFKA_BOOTSTRAP_SERVERS": own_kafka,
+            "LUMEN_KAFKA_TOPIC_PARTITIONS": "2",
+            "LUMEN_INGEST_PRODUCE_TIMEOUT_SECONDS": "2",
+            "LUMEN_INGEST_KAFKA_PROBE_INTERVAL_SECONDS": "0.5",
+            "LUMEN_LOG_FORMAT": "text",
+        },
+        name="ingest-fault",
+    )
     user = f"fault-{uuid.uuid4().hex[:8]}"
     base = f"http://127.0.0.1:{service.ports['http']}"
     try:
@@ -73,8 +81,10 @@ def test_kafka_down_means_503_and_recovery_is_automatic(own_kafka: str) -> None:
             stub = events_pb2_grpc.EventServiceStub(channel)
             event = events_pb2.Event(type=events_pb2.EVENT_TYPE_TRACK, user_id=user, event="F")
             with pytest.raises(grpc.RpcError) as unavailable:
-                stub.Publish(events_pb2.PublishRequest(events=[event]),
-                             metadata=(("authorization", "Bearer " + KEYS["web"]),))  # fmt: skip
+                stub.Publish(
+                    events_pb2.PublishRequest(events=[event]),
+                    metadata=(("authorization", "Bearer " + KEYS["web"]),),
+                )
             assert unavailable.value.code() == grpc.StatusCode.UNAVAILABLE
         assert httpx.get(f"{base}/healthz").status_code == 200, "alive, only not ready"
 

@@ -102,10 +102,14 @@ async def test_batch_reports_bad_events_and_sends_them_to_the_dlq() -> None:
     await ingestor.drain()
     assert result.accepted == 1
     assert [(i, r.reason, r.field) for i, r in result.errors] == [
-        (1, "schema_violation", "event"), (2, "size_violation", "event")]  # fmt: skip
+        (1, "schema_violation", "event"),
+        (2, "size_violation", "event"),
+    ]
     dlq = [v for _, v in kafka.topics["events.dlq"]]
-    assert [(d["index"], d["reason"]) for d in dlq] == [(1, "schema_violation"),
-                                                         (2, "size_violation")]  # fmt: skip
+    assert [(d["index"], d["reason"]) for d in dlq] == [
+        (1, "schema_violation"),
+        (2, "size_violation"),
+    ]
     assert dlq[0]["payload"] == items[1] and dlq[0]["sourceId"] == "web"
 
 
@@ -113,8 +117,17 @@ async def test_events_are_keyed_by_user_and_scrubbed() -> None:
     ingestor, kafka = make(
         privacy_ip="drop", privacy_trait_keys="email", privacy_trait_policy="drop"
     )
-    await ingestor.ingest([{"anonymousId": "anon", "traits": {"email": "e", "plan": "p"},
-                            "context": {"ip": "1.2.3.4"}}], "identify", "web")  # fmt: skip
+    await ingestor.ingest(
+        [
+            {
+                "anonymousId": "anon",
+                "traits": {"email": "e", "plan": "p"},
+                "context": {"ip": "1.2.3.4"},
+            }
+        ],
+        "identify",
+        "web",
+    )
     key, event = kafka.topics["events.raw"][0]
     assert key == b"anon"
     assert event["traits"] == {"plan": "p"} and "ip" not in event["context"]
@@ -139,14 +152,26 @@ async def test_delete_user_event_shape() -> None:
     assert key == b"u-9"
     assert set(event) == {"type", "userId", "messageId", "receivedAt", "sourceId"}
     assert (event["type"], event["userId"], event["messageId"], event["sourceId"]) == (
-        DELETE_TYPE, "u-9", message_id, "web")  # fmt: skip
+        DELETE_TYPE,
+        "u-9",
+        message_id,
+        "web",
+    )
 
 
 def test_proto_event_becomes_segment_json() -> None:
-    event = events_pb2.Event(type=events_pb2.EVENT_TYPE_PAGE, anonymous_id="a", name="Home",
-                             timestamp=timestamp_pb2.Timestamp(seconds=1735732800))  # fmt: skip
+    event = events_pb2.Event(
+        type=events_pb2.EVENT_TYPE_PAGE,
+        anonymous_id="a",
+        name="Home",
+        timestamp=timestamp_pb2.Timestamp(seconds=1735732800),
+    )
     event.properties.update({"path": "/"})
-    assert event_to_dict(event) == {"type": "page", "anonymousId": "a", "name": "Home",
-                                    "properties": {"path": "/"},
-                                    "timestamp": "2025-01-01T12:00:00Z"}  # fmt: skip
+    assert event_to_dict(event) == {
+        "type": "page",
+        "anonymousId": "a",
+        "name": "Home",
+        "properties": {"path": "/"},
+        "timestamp": "2025-01-01T12:00:00Z",
+    }
     assert "type" not in event_to_dict(events_pb2.Event(user_id="u"))

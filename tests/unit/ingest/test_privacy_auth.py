@@ -13,8 +13,10 @@ from services.ingest.privacy import Scrubber
 
 def test_ip_drop_and_trait_hash() -> None:
     scrub = Scrubber("drop", "email, phone", "hash", "salt").scrub
-    event: dict[str, Any] = {"context": {"ip": "1.2.3.4", "traits": {"email": "a@b.c", "plan": "pro"}},
-             "traits": {"phone": "123", "name": "Ann"}}  # fmt: skip
+    event: dict[str, Any] = {
+        "context": {"ip": "1.2.3.4", "traits": {"email": "a@b.c", "plan": "pro"}},
+        "traits": {"phone": "123", "name": "Ann"},
+    }
     original = {"context": dict(event["context"]), "traits": dict(event["traits"])}
     out = scrub(dict(event))
     assert "ip" not in out["context"]

@@ -64,10 +64,16 @@ def test_describe_names_the_field_once() -> None:
 def test_enrich_corrects_clock_skew_from_sent_at() -> None:
     # The client's clock is 10 minutes fast: it says it sent at 12:10 what happened at 12:05.
     event = enrich(
-        {"type": "track", "userId": "u", "event": "x",
-         "timestamp": "2025-01-01T12:05:00Z", "sentAt": "2025-01-01T12:10:00Z"},
-        "web", RECEIVED,
-    )  # fmt: skip
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "x",
+            "timestamp": "2025-01-01T12:05:00Z",
+            "sentAt": "2025-01-01T12:10:00Z",
+        },
+        "web",
+        RECEIVED,
+    )
     assert event["timestamp"] == "2025-01-01T11:55:00.000Z"
     assert event["originalTimestamp"] == "2025-01-01T12:05:00Z"
     assert event["receivedAt"] == "2025-01-01T12:00:00.000Z"
@@ -76,8 +82,12 @@ def test_enrich_corrects_clock_skew_from_sent_at() -> None:
 
 
 def test_enrich_uses_batch_sent_at_and_defaults_timestamp() -> None:
-    skewed = enrich({"type": "track", "userId": "u", "timestamp": "2025-01-01T11:00:00Z"},
-                    "web", RECEIVED, batch_sent_at="2025-01-01T11:30:00Z")  # fmt: skip
+    skewed = enrich(
+        {"type": "track", "userId": "u", "timestamp": "2025-01-01T11:00:00Z"},
+        "web",
+        RECEIVED,
+        batch_sent_at="2025-01-01T11:30:00Z",
+    )
     assert skewed["timestamp"] == "2025-01-01T11:30:00.000Z"
     plain = enrich({"type": "track", "userId": "u"}, "web", RECEIVED)
     assert plain["timestamp"] == plain["receivedAt"]
