@@ -49,6 +49,15 @@ from opentelemetry.trace import Link, format_span_id, format_trace_id
 log = logging.getLogger(__name__)
 
 MESSAGE_ID_ATTRIBUTE = "lumen.message_id"
+# OpenTelemetry's messaging semantic conventions (attribute names as the spec spells them).
+MESSAGING_SYSTEM = "messaging.system"
+MESSAGING_OPERATION_TYPE = "messaging.operation.type"
+MESSAGING_OPERATION_NAME = "messaging.operation.name"
+MESSAGING_DESTINATION = "messaging.destination.name"
+MESSAGING_PARTITION = "messaging.destination.partition.id"
+MESSAGING_OFFSET = "messaging.kafka.offset"
+MESSAGING_CONSUMER_GROUP = "messaging.consumer.group.name"
+MESSAGING_BATCH_COUNT = "messaging.batch.message_count"
 # The W3C Trace Context header names (what the default propagator writes).
 TRACE_HEADERS = ("traceparent", "tracestate")
 # The SDK's default span link limit (OTEL_SPAN_LINK_COUNT_LIMIT); links past it are dropped.

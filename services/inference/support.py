@@ -32,7 +32,15 @@ from shared.kafka_config import kafka_python_config
 from shared.messages import IntentAlternative, MessageError, SupportIntent, SupportMessage
 from shared.timestamps import now_iso
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
-from shared.tracing import MESSAGE_ID_ATTRIBUTE, extract_kafka_context, inject_kafka_headers
+from shared.tracing import (
+    MESSAGE_ID_ATTRIBUTE,
+    MESSAGING_DESTINATION,
+    MESSAGING_OFFSET,
+    MESSAGING_PARTITION,
+    MESSAGING_SYSTEM,
+    extract_kafka_context,
+    inject_kafka_headers,
+)
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -178,7 +186,7 @@ class SupportRouter:
                     f"{SUPPORT_INTENTS.name} publish",
                     context=trace.set_span_in_context(span),
                     kind=SpanKind.PRODUCER,
-                    attributes={"messaging.destination.name": SUPPORT_INTENTS.name},
+                    attributes={MESSAGING_DESTINATION: SUPPORT_INTENTS.name},
                 ):
                     producer.send(
                         SUPPORT_INTENTS.name,
@@ -202,10 +210,10 @@ def consume_span(record: Any, message: SupportMessage) -> Span:
     """The span handling one ``support.messages`` record, continuing the trace its headers
     carry (a new trace when they carry none)."""
     attributes: dict[str, Any] = {
-        "messaging.system": "kafka",
-        "messaging.destination.name": SUPPORT_MESSAGES.name,
-        "messaging.destination.partition.id": str(record.partition),
-        "messaging.kafka.offset": record.offset,
+        MESSAGING_SYSTEM: "kafka",
+        MESSAGING_DESTINATION: SUPPORT_MESSAGES.name,
+        MESSAGING_PARTITION: str(record.partition),
+        MESSAGING_OFFSET: record.offset,
     }
     if message.message_id:
         attributes[MESSAGE_ID_ATTRIBUTE] = str(message.message_id)

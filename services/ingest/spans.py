@@ -15,15 +15,18 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.tracing import MESSAGE_ID_ATTRIBUTE, inject_kafka_headers, tracer, tracing_enabled
-
-# OpenTelemetry's messaging semantic conventions (attribute names as the spec spells them).
-MESSAGING_SYSTEM = "messaging.system"
-MESSAGING_OPERATION_TYPE = "messaging.operation.type"
-MESSAGING_OPERATION_NAME = "messaging.operation.name"
-MESSAGING_DESTINATION = "messaging.destination.name"
-MESSAGING_PARTITION = "messaging.destination.partition.id"
-MESSAGING_OFFSET = "messaging.kafka.offset"
+from shared.tracing import (
+    MESSAGE_ID_ATTRIBUTE,
+    MESSAGING_DESTINATION,
+    MESSAGING_OFFSET,
+    MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE,
+    MESSAGING_PARTITION,
+    MESSAGING_SYSTEM,
+    inject_kafka_headers,
+    tracer,
+    tracing_enabled,
+)
 
 # Probes and the API document are not traced: they would drown the requests that matter.
 UNTRACED_PATHS = "/healthz$,/readyz$,/openapi.json$"

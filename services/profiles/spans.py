@@ -25,22 +25,20 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shared.tracing import (
+    MESSAGING_BATCH_COUNT,
+    MESSAGING_CONSUMER_GROUP,
+    MESSAGING_DESTINATION,
+    MESSAGING_OFFSET,
+    MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE,
+    MESSAGING_PARTITION,
+    MESSAGING_SYSTEM,
     extract_kafka_context,
     inject_kafka_headers,
     span_context_from_headers,
     span_links,
     tracer,
 )
-
-# OpenTelemetry's messaging semantic conventions (attribute names as the spec spells them).
-MESSAGING_SYSTEM = "messaging.system"
-MESSAGING_OPERATION_TYPE = "messaging.operation.type"
-MESSAGING_OPERATION_NAME = "messaging.operation.name"
-MESSAGING_DESTINATION = "messaging.destination.name"
-MESSAGING_PARTITION = "messaging.destination.partition.id"
-MESSAGING_OFFSET = "messaging.kafka.offset"
-MESSAGING_CONSUMER_GROUP = "messaging.consumer.group.name"
-MESSAGING_BATCH_COUNT = "messaging.batch.message_count"
 
 WRITE_SPAN = "profiles batch write"
 

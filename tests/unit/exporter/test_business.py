@@ -6,10 +6,10 @@ from services.exporter.business import OTHER, BusinessFigures, categories_of
 from shared.messages import SupportIntent
 
 
-def figures(**kwargs: int) -> BusinessFigures:
-    return BusinessFigures(
-        **{"trending_window_seconds": 120, "trending_top": 2, "max_label_values": 3, **kwargs}
-    )
+def figures(
+    trending_window_seconds: int = 120, trending_top: int = 2, max_label_values: int = 3
+) -> BusinessFigures:
+    return BusinessFigures(trending_window_seconds, trending_top, max_label_values)
 
 
 def track(name: str, **properties: object) -> dict[str, object]:

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -23,19 +22,6 @@ from services.ingest.spans import RecordSpan, http_span_details
 from shared.logging import JsonFormatter
 from shared.tracing import MESSAGE_ID_ATTRIBUTE, span_context_from_headers
 from tests.unit.ingest.test_core import make, track
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracer(exporter: InMemorySpanExporter) -> Iterator[trace.Tracer]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider.get_tracer("test")
-    provider.shutdown()
 
 
 async def test_record_span_is_a_producer_child_whose_context_the_headers_carry(

@@ -8,14 +8,12 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, format_trace_id
 from pymongo.errors import AutoReconnect
@@ -26,19 +24,6 @@ from services.profiles.settings import ProfilesSettings
 from services.profiles.spans import WRITE_SPAN, BatchSpans, publishing
 from shared.logging import JsonFormatter
 from shared.tracing import inject_kafka_headers, span_context_from_headers
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracer(exporter: InMemorySpanExporter) -> Iterator[trace.Tracer]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider.get_tracer("test")
-    provider.shutdown()
 
 
 def sent(tracer: trace.Tracer, offset: int) -> tuple[SimpleNamespace, trace.SpanContext]:
