@@ -35,11 +35,14 @@ from tests.support.stack import (
 )
 
 RATES = '{"EUR": 2.0}'
+# The EUR updater writes a database of its own: the session's updater (no rates) reads the same
+# events and would otherwise apply them to the same profiles a second time.
+DATABASE = f"lumen_ecommerce_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
 def profiles_eur(stack: Stack) -> Iterator[ServiceProcess]:
-    """A profile updater converting EUR at 2.0 to USD (LUMEN_CURRENCY_RATES)."""
+    """A profile updater converting EUR at 2.0 to USD (LUMEN_CURRENCY_RATES), into DATABASE."""
     web = free_port()
     app_id = f"lumen-profiles-ecommerce-{uuid.uuid4().hex[:6]}"
     start_group_at_end(stack.kafka_bootstrap, app_id, EVENTS_RAW.name)
@@ -49,6 +52,7 @@ def profiles_eur(stack: Stack) -> Iterator[ServiceProcess]:
         {
             **stack.env(),
             "LUMEN_CURRENCY_RATES": RATES,
+            "LUMEN_MONGO_DATABASE": DATABASE,
             "LUMEN_PROFILES_WEB_PORT": str(web),
             "LUMEN_PROFILES_APP_ID": app_id,
             "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}",
@@ -58,6 +62,9 @@ def profiles_eur(stack: Stack) -> Iterator[ServiceProcess]:
     )
     yield service
     service.stop()
+    admin: MongoClient[dict[str, Any]] = MongoClient(stack.mongo_uri)
+    with admin:
+        admin.drop_database(DATABASE)
 
 
 @pytest.fixture
@@ -164,7 +171,7 @@ def test_the_libraries_ecommerce_events_reach_the_profile_and_the_business_figur
     assert all(e["context"]["library"]["name"] for _, e in records)
 
     client_db: MongoClient[dict[str, Any]] = MongoClient(stack.mongo_uri, tz_aware=True)
-    db = client_db[stack.mongo_database]
+    db = client_db[DATABASE]
     try:
 
         def applied() -> dict[str, Any] | None:
