@@ -127,10 +127,15 @@ def updates_consumer(stack: Stack) -> KafkaConsumer:
 
 
 def the_update_of(consumer: KafkaConsumer, user: str) -> Any:
+    """The traced updater's profiles.updated record of ``user``. The session's updater (tracing
+    off, when an earlier test started it) reads the same event and writes an update of its own
+    without trace headers: that one is skipped."""
+
     def poll() -> Any:
         for records in consumer.poll(timeout_ms=500).values():
             for record in records:
-                if record.key == user.encode():
+                traced = any(name == "traceparent" for name, _ in record.headers or ())
+                if record.key == user.encode() and traced:
                     return record
         return None
 
