@@ -166,6 +166,20 @@ def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, r
                     },
                 },
                 {
+                    # Valid for ingest, refused by the profile updater (an item id must be a
+                    # string or an integer): it goes to the DLQ and feeds the failure panels.
+                    "type": "track",
+                    "userId": user,
+                    "event": "Item Viewed",
+                    "properties": {"itemId": {"sku": "50"}},
+                },
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Order Refunded",
+                    "properties": {"revenue": 4.5, "currency": "EUR"},
+                },
+                {
                     "type": "track",
                     "userId": user,
                     "event": "Item Viewed",
