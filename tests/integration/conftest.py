@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lumen_cli.platform.services import grpc_serving, http_ok
-from shared.topics import EVENTS_RAW
+from tests.integration.profiles_updater import start_profiles_updater
 from tests.support.model_registry import ModelsUnavailable, small_registry
 from tests.support.stack import (
     ServiceProcess,
     Stack,
     free_port,
-    start_group_at_end,
     start_service,
 )
 
@@ -47,22 +45,7 @@ def ingest(stack: Stack) -> Iterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 def profiles(stack: Stack) -> Iterator[ServiceProcess]:
-    web = free_port()
-    app_id = f"lumen-profiles-test-{uuid.uuid4().hex[:6]}"
-    # Start after what earlier tests wrote: the shared topic may hold a long backlog.
-    start_group_at_end(stack.kafka_bootstrap, app_id, EVENTS_RAW.name)
-    service = start_service(
-        "profiles",
-        "services.profiles",
-        {
-            **stack.env(),
-            "LUMEN_PROFILES_WEB_PORT": str(web),
-            "LUMEN_PROFILES_APP_ID": app_id,
-            "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}",
-        },
-        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
-        ports={"web": web},
-    )
+    service = start_profiles_updater(stack.kafka_bootstrap, stack.env(), "test")
     yield service
     service.stop()
 

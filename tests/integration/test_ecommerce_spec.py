@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from lumen_cli.platform.services import http_ok
 from services.exporter.business import BusinessFigures
 from services.exporter.business_consumer import BusinessConsumer
 from shared.currency import Rates
@@ -23,14 +22,13 @@ from shared.packed_ids import unpack
 from shared.settings import KafkaSettings
 from shared.topics import EVENTS_RAW, SUPPORT_INTENTS
 from shared.trends import TRENDS
+from tests.integration.profiles_updater import start_profiles_updater
 from tests.integration.test_ingest import TopicReader
 from tests.integration.test_ingest_compression import LIBRARIES
 from tests.support.stack import (
     ServiceProcess,
     Stack,
-    free_port,
     start_group_at_end,
-    start_service,
     wait_for,
 )
 
@@ -43,22 +41,9 @@ DATABASE = f"lumen_ecommerce_{uuid.uuid4().hex[:8]}"
 @pytest.fixture(scope="module")
 def profiles_eur(stack: Stack) -> Iterator[ServiceProcess]:
     """A profile updater converting EUR at 2.0 to USD (LUMEN_CURRENCY_RATES), into DATABASE."""
-    web = free_port()
-    app_id = f"lumen-profiles-ecommerce-{uuid.uuid4().hex[:6]}"
-    start_group_at_end(stack.kafka_bootstrap, app_id, EVENTS_RAW.name)
-    service = start_service(
-        "profiles-ecommerce",
-        "services.profiles",
-        {
-            **stack.env(),
-            "LUMEN_CURRENCY_RATES": RATES,
-            "LUMEN_MONGO_DATABASE": DATABASE,
-            "LUMEN_PROFILES_WEB_PORT": str(web),
-            "LUMEN_PROFILES_APP_ID": app_id,
-            "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}",
-        },
-        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
-        ports={"web": web},
+    env = {**stack.env(), "LUMEN_CURRENCY_RATES": RATES, "LUMEN_MONGO_DATABASE": DATABASE}
+    service = start_profiles_updater(
+        stack.kafka_bootstrap, env, "ecommerce", name="profiles-ecommerce"
     )
     yield service
     service.stop()

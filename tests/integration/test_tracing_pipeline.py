@@ -25,13 +25,13 @@ from lumen_cli.platform.paths import REPO_ROOT
 from lumen_cli.platform.services import http_ok
 from shared.topics import EVENTS_RAW, PROFILES_UPDATED
 from shared.tracing import MESSAGE_ID_ATTRIBUTE, span_context_from_headers
+from tests.integration.profiles_updater import start_profiles_updater
 from tests.support.stack import (
     ServiceProcess,
     Stack,
     free_port,
     running,
     span_tags,
-    start_group_at_end,
     start_service,
     wait_for,
     wait_for_traces,
@@ -63,21 +63,7 @@ def start_ingest(env: dict[str, str]) -> ServiceProcess:
 
 
 def start_profiles(stack: Stack, env: dict[str, str]) -> ServiceProcess:
-    web = free_port()
-    app_id = f"lumen-profiles-tracing-{uuid.uuid4().hex[:6]}"
-    start_group_at_end(stack.kafka_bootstrap, app_id, EVENTS_RAW.name)
-    return start_service(
-        "profiles",
-        "services.profiles",
-        {
-            **env,
-            "LUMEN_PROFILES_WEB_PORT": str(web),
-            "LUMEN_PROFILES_APP_ID": app_id,
-            "LUMEN_PROFILES_DATA_DIR": f"var/test/profiles-{uuid.uuid4().hex[:6]}",
-        },
-        ready=lambda: http_ok(f"http://127.0.0.1:{web}/healthz"),
-        ports={"web": web},
-    )
+    return start_profiles_updater(stack.kafka_bootstrap, env, "tracing")
 
 
 def own_env(stack: Stack) -> dict[str, str]:
