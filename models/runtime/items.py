@@ -14,13 +14,24 @@ PAD = -1  # padding value for ``recent_items``; the graphs ignore it
 class ItemIndex:
     """Catalogue order used by a model version (``items.json`` beside ``model.onnx``).
 
-    ``items.json`` is ``{"item_ids": [...], "titles": [...] (optional)}``; row ``i`` of
-    every item-sized array in the graph belongs to ``item_ids[i]``.
+    ``items.json`` is ``{"item_ids": [...], "titles": [...], "categories": [[...], ...],
+    "cold": [...]}`` (all but ``item_ids`` optional); row ``i`` of every item-sized array in
+    the graph belongs to ``item_ids[i]``. ``cold`` lists the items that had no interactions
+    when the model was trained: the model reaches them through content similarity only, and
+    a recommendation of one says so.
     """
 
-    def __init__(self, item_ids: Sequence[str], titles: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        item_ids: Sequence[str],
+        titles: Sequence[str] | None = None,
+        categories: Sequence[Sequence[str]] | None = None,
+        cold: Iterable[str] = (),
+    ) -> None:
         self.item_ids = [str(i) for i in item_ids]
         self.titles = list(titles) if titles is not None else None
+        self.categories = [list(c) for c in categories] if categories is not None else None
+        self.cold = frozenset(str(i) for i in cold)
         self._row = {item: row for row, item in enumerate(self.item_ids)}
         if len(self._row) != len(self.item_ids):
             raise ValueError("duplicate item ids in catalogue")
@@ -28,12 +39,18 @@ class ItemIndex:
     @classmethod
     def load(cls, path: str | Path) -> ItemIndex:
         data = json.loads(Path(path).read_text())
-        return cls(data["item_ids"], data.get("titles"))
+        return cls(
+            data["item_ids"], data.get("titles"), data.get("categories"), data.get("cold", ())
+        )
 
     def save(self, path: str | Path) -> None:
         data: dict[str, object] = {"item_ids": self.item_ids}
         if self.titles is not None:
             data["titles"] = self.titles
+        if self.categories is not None:
+            data["categories"] = self.categories
+        if self.cold:
+            data["cold"] = sorted(self.cold)
         Path(path).write_text(json.dumps(data))
 
     def __len__(self) -> int:

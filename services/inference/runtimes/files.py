@@ -50,7 +50,7 @@ def item_index(path: Path, config: ModelConfig, extras: Extras) -> None:
     if ITEMS_FILE not in config.files:
         return
     raw = json.loads((path / ITEMS_FILE).read_text())
-    extras.items = ItemIndex(raw["item_ids"], raw.get("titles"))
+    extras.items = ItemIndex(raw["item_ids"], raw.get("titles"), cold=raw.get("cold", ()))
     categories = raw.get("categories") or raw.get("genres")
     if isinstance(categories, list):
         extras.item_categories = {

@@ -1,0 +1,74 @@
+"""Which recommender model a training run fits, and the one interface the trainers use.
+
+A fitted model scores users from their recent item rows (newest last, ``-1`` padding),
+takes extra item-to-item edges (content similarity for items without interactions,
+``add_edges``), names the reason behind each returned item, and exports one ONNX graph with
+the serving contract of ``models/recommender/graph.py`` (``recent_items``, ``exclude_mask``,
+``k`` in; ``top_items``, ``top_scores``, ``top_reasons`` out), so inference serves any of
+them unchanged.
+
+The dense model (EASE + recency-weighted transitions, ``sequential.py``) keeps two N x N
+tables; catalogues larger than ``DENSE_MAX_ITEMS`` need a sparse model instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import onnx
+
+from models.recommender.graph import build_recommender_graph, reference_reasons
+from models.recommender.sequential import SequentialItemItem, SequentialParams
+
+DENSE_MAX_ITEMS = 20_000  # two float32 N x N tables: 3.2 GB at this size
+
+
+class FittedRecommender(Protocol):
+    params: SequentialParams
+    n_items: int
+
+    def recent(self, histories: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def score_recent(self, recent: np.ndarray) -> np.ndarray: ...
+
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray: ...
+
+    def add_edges(self, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> None:
+        """Add ``weights`` to the score a recent item ``rows[j]`` gives item ``cols[j]``."""
+        ...
+
+    def reasons(self, recent: np.ndarray, top_items: np.ndarray) -> np.ndarray:
+        """What the graph's ``top_reasons`` must hold for these inputs and returned items."""
+        ...
+
+    def to_onnx(self, prior: np.ndarray) -> onnx.ModelProto: ...
+
+
+class DenseRecommender(SequentialItemItem):
+    """The sequential item-item model with the common interface."""
+
+    def add_edges(self, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> None:
+        # Scaled by the EASE part's recency weights at scoring time, like any EASE entry.
+        np.add.at(self.ease, (rows, cols), weights.astype(np.float32))
+
+    def reasons(self, recent: np.ndarray, top_items: np.ndarray) -> np.ndarray:
+        w_ease, w_trans = self.weights()
+        return reference_reasons(self.ease, self.trans, w_ease, w_trans, recent, top_items)
+
+    def to_onnx(self, prior: np.ndarray) -> onnx.ModelProto:
+        w_ease, w_trans = self.weights()
+        return build_recommender_graph(self.ease, self.trans, w_ease, w_trans, prior)
+
+
+def fit(
+    histories: Sequence[np.ndarray], n_items: int, params: SequentialParams | None = None
+) -> FittedRecommender:
+    """The model for a catalogue of ``n_items``, fitted on per-user item-row histories."""
+    if n_items > DENSE_MAX_ITEMS:
+        raise ValueError(
+            f"{n_items} items: the dense model holds at most {DENSE_MAX_ITEMS} "
+            "(no sparse model is available)"
+        )
+    return DenseRecommender(histories, n_items, params)
