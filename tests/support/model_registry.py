@@ -73,7 +73,15 @@ def is_complete(root: Path) -> bool:
 
 
 def small_registry() -> Path:
-    """The path of a complete small registry, building it first when needed."""
+    """The path of a complete small registry, building it first when needed.
+
+    ``LUMEN_TEST_SMALL_REGISTRY`` names a complete registry to use as it is (a developer
+    changing ``models/`` keeps the one built before instead of rebuilding on every edit)."""
+    pinned = os.environ.get("LUMEN_TEST_SMALL_REGISTRY")
+    if pinned:
+        if not is_complete(Path(pinned)):
+            raise RuntimeError(f"LUMEN_TEST_SMALL_REGISTRY={pinned} is not a complete registry")
+        return Path(pinned)
     root = registry_dir()
     if is_complete(root):
         return root
