@@ -24,43 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lumen/v1/inference.proto\x12\x08lumen.v1\"\x93\x01\n\x10RecommendRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0c\x61nonymous_id\x18\x02 \x01(\tH\x00\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x14\n\x0c\x65xclude_seen\x18\x04 \x01(\x08\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\x18\n\x10\x63ontext_item_ids\x18\x06 \x03(\tB\x05\n\x03key\"d\n\x0fRecommendedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncategories\x18\x05 \x03(\t\"\xb3\x01\n\x11RecommendResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.lumen.v1.RecommendedItem\x12.\n\x06source\x18\x02 \x01(\x0e\x32\x1e.lumen.v1.RecommendationSource\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x19\n\x11recommendation_id\x18\x05 \x01(\t\"4\n\x15\x43lassifyIntentRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"1\n\x0bIntentScore\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"y\n\x10IntentPrediction\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\x12+\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x15.lumen.v1.IntentScore\"s\n\x16\x43lassifyIntentResponse\x12.\n\nprediction\x18\x01 \x01(\x0b\x32\x1a.lumen.v1.IntentPrediction\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\":\n\x1a\x43lassifyIntentBatchRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"y\n\x1b\x43lassifyIntentBatchResponse\x12/\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x1a.lumen.v1.IntentPrediction\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\"B\n\x12SearchItemsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\ncategories\x18\x03 \x03(\t\"N\n\tSearchHit\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x12\n\ncategories\x18\x04 \x03(\t\"c\n\x13SearchItemsResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.lumen.v1.SearchHit\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t*\xb6\x01\n\x14RecommendationSource\x12%\n!RECOMMENDATION_SOURCE_UNSPECIFIED\x10\x00\x12&\n\"RECOMMENDATION_SOURCE_PERSONALISED\x10\x01\x12\"\n\x1eRECOMMENDATION_SOURCE_TRENDING\x10\x02\x12+\n\'RECOMMENDATION_SOURCE_TRENDING_DEGRADED\x10\x03\x32]\n\x15RecommendationService\x12\x44\n\tRecommend\x12\x1a.lumen.v1.RecommendRequest\x1a\x1b.lumen.v1.RecommendResponse2\xc8\x01\n\rIntentService\x12S\n\x0e\x43lassifyIntent\x12\x1f.lumen.v1.ClassifyIntentRequest\x1a .lumen.v1.ClassifyIntentResponse\x12\x62\n\x13\x43lassifyIntentBatch\x12$.lumen.v1.ClassifyIntentBatchRequest\x1a%.lumen.v1.ClassifyIntentBatchResponse2[\n\rSearchService\x12J\n\x0bSearchItems\x12\x1c.lumen.v1.SearchItemsRequest\x1a\x1d.lumen.v1.SearchItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lumen/v1/inference.proto\x12\x08lumen.v1\"\x93\x01\n\x10RecommendRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0c\x61nonymous_id\x18\x02 \x01(\tH\x00\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x14\n\x0c\x65xclude_seen\x18\x04 \x01(\x08\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\x18\n\x10\x63ontext_item_ids\x18\x06 \x03(\tB\x05\n\x03key\"\x8f\x01\n\x0fRecommendedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncategories\x18\x05 \x03(\t\x12)\n\x0breason_kind\x18\x06 \x01(\x0e\x32\x14.lumen.v1.ReasonKind\"\xb3\x01\n\x11RecommendResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.lumen.v1.RecommendedItem\x12.\n\x06source\x18\x02 \x01(\x0e\x32\x1e.lumen.v1.RecommendationSource\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x19\n\x11recommendation_id\x18\x05 \x01(\t\"4\n\x15\x43lassifyIntentRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"1\n\x0bIntentScore\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"y\n\x10IntentPrediction\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\x12+\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x15.lumen.v1.IntentScore\"s\n\x16\x43lassifyIntentResponse\x12.\n\nprediction\x18\x01 \x01(\x0b\x32\x1a.lumen.v1.IntentPrediction\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\":\n\x1a\x43lassifyIntentBatchRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"y\n\x1b\x43lassifyIntentBatchResponse\x12/\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x1a.lumen.v1.IntentPrediction\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\"B\n\x12SearchItemsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\ncategories\x18\x03 \x03(\t\"N\n\tSearchHit\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x12\n\ncategories\x18\x04 \x03(\t\"c\n\x13SearchItemsResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.lumen.v1.SearchHit\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t*\xb6\x01\n\x14RecommendationSource\x12%\n!RECOMMENDATION_SOURCE_UNSPECIFIED\x10\x00\x12&\n\"RECOMMENDATION_SOURCE_PERSONALISED\x10\x01\x12\"\n\x1eRECOMMENDATION_SOURCE_TRENDING\x10\x02\x12+\n\'RECOMMENDATION_SOURCE_TRENDING_DEGRADED\x10\x03*\x94\x01\n\nReasonKind\x12\x1b\n\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19REASON_KIND_COLLABORATIVE\x10\x01\x12\x17\n\x13REASON_KIND_CONTENT\x10\x02\x12\x18\n\x14REASON_KIND_TRENDING\x10\x03\x12\x17\n\x13REASON_KIND_POPULAR\x10\x04\x32]\n\x15RecommendationService\x12\x44\n\tRecommend\x12\x1a.lumen.v1.RecommendRequest\x1a\x1b.lumen.v1.RecommendResponse2\xc8\x01\n\rIntentService\x12S\n\x0e\x43lassifyIntent\x12\x1f.lumen.v1.ClassifyIntentRequest\x1a .lumen.v1.ClassifyIntentResponse\x12\x62\n\x13\x43lassifyIntentBatch\x12$.lumen.v1.ClassifyIntentBatchRequest\x1a%.lumen.v1.ClassifyIntentBatchResponse2[\n\rSearchService\x12J\n\x0bSearchItems\x12\x1c.lumen.v1.SearchItemsRequest\x1a\x1d.lumen.v1.SearchItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lumen.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECOMMENDATIONSOURCE']._serialized_start=1250
-  _globals['_RECOMMENDATIONSOURCE']._serialized_end=1432
+  _globals['_RECOMMENDATIONSOURCE']._serialized_start=1294
+  _globals['_RECOMMENDATIONSOURCE']._serialized_end=1476
+  _globals['_REASONKIND']._serialized_start=1479
+  _globals['_REASONKIND']._serialized_end=1627
   _globals['_RECOMMENDREQUEST']._serialized_start=39
   _globals['_RECOMMENDREQUEST']._serialized_end=186
-  _globals['_RECOMMENDEDITEM']._serialized_start=188
-  _globals['_RECOMMENDEDITEM']._serialized_end=288
-  _globals['_RECOMMENDRESPONSE']._serialized_start=291
-  _globals['_RECOMMENDRESPONSE']._serialized_end=470
-  _globals['_CLASSIFYINTENTREQUEST']._serialized_start=472
-  _globals['_CLASSIFYINTENTREQUEST']._serialized_end=524
-  _globals['_INTENTSCORE']._serialized_start=526
-  _globals['_INTENTSCORE']._serialized_end=575
-  _globals['_INTENTPREDICTION']._serialized_start=577
-  _globals['_INTENTPREDICTION']._serialized_end=698
-  _globals['_CLASSIFYINTENTRESPONSE']._serialized_start=700
-  _globals['_CLASSIFYINTENTRESPONSE']._serialized_end=815
-  _globals['_CLASSIFYINTENTBATCHREQUEST']._serialized_start=817
-  _globals['_CLASSIFYINTENTBATCHREQUEST']._serialized_end=875
-  _globals['_CLASSIFYINTENTBATCHRESPONSE']._serialized_start=877
-  _globals['_CLASSIFYINTENTBATCHRESPONSE']._serialized_end=998
-  _globals['_SEARCHITEMSREQUEST']._serialized_start=1000
-  _globals['_SEARCHITEMSREQUEST']._serialized_end=1066
-  _globals['_SEARCHHIT']._serialized_start=1068
-  _globals['_SEARCHHIT']._serialized_end=1146
-  _globals['_SEARCHITEMSRESPONSE']._serialized_start=1148
-  _globals['_SEARCHITEMSRESPONSE']._serialized_end=1247
-  _globals['_RECOMMENDATIONSERVICE']._serialized_start=1434
-  _globals['_RECOMMENDATIONSERVICE']._serialized_end=1527
-  _globals['_INTENTSERVICE']._serialized_start=1530
-  _globals['_INTENTSERVICE']._serialized_end=1730
-  _globals['_SEARCHSERVICE']._serialized_start=1732
-  _globals['_SEARCHSERVICE']._serialized_end=1823
+  _globals['_RECOMMENDEDITEM']._serialized_start=189
+  _globals['_RECOMMENDEDITEM']._serialized_end=332
+  _globals['_RECOMMENDRESPONSE']._serialized_start=335
+  _globals['_RECOMMENDRESPONSE']._serialized_end=514
+  _globals['_CLASSIFYINTENTREQUEST']._serialized_start=516
+  _globals['_CLASSIFYINTENTREQUEST']._serialized_end=568
+  _globals['_INTENTSCORE']._serialized_start=570
+  _globals['_INTENTSCORE']._serialized_end=619
+  _globals['_INTENTPREDICTION']._serialized_start=621
+  _globals['_INTENTPREDICTION']._serialized_end=742
+  _globals['_CLASSIFYINTENTRESPONSE']._serialized_start=744
+  _globals['_CLASSIFYINTENTRESPONSE']._serialized_end=859
+  _globals['_CLASSIFYINTENTBATCHREQUEST']._serialized_start=861
+  _globals['_CLASSIFYINTENTBATCHREQUEST']._serialized_end=919
+  _globals['_CLASSIFYINTENTBATCHRESPONSE']._serialized_start=921
+  _globals['_CLASSIFYINTENTBATCHRESPONSE']._serialized_end=1042
+  _globals['_SEARCHITEMSREQUEST']._serialized_start=1044
+  _globals['_SEARCHITEMSREQUEST']._serialized_end=1110
+  _globals['_SEARCHHIT']._serialized_start=1112
+  _globals['_SEARCHHIT']._serialized_end=1190
+  _globals['_SEARCHITEMSRESPONSE']._serialized_start=1192
+  _globals['_SEARCHITEMSRESPONSE']._serialized_end=1291
+  _globals['_RECOMMENDATIONSERVICE']._serialized_start=1629
+  _globals['_RECOMMENDATIONSERVICE']._serialized_end=1722
+  _globals['_INTENTSERVICE']._serialized_start=1725
+  _globals['_INTENTSERVICE']._serialized_end=1925
+  _globals['_SEARCHSERVICE']._serialized_start=1927
+  _globals['_SEARCHSERVICE']._serialized_end=2018
 # @@protoc_insertion_point(module_scope)

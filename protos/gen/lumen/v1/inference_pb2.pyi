@@ -45,6 +45,44 @@ RECOMMENDATION_SOURCE_TRENDING_DEGRADED: RecommendationSource.ValueType  # 3
 """The profile store could not be read: trending, degraded."""
 global___RecommendationSource = RecommendationSource
 
+class _ReasonKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ReasonKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ReasonKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    REASON_KIND_UNSPECIFIED: _ReasonKind.ValueType  # 0
+    REASON_KIND_COLLABORATIVE: _ReasonKind.ValueType  # 1
+    """Users who interacted with an item of the history went on to this one ("because you
+    viewed X").
+    """
+    REASON_KIND_CONTENT: _ReasonKind.ValueType  # 2
+    """The item had no interactions when the model was trained: its text resembles an item of
+    the history ("similar to X").
+    """
+    REASON_KIND_TRENDING: _ReasonKind.ValueType  # 3
+    """What is trending now (no usable history)."""
+    REASON_KIND_POPULAR: _ReasonKind.ValueType  # 4
+    """The most popular items when the model was trained (no history and no trends yet)."""
+
+class ReasonKind(_ReasonKind, metaclass=_ReasonKindEnumTypeWrapper):
+    """ReasonKind says what kind of evidence put an item in a list."""
+
+REASON_KIND_UNSPECIFIED: ReasonKind.ValueType  # 0
+REASON_KIND_COLLABORATIVE: ReasonKind.ValueType  # 1
+"""Users who interacted with an item of the history went on to this one ("because you
+viewed X").
+"""
+REASON_KIND_CONTENT: ReasonKind.ValueType  # 2
+"""The item had no interactions when the model was trained: its text resembles an item of
+the history ("similar to X").
+"""
+REASON_KIND_TRENDING: ReasonKind.ValueType  # 3
+"""What is trending now (no usable history)."""
+REASON_KIND_POPULAR: ReasonKind.ValueType  # 4
+"""The most popular items when the model was trained (no history and no trends yet)."""
+global___ReasonKind = ReasonKind
+
 @typing.final
 class RecommendRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -94,11 +132,14 @@ class RecommendedItem(google.protobuf.message.Message):
     SCORE_FIELD_NUMBER: builtins.int
     REASON_FIELD_NUMBER: builtins.int
     CATEGORIES_FIELD_NUMBER: builtins.int
+    REASON_KIND_FIELD_NUMBER: builtins.int
     item_id: builtins.str
     title: builtins.str
     score: builtins.float
     reason: builtins.str
-    """Short human-readable reason, e.g. "because you watched Toy Story (1995)"."""
+    """Short human-readable reason, e.g. "because you viewed Toy Story (1995)"."""
+    reason_kind: global___ReasonKind.ValueType
+    """What kind of reason `reason` is."""
     @property
     def categories(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
@@ -109,8 +150,9 @@ class RecommendedItem(google.protobuf.message.Message):
         score: builtins.float = ...,
         reason: builtins.str = ...,
         categories: collections.abc.Iterable[builtins.str] | None = ...,
+        reason_kind: global___ReasonKind.ValueType = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["categories", b"categories", "item_id", b"item_id", "reason", b"reason", "score", b"score", "title", b"title"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["categories", b"categories", "item_id", b"item_id", "reason", b"reason", "reason_kind", b"reason_kind", "score", b"score", "title", b"title"]) -> None: ...
 
 global___RecommendedItem = RecommendedItem
 
