@@ -156,8 +156,24 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
         10.0, gt=0, description="How often the trending list and the catalogue are re-read."
     )
     reason_template: str = Field(
-        "because you watched {title}", description="Reason shown with a personalised item."
+        "because you viewed {title}",
+        description="Reason shown with a collaborative item; {title} is the history item "
+        "that adds most to its score (its title, else its id).",
     )
+    content_reason_template: str = Field(
+        "similar to {title}",
+        description="Reason shown with an item that had no interactions when the model was "
+        "trained (reached through text similarity); {title} as in reason_template.",
+    )
+
+    @field_validator("reason_template", "content_reason_template")
+    @classmethod
+    def _one_title_field(cls, value: str) -> str:
+        try:
+            value.format(title="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{title}} may be used ({exc!r})") from exc
+        return value
 
     # Event-driven support classification.
     support_consumer_enabled: bool = Field(

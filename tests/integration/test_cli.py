@@ -241,8 +241,8 @@ def test_recommend_for_a_seeded_movielens_user_is_personalised(
     for item in items:
         assert item["title"] and item["categories"], item
         reason = item["reason"]
-        assert reason.startswith("because you watched "), item
-        assert reason.removeprefix("because you watched ") in watched, item
+        assert reason.startswith("because you viewed "), item
+        assert reason.removeprefix("because you viewed ") in watched, item
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
 
     human = lumen("recommend", "1", "-k", "5")

@@ -164,7 +164,7 @@ def test_installed_on_another_python_it_serves_real_calls(
     for key in ("sync_recommend", "async_recommend"):
         assert out[key]["source"] == "personalised"
         assert out[key]["items"][0]["title"] == "Space Robots"
-        assert out[key]["items"][0]["reason"] == "because you watched Toy Story"
+        assert out[key]["items"][0]["reason"] == "because you viewed Toy Story"
     assert out["async_intents"] == ["refund", "transfer"]
     assert out["async_anonymous_source"] in ("trending", "trending_degraded")
     assert out["wrong_token"] == "UNAUTHENTICATED"

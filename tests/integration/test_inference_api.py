@@ -247,7 +247,7 @@ def test_recommendations_follow_the_profile_with_reasons(channel: grpc.Channel, 
     assert response.model_name == "recommender" and response.model_version == "1"
     assert [i.item_id for i in response.items][:2] == ["m2", "m3"]  # m1 suggests m2, then m3
     assert response.items[0].title == "Space Robots"
-    assert response.items[0].reason == "because you watched Toy Story"
+    assert response.items[0].reason == "because you viewed Toy Story"
     assert response.recommendation_id
     seen_excluded = stub.Recommend(
         pb.RecommendRequest(user_id=user, k=3, exclude_seen=True), timeout=5
@@ -262,8 +262,8 @@ def test_recommendations_follow_the_profile_with_reasons(channel: grpc.Channel, 
         pb.RecommendRequest(user_id=user, k=2, context_item_ids=["m5"]), timeout=5
     )
     assert [(i.item_id, i.reason) for i in context.items] == [
-        ("m2", "because you watched Toy Story"),
-        ("m6", "because you watched Money Heist"),
+        ("m2", "because you viewed Toy Story"),
+        ("m6", "because you viewed Money Heist"),
     ]
 
 

@@ -62,7 +62,7 @@ def test_recommendations_change_after_new_events(
         )
         assert isinstance(first, pb.RecommendResponse)
         assert [i.item_id for i in first.items] == ["m2", "m3"]
-        assert first.items[0].reason == "because you watched Toy Story"
+        assert first.items[0].reason == "because you viewed Toy Story"
 
         view("m5")
 
@@ -73,6 +73,6 @@ def test_recommendations_change_after_new_events(
         second = wait_for(shows_m6, timeout=120)
         assert isinstance(second, pb.RecommendResponse)
         assert [(i.item_id, i.reason) for i in second.items] == [
-            ("m2", "because you watched Toy Story"),
-            ("m6", "because you watched Money Heist"),
+            ("m2", "because you viewed Toy Story"),
+            ("m6", "because you viewed Money Heist"),
         ]

@@ -1,4 +1,4 @@
-"""Reasons ("because you watched X"): named by the graph's ``top_reasons`` in one execution,
+"""Reasons ("because you viewed X"): named by the graph's ``top_reasons`` in one execution,
 and by single-item executions for recommender versions without that output; both name
 the same items on the tiny item chain (m1 suggests m2 then m3, m5 suggests m6 then m7)."""
 
@@ -45,18 +45,18 @@ async def test_each_item_is_explained_by_the_history_item_that_suggests_it(
         result = await recommender.recommend(RecommendQuery("u1", k=4, exclude_seen=True))
         assert result.source is Source.PERSONALISED
         assert [(i.item_id, i.reason) for i in result.items] == [
-            ("m2", "because you watched Toy Story"),
-            ("m6", "because you watched Money Heist"),
-            ("m3", "because you watched Toy Story"),
-            ("m7", "because you watched Money Heist"),
+            ("m2", "because you viewed Toy Story"),
+            ("m6", "because you viewed Money Heist"),
+            ("m3", "because you viewed Toy Story"),
+            ("m7", "because you viewed Money Heist"),
         ]
         # A context item counts as the newest one and explains what it suggests.
         context = await recommender.recommend(
             RecommendQuery("u1", k=2, exclude_seen=True, context_items=["m3"])
         )
         assert [(i.item_id, i.reason) for i in context.items] == [
-            ("m2", "because you watched Toy Story"),
-            ("m4", "because you watched Love Story"),
+            ("m2", "because you viewed Toy Story"),
+            ("m4", "because you viewed Love Story"),
         ]
         # One execution per Recommend when the graph names the reasons, else two.
         assert executions._value.get() - before == (2 if with_reasons else 4)
