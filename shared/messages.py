@@ -5,7 +5,13 @@ The JSON keeps the camelCase names the topics have always carried, plus ``schema
 Version rule: a field added with a default keeps the version (readers ignore names they do not
 know); a change an older reader would misread bumps it. A record without ``schemaVersion`` is
 version 1, the shape written before the field existed; a reader refuses versions newer than
-its own with ``MessageError``, like any value that does not match its model.
+its own with ``MessageError``, like any value that does not match its model. Versions are per
+topic (``latest_version``): ``support.intents`` is at 2, every other topic at 1.
+
+``support.intents`` version 2 adds one optional object, ``suggestion`` (the support
+assistant's reply, or its hand-off): every version-1 field keeps its name and meaning, so a
+reader that only uses them reads version 2 records unchanged. A record without a suggestion is
+still written as version 1.
 
 ``events.raw`` and ``events.dlq`` carry Segment events and their rejections: their contract is
 the event model (``shared.events``, docs/event-model.md), not this module.
@@ -14,12 +20,18 @@ the event model (``shared.events``, docs/event-model.md), not this module.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.topics import PROFILES_UPDATED, SUPPORT_INTENTS, SUPPORT_MESSAGES, TopicSpec
+from shared.topics import (
+    PROFILES_UPDATED,
+    SUPPORT_FEEDBACK,
+    SUPPORT_INTENTS,
+    SUPPORT_MESSAGES,
+    TopicSpec,
+)
 
 SCHEMA_VERSION = 1
 
@@ -36,15 +48,16 @@ class Message(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
     topic: ClassVar[TopicSpec]
+    latest_version: ClassVar[int] = SCHEMA_VERSION  # the newest version of this topic's shape
 
     schema_version: int = Field(SCHEMA_VERSION, alias="schemaVersion")
 
     @field_validator("schema_version")
     @classmethod
     def _known_version(cls, version: int) -> int:
-        if not 1 <= version <= SCHEMA_VERSION:
+        if not 1 <= version <= cls.latest_version:
             raise ValueError(
-                f"schemaVersion {version} is not one this reader knows (1..{SCHEMA_VERSION})"
+                f"schemaVersion {version} is not one this reader knows (1..{cls.latest_version})"
             )
         return version
 
@@ -97,13 +110,49 @@ class IntentAlternative(BaseModel):
     confidence: float
 
 
+HandoffReason = Literal["out_of_scope", "low_confidence", "no_answer"]
+
+
+class SuggestedPassage(BaseModel):
+    """A knowledge-base passage the assistant found for a message, best first."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    article_id: str = Field(alias="articleId")
+    title: str
+    score: float  # cosine similarity, plus the intent boost when the article is tagged with it
+
+
+class Suggestion(BaseModel):
+    """The assistant's answer to one support message (``support.intents`` version 2).
+
+    ``text`` is a reply assembled from the best knowledge-base passage (retrieval, not
+    generation). ``handoff`` true: a human should answer (``handoffReason`` says why) and
+    ``text`` is the hand-off notice."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    text: str
+    confidence: float
+    handoff: bool
+    handoff_reason: HandoffReason | None = Field(None, alias="handoffReason")
+    article_id: str | None = Field(None, alias="articleId")
+    article_title: str | None = Field(None, alias="articleTitle")
+    passages: list[SuggestedPassage] = Field(default_factory=list)
+    context_messages: int = Field(0, alias="contextMessages")  # earlier turns embedded with it
+    knowledge_base: str = Field("", alias="knowledgeBase")  # the passages' version (a digest)
+    encoder: str = ""  # "name:version" of the text encoder
+
+
 class SupportIntent(Message):
     """``support.intents``, keyed by conversation: one classified and routed support message.
 
     A message that could not be classified has ``intent`` null, ``outOfScope`` true, the
-    out-of-scope route and ``error`` (the only field left out when it is null)."""
+    out-of-scope route and ``error`` (the only field left out when it is null). Version 2
+    adds ``suggestion``, written only when the assistant answered."""
 
     topic: ClassVar[TopicSpec] = SUPPORT_INTENTS
+    latest_version: ClassVar[int] = 2
 
     conversation_id: ExternalId = Field(None, alias="conversationId")
     message_id: ExternalId = Field(None, alias="messageId")
@@ -116,9 +165,36 @@ class SupportIntent(Message):
     out_of_scope: bool = Field(alias="outOfScope")
     alternatives: list[IntentAlternative] = Field(default_factory=list)
     error: str | None = None
+    suggestion: Suggestion | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps(self._wire(exclude={"error"} if self.error is None else None))
+        left_out = {name for name in ("error", "suggestion") if getattr(self, name) is None}
+        wire = self._wire(exclude=left_out or None)
+        if self.suggestion is not None:
+            wire["schemaVersion"] = max(2, self.schema_version)
+        return orjson.dumps(wire)
+
+
+FeedbackAction = Literal["accept", "edit", "reject"]
+
+
+class SupportFeedback(Message):
+    """``support.feedback``, keyed by conversation: what an agent did with a suggested reply.
+
+    ``messageId``, ``intent`` and the model name and version are those of the
+    ``support.intents`` record that carried the suggestion."""
+
+    topic: ClassVar[TopicSpec] = SUPPORT_FEEDBACK
+
+    conversation_id: ExternalId = Field(None, alias="conversationId")
+    message_id: ExternalId = Field(None, alias="messageId")
+    action: FeedbackAction
+    intent: str | None = None
+    model_name: str = Field("", alias="modelName")
+    model_version: str = Field("", alias="modelVersion")
+    article_id: str | None = Field(None, alias="articleId")
+    agent_id: str | None = Field(None, alias="agentId")
+    sent_at: str | None = Field(None, alias="sentAt")  # ISO 8601, UTC
 
 
 class ProfileUpdated(Message):
@@ -156,5 +232,6 @@ def encode_profile_updated(summary: Mapping[str, Any] | None) -> bytes | None:
 
 
 MESSAGES: dict[str, type[Message]] = {
-    model.topic.name: model for model in (SupportMessage, SupportIntent, ProfileUpdated)
+    model.topic.name: model
+    for model in (SupportMessage, SupportIntent, ProfileUpdated, SupportFeedback)
 }

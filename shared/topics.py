@@ -59,12 +59,19 @@ SUPPORT_INTENTS = TopicSpec(
     configs={"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
 )
 
+SUPPORT_FEEDBACK = TopicSpec(
+    "support.feedback",
+    "What support agents did with suggested replies (accept, edit, reject), keyed by conversation.",
+    configs={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     EVENTS_RAW,
     EVENTS_DLQ,
     PROFILES_UPDATED,
     SUPPORT_MESSAGES,
     SUPPORT_INTENTS,
+    SUPPORT_FEEDBACK,
 )
 
 

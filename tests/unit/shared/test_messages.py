@@ -19,14 +19,19 @@ from shared.messages import (
     encode_profile_updated,
 )
 from shared.packed_ids import pack_sequence
-from shared.topics import PROFILES_UPDATED, SUPPORT_INTENTS, SUPPORT_MESSAGES
+from shared.topics import PROFILES_UPDATED, SUPPORT_FEEDBACK, SUPPORT_INTENTS, SUPPORT_MESSAGES
 
 ROUTING = {"refund": "payments", "out_of_scope": "human-triage", "default": "general"}
 MODEL = ("intent-classifier", "3")
 
 
 def test_every_topic_with_a_model_is_declared_once() -> None:
-    assert set(MESSAGES) == {SUPPORT_MESSAGES.name, SUPPORT_INTENTS.name, PROFILES_UPDATED.name}
+    assert set(MESSAGES) == {
+        SUPPORT_MESSAGES.name,
+        SUPPORT_INTENTS.name,
+        PROFILES_UPDATED.name,
+        SUPPORT_FEEDBACK.name,
+    }
     assert SCHEMA_VERSION == 1
 
 
