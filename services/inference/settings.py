@@ -62,6 +62,48 @@ class BatchingConfig(BaseModel):
         return self.max_batch_size > 1
 
 
+class AssistSettings(BaseSettings):
+    """The support assistant: knowledge-base answers for support messages (``LUMEN_ASSIST_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_ASSIST_", extra="ignore")
+
+    enabled: bool = Field(
+        True, description="Suggest replies from the knowledge base (SuggestReply, support.intents)."
+    )
+    min_confidence: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Below this confidence a message is handed off to a human instead of answered.",
+    )
+    intent_boost: float = Field(
+        0.1,
+        ge=0.0,
+        description="Added to the similarity of passages whose article is tagged with the "
+        "predicted intent.",
+    )
+    top_passages: int = Field(3, ge=1, le=20, description="Passages returned with a suggestion.")
+    context_turns: int = Field(
+        2, ge=0, description="Earlier messages of a conversation kept as context (0: none)."
+    )
+    context_ttl_seconds: float = Field(
+        1800.0, gt=0, description="A conversation's context is forgotten after this long idle."
+    )
+    context_conversations: int = Field(
+        10000, ge=1, description="Most conversations whose context is held (oldest dropped)."
+    )
+    followup_max_words: int = Field(
+        6,
+        ge=0,
+        description="A message of at most this many words is embedded together with the "
+        "conversation's previous messages (a follow-up such as 'and how long?').",
+    )
+    refresh_seconds: float = Field(
+        5.0, gt=0, description="How often the knowledge base in MongoDB is checked for changes."
+    )
+    collection: str = Field("kb_articles", description="MongoDB collection of the articles.")
+
+
 def _default_repository() -> Path:
     # LUMEN_INFERENCE_MODEL_REPOSITORY wins (via the field), then the shared variable.
     return repository_root(None)
@@ -190,6 +232,7 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
         description="Intent -> support queue; 'out_of_scope' and 'default' are special keys.",
     )
 
+    assist: AssistSettings = Field(default_factory=AssistSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
