@@ -197,6 +197,22 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
     trends_refresh_seconds: float = Field(
         10.0, gt=0, description="How often the trending list and the catalogue are re-read."
     )
+    live_search_enabled: bool = Field(
+        True,
+        description="SearchItems ranks the live catalogue (items, embedded on arrival and "
+        "followed through its change stream) instead of the search model's fixed item list, "
+        "once it holds items.",
+    )
+    search_exact_max_items: int = Field(
+        50_000,
+        ge=0,
+        description="Up to this many live items a query scores every one (exact); above it an "
+        "HNSW graph answers unfiltered queries (recall@10 >= 0.95; docs/benchmarks.md, Search "
+        "at scale). Category-filtered queries score that category's items exactly.",
+    )
+    search_embed_batch_size: int = Field(
+        32, ge=1, description="Items embedded in one encoder run by the live search index."
+    )
     reason_template: str = Field(
         "because you viewed {title}",
         description="Reason shown with a collaborative item; {title} is the history item "
