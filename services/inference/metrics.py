@@ -124,3 +124,56 @@ SUPPORT_MESSAGES = Counter(
 )
 for _outcome in ("classified", "invalid", "failed"):  # exported at 0 before the first message
     SUPPORT_MESSAGES.labels(_outcome)
+ASSIST_SUGGESTIONS = Counter(
+    "lumen_inference_assist_suggestions_total",
+    "Support-assistant answers by path (kafka, grpc) and outcome: answered, or the hand-off's "
+    "reason (out_of_scope, low_confidence, no_answer).",
+    ["path", "outcome"],
+)
+for _path in ("kafka", "grpc"):
+    for _outcome in ("answered", "out_of_scope", "low_confidence", "no_answer"):
+        ASSIST_SUGGESTIONS.labels(_path, _outcome)
+ASSIST_TIME_TO_SUGGESTION = Histogram(
+    "lumen_inference_assist_time_to_suggestion_seconds",
+    "From a support message's arrival on support.messages (its record timestamp) to its "
+    "suggestion's publish on support.intents; turn: first (no earlier message of the "
+    "conversation held) or later.",
+    ["turn"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+ASSIST_KB_PASSAGES = Gauge(
+    "lumen_inference_assist_kb_passages", "Knowledge-base passages the assistant holds in memory."
+)
+SEARCH_INDEX_ITEMS = Gauge(
+    "lumen_inference_search_index_items", "Items in the live search index (searchable now)."
+)
+SEARCH_INDEX_UPDATES = Counter(
+    "lumen_inference_search_index_updates_total",
+    "Changes applied to the live search index from the catalogue's change stream, by op "
+    "(upsert: embedded and indexed; remove: removed or deleted item left the index).",
+    ["op"],
+)
+for _op in ("upsert", "remove"):
+    SEARCH_INDEX_UPDATES.labels(_op)
+SEARCH_INDEX_LAG_SECONDS = Histogram(
+    "lumen_inference_search_index_lag_seconds",
+    "From an item's updatedAt (written by the profile updater) to searchable in the index.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+SEARCH_EMBED_SECONDS = Histogram(
+    "lumen_inference_search_embed_batch_seconds",
+    "One encoder run of the live search index (a batch of item texts).",
+    buckets=LATENCY_BUCKETS,
+)
+SEARCH_EMBEDDED = Counter(
+    "lumen_inference_search_items_embedded_total",
+    "Item texts embedded by the live search index (vectors missing or stale in item_vectors).",
+)
+SEARCH_INDEX_ERRORS = Counter(
+    "lumen_inference_search_index_errors_total",
+    "Failures of the live search index, by stage (change_stream: reopened or resumed; "
+    "apply: a batch failed and the index resyncs).",
+    ["stage"],
+)
+for _stage in ("change_stream", "apply"):
+    SEARCH_INDEX_ERRORS.labels(_stage)
