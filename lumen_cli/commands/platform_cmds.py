@@ -138,6 +138,8 @@ def component_status() -> list[dict[str, Any]]:
         )
         if spec.name == "inference" and spec.grpc_target and rows[-1]["healthy"]:
             rows[-1]["models"] = loaded_models(spec.grpc_target)
+        if spec.name == "trainer" and spec.health_url and rows[-1]["healthy"]:
+            rows[-1]["last_run"] = trainer_last_run(spec.health_url)
     jaeger_cfg = jaeger.JaegerConfig.from_env()
     rows.append(
         {
@@ -172,6 +174,28 @@ def loaded_models(target: str) -> dict[str, str | None] | str:
         return f"unknown ({error.code.name.lower()})"
 
 
+def trainer_last_run(health_url: str) -> dict[str, Any] | None:
+    """The trainer's last run as its /healthz reports it (None: none yet or no answer)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(health_url, timeout=2.0) as reply:
+            last = json.loads(reply.read()).get("last_run")
+    except (OSError, ValueError):
+        return None
+    return last if isinstance(last, dict) else None
+
+
+def _last_run_line(last: dict[str, Any] | None) -> str:
+    if last is None:
+        return "no run yet"
+    version = f" v{last['version']}" if last.get("version") else ""
+    return (
+        f"{last.get('outcome')}{version} ({last.get('reason')}) after {last.get('seconds')} s, "
+        f"trigger {last.get('trigger')}"
+    )
+
+
 def _models_line(models: dict[str, str | None] | str) -> str:
     if isinstance(models, str):
         return models
@@ -191,4 +215,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"{row['name']:<10} {state:<9} pid={row['pid'] or '-':<8} {address}")
             if "models" in row:
                 print(f"{'':<10} models: {_models_line(row['models'])}")
+            if "last_run" in row:
+                print(f"{'':<10} last run: {_last_run_line(row['last_run'])}")
     return 0 if all(r["healthy"] for r in rows) else 3

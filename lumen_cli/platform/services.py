@@ -34,6 +34,7 @@ def default_services() -> list[ServiceSpec]:
     exporter_metrics = env.get("LUMEN_EXPORTER_PORT", "9108")
     insights_grpc = env.get("LUMEN_INSIGHTS_GRPC_PORT", "50053")
     insights_metrics = env.get("LUMEN_INSIGHTS_METRICS_PORT", "9103")
+    trainer_web = env.get("LUMEN_TRAINER_PORT", "9104")
     return [
         ServiceSpec(
             "ingest",
@@ -77,6 +78,14 @@ def default_services() -> list[ServiceSpec]:
                 "metrics": f"http://127.0.0.1:{insights_metrics}/metrics",
             },
             grpc_target=f"127.0.0.1:{insights_grpc}",
+        ),
+        # Retrains the recommender from the interaction store into the registry inference
+        # watches (LUMEN_MODEL_REPOSITORY, default var/models).
+        ServiceSpec(
+            "trainer",
+            "services.trainer",
+            {"metrics": f"http://127.0.0.1:{trainer_web}/metrics"},
+            health_url=f"http://127.0.0.1:{trainer_web}/healthz",
         ),
     ]
 
