@@ -50,6 +50,12 @@ _SOURCES = {
     inference_pb2.RECOMMENDATION_SOURCE_TRENDING: "trending",
     inference_pb2.RECOMMENDATION_SOURCE_TRENDING_DEGRADED: "trending_degraded",
 }
+_REASON_KINDS = {
+    inference_pb2.REASON_KIND_COLLABORATIVE: "collaborative",
+    inference_pb2.REASON_KIND_CONTENT: "content",
+    inference_pb2.REASON_KIND_TRENDING: "trending",
+    inference_pb2.REASON_KIND_POPULAR: "popular",
+}
 _EVENT_TYPES = {
     "track": events_pb2.EVENT_TYPE_TRACK,
     "identify": events_pb2.EVENT_TYPE_IDENTIFY,
@@ -215,7 +221,14 @@ def _timestamp(value: str | datetime) -> timestamp_pb2.Timestamp:
 def recommendations(reply: inference_pb2.RecommendResponse) -> Recommendations:
     return Recommendations(
         items=[
-            RecommendedItem(i.item_id, i.title, i.score, i.reason, list(i.categories))
+            RecommendedItem(
+                i.item_id,
+                i.title,
+                i.score,
+                i.reason,
+                list(i.categories),
+                _REASON_KINDS.get(i.reason_kind, "unspecified"),
+            )
             for i in reply.items
         ],
         source=_SOURCES.get(reply.source, "unspecified"),

@@ -19,6 +19,9 @@ class RecommendedItem:
     score: float
     reason: str
     categories: list[str]
+    # "collaborative", "content" (an item without interactions when the model was trained,
+    # reached through text similarity), "trending", "popular"; "unspecified" from older servers.
+    reason_kind: str = "unspecified"
 
 
 @dataclass(frozen=True)

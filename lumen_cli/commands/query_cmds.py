@@ -73,7 +73,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         genres = ", ".join(item.categories)
         print(f"{rank:>3}. {item.title or item.item_id:<45} {item.score:7.3f}  {genres}")
         if item.reason:
-            print(f"     {item.reason}")
+            print(f"     {item.reason}  [{item.reason_kind}]")
     if not result.items:
         print("  (nothing to recommend yet: seed some events with `lumen seed`)")
     return EXIT_OK

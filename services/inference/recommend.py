@@ -2,9 +2,15 @@
 
 A request scores the user's history in one execution. The graph also names, for each item
 it returns, the history position that adds most to its score: that item is the reason
-("because you watched X"). Recommender versions without that output get their reasons from
+("because you viewed X"). Recommender versions without that output get their reasons from
 a second execution (``_reasons_by_single_items``). Users without usable history get what is
 trending; when the profile store is down, the answer is trending and flagged as degraded.
+
+Each item says which kind of reason it has (``ReasonKind``): collaborative, content (an item
+in ``items.json``'s ``cold`` list: it had no interactions at training time and is reached
+through text-similarity edges, so "similar to X"), trending, or popular (the model's prior,
+when there is neither history nor trends). Items the catalogue marks removed are never
+returned.
 """
 
 from __future__ import annotations
@@ -36,6 +42,13 @@ class Source(enum.Enum):
     TRENDING_DEGRADED = "trending_degraded"
 
 
+class ReasonKind(enum.Enum):
+    COLLABORATIVE = "collaborative"
+    CONTENT = "content"
+    TRENDING = "trending"
+    POPULAR = "popular"
+
+
 ANSWERS_BY_SOURCE = {source: metrics.RECOMMEND_SOURCE.labels(source.value) for source in Source}
 
 
@@ -56,6 +69,7 @@ class Recommendation:
     score: float
     reason: str
     categories: list[str]
+    reason_kind: ReasonKind = ReasonKind.COLLABORATIVE
 
 
 @dataclass(frozen=True)
@@ -120,7 +134,7 @@ class Recommender:
         profile, store_ok = await self.store.profile(query.key, query.anonymous)
         view = profile or ProfileView([], set())
         history = [*view.recent_items, *query.context_items]
-        exclude = set(query.context_items)
+        exclude = set(query.context_items) | self.removed()
         if query.exclude_seen:
             exclude |= view.seen_items | set(view.recent_items)
         categories = set(query.categories)
@@ -132,6 +146,10 @@ class Recommender:
             result = await self._trending(model, exclude, categories, k, source, deadline)
         ANSWERS_BY_SOURCE[result.source].inc()
         return result
+
+    def removed(self) -> set[str]:
+        """Items the catalogue marks removed (a store without the mark removes none)."""
+        return set(getattr(self.store, "removed", ()))
 
     def _mask(self, model: LoadedModel, exclude: set[str], categories: set[str]) -> np.ndarray:
         """``exclude_mask`` row [1, N]: True for excluded items and those outside the categories."""
@@ -190,10 +208,16 @@ class Recommender:
         for (row, score), because in zip(chosen, reasons, strict=True):
             item = index.item_ids[row]
             entry = self.entry(model, item)
-            reason = self.settings.reason_template.format(
-                title=self.entry(model, because).title or because
+            # A cold item scores only through its content edges, so its reason is the
+            # history item its text resembles most.
+            kind = ReasonKind.CONTENT if item in index.cold else ReasonKind.COLLABORATIVE
+            template = (
+                self.settings.content_reason_template
+                if kind is ReasonKind.CONTENT
+                else self.settings.reason_template
             )
-            items.append(Recommendation(item, entry.title, score, reason, entry.categories))
+            reason = template.format(title=self.entry(model, because).title or because)
+            items.append(Recommendation(item, entry.title, score, reason, entry.categories, kind))
         return RecommendResult(
             items, Source.PERSONALISED, model.name, str(model.version), uuid.uuid4().hex
         )
@@ -246,7 +270,11 @@ class Recommender:
                 continue
             entry = self.entry(model, item)
             score = 1.0 / (rank + 1)
-            items.append(Recommendation(item, entry.title, score, reason, entry.categories))
+            items.append(
+                Recommendation(
+                    item, entry.title, score, reason, entry.categories, ReasonKind.TRENDING
+                )
+            )
             if len(items) == k:
                 break
         if items or model is None:
@@ -260,6 +288,8 @@ class Recommender:
             item = model.extras.items.item_ids[int(row)]
             entry = self.entry(model, item)
             items.append(
-                Recommendation(item, entry.title, float(score), "popular", entry.categories)
+                Recommendation(
+                    item, entry.title, float(score), "popular", entry.categories, ReasonKind.POPULAR
+                )
             )
         return RecommendResult(items, source, model.name, str(model.version), uuid.uuid4().hex)

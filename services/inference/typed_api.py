@@ -8,13 +8,19 @@ from lumen.v1 import inference_pb2_grpc as pb_grpc
 
 from services.inference.grpc_common import deadline_of, rpc
 from services.inference.intent import IntentClassifier, IntentResult
-from services.inference.recommend import Recommender, RecommendQuery, Source
+from services.inference.recommend import ReasonKind, Recommender, RecommendQuery, Source
 from services.inference.search import ItemSearch
 
 SOURCES = {
     Source.PERSONALISED: pb.RECOMMENDATION_SOURCE_PERSONALISED,
     Source.TRENDING: pb.RECOMMENDATION_SOURCE_TRENDING,
     Source.TRENDING_DEGRADED: pb.RECOMMENDATION_SOURCE_TRENDING_DEGRADED,
+}
+REASON_KINDS = {
+    ReasonKind.COLLABORATIVE: pb.REASON_KIND_COLLABORATIVE,
+    ReasonKind.CONTENT: pb.REASON_KIND_CONTENT,
+    ReasonKind.TRENDING: pb.REASON_KIND_TRENDING,
+    ReasonKind.POPULAR: pb.REASON_KIND_POPULAR,
 }
 
 
@@ -53,6 +59,7 @@ class RecommendationService(pb_grpc.RecommendationServiceServicer):
                     score=i.score,
                     reason=i.reason,
                     categories=i.categories,
+                    reason_kind=REASON_KINDS[i.reason_kind],
                 )
                 for i in result.items
             ],

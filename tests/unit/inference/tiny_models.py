@@ -307,8 +307,12 @@ def write_version(
     return final
 
 
-def items_json() -> str:
-    return json.dumps({"item_ids": ITEMS, "titles": TITLES, "categories": CATEGORIES})
+def items_json(cold: list[str] | None = None) -> str:
+    """``items.json`` of the tiny catalogue; ``cold`` items had no interactions in training."""
+    data: dict[str, object] = {"item_ids": ITEMS, "titles": TITLES, "categories": CATEGORIES}
+    if cold:
+        data["cold"] = cold
+    return json.dumps(data)
 
 
 def write_intent(
@@ -377,7 +381,11 @@ def write_search(root: Path, version: int = 1) -> Path:
 
 
 def write_recommender(
-    root: Path, version: int = 1, boost: float = 0.0, with_reasons: bool = True
+    root: Path,
+    version: int = 1,
+    boost: float = 0.0,
+    with_reasons: bool = True,
+    cold: list[str] | None = None,
 ) -> Path:
     graph = recommender_model(boost) if with_reasons else recommender_model_without_reasons(boost)
     outputs = [*TOP, _spec("top_reasons", "int64", ["batch", "k"])] if with_reasons else TOP
@@ -394,7 +402,7 @@ def write_recommender(
             _spec("k", "int64", [1]),
         ],
         outputs,
-        files={"items.json": items_json()},
+        files={"items.json": items_json(cold)},
         extra={"max_history": HISTORY},
         output_roles=roles,
     )
