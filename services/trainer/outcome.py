@@ -3,7 +3,7 @@
 The command (``python -m models train recommender --from-events --json-result PATH``) exits 0
 after a decision and writes it: published, refused (the new version did not beat the served
 one), skipped (nothing new to learn from) or forced (published by --force). Anything else (a
-non-zero exit, a missing or unreadable file, an unknown decision, a timeout) is a failed run.
+non-zero exit, a "failed" decision, a missing or unreadable file, an unknown decision, a timeout) is a failed run.
 """
 
 from __future__ import annotations
@@ -88,22 +88,30 @@ def parse_outcome(data: Any) -> Outcome:
     if decision not in DECISIONS:
         return failed(f"unknown decision {decision!r}")
     counts = data.get("counts")
+    # The figures at the top level, or grouped under "metrics".
+    grouped = data.get("metrics")
+    figures = grouped if isinstance(grouped, Mapping) else {}
     return Outcome(
         decision=str(decision),
         reason=str(data.get("reason") or ""),
         version=_version(data.get("version")),
         served_version=_version(data.get("served_version")),
-        challenger=quality(data.get("challenger")),
-        champion=quality(data.get("champion")),
+        challenger=quality(data.get("challenger") or figures.get("challenger")),
+        champion=quality(data.get("champion") or figures.get("champion")),
         window_end=parse_window_end(data.get("window")),
         counts=dict(counts) if isinstance(counts, Mapping) else {},
     )
 
 
 def read_outcome(exit_code: int, result_path: Path) -> Outcome:
-    """The run's outcome from its exit code and result file."""
+    """The run's outcome from its exit code and result file (a failing command may still
+    write one, with its reason)."""
     if exit_code != 0:
-        return failed(f"exit code {exit_code}")
+        try:
+            reason = json.loads(result_path.read_text()).get("reason")
+        except (OSError, ValueError, AttributeError):
+            reason = None
+        return failed(f"exit code {exit_code}" + (f": {reason}" if reason else ""))
     try:
         data = json.loads(result_path.read_text())
     except FileNotFoundError:

@@ -21,11 +21,13 @@ class Served:
 
 
 def recorded_quality(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """hr@10 and ndcg@10 from a config.json ``metrics`` block: at its top level, under
-    ``challenger`` (a version trained from events), or the offline build's served-model row."""
+    """hr@10 and ndcg@10 from a config.json ``metrics`` block: at its top level, the test
+    figures of a version trained from events (``test.challenger``), or the offline build's
+    served-model row (``test.<name> (served).full``)."""
     candidates: list[Any] = [metrics, metrics.get("challenger")]
     test = metrics.get("test")
     if isinstance(test, Mapping):
+        candidates.append(test.get("challenger"))
         for name, rows in test.items():
             if "(served)" in str(name) and isinstance(rows, Mapping):
                 candidates.append(rows.get("full"))

@@ -40,6 +40,13 @@ def test_a_refused_run_leaves_the_champion_serving() -> None:
     assert outcome.served_quality() == {"hr@10": 0.18, "ndcg@10": 0.09}
 
 
+def test_figures_grouped_under_metrics_are_read() -> None:
+    grouped = {k: v for k, v in PUBLISHED.items() if k not in ("challenger", "champion")}
+    grouped["metrics"] = {"challenger": PUBLISHED["challenger"], "champion": None}
+    outcome = parse_outcome(grouped)
+    assert outcome.challenger == {"hr@10": 0.21, "ndcg@10": 0.11} and outcome.champion == {}
+
+
 def test_a_window_in_epoch_seconds_is_read() -> None:
     outcome = parse_outcome({**PUBLISHED, "window": [0, 1_780_000_000]})
     assert outcome.window_end == datetime.fromtimestamp(1_780_000_000, UTC)
@@ -77,7 +84,9 @@ def test_exit_code_and_result_file(tmp_path: Path) -> None:
     assert read_outcome(0, result).decision == "failed"
     result.write_text(json.dumps(PUBLISHED))
     assert read_outcome(0, result).decision == "published"
-    assert read_outcome(2, result).reason == "exit code 2"  # the file of a failed run is ignored
+    assert read_outcome(2, result).decision == "failed"  # whatever the file says
+    result.write_text(json.dumps({"decision": "failed", "reason": "MongoDB unreachable"}))
+    assert read_outcome(3, result).reason == "exit code 3: MongoDB unreachable"
 
 
 def test_quality_recorded_in_config_json() -> None:
@@ -94,4 +103,6 @@ def test_quality_recorded_in_config_json() -> None:
         "valid_served_model": {"hr@10": 0.17, "ndcg@10": 0.1},
     }
     assert recorded_quality(offline) == {"hr@10": 0.15, "ndcg@10": 0.08}
+    from_events = {"test": {"challenger": {"hr@10": 0.4, "ndcg@10": 0.3}, "champion": None}}
+    assert recorded_quality(from_events) == {"hr@10": 0.4, "ndcg@10": 0.3}
     assert recorded_quality({"hr@10": 0.2}) == {}
