@@ -48,8 +48,10 @@ async def served(tmp_path: Path) -> AsyncIterator[ModelRepository]:
         executor.shutdown()
 
 
-def recommender(repository: ModelRepository, profiles: Profiles, **settings: str) -> Recommender:
-    config = InferenceSettings(model_repository=repository.settings.model_repository, **settings)
+def recommender(
+    repository: ModelRepository, profiles: Profiles, settings: InferenceSettings | None = None
+) -> Recommender:
+    config = settings or InferenceSettings(model_repository=repository.settings.model_repository)
     return Recommender(repository, profiles, config)  # type: ignore[arg-type]  # a fake store
 
 
@@ -73,8 +75,11 @@ async def test_reason_templates_are_configurable(tmp_path: Path) -> None:
         custom = recommender(
             repository,
             Profiles(["m1"]),
-            reason_template="people who liked {title} liked this",
-            content_reason_template="looks like {title}",
+            InferenceSettings(
+                model_repository=tmp_path,
+                reason_template="people who liked {title} liked this",
+                content_reason_template="looks like {title}",
+            ),
         )
         result = await custom.recommend(RecommendQuery("u1", k=2, exclude_seen=True))
         assert [i.reason for i in result.items] == [
