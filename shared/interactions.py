@@ -22,9 +22,10 @@ from typing import Any
 COLLECTION = "interactions"
 ID, USER, ITEM, KIND, AT, WEIGHT = "_id", "u", "i", "k", "t", "w"
 
-RETENTION_ENV = "LUMEN_INTERACTIONS_RETENTION_DAYS"
+RETENTION_ENV = "LUMEN_INTERACTIONS_RETENTION_DAYS"  # shared.settings.InteractionSettings
 DEFAULT_RETENTION_DAYS = 365
 TTL_INDEX = "retention"
+USER_TIME_INDEX = "user_time"  # one user's interactions in time order (and moves, erasure)
 
 
 def interaction_id(message_id: str, product_index: int = 0) -> str:

@@ -7,7 +7,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.database import Database
 
-from shared.settings import MongoSettings
+from shared import interactions
+from shared.settings import InteractionSettings, MongoSettings
 
 PROFILES = "profiles"
 ITEMS = "items"
@@ -43,7 +44,38 @@ PROFILE_INDEXES = (
 )
 
 
-def ensure_indexes(db: Database) -> None:
-    """Create the indexes every reader relies on. Idempotent; cheap when they exist."""
+def ensure_indexes(db: Database, interactions_retention_days: float | None = None) -> None:
+    """Create the indexes every reader relies on. Idempotent; cheap when they exist.
+    ``interactions_retention_days``: None reads ``LUMEN_INTERACTIONS_RETENTION_DAYS``."""
     db[PROFILES].create_indexes(list(PROFILE_INDEXES))
     db[ITEMS].create_indexes([IndexModel([("categories", ASCENDING)], name="categories")])
+    days = interactions_retention_days or InteractionSettings().retention_days
+    ensure_interaction_indexes(db, days)
+
+
+def ensure_interaction_indexes(db: Database, retention_days: float) -> None:
+    """The interaction store's indexes: (user, time) for the trainer's per-user reads, merges
+    and erasure, and a TTL index on the time. A changed retention is applied to the existing
+    TTL index in place (collMod), without rebuilding it."""
+    collection = db[interactions.COLLECTION]
+    seconds = max(1, round(retention_days * 86400))
+    ttl = next((i for i in collection.list_indexes() if i["name"] == interactions.TTL_INDEX), None)
+    if ttl is not None and ttl.get("expireAfterSeconds") != seconds:
+        db.command(
+            "collMod",
+            interactions.COLLECTION,
+            index={"name": interactions.TTL_INDEX, "expireAfterSeconds": seconds},
+        )
+    collection.create_indexes(
+        [
+            IndexModel(
+                [(interactions.USER, ASCENDING), (interactions.AT, ASCENDING)],
+                name=interactions.USER_TIME_INDEX,
+            ),
+            IndexModel(
+                [(interactions.AT, ASCENDING)],
+                expireAfterSeconds=seconds,
+                name=interactions.TTL_INDEX,
+            ),
+        ]
+    )

@@ -146,6 +146,22 @@ class LogSettings(BaseSettings):
     )
 
 
+class InteractionSettings(BaseSettings):
+    """The interaction store (``LUMEN_INTERACTIONS_*``; see shared/interactions.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_INTERACTIONS_", extra="ignore")
+
+    retention_days: float = Field(
+        365.0,
+        gt=0,
+        description=(
+            "How long the interaction store keeps an interaction, in days after its event time "
+            "(a TTL index on it; a change is applied to the index, in place, when the profile "
+            "updater next starts)."
+        ),
+    )
+
+
 class CurrencySettings(BaseSettings):
     """Revenue's currency (``LUMEN_CURRENCY_*``; see shared/currency.py)."""
 

@@ -37,7 +37,7 @@ def main() -> None:
     ensure_topics(settings.kafka)
     Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)  # Faust makes one level
     client = mongo_client(settings.mongo)
-    ensure_schema(database(client, settings.mongo))
+    ensure_schema(database(client, settings.mongo), settings.interactions.retention_days)
     client.close()
     instrument_mongo()
     # Faust parses its own command line; run it as a worker whatever we were called with.

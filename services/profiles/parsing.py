@@ -13,7 +13,9 @@ from typing import Any
 
 import orjson
 
+from shared import catalogue as items
 from shared.attribution import Touch, touch_of
+from shared.catalogue import CatalogueItem
 from shared.events import DELETE_TYPE, EVENT_TYPES, MAX_ID_LENGTH
 from shared.profile_document import escape
 from shared.timestamps import parse_iso
@@ -22,6 +24,7 @@ from shared.vocabulary import (
     CATEGORIES,
     CATEGORY,
     CURRENCY,
+    ITEM_DELETED,
     ITEM_UPSERTED,
     OTHER,
     PAGE_KIND,
@@ -50,6 +53,17 @@ PROCESSING_ERROR = "processing_error"  # the update code failed on it (a bug): k
 # re-exported for the updater's other modules.
 _EVENTS = by_name()
 _CATALOGUE_EVENT = fold(ITEM_UPSERTED)
+_REMOVAL_EVENT = fold(ITEM_DELETED)
+# Scalar fields of an item stored as attributes when sent beside its title (an ``attributes``
+# object may carry any other scalar). ``availability`` (schema.org's words) also sets
+# ``available`` when the item does not send it.
+KNOWN_ATTRIBUTES = ("price", "currency", "available", "availability", "brand")
+AVAILABLE, AVAILABILITY = "available", "availability"
+IN_STOCK = frozenset(("in stock", "instock", "in_stock", "available", "preorder", "pre-order"))
+OUT_OF_STOCK = frozenset(
+    ("out of stock", "outofstock", "out_of_stock", "sold out", "soldout", "discontinued")
+)
+MAX_ATTRIBUTE_CHARS = 500  # a longer string attribute is cut
 MAX_CATEGORIES = 20
 MAX_PRODUCTS = 100  # interactions one event may carry (an order's products)
 MAX_DEPTH = 8
@@ -73,13 +87,6 @@ class Interaction:
 
 
 @dataclass(frozen=True)
-class CatalogueItem:
-    item_id: str
-    title: str
-    categories: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class ParsedEvent:
     type: str
     key: str  # userId, else anonymousId (the Kafka record key)
@@ -90,6 +97,7 @@ class ParsedEvent:
     name: str | None = None
     traits: dict[str, Any] = field(default_factory=dict)
     interactions: tuple[Interaction, ...] = ()  # one per product (an order's products[])
+    # Item Upserted: the item's new state; Item Deleted: its id with ``removed`` set.
     catalogue: CatalogueItem | None = None
     # Signed amount the event adds to revenue (negative: a refund), in ``currency`` (ISO 4217,
     # None: the base currency); None when the event moves no revenue.
@@ -97,6 +105,9 @@ class ParsedEvent:
     currency: str | None = None
     purchase: bool = False  # an order: counts once in the profile's purchases
     touch: Touch | None = None  # acquisition channel, if the event carries attribution context
+    # Names the event's interactions in the interaction store (ingest gives every event one;
+    # the store falls back to the record's position when it is missing).
+    message_id: str | None = None
 
     @property
     def interaction(self) -> Interaction | None:
@@ -208,14 +219,70 @@ def _currency(props: dict[str, Any]) -> str | None:
     return value.strip().upper()[:8]
 
 
-def _catalogue(props: dict[str, Any]) -> CatalogueItem:
-    item = _object(props.get("item"), "properties.item") or props
+def _attribute(value: Any, name: str) -> Any:
+    """One attribute value as stored: a string (cut), a finite number, a boolean or None."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value[:MAX_ATTRIBUTE_CHARS]
+    if isinstance(value, int):
+        return _storable(value)
+    if isinstance(value, float):
+        return _number(value, name)
+    raise PoisonEvent(BAD_FIELD, f"{name} must be a string, a number or a boolean")
+
+
+def _attributes(item: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The item's scalar extras: its known fields, then its ``attributes`` object (at most
+    ``catalogue.MAX_ATTRIBUTES``, names escaped for MongoDB)."""
+    found: dict[str, Any] = {}
+    for name in KNOWN_ATTRIBUTES:
+        if item.get(name) is not None:
+            found[name] = _attribute(item[name], prefix + name)
+    extra = _object(item.get(items.ATTRIBUTES), prefix + items.ATTRIBUTES)
+    for name, value in extra.items():
+        found.setdefault(escape(str(name)), _attribute(value, f"{prefix}attributes.{name}"))
+    _number(found.get("price"), prefix + "price")
+    if AVAILABLE in found and not isinstance(found[AVAILABLE], bool | None):
+        raise PoisonEvent(BAD_FIELD, f"{prefix}available must be a boolean")
+    availability = found.get(AVAILABILITY)
+    if found.get(AVAILABLE) is None and isinstance(availability, str):
+        state = availability.strip().lower()
+        if state in IN_STOCK or state in OUT_OF_STOCK:
+            found[AVAILABLE] = state in IN_STOCK
+    if isinstance(found.get("currency"), str):
+        found["currency"] = found["currency"].strip().upper()[:8]
+    kept = {name: value for name, value in found.items() if value is not None}
+    return dict(list(kept.items())[: items.MAX_ATTRIBUTES])
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PoisonEvent(BAD_FIELD, f"{name} must be a string")
+    return value[:limit]
+
+
+def _catalogue(props: dict[str, Any], removed: bool = False) -> CatalogueItem:
+    """Item Upserted: the item's new state (sizes cut to ``shared.catalogue``'s limits).
+    Item Deleted: the id only, marked removed."""
+    nested = _object(props.get("item"), "properties.item")
+    item = nested or props
+    prefix = "properties.item." if nested else "properties."
     item_id = _id(item.get("id", item.get("itemId")), "item id", required=True)
     assert item_id is not None
-    title = item.get("title") or ""
-    if not isinstance(title, str):
-        raise PoisonEvent(BAD_FIELD, "item title must be a string")
-    return CatalogueItem(item_id, title[:500], _categories(item.get("categories")) or ())
+    if removed:
+        return CatalogueItem(item_id, removed=True)
+    return CatalogueItem(
+        item_id,
+        title=_text(item.get("title"), prefix + "title", items.MAX_TITLE_CHARS),
+        categories=_categories(item.get("categories")) or (),
+        description=_text(
+            item.get(items.DESCRIPTION), prefix + items.DESCRIPTION, items.MAX_DESCRIPTION_CHARS
+        ),
+        attributes=_attributes(item, prefix),
+    )
 
 
 def parse_record(raw: bytes | None) -> ParsedEvent:
@@ -264,6 +331,8 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         kind == "identify" and isinstance(props.get("item"), dict)
     ):
         catalogue = _catalogue(props)
+    elif kind == "track" and folded == _REMOVAL_EVENT:
+        catalogue = _catalogue(props, removed=True)
     elif named is not None:
         # A known event with no kind (a search, a list, a refund) is about no single item.
         if named.kind is not None:
@@ -289,4 +358,5 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         currency=currency,
         purchase=named is not None and named.revenue == ADDS,
         touch=touch_of(event) if catalogue is None else None,
+        message_id=_id(event.get("messageId"), "messageId"),
     )

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import DeleteMany, UpdateOne
+from pymongo import DeleteMany, UpdateMany, UpdateOne
 from pymongo.operations import DeleteOne
 
-from services.profiles import identity
+from services.profiles import decay, identity
 from services.profiles.identity import ERASED_IDS, IDENTITY_CLAIMS, hashed_id
 from services.profiles.limits import TREND_EVENTS
 from services.profiles.parsing import Interaction, ParsedEvent
@@ -37,12 +37,25 @@ from services.profiles.trends import (
     window_start,
 )
 from services.profiles.updates import ProfileChange, Rules, summary
+from shared import catalogue as items
+from shared import interactions as stored
+from shared.catalogue import CatalogueItem
+from shared.interactions import StoredInteraction, interaction_id
 from shared.mongo import ITEMS, PROFILES
 from shared.profile_document import TOUCH_CHANNEL
 from shared.trends import TREND_CONTRIBUTIONS, TRENDS, trend_id
 
+INTERACTIONS = stored.COLLECTION
 # Order of a batch's writes, one bulk_write per collection.
-WRITE_ORDER = (ITEMS, PROFILES, TRENDS, TREND_CONTRIBUTIONS, IDENTITY_CLAIMS, ERASED_IDS)
+WRITE_ORDER = (
+    ITEMS,
+    PROFILES,
+    INTERACTIONS,
+    TRENDS,
+    TREND_CONTRIBUTIONS,
+    IDENTITY_CLAIMS,
+    ERASED_IDS,
+)
 
 Slot = tuple[str, int]  # (user, hour start) of the hourly trending budget
 
@@ -254,6 +267,11 @@ class _Planning:
         self.docs.pop(source, None)
         self._change(target).absorb(other)
         self.ops[PROFILES].append(DeleteOne({"_id": source}))
+        # Its interactions go with it (after any the batch wrote under ``source``: ops are
+        # applied in order).
+        self.ops[INTERACTIONS].append(
+            UpdateMany({stored.USER: source}, {"$set": {stored.USER: target}})
+        )
         self.deltas.move(source, target)
         self.result.messages.append((source, None))
 
@@ -271,6 +289,7 @@ class _Planning:
             self.deltas.forget(other)
         self.link_of = {a: k for a, k in self.link_of.items() if k != key and a not in ids}
         self.ops[PROFILES].append(DeleteMany({"_id": {"$in": ids}}))
+        self.ops[INTERACTIONS].append(DeleteMany({stored.USER: {"$in": ids}}))
         self._take_back_trends(ids)
         self.ops[TREND_CONTRIBUTIONS].append(DeleteMany({"user": {"$in": ids}}))
         # Remembered by hash only: later events of any of these ids build no profile.
@@ -320,17 +339,45 @@ class _Planning:
         if not self.deltas.add(key, event.at, interaction, categories, self.now, channel):
             self.result.limited[TREND_EVENTS] += 1
 
+    def _catalogue(self, item: CatalogueItem) -> None:
+        if item.removed:
+            # A mark, not a delete: readers skip it, and a later upsert revives the item.
+            mark = {items.REMOVED: True, items.UPDATED_AT: self.now}
+            self.ops[ITEMS].append(UpdateOne({"_id": item.item_id}, {"$set": mark}, upsert=True))
+            return
+        self.catalogue[item.item_id] = item.categories
+        self.categories[item.item_id] = item.categories
+        # The item's whole state: a field the product no longer sends is cleared.
+        state = {
+            items.TITLE: item.title,
+            items.CATEGORIES: list(item.categories),
+            items.DESCRIPTION: item.description,
+            items.ATTRIBUTES: dict(item.attributes),
+            items.REMOVED: False,
+            items.UPDATED_AT: self.now,
+        }
+        self.ops[ITEMS].append(UpdateOne({"_id": item.item_id}, {"$set": state}, upsert=True))
+
+    def _store_interactions(self, key: str, event: ParsedEvent) -> None:
+        """One interaction store document per applied interaction, inserted once (a second
+        copy of the event, from a replay or a retried client, finds it there)."""
+        message_id = event.message_id or ""
+        for index, interaction in enumerate(event.interactions):
+            doc = StoredInteraction(
+                interaction_id(message_id, index),
+                key,
+                interaction.item_id,
+                interaction.kind,
+                event.at,
+                decay.weight(interaction),
+            ).to_document()
+            self.ops[INTERACTIONS].append(
+                UpdateOne({"_id": doc.pop(stored.ID)}, {"$setOnInsert": doc}, upsert=True)
+            )
+
     def _apply(self, event: ParsedEvent) -> None:
         if event.catalogue is not None:
-            item = event.catalogue
-            self.catalogue[item.item_id] = item.categories
-            self.categories[item.item_id] = item.categories
-            update = {"title": item.title, "categories": list(item.categories)}
-            self.ops[ITEMS].append(
-                UpdateOne(
-                    {"_id": item.item_id}, {"$set": {**update, "updatedAt": self.now}}, upsert=True
-                )
-            )
+            self._catalogue(event.catalogue)
             return
         if event.is_delete:
             self._erase(event.key)
@@ -357,6 +404,7 @@ class _Planning:
         self._change(key).apply(event, categories, fill_traits=routed)
         for interaction, own in zip(event.interactions, categories, strict=True):
             self._count_in_trends(key, event, interaction, own)
+        self._store_interactions(key, event)
         self.result.applied.append(event)
 
     # -- operations --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.settings import (
     CurrencySettings,
     GcSettings,
+    InteractionSettings,
     KafkaSettings,
     LogSettings,
     MongoSettings,
@@ -127,5 +128,6 @@ class ProfilesSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     currency: CurrencySettings = Field(default_factory=CurrencySettings)
+    interactions: InteractionSettings = Field(default_factory=InteractionSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     gc: GcSettings = Field(default_factory=GcSettings)

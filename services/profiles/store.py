@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -76,17 +77,18 @@ CONFLICT_ATTEMPTS = 5
 PROFILE_STORAGE = {"wiredTiger": {"configString": "block_compressor=zstd,allocation_size=1KB"}}
 
 
-def ensure_schema(db: Database) -> None:
+def ensure_schema(db: Database, interactions_retention_days: float | None = None) -> None:
     """Indexes the updater and its readers rely on (idempotent; run at start-up). A new
     profiles collection is created with ``PROFILE_STORAGE`` for itself and its indexes; an
-    existing collection is kept as it is."""
+    existing collection is kept as it is. ``interactions_retention_days``: the interaction
+    store's TTL (None: ``LUMEN_INTERACTIONS_RETENTION_DAYS``)."""
     with contextlib.suppress(CollectionInvalid):
         db.create_collection(
             PROFILES,
             storageEngine=PROFILE_STORAGE,
             indexOptionDefaults={"storageEngine": PROFILE_STORAGE},
         )
-    ensure_indexes(db)
+    ensure_indexes(db, interactions_retention_days)
     db[TRENDS].create_indexes(
         [
             IndexModel(
@@ -294,9 +296,17 @@ class _BatchWrite:
                 poison.append((record, PoisonEvent(record.failure_reason, record.failure)))
                 continue
             try:
-                parsed.append(parse_record(record.value))
+                event = parse_record(record.value)
             except PoisonEvent as exc:
                 poison.append((record, exc))
+                continue
+            if event.message_id is None:
+                # The record's place in the topic names its interactions instead (stable
+                # across replays of the same topic).
+                event = replace(
+                    event, message_id=f"{record.topic}/{record.partition}/{record.offset}"
+                )
+            parsed.append(event)
         plan = self._plan(parsed)
         for item_id, categories in plan.catalogue.items():
             self.store.items.put(item_id, categories)

@@ -9,6 +9,7 @@ import pytest
 
 from services.profiles import parsing
 from services.profiles.parsing import PoisonEvent, parse_event, parse_record
+from shared import catalogue
 
 AT = "2024-05-01T10:00:00.123456Z"
 
@@ -164,3 +165,68 @@ def test_traits_come_from_traits_or_rudderstacks_context_traits() -> None:
         }
     )
     assert event.traits == {"email": "a@example.com", "plan": "pro"}
+
+
+def test_an_upserted_item_carries_its_description_and_scalar_attributes() -> None:
+    upsert = parse_event(
+        track(
+            "Item Upserted",
+            item={
+                "id": "sku-1",
+                "title": "Kettle",
+                "categories": ["Kitchen"],
+                "description": "1.7 l, steel. " * 400,
+                "price": 29,
+                "currency": "eur",
+                "availability": "Out of Stock",
+                "attributes": {"colour": "red", "watts": 2200.0, "a.b": True, "none": None},
+            },
+        )
+    )
+    item = upsert.catalogue
+    assert item is not None and not item.removed
+    assert (item.item_id, item.title, item.categories) == ("sku-1", "Kettle", ("Kitchen",))
+    assert len(item.description) == catalogue.MAX_DESCRIPTION_CHARS  # cut to the store's limit
+    assert item.attributes == {
+        "price": 29,
+        "currency": "EUR",
+        "availability": "Out of Stock",
+        "available": False,  # read from availability when not sent
+        "colour": "red",
+        "watts": 2200.0,
+        "a\uff0eb": True,  # names escaped for MongoDB
+    }
+    many = {f"k{n}": n for n in range(50)}
+    capped = parse_event(track("Item Upserted", itemId="2", attributes=many)).catalogue
+    assert capped is not None and len(capped.attributes) == catalogue.MAX_ATTRIBUTES
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"id": "1", "title": 7},
+        {"id": "1", "description": ["long"]},
+        {"id": "1", "price": "9.99"},
+        {"id": "1", "available": "yes"},
+        {"id": "1", "attributes": ["red"]},
+        {"id": "1", "attributes": {"size": {"w": 1}}},
+        {"title": "no id"},
+    ],
+)
+def test_catalogue_fields_of_the_wrong_type_are_refused(item: dict[str, object]) -> None:
+    with pytest.raises(PoisonEvent) as caught:
+        parse_event(track("Item Upserted", item=item))
+    assert caught.value.reason == parsing.BAD_FIELD
+
+
+def test_item_deleted_names_the_item_to_mark_removed_and_is_no_interaction() -> None:
+    for props in ({"item": {"id": "9"}}, {"itemId": "9"}):
+        deleted = parse_event(track("item deleted", **props))
+        assert deleted.catalogue is not None and deleted.interactions == ()
+        assert (deleted.catalogue.item_id, deleted.catalogue.removed) == ("9", True)
+
+
+def test_the_message_id_names_the_events_interactions() -> None:
+    viewed = parse_event({**track("Item Viewed", itemId="1"), "messageId": "m-1"})
+    assert viewed.message_id == "m-1"
+    assert parse_event(track("Item Viewed", itemId="1")).message_id is None

@@ -202,7 +202,14 @@ def test_a_catalogue_item_is_upserted_and_its_categories_serve_the_same_batch() 
     )
     [item] = result.writes[ITEMS]
     assert item._filter == {"_id": "i1"} and item._upsert
-    assert item._doc["$set"] == {"title": "Heat", "categories": ["Crime"], "updatedAt": NOW}
+    assert item._doc["$set"] == {
+        "title": "Heat",
+        "categories": ["Crime"],
+        "description": "",
+        "attributes": {},
+        "removed": False,  # an upsert revives an item marked removed
+        "updatedAt": NOW,
+    }
     assert result.catalogue == {"i1": ("Crime",)}
     assert set(upsert_of(result, "u1")["$set"]["affinity"]) == {"Crime"}
     keys = {o._doc["$setOnInsert"]["key"] for o in result.writes[TRENDS]}
