@@ -5,6 +5,12 @@ the registry (``$LUMEN_MODEL_REPOSITORY``, default ``var/models``); ``eval <name
 re-measures the newest versions with onnxruntime; ``build-defaults [--small]`` is
 ``train all`` and skips models whose newest version was built from the same inputs.
 Every run writes a metrics JSON under ``var/runs``. Seeds are fixed (0).
+
+``train recommender --from-events [--force] [--margin M] [--since-days D] [--json-result P]``
+trains the recommender on the product's own interactions (MongoDB, ``LUMEN_MONGO_*``) and
+publishes it only if it is not worse than the served version (docs/recommender-training.md).
+Exit 0 whatever the gate decides (published, refused, skipped, forced), 1 when training
+fails, 3 when MongoDB is unreachable; ``--json-result`` gets the outcome in every case.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from models.evaluation import write_run
 
 SEED = 0
+EXIT_FAILED = 1
+EXIT_UNREACHABLE = 3
 GROUPS = {
     "encoder": ["text-encoder", "text-encoder-int8"],
     "intent": ["intent-classifier", "intent-classifier-clinc150"],
@@ -80,6 +89,42 @@ def evaluate(name: str) -> dict[str, Any]:
     return results
 
 
+def train_from_events(
+    force: bool, margin: float | None, since_days: float | None, json_result: Path | None
+) -> int:
+    """``train recommender --from-events``: one gated training run; see the module docstring."""
+    from pymongo.errors import ConnectionFailure
+
+    from models.recommender.from_events import TrainingOutcome, train_from_store, write_outcome
+    from shared.mongo import database, mongo_client
+    from shared.settings import MongoSettings
+
+    settings = MongoSettings()
+    start = time.perf_counter()
+    client = mongo_client(settings)
+    code = 0
+    try:
+        outcome = train_from_store(
+            database(client, settings), force=force, margin=margin, since_days=since_days
+        )
+    except ConnectionFailure as exc:
+        outcome = TrainingOutcome("failed", f"MongoDB unreachable: {exc}")
+        code = EXIT_UNREACHABLE
+    except Exception as exc:  # reported in the outcome: the trainer service reads the reason
+        outcome = TrainingOutcome("failed", f"{type(exc).__name__}: {exc}")
+        code = EXIT_FAILED
+    finally:
+        client.close()
+    outcome.database = outcome.database or settings.database
+    outcome.seconds = outcome.seconds or round(time.perf_counter() - start, 2)
+    if json_result is not None:
+        write_outcome(outcome, json_result)
+    path = write_run("train", "recommender-from-events", outcome.to_json(), seed=SEED)
+    print(outcome.summary(), file=sys.stderr if code else sys.stdout, flush=True)
+    print(f"outcome {json_result or path}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m models",
@@ -90,7 +135,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_train = sub.add_parser("train", help="build models into the registry")
     p_train.add_argument("target", choices=[*ORDER, "all"])
     p_train.add_argument("--small", action="store_true", help="quick CI-sized build")
-    p_train.add_argument("--force", action="store_true", help="rebuild even if unchanged")
+    p_train.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even if unchanged; with --from-events, publish even if the gate refuses",
+    )
+    p_train.add_argument(
+        "--from-events",
+        action="store_true",
+        help="recommender only: train on the product's own interactions (LUMEN_MONGO_*) and "
+        "publish when not worse than the served version",
+    )
+    p_train.add_argument(
+        "--margin",
+        type=float,
+        help="with --from-events: how much lower the new NDCG@10 may be than the served "
+        "version's (default $LUMEN_TRAINER_GATE_MARGIN or 0)",
+    )
+    p_train.add_argument(
+        "--since-days", type=float, help="with --from-events: only the last D days of interactions"
+    )
+    p_train.add_argument(
+        "--json-result", type=Path, help="with --from-events: write the outcome as JSON here"
+    )
     p_eval = sub.add_parser("eval", help="re-measure the newest versions and print tables")
     p_eval.add_argument("name", help="group (encoder, intent, ...), model name, or all")
     p_build = sub.add_parser("build-defaults", help="train all; skip unchanged models")
@@ -98,6 +165,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.command == "train":
+        gate_options = (args.margin, args.since_days, args.json_result)
+        if args.from_events:
+            if args.target != "recommender" or args.small:
+                parser.error("--from-events trains the recommender only, at full size")
+            if args.margin is not None and not 0.0 <= args.margin <= 1.0:
+                parser.error("--margin must be between 0 and 1")
+            if args.since_days is not None and args.since_days <= 0:
+                parser.error("--since-days must be positive")
+            return train_from_events(args.force, args.margin, args.since_days, args.json_result)
+        if any(option is not None for option in gate_options):
+            parser.error("--margin, --since-days and --json-result need --from-events")
         train(args.target, args.small, args.force)
     elif args.command == "build-defaults":
         train("all", args.small)
