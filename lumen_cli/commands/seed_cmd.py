@@ -1,7 +1,8 @@
 """``lumen seed``: replay MovieLens 100k and Banking77 through the public APIs.
 
 MovieLens items and ratings go to ingest's HTTP batch endpoint with the write key (so they
-take the path any product backend's events take); Banking77 queries go to
+take the path any product backend's events take), the ratings in their original order and
+spacing, shifted so that the newest lands at replay time; Banking77 queries go to
 ``support.messages``, where the inference server classifies and routes them.
 """
 
@@ -33,7 +34,8 @@ def add_parsers(sub: Any) -> None:
         help="replay MovieLens 100k and Banking77 into the running platform (resumable)",
         description=(
             "Replays the MovieLens 100k catalogue and ratings as events through ingest's HTTP "
-            "API, and Banking77 support queries onto support.messages. By default a sample "
+            "API (ratings in their original order and spacing, shifted so that the newest lands "
+            "now), and Banking77 support queries onto support.messages. By default a sample "
             "(users 1..200, 500 messages) at 500 events/s, about a minute; --all for everything. "
             "Re-running resumes from var/data/seed/checkpoint.json; stable messageIds make ingest "
             "drop anything sent twice."
@@ -97,6 +99,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         SeedError,
         SupportProducer,
         TokenBucket,
+        original_spacing,
     )
 
     if args.batch_size < 1 or args.batch_size > 1000:
@@ -137,6 +140,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
                 )
             if "ratings" in phases:
                 events = datasets.rating_events(folder, selection.users)
+                last = max((datasets.rated_at(e) for e in events), default=0.0)
                 results.append(
                     replayer.run(
                         "ratings",
@@ -144,6 +148,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
                         events,
                         sender.send,
                         timestamped=True,
+                        stamper=original_spacing(last, datasets.rated_at),
                     )
                 )
         if "support" in phases:

@@ -1,7 +1,8 @@
 """Public data sets turned into what Lumen ingests: Segment events and support messages.
 
 MovieLens 100k becomes the item catalogue (``Item Upserted``) and one ``Item Rated`` event per
-rating, in the original chronological order; Banking77 becomes ``support.messages`` records.
+rating, in the original chronological order (the replay keeps the original gaps between them,
+shifted so that the newest lands at replay time: ``rated_at``); Banking77 becomes ``support.messages`` records.
 Every event has a stable ``messageId`` so that a replay is deduplicated by ingest.
 """
 
@@ -88,14 +89,19 @@ def rating_events(folder: Path, users: int | None) -> list[dict[str, Any]]:
                 "itemId": r["item_id"],
                 "rating": float(r["rating"]),
                 "categories": genres.get(r["item_id"], []),
-                # When it happened in 1997-98; the event itself is stamped at replay time so
-                # that it counts in today's trend windows.
+                # When it happened in 1997-98; the replay stamps the event this long before
+                # its newest rating's replay time.
                 "ratedAt": int(float(r["timestamp"])),
             },
             "context": LIBRARY,
         }
         for r in rows
     ]
+
+
+def rated_at(event: dict[str, Any]) -> float:
+    """The original time (Unix seconds) of an ``Item Rated`` event made by ``rating_events``."""
+    return float(event["properties"]["ratedAt"])
 
 
 def support_messages(path: Path, limit: int | None) -> list[dict[str, Any]]:

@@ -233,6 +233,10 @@ class SupportProducer:
         self.producer.close(timeout=10)
 
 
+# Gives a batch its timestamps at ``now``, the time it is sent.
+Stamper = Callable[[Sequence[dict[str, Any]], datetime], list[dict[str, Any]]]
+
+
 def stamp(events: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """Give a batch replay-time timestamps, 1 ms apart, oldest first, ending at ``now``."""
     n = len(events)
@@ -240,6 +244,21 @@ def stamp(events: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any
         {**e, "timestamp": format_iso(now - timedelta(milliseconds=n - 1 - i))}
         for i, e in enumerate(events)
     ]
+
+
+def original_spacing(last: float, at: Callable[[dict[str, Any]], float]) -> Stamper:
+    """Stamp each event at its original time (``at``, Unix seconds) shifted so that the
+    phase's ``last`` original time lands at the send time: the replay keeps the order and the
+    gaps of the data set, and its newest events are recent (today's trends, the trainer's
+    split by time). The shift is taken per batch, so a batch sent later moves a little later;
+    order is kept and no event is stamped after it is sent."""
+
+    def shifted(events: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        return [
+            {**e, "timestamp": format_iso(now - timedelta(seconds=last - at(e)))} for e in events
+        ]
+
+    return shifted
 
 
 @dataclass
@@ -256,6 +275,7 @@ class Replayer:
         records: Sequence[dict[str, Any]],
         send: Callable[[Sequence[dict[str, Any]]], Ack],
         timestamped: bool,
+        stamper: Stamper = stamp,
     ) -> PhaseResult:
         total = len(records)
         done = min(self.checkpoint.done(phase, plan), total)
@@ -267,7 +287,7 @@ class Replayer:
                 batch = list(records[done : done + self.batch_size])
                 self.bucket.take(len(batch))
                 if timestamped:
-                    batch = stamp(batch, datetime.now(UTC))
+                    batch = stamper(batch, datetime.now(UTC))
                 ack = send(batch)
                 result.sent += len(batch)
                 result.accepted += ack.accepted

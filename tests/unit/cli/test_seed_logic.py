@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lumen_cli.seed import datasets
-from lumen_cli.seed.replay import Ack, Checkpoint, Replayer, SeedError, TokenBucket, stamp
+from lumen_cli.seed.replay import (
+    Ack,
+    Checkpoint,
+    Replayer,
+    SeedError,
+    TokenBucket,
+    original_spacing,
+    stamp,
+)
+from shared.timestamps import parse_iso
 from tests.support.fake_clock import FakeClock
 
 ITEMS = (
@@ -144,3 +153,20 @@ def test_stamps_are_increasing_and_end_now() -> None:
         "2024-05-01T09:59:59.999Z",
         "2024-05-01T10:00:00.000Z",
     ]
+
+
+def test_ratings_keep_their_original_gaps_and_the_newest_lands_when_sent(ml: Path) -> None:
+    events = datasets.rating_events(ml, None)  # original times 50, 100, 200, 300
+    shifted = original_spacing(max(datasets.rated_at(e) for e in events), datasets.rated_at)
+    now = datetime(2026, 12, 3, 15, 0, 0, tzinfo=UTC)
+    stamped = shifted(events[:2], now - timedelta(seconds=1)) + shifted(events[2:], now)
+    times = [parse_iso(e["timestamp"]) for e in stamped]
+    assert times == [
+        now - timedelta(seconds=251),
+        now - timedelta(seconds=201),
+        now - timedelta(seconds=100),
+        now,
+    ]
+    # A batch sent later shifts later: order holds across batches, none lies in the future.
+    later = shifted(events[-1:], now + timedelta(seconds=5))
+    assert parse_iso(later[0]["timestamp"]) == now + timedelta(seconds=5)
