@@ -8,7 +8,9 @@ the serving contract of ``models/recommender/graph.py`` (``recent_items``, ``exc
 them unchanged.
 
 The dense model (EASE + recency-weighted transitions, ``sequential.py``) keeps two N x N
-tables; catalogues larger than ``DENSE_MAX_ITEMS`` need a sparse model instead.
+tables; catalogues larger than ``DENSE_MAX_ITEMS`` get the sparse model (top-m neighbour
+lists, ``neighbours.py``), whose memory and training time grow with N * m and the number
+of interactions instead of N^2 and N^3.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import onnx
 
 from models.recommender.graph import build_recommender_graph, reference_reasons
+from models.recommender.neighbours import NeighbourParams, SparseNeighbours
 from models.recommender.sequential import SequentialItemItem, SequentialParams
 
 DENSE_MAX_ITEMS = 20_000  # two float32 N x N tables: 3.2 GB at this size
@@ -63,12 +66,13 @@ class DenseRecommender(SequentialItemItem):
 
 
 def fit(
-    histories: Sequence[np.ndarray], n_items: int, params: SequentialParams | None = None
+    histories: Sequence[np.ndarray],
+    n_items: int,
+    params: SequentialParams | None = None,
+    neighbour_params: NeighbourParams | None = None,
 ) -> FittedRecommender:
-    """The model for a catalogue of ``n_items``, fitted on per-user item-row histories."""
+    """The model for a catalogue of ``n_items``, fitted on per-user item-row histories:
+    the dense one up to ``DENSE_MAX_ITEMS`` items, the sparse one above."""
     if n_items > DENSE_MAX_ITEMS:
-        raise ValueError(
-            f"{n_items} items: the dense model holds at most {DENSE_MAX_ITEMS} "
-            "(no sparse model is available)"
-        )
+        return SparseNeighbours(histories, n_items, params, neighbour_params)
     return DenseRecommender(histories, n_items, params)
