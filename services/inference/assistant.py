@@ -4,7 +4,9 @@ knowledge-base passages and a suggested reply, or a hand-off to a human.
 The reply is the best passage itself, chosen by retrieval: no generative model writes text,
 so every reply is one a person wrote and reviewed in the knowledge base. Retrieval embeds
 the message with the served text encoder and scores it against every passage in memory
-(cosine); passages of articles tagged with the predicted intent get ``intent_boost`` added.
+(cosine); a passage gains ``intent_boost`` times the classifier's probability of the intents
+its article is tagged with (the top three), so a sure prediction promotes its articles and an
+unsure one moves little.
 Hand-off: the classifier routes the message out of scope, the knowledge base is empty, or the
 confidence (the best passage's boosted score, at most 1) is below ``min_confidence``.
 
@@ -152,7 +154,14 @@ def rank(
         return []
     scores = index.scores(query[None, :])[0]
     if boost and not intent.out_of_scope:
-        tagged = np.fromiter((intent.intent in tags for tags in index.intents), bool, len(scores))
+        # Soft: each article gains the classifier's probability of the intents it is tagged
+        # with (among the top alternatives), so an unsure prediction moves little.
+        weights = dict(intent.alternatives)
+        tagged = np.fromiter(
+            (sum(weights.get(tag, 0.0) for tag in tags) for tags in index.intents),
+            np.float32,
+            len(scores),
+        )
         scores = scores + boost * tagged
     hits: list[Hit] = []
     seen: set[str] = set()
