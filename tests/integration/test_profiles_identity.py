@@ -90,8 +90,9 @@ def partitions(user: str, visitor: str) -> dict[int, list[dict[str, Any]]]:
 
 def run(
     client: MongoClient, order: list[tuple[int, int]], events: dict[int, list[dict[str, Any]]]
-) -> dict[str, Any]:
-    """Apply (partition, index) records one batch each, in ``order``; return the profiles."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Apply (partition, index) records one batch each, in ``order``; return the profiles and
+    the interaction store's documents."""
     db = client[unique("lumen_identity_order")]
     ensure_schema(db)
     retention = Retention(minute_seconds=3600, hour_seconds=7200)
@@ -100,8 +101,9 @@ def run(
         event = events[partition][index]
         store.apply([Record("t", partition, index, None, encode(event))], NOW)
     profiles = {d["_id"]: d for d in db.profiles.find()}
+    interactions = {d["_id"]: d for d in db.interactions.find()}
     client.drop_database(db.name)
-    return profiles
+    return profiles, interactions
 
 
 def comparable(doc: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +118,8 @@ def test_a_merge_gives_the_same_profile_whichever_partition_is_applied_first(
     anonymous_first = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     user_first = [(1, 0), (1, 1), (1, 2), (0, 0), (0, 1), (0, 2)]
     interleaved = [(1, 0), (0, 0), (1, 1), (0, 1), (1, 2), (0, 2)]
-    results = [run(client, order, events) for order in (anonymous_first, user_first, interleaved)]
+    runs = [run(client, order, events) for order in (anonymous_first, user_first, interleaved)]
+    results = [profiles for profiles, _ in runs]
 
     for profiles in results:
         assert list(profiles) == [user]  # the visitor's profile is merged away in every order
@@ -132,3 +135,9 @@ def test_a_merge_gives_the_same_profile_whichever_partition_is_applied_first(
         assert other["revenue"] == pytest.approx(first["revenue"])
         for key in first.keys() - {"affinity", "revenue"}:
             assert other[key] == first[key], key
+    # The visitor's interactions end up the user's, whichever order: moved with the merge,
+    # or routed to the user once the link is known.
+    stored = [interactions for _, interactions in runs]
+    assert {d["u"] for d in stored[0].values()} == {user}
+    assert sorted(d["i"] for d in stored[0].values()) == ["a1", "a2", "u1", "u2"]
+    assert stored[1] == stored[0] and stored[2] == stored[0]
