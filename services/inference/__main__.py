@@ -15,8 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import inference.grpc_service_pb2 as v2_pb
 import inference.grpc_service_pb2_grpc as v2_grpc
-from lumen.v1 import inference_pb2, inference_pb2_grpc, profiles_pb2, profiles_pb2_grpc
+from lumen.v1 import (
+    inference_pb2,
+    inference_pb2_grpc,
+    profiles_pb2,
+    profiles_pb2_grpc,
+    support_pb2,
+    support_pb2_grpc,
+)
 
+from services.inference.assistant import Assistant, KnowledgeBaseCache
 from services.inference.auth import authentication_problem
 from services.inference.breaker import CircuitBreaker
 from services.inference.intent import IntentClassifier
@@ -28,6 +36,7 @@ from services.inference.settings import InferenceSettings
 from services.inference.spans import instrument_pymongo, server_interceptors
 from services.inference.store import ProfileStore, async_client
 from services.inference.support import SupportRouter
+from services.inference.support_api import SupportService
 from services.inference.typed_api import IntentService, RecommendationService, SearchService
 from services.inference.v2_api import InferenceService
 from shared.gc_tuning import tune_for_serving
@@ -53,6 +62,7 @@ SERVICE_NAMES = (
     inference_pb2.DESCRIPTOR.services_by_name["RecommendationService"].full_name,
     inference_pb2.DESCRIPTOR.services_by_name["IntentService"].full_name,
     inference_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name,
+    support_pb2.DESCRIPTOR.services_by_name["SupportService"].full_name,
     v2_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
 )
 
@@ -90,6 +100,10 @@ async def serve(settings: InferenceSettings) -> None:
         extra={"fields": {"models": repository.names(), "repository": str(repository.root)}},
     )
     classifier = IntentClassifier(repository, settings)
+    knowledge_base = KnowledgeBaseCache(
+        database(client, settings.mongo)[settings.assist.collection], repository, settings
+    )
+    assistant = Assistant(classifier, knowledge_base, settings) if settings.assist.enabled else None
 
     interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
     if settings.auth_token:
@@ -107,6 +121,7 @@ async def serve(settings: InferenceSettings) -> None:
     inference_pb2_grpc.add_SearchServiceServicer_to_server(
         SearchService(ItemSearch(repository, store, settings)), server
     )
+    support_pb2_grpc.add_SupportServiceServicer_to_server(SupportService(assistant), server)
     v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(repository), server)
     health = HealthReporter()
     add_standard_services(server, SERVICE_NAMES, health)
@@ -120,8 +135,14 @@ async def serve(settings: InferenceSettings) -> None:
             store.refresh_forever(settings.trends_refresh_seconds, stopping), name="trends"
         ),
     ]
+    if assistant is not None:
+        background.append(
+            asyncio.create_task(knowledge_base.refresh_forever(stopping), name="knowledge-base")
+        )
     router = (
-        SupportRouter(classifier, settings, loop) if settings.support_consumer_enabled else None
+        SupportRouter(classifier, settings, loop, assistant)
+        if settings.support_consumer_enabled
+        else None
     )
     await server.start()
     if router is not None:
