@@ -115,7 +115,8 @@ class Answer:
     confidence: float
     handoff_reason: HandoffReason | None
     hits: list[Hit]  # best passage of each article, best first
-    context_messages: int
+    context_messages: int  # earlier messages classified and embedded with this one
+    earlier_messages: int  # earlier messages of the conversation held (0: its first)
     knowledge_base: str
     encoder: str
 
@@ -338,6 +339,7 @@ class Assistant:
         for request in requests:
             self.check(request)
         queries: list[tuple[str, int]] = []
+        held: list[int] = []
         turns = self.assist.context_turns
         pending: dict[str, list[str]] = {}  # this call's messages, remembered once answered
         for request in requests:
@@ -349,6 +351,7 @@ class Assistant:
             else:
                 context = []
             context = context[-turns:] if turns else []
+            held.append(len(context))
             queries.append(query_text(request.text, context, self.assist.followup_max_words))
             if conversation:
                 pending.setdefault(conversation, []).append(request.text)
@@ -372,6 +375,7 @@ class Assistant:
                     reason,
                     hits,
                     used,
+                    held[i],
                     index.digest,
                     self.knowledge_base.encoder_id,
                 )

@@ -6,7 +6,11 @@ conversation, and commits only after the producer has flushed (at-least-once).
 
 In: ``shared.messages.SupportMessage`` (key: conversation id). Out:
 ``shared.messages.SupportIntent``; a message that cannot be classified (no text, not JSON, a
-field of the wrong type) carries ``error`` and the out-of-scope route.
+field of the wrong type) carries ``error`` and the out-of-scope route. With the assistant on
+and a knowledge base loaded, each classified message also carries the assistant's
+``suggestion`` (schema version 2): the messages go through ``Assistant.answer``, which
+classifies them (a short follow-up together with its conversation's earlier messages) and
+retrieves the answer passages.
 
 Tracing: each record is handled in a consumer span that continues the W3C ``traceparent`` of
 its headers, and its ``support.intents`` record carries the context of its publish span on.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -26,10 +31,17 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
 from services.inference import metrics
+from services.inference.assistant import Answer, Assistant, AssistRequest
 from services.inference.intent import IntentClassifier, IntentResult
 from services.inference.settings import InferenceSettings
 from shared.kafka_config import kafka_python_config
-from shared.messages import IntentAlternative, MessageError, SupportIntent, SupportMessage
+from shared.messages import (
+    IntentAlternative,
+    MessageError,
+    Suggestion,
+    SupportIntent,
+    SupportMessage,
+)
 from shared.timestamps import now_iso
 from shared.topics import SUPPORT_INTENTS, SUPPORT_MESSAGES
 from shared.tracing import (
@@ -73,6 +85,7 @@ def output_record(
     error: str | None,
     routing: dict[str, str],
     model: tuple[str, str],
+    suggestion: Suggestion | None = None,
 ) -> SupportIntent:
     common: dict[str, Any] = {
         "conversation_id": message.conversation_id,
@@ -86,6 +99,8 @@ def output_record(
         return SupportIntent(
             **common, intent=None, confidence=0.0, out_of_scope=True, alternatives=[], error=error
         )
+    if suggestion is not None:
+        common["suggestion"] = suggestion
     return SupportIntent(
         **common,
         intent=result.intent,
@@ -103,8 +118,10 @@ class SupportRouter:
         classifier: IntentClassifier,
         settings: InferenceSettings,
         loop: asyncio.AbstractEventLoop,
+        assistant: Assistant | None = None,
     ) -> None:
         self.classifier = classifier
+        self.assistant = assistant
         self.settings = settings
         self.loop = loop
         self.stop = threading.Event()
@@ -160,22 +177,29 @@ class SupportRouter:
             for record, (message, _) in zip(records, parsed, strict=True)
         ]
         try:
-            texts = [m.text or "" for m, error in parsed if error is None]
+            valid = [m for m, error in parsed if error is None]
             results: list[IntentResult] = []
+            answered: list[Answer | None] = []
             model = ("", "")
-            if texts:
-                with classify_span(handled, len(texts)):
+            if valid:
+                with classify_span(handled, len(valid)):
                     # The coroutine runs on the server's loop in a copy of this thread's
                     # context: the batcher's spans land under the classify span.
-                    future = asyncio.run_coroutine_threadsafe(
-                        self.classifier.classify(texts, 3), self.loop
-                    )
-                    results, loaded = future.result(CLASSIFY_TIMEOUT_SECONDS)
+                    results, answered, loaded = asyncio.run_coroutine_threadsafe(
+                        self._classify(valid), self.loop
+                    ).result(CLASSIFY_TIMEOUT_SECONDS)
                 model = (loaded.name, str(loaded.version))
-            answers = iter(results)
+            answers = iter(zip(results, answered, strict=True))
             for record, (message, error), span in zip(records, parsed, handled, strict=True):
-                result = next(answers) if error is None else None
-                out = output_record(message, result, error, self.settings.routing, model)
+                result, answer = next(answers) if error is None else (None, None)
+                out = output_record(
+                    message,
+                    result,
+                    error,
+                    self.settings.routing,
+                    model,
+                    answer.suggestion() if answer is not None else None,
+                )
                 key = record.key or (
                     str(out.conversation_id).encode() if out.conversation_id else None
                 )
@@ -195,6 +219,8 @@ class SupportRouter:
                         headers=inject_kafka_headers(),
                     )
                 metrics.SUPPORT_MESSAGES.labels("classified" if result else "invalid").inc()
+                if answer is not None:
+                    observe_suggestion(answer, "kafka", record.timestamp)
             producer.flush(timeout=10)
         except Exception as exc:
             for span in handled:
@@ -204,6 +230,30 @@ class SupportRouter:
         finally:
             for span in handled:
                 span.end()
+
+    async def _classify(
+        self, messages: list[SupportMessage]
+    ) -> tuple[list[IntentResult], list[Answer | None], Any]:
+        """(intents, the assistant's answers or None each, the intent model)."""
+        texts = [m.text or "" for m in messages]
+        knowledge_base = self.assistant.knowledge_base.index if self.assistant else None
+        if self.assistant is None or knowledge_base is None or knowledge_base.empty:
+            results, loaded = await self.classifier.classify(texts, 3)
+            return results, [None] * len(results), loaded
+        requests = [
+            AssistRequest(text, str(m.conversation_id) if m.conversation_id is not None else "")
+            for text, m in zip(texts, messages, strict=True)
+        ]
+        answers, loaded = await self.assistant.answer(requests)
+        return [a.intent for a in answers], list(answers), loaded
+
+
+def observe_suggestion(answer: Answer, path: str, arrived_ms: int | None = None) -> None:
+    metrics.ASSIST_SUGGESTIONS.labels(path, answer.handoff_reason or "answered").inc()
+    if arrived_ms:
+        turn = "later" if answer.earlier_messages else "first"
+        waited = max(0.0, time.time() - arrived_ms / 1000.0)
+        metrics.ASSIST_TIME_TO_SUGGESTION.labels(turn).observe(waited)
 
 
 def consume_span(record: Any, message: SupportMessage) -> Span:
