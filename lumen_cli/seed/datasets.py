@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 CATALOGUE_USER = "lumen-seed-catalogue"
+RATING_ID_PREFIX = "ml100k-rating-"  # messageIds of the ratings: RATING_ID_PREFIX + "<user>-<item>"
 LIBRARY = {"library": {"name": "lumen-seed", "version": "1"}}
 
 
@@ -84,7 +85,7 @@ def rating_events(folder: Path, users: int | None) -> list[dict[str, Any]]:
             "type": "track",
             "userId": r["user_id"],
             "event": "Item Rated",
-            "messageId": f"ml100k-rating-{r['user_id']}-{r['item_id']}",
+            "messageId": f"{RATING_ID_PREFIX}{r['user_id']}-{r['item_id']}",
             "properties": {
                 "itemId": r["item_id"],
                 "rating": float(r["rating"]),

@@ -21,6 +21,7 @@ from services.trainer.runner import Runner
 from services.trainer.schedule import Triggers
 from services.trainer.served import read_served
 from services.trainer.settings import TrainerSettings
+from services.trainer.training_lock import TrainingLock, lock_path
 from services.trainer.web import make_server, serve_in_background
 from shared import interactions
 from shared.logging import configure_logging
@@ -49,6 +50,7 @@ def main() -> None:
         TrainerMetrics(),
         settings.check_seconds,
         run_at_start=settings.run_at_start,
+        lock=TrainingLock(lock_path(settings.model_name)),
     )
     server = make_server(settings.host, settings.port, loop.status)
     serve_in_background(server)

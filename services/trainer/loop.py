@@ -3,7 +3,9 @@
 One thread runs the loop, so runs never overlap; /metrics and /healthz are served from
 others and keep answering during a run. New interactions are those stored with an event time
 (``t``, indexed) after the newest one the last run read: the outcome's window, else the
-served version's recorded window, else the time it was created.
+served version's recorded window; when the served version was not trained from the store,
+every stored interaction is new. (An interaction that arrives with an event time older than
+the last window counts at the run after next, not at once.)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from services.trainer import schedule
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.outcome import PUBLISHING, Outcome
 from services.trainer.served import Served
+from services.trainer.training_lock import TrainingLock
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class TrainerLoop:
         check_seconds: float,
         run_at_start: bool = False,
         clock: Callable[[], float] = time.time,
+        lock: TrainingLock | None = None,
     ) -> None:
         self.triggers = triggers
         self._run = run
@@ -54,6 +58,8 @@ class TrainerLoop:
         self.metrics = metrics
         self.check_seconds = check_seconds
         self.clock = clock
+        self.training_lock = lock
+        self._lock_busy_logged = False
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         served = read_served()
@@ -61,7 +67,9 @@ class TrainerLoop:
         created = served.created_at.timestamp() if served.created_at else None
         started = min(created, clock()) if created else clock()
         self.state = schedule.ScheduleState(last_started=started, run_pending=run_at_start)
-        self.watermark: datetime | None = served.window_end or served.created_at
+        # A version trained from events records the newest interaction it read; one built
+        # elsewhere (the offline MovieLens build) read none of the store: all of it is new.
+        self.watermark: datetime | None = served.window_end
         self.new_interactions: int | None = None
         self._mongo_ok: bool | None = None
         self.last_run: LastRun | None = None
@@ -95,8 +103,22 @@ class TrainerLoop:
         self.refresh_served()
         self.count()
         reason = schedule.due(self.triggers, self.state, self.clock(), self.new_interactions)
-        if reason is not None:
+        if reason is None:
+            return None
+        if self.training_lock is not None and not self.training_lock.try_acquire():
+            if not self._lock_busy_logged:  # once per wait, not at every check
+                log.info(
+                    "training due, waiting: another process is training into the registry",
+                    extra={"fields": {"trigger": reason, "lock": str(self.training_lock.path)}},
+                )
+            self._lock_busy_logged = True
+            return None
+        self._lock_busy_logged = False
+        try:
             self.train(reason)
+        finally:
+            if self.training_lock is not None:
+                self.training_lock.release()
         return reason
 
     def count(self) -> None:

@@ -7,6 +7,7 @@ import threading
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,7 @@ from services.trainer.metrics import TrainerMetrics
 from services.trainer.outcome import Outcome, failed
 from services.trainer.schedule import Triggers
 from services.trainer.served import Served
+from services.trainer.training_lock import TrainingLock
 from services.trainer.web import make_server, serve_in_background
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -26,7 +28,8 @@ class Fakes:
 
     def __init__(self) -> None:
         self.now = T0.timestamp() + 7200
-        self.served = Served(1, {"hr@10": 0.15, "ndcg@10": 0.08}, created_at=T0)
+        # Trained from events up to T0.
+        self.served = Served(1, {"hr@10": 0.15, "ndcg@10": 0.08}, created_at=T0, window_end=T0)
         self.interaction_times: list[datetime] = []
         self.counted_after: list[datetime | None] = []
         self.outcomes: list[Outcome] = []
@@ -57,7 +60,11 @@ def fakes() -> Fakes:
 
 
 def make_loop(
-    fakes: Fakes, registry: CollectorRegistry, min_new: int = 3, interval: float = 10**6
+    fakes: Fakes,
+    registry: CollectorRegistry,
+    min_new: int = 3,
+    interval: float = 10**6,
+    lock: TrainingLock | None = None,
 ) -> TrainerLoop:
     return TrainerLoop(
         Triggers(interval, min_new, retry_seconds=60),
@@ -67,6 +74,7 @@ def make_loop(
         TrainerMetrics(registry),
         check_seconds=0.05,
         clock=lambda: fakes.now,
+        lock=lock,
     )
 
 
@@ -85,7 +93,7 @@ def published(version: int, window_end: datetime) -> Outcome:
 def test_new_interactions_trigger_a_run_and_then_count_from_its_window(fakes: Fakes) -> None:
     registry = CollectorRegistry()
     loop = make_loop(fakes, registry)
-    # Interactions before the served version was built are not new.
+    # Interactions the served version was trained on are not new.
     fakes.interaction_times = [T0 - timedelta(hours=1), T0 + timedelta(minutes=1)]
     assert loop.tick() is None
     assert fakes.counted_after[-1] == T0
@@ -111,6 +119,30 @@ def test_new_interactions_trigger_a_run_and_then_count_from_its_window(fakes: Fa
     assert fakes.counted_after[-1] == window_end
     assert sample(registry, "lumen_trainer_new_interactions") == 0
     assert fakes.runs == 1
+
+
+def test_a_version_not_trained_from_the_store_makes_every_interaction_new(fakes: Fakes) -> None:
+    fakes.served = Served(1, {}, created_at=T0)  # the offline build: no window
+    loop = make_loop(fakes, CollectorRegistry())
+    fakes.interaction_times = [T0 - timedelta(days=200), T0 - timedelta(days=100)]
+    assert loop.tick() is None
+    assert fakes.counted_after[-1] is None and loop.new_interactions == 2
+
+
+def test_a_run_waits_while_another_process_holds_the_training_lock(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    other = TrainingLock(tmp_path / ".recommender.training.lock")
+    assert other.try_acquire()
+    loop = make_loop(fakes, CollectorRegistry(), min_new=1, lock=TrainingLock(other.path))
+    fakes.interaction_times = [T0 + timedelta(minutes=1)]
+    fakes.outcomes = [Outcome("refused", "not better", served_version=1)]
+    assert loop.tick() is None and fakes.runs == 0
+    other.release()
+    assert loop.tick() == "new_interactions" and fakes.runs == 1
+    # The loop released it after its run.
+    assert other.try_acquire()
+    other.release()
 
 
 def test_a_failed_run_is_counted_and_pauses_the_triggers(fakes: Fakes) -> None:
