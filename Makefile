@@ -10,10 +10,11 @@ help:  ## list the targets
 install:  ## install the locked Python dependencies into .venv
 	@scripts/bootstrap.sh
 
-up: install  ## build the default models once, start everything, seed demo data (idempotent)
+up: install  ## build the default models once, start everything, seed demo data, train the recommender from it (idempotent)
 	@$(PY) -c 'from shared.model_registry import latest_version as v; import sys; sys.exit(not all(v(m) for m in ("recommender", "intent-classifier", "text-encoder", "item-search")))' || $(PY) -m models build-defaults
 	@$(PY) -m lumen_cli up
 	@$(PY) -m lumen_cli seed
+	@$(PY) -m lumen_cli.seed.train_seeded
 
 down:  ## stop everything `make up` started
 	@$(PY) -m lumen_cli down
