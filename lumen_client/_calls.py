@@ -11,7 +11,7 @@ from typing import Any, Union
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from lumen_client._proto.lumen.v1 import events_pb2, inference_pb2, profiles_pb2
+from lumen_client._proto.lumen.v1 import events_pb2, inference_pb2, profiles_pb2, support_pb2
 from lumen_client.retry import NO_RETRY, RetryPolicy
 from lumen_client.types import (
     EventError,
@@ -20,6 +20,7 @@ from lumen_client.types import (
     IntentResult,
     IntentScore,
     Model,
+    Passage,
     Profile,
     PublishResult,
     Recommendations,
@@ -27,6 +28,7 @@ from lumen_client.types import (
     Rfm,
     SearchHit,
     SearchResults,
+    SuggestedReply,
     Touch,
 )
 
@@ -37,6 +39,7 @@ INFERENCE_SERVICES = (
     "lumen.v1.RecommendationService",
     "lumen.v1.IntentService",
     "lumen.v1.SearchService",
+    "lumen.v1.SupportService",
     "lumen.v1.ProfileService",
     "inference.GRPCInferenceService",
 )
@@ -251,6 +254,33 @@ def search_results(reply: inference_pb2.SearchItemsResponse) -> SearchResults:
     return SearchResults(
         [SearchHit(h.item_id, h.title, h.score, list(h.categories)) for h in reply.hits],
         Model(reply.model_name, reply.model_version),
+    )
+
+
+_HANDOFF_REASONS = {
+    support_pb2.HANDOFF_REASON_UNSPECIFIED: "",
+    support_pb2.HANDOFF_REASON_OUT_OF_SCOPE: "out_of_scope",
+    support_pb2.HANDOFF_REASON_LOW_CONFIDENCE: "low_confidence",
+    support_pb2.HANDOFF_REASON_NO_ANSWER: "no_answer",
+}
+
+
+def suggested_reply(reply: support_pb2.SuggestReplyResponse) -> SuggestedReply:
+    return SuggestedReply(
+        reply.reply,
+        reply.confidence,
+        reply.handoff,
+        _HANDOFF_REASONS.get(reply.handoff_reason, "unknown"),
+        reply.article_id,
+        reply.article_title,
+        [Passage(p.article_id, p.title, p.text, p.score, list(p.intents)) for p in reply.passages],
+        reply.intent,
+        reply.intent_confidence,
+        reply.out_of_scope,
+        reply.context_messages,
+        Model(reply.model_name, reply.model_version),
+        reply.encoder,
+        reply.knowledge_base,
     )
 
 

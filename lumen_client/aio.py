@@ -23,6 +23,8 @@ from lumen_client._proto.lumen.v1 import (
     inference_pb2,
     inference_pb2_grpc,
     profiles_pb2_grpc,
+    support_pb2,
+    support_pb2_grpc,
 )
 from lumen_client.errors import NotFound, from_rpc_error
 from lumen_client.retry import RetryPolicy
@@ -33,6 +35,7 @@ from lumen_client.types import (
     PublishResult,
     Recommendations,
     SearchResults,
+    SuggestedReply,
 )
 
 T = TypeVar("T")
@@ -173,6 +176,24 @@ class AsyncLumenClient:
         metadata = self._settings.inference_metadata()
         reply = await self._call(stub.SearchItems, request, timeout, metadata)
         return _calls.search_results(reply)
+
+    async def suggest_reply(
+        self,
+        text: str,
+        *,
+        conversation_id: str = "",
+        context: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> SuggestedReply:
+        """A reply from the knowledge base for a support message, or a hand-off;
+        ``context``: the conversation's earlier messages, oldest first."""
+        stub = support_pb2_grpc.SupportServiceStub(self._inference())
+        request = support_pb2.SuggestReplyRequest(
+            text=text, conversation_id=conversation_id, context=list(context)
+        )
+        metadata = self._settings.inference_metadata()
+        reply = await self._call(stub.SuggestReply, request, timeout, metadata)
+        return _calls.suggested_reply(reply)
 
     async def get_profile(
         self,

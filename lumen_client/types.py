@@ -74,6 +74,36 @@ class SearchResults:
 
 
 @dataclass(frozen=True)
+class Passage:
+    article_id: str
+    title: str
+    text: str
+    score: float
+    intents: list[str]
+
+
+@dataclass(frozen=True)
+class SuggestedReply:
+    """SuggestReply's answer; ``handoff_reason`` is "" when the reply can be suggested, else
+    out_of_scope, low_confidence or no_answer."""
+
+    reply: str
+    confidence: float
+    handoff: bool
+    handoff_reason: str
+    article_id: str
+    article_title: str
+    passages: list[Passage]
+    intent: str
+    intent_confidence: float
+    out_of_scope: bool
+    context_messages: int
+    model: Model
+    encoder: str
+    knowledge_base: str
+
+
+@dataclass(frozen=True)
 class Rfm:
     recency: int
     frequency: int
