@@ -46,6 +46,9 @@ def start_inference(
             "LUMEN_INFERENCE_INTRA_OP_THREADS": "1",
             "LUMEN_INFERENCE_SUPPORT_CONSUMER_GROUP": f"lumen-inference-test-{uuid.uuid4().hex[:6]}",
             "LUMEN_INFERENCE_SUPPORT_OFFSET_RESET": "latest",
+            # The tiny item-search model ranks its own items; the session's catalogue (items
+            # other tests upsert) stays out of it unless a test turns live search on.
+            "LUMEN_INFERENCE_LIVE_SEARCH_ENABLED": "false",
             "LUMEN_INFERENCE_ROUTING": json.dumps(
                 {
                     "balance": "accounts",
