@@ -27,6 +27,7 @@ from lumen.v1 import (
 from services.inference.assistant import Assistant, KnowledgeBaseCache
 from services.inference.auth import authentication_problem
 from services.inference.breaker import CircuitBreaker
+from services.inference.catalogue_watcher import CatalogueWatcher, LiveCatalogue
 from services.inference.intent import IntentClassifier
 from services.inference.profile_api import ProfileService
 from services.inference.recommend import Recommender
@@ -104,6 +105,7 @@ async def serve(settings: InferenceSettings) -> None:
         database(client, settings.mongo)[settings.assist.collection], repository, settings
     )
     assistant = Assistant(classifier, knowledge_base, settings) if settings.assist.enabled else None
+    live = LiveCatalogue() if settings.live_search_enabled else None
 
     interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
     if settings.auth_token:
@@ -119,7 +121,7 @@ async def serve(settings: InferenceSettings) -> None:
     )
     inference_pb2_grpc.add_IntentServiceServicer_to_server(IntentService(classifier), server)
     inference_pb2_grpc.add_SearchServiceServicer_to_server(
-        SearchService(ItemSearch(repository, store, settings)), server
+        SearchService(ItemSearch(repository, store, settings, live)), server
     )
     support_pb2_grpc.add_SupportServiceServicer_to_server(SupportService(assistant), server)
     v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(repository), server)
@@ -139,6 +141,9 @@ async def serve(settings: InferenceSettings) -> None:
         background.append(
             asyncio.create_task(knowledge_base.refresh_forever(stopping), name="knowledge-base")
         )
+    if live is not None:
+        watcher = CatalogueWatcher(aclient[settings.mongo.database], repository, settings, live)
+        background.append(asyncio.create_task(watcher.run(stopping), name="catalogue-watch"))
     router = (
         SupportRouter(classifier, settings, loop, assistant)
         if settings.support_consumer_enabled

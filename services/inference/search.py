@@ -1,10 +1,13 @@
-"""Semantic item search (transport-neutral): the text encoder embeds the query, the
-search model ranks the catalogue by cosine similarity; category filters apply after."""
+"""Semantic item search (transport-neutral): the text encoder embeds the query, which is
+ranked by cosine similarity against the live catalogue index (items embedded on arrival,
+``catalogue_watcher.py``) once it holds items; until then, the search model ranks its own
+fixed item list and category filters apply after."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.inference.catalogue_watcher import LiveCatalogue
 from services.inference.errors import InvalidArgument, Unavailable
 from services.inference.intent import check_text
 from services.inference.recommend import DEFAULT_K, MAX_K
@@ -24,11 +27,16 @@ class SearchHit:
 
 class ItemSearch:
     def __init__(
-        self, repository: ModelRepository, store: ProfileStore, settings: InferenceSettings
+        self,
+        repository: ModelRepository,
+        store: ProfileStore,
+        settings: InferenceSettings,
+        live: LiveCatalogue | None = None,
     ) -> None:
         self.repository = repository
         self.store = store
         self.settings = settings
+        self.live = live
 
     async def search(
         self,
@@ -42,6 +50,14 @@ class ItemSearch:
         if not 1 <= k <= MAX_K:
             raise InvalidArgument(f"k must be between 1 and {MAX_K} ({k} sent)")
         encoder, embedding = self.repository.serving(self.settings.encoder_model, TextEmbedding)
+        live = self.live.searchable() if self.live is not None else None
+        if live is not None and encoder.extras.tokenizer is not None:
+            embedded = await encoder.infer(encoder.extras.tokenizer.encode([query]), deadline)
+            query_vector = embedding.decode(encoder.roles, embedded)[0]
+            matches = live.search(query_vector, k, categories or ())
+            return [
+                SearchHit(m.item_id, m.title, m.score, list(m.categories)) for m in matches
+            ], encoder
         searcher, ranking = self.repository.serving(self.settings.search_model, SemanticSearch)
         tokenizer = encoder.extras.tokenizer or searcher.extras.tokenizer
         index = searcher.extras.items
@@ -57,6 +73,8 @@ class ItemSearch:
         hits: list[SearchHit] = []
         for row, score in zip(found.rows[0], found.scores[0], strict=True):
             item = index.item_ids[int(row)]
+            if item in self.store.removed:
+                continue
             entry = self.store.catalogue.get(item)
             if entry and entry.title:
                 title = entry.title

@@ -4,8 +4,9 @@ Profile reads are bounded by a short timeout; a failed read (or a profile whose 
 cannot be decoded) degrades its own answer, and
 after a few failures in a row the store is treated as down for a few seconds (callers
 degrade to trending at once instead of waiting on every call; ``breaker.py``).
-The catalogue (titles, categories) and the trending list are small and read periodically
-into memory, so they keep answering while MongoDB is unreachable.
+The catalogue (titles, categories of live items; the ids of removed ones) and the trending
+list are small and read periodically into memory, so they keep answering while MongoDB is
+unreachable.
 
 Trending items come from ``shared.trends.top_trending`` (views in the current and the
 previous 1-hour window).
@@ -25,6 +26,7 @@ from pymongo.database import Database
 from services.inference import metrics
 from services.inference.breaker import CircuitBreaker
 from services.inference.spans import untraced
+from shared.catalogue import LIVE, REMOVED
 from shared.mongo import ITEMS, PROFILES, client_options
 from shared.profile_document import (
     ID,
@@ -80,6 +82,7 @@ class ProfileStore:
         self.timeout = timeout_ms / 1000
         self.breaker = breaker
         self.catalogue: dict[str, CatalogueEntry] = {}
+        self.removed: set[str] = set()  # items the product deleted: never served
         self.trending: list[str] = []
 
     async def profile(self, key: str, anonymous: bool) -> tuple[ProfileView | None, bool]:
@@ -116,15 +119,19 @@ class ProfileStore:
         """Re-read the catalogue and the trending list; keep the old copies on failure."""
         try:
             items: dict[str, CatalogueEntry] = {}
-            async for doc in self.db[ITEMS].find({}, {"title": 1, "categories": 1}):
+            async for doc in self.db[ITEMS].find(LIVE, {"title": 1, "categories": 1}):
                 items[str(doc["_id"])] = CatalogueEntry(
                     str(doc.get("title") or ""), [str(c) for c in doc.get("categories") or []]
                 )
+            removed = {
+                str(doc["_id"]) async for doc in self.db[ITEMS].find({REMOVED: True}, {"_id": 1})
+            }
             trending = await asyncio.to_thread(top_trending, self.sync_db, limit=TRENDS_LIMIT)
         except Exception as exc:
             log.warning("catalogue/trends refresh failed", extra={"fields": {"error": repr(exc)}})
             return
         self.catalogue = items
+        self.removed = removed
         self.trending = [t.key for t in trending]
 
     async def refresh_forever(self, interval: float, stop: asyncio.Event) -> None:
