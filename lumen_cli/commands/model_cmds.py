@@ -11,9 +11,17 @@ def add_parsers(sub: Any) -> None:
         "train",
         help="build models into the registry (python -m models train ...)",
         description="Arguments after `train` go to `python -m models train`, e.g. "
-        "`lumen train all --small` or `lumen train recommender --force`.",
+        "`lumen train all --small` or `lumen train recommender --force`. "
+        "`lumen train recommender --from-events [--force] [--margin M] [--since-days D] "
+        "[--json-result PATH]` trains the recommender on the product's own interactions "
+        "(MongoDB from LUMEN_MONGO_*) and publishes it only when it is not worse than the "
+        "served version (docs/recommender-training.md); exit 3 when MongoDB is unreachable.",
     )
-    train.add_argument("rest", nargs=argparse.REMAINDER, help="target [--small] [--force]")
+    train.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        help="target [--small] [--force] | recommender --from-events [--force] [--margin M]",
+    )
     train.set_defaults(func=lambda args: _models(["train", *args.rest]))
     evaluate = sub.add_parser(
         "eval",

@@ -52,3 +52,21 @@ def test_an_unreachable_store_exits_3_and_writes_a_failed_outcome(
     assert outcome["database"] == "nowhere" and outcome["version"] is None
     assert "failed" in capsys.readouterr().err
     assert not (tmp_path / "registry").exists()
+
+
+def test_lumen_train_passes_the_same_options_and_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lumen_cli.main import main as lumen
+
+    with pytest.raises(SystemExit) as exited:
+        lumen(["train", "recommender", "--from-events", "--margin", "2"])
+    assert exited.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("LUMEN_MONGO_URI", f"mongodb://127.0.0.1:{port}/?directConnection=true")
+    monkeypatch.setenv("LUMEN_MONGO_TIMEOUT_MS", "200")
+    monkeypatch.setenv("LUMEN_RUNS_DIR", str(tmp_path / "runs"))
+    assert lumen(["train", "recommender", "--from-events", "--force"]) == EXIT_UNREACHABLE
