@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from lumen_cli.commands import (
+    assist_cmds,
     doctor_cmd,
     forecast_cmd,
     model_cmds,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         trace_cmd,
         doctor_cmd,
         model_cmds,
+        assist_cmds,
     ):
         module.add_parsers(sub)
     return parser

@@ -19,7 +19,7 @@ from lumen_cli.platform import paths
 from lumen_cli.seed.datasets import Selection
 from lumen_cli.settings import CliSettings
 
-PHASES = ("catalogue", "ratings", "support")
+PHASES = ("catalogue", "ratings", "kb", "support")
 
 
 def checkpoint_file() -> Path:
@@ -151,6 +151,10 @@ def cmd_seed(args: argparse.Namespace) -> int:
                         stamper=original_spacing(last, datasets.rated_at),
                     )
                 )
+        if "kb" in phases:  # the support assistant's demo knowledge base
+            from lumen_cli.seed.knowledge_base import seed_phase
+
+            results.append(seed_phase())
         if "support" in phases:
             from models.paths import datasets_dir
 

@@ -44,6 +44,9 @@ def start_inference(
             "LUMEN_INFERENCE_POLL_INTERVAL_SECONDS": "0.3",
             "LUMEN_INFERENCE_TRENDS_REFRESH_SECONDS": "0.5",
             "LUMEN_INFERENCE_INTRA_OP_THREADS": "1",
+            # Off unless a test turns it on: a knowledge base another test loaded into the
+            # session's database would otherwise add suggestions to this server's answers.
+            "LUMEN_ASSIST_ENABLED": "false",
             "LUMEN_INFERENCE_SUPPORT_CONSUMER_GROUP": f"lumen-inference-test-{uuid.uuid4().hex[:6]}",
             "LUMEN_INFERENCE_SUPPORT_OFFSET_RESET": "latest",
             # The tiny item-search model ranks its own items; the session's catalogue (items

@@ -31,6 +31,7 @@ def cli_env(
     ingest: ServiceProcess,
     profiles: ServiceProcess,
     inference_real: ServiceProcess,
+    models_registry: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     return {
@@ -42,6 +43,8 @@ def cli_env(
         # Own checkpoint; the MovieLens download is shared with the developer's cache.
         "LUMEN_VAR_DIR": str(tmp_path_factory.mktemp("cli-var")),
         "LUMEN_CACHE_DIR": os.environ.get("LUMEN_CACHE_DIR", str(REPO_ROOT / "var" / "cache")),
+        # The text encoder `lumen seed` embeds the demo knowledge base with.
+        "LUMEN_MODEL_REPOSITORY": str(models_registry),
     }
 
 
@@ -86,8 +89,9 @@ def seeded(lumen: Lumen) -> dict[str, Any]:
 
 def test_seed_replays_movielens_and_banking77(seeded: dict[str, Any]) -> None:
     phases = {p["phase"]: p for p in seeded["phases"]}
-    assert set(phases) == {"catalogue", "ratings", "support"}
+    assert set(phases) == {"catalogue", "ratings", "kb", "support"}
     assert phases["catalogue"]["total"] == 1682
+    assert phases["kb"]["total"] == len(list((REPO_ROOT / "data" / "kb" / "bank").glob("*.md")))
     assert phases["ratings"]["total"] == sum(ml_ratings(SEED_USERS).values())
     assert phases["support"]["total"] == 20
     for phase in phases.values():
@@ -98,7 +102,7 @@ def test_seed_replays_movielens_and_banking77(seeded: dict[str, Any]) -> None:
 
 def test_seed_again_resumes_and_sends_nothing(seeded: dict[str, Any], lumen: Lumen) -> None:
     again = ok_json(lumen("seed", "--users", str(SEED_USERS), "--support", "20", "--json"))
-    assert [p["sent"] for p in again["phases"]] == [0, 0, 0]
+    assert [p["sent"] for p in again["phases"]] == [0, 0, 0, 0]
     assert [p["skipped"] for p in again["phases"]] == [p["total"] for p in again["phases"]]
     human = lumen("seed", "--users", str(SEED_USERS), "--support", "20", "--no-progress")
     assert human.returncode == 0
