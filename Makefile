@@ -61,3 +61,8 @@ fuzz:  ## random search of the HTTP and gRPC APIs, 300 examples a property, seed
 
 soak:  ## ten minutes at a steady rate across all services (LUMEN_SOAK_SECONDS to change it)
 	LUMEN_TEST_KEEP_PLATFORM=1 LUMEN_SOAK_SECONDS=$${LUMEN_SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider -rA -s
+
+.PHONY: bench-recommender-scale
+BENCH_RECOMMENDER_SCALE_ARGS ?=
+bench-recommender-scale: install  ## sparse vs dense recommender: MovieLens quality, training time and memory at 10^4-10^5 items, Recommend p99 at 200/s with the 10^5-item model (~30 min; needs the default models)
+	@$(PY) -m bench.recommender_scale $(BENCH_RECOMMENDER_SCALE_ARGS)
