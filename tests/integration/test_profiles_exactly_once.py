@@ -33,7 +33,8 @@ NAMES = ["Item Viewed"] * 6 + [
     "Item Rated",
     "Recommendation Clicked",
 ]
-COMPARED = ("profiles", "trends", "trend_contributions", "items")
+COMPARED = ("profiles", "trends", "trend_contributions", "items", "interactions")
+ERASED = len(range(7, USERS, 40))
 
 
 def workload(prefix: str, seed: int = 7) -> list[dict[str, Any] | bytes]:
@@ -54,7 +55,7 @@ def workload(prefix: str, seed: int = 7) -> list[dict[str, Any] | bytes]:
                 "traits": {"n": u, "tier": rng.choice("abc")},
             }
         )
-        for _ in range(EVENTS_PER_USER - 1):
+        for n in range(EVENTS_PER_USER - 1):
             moment += timedelta(seconds=rng.choice([5, 30, 90, 2400]))
             name = rng.choice(NAMES)
             item = f"{prefix}-i{rng.randint(0, 80)}"
@@ -70,6 +71,7 @@ def workload(prefix: str, seed: int = 7) -> list[dict[str, Any] | bytes]:
                     "event": name,
                     "timestamp": iso(moment),
                     "properties": props,
+                    "messageId": f"{user}-m{n}",
                 }
             )
         if u % 40 == 7:
@@ -138,7 +140,9 @@ def clean_pass(stack: Stack, stream: tuple[str, int]) -> Iterator[Database]:
         run_to_end(db, topic, total)
     finally:
         worker.stop()
-    assert db.profiles.count_documents({}) == USERS - len(range(7, USERS, 40))
+    assert db.profiles.count_documents({}) == USERS - ERASED
+    # One stored interaction per item event of the users kept (each event names one item).
+    assert db.interactions.count_documents({}) == (USERS - ERASED) * (EVENTS_PER_USER - 1)
     yield db
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from shared.interactions import interaction_id
 from shared.topics import EVENTS_RAW
 from tests.integration.test_profiles_exactly_once import assert_same
 from tests.support.profiles_worker import applied_offsets, end_offsets, mongo, start_worker, unique
@@ -39,6 +40,25 @@ def profile_counts_match(
     wrong = {user: (actual.get(user), n) for user, n in expected.items() if actual.get(user) != n}
     assert not wrong, f"profiles whose applied-event count differs (actual, expected): {wrong}"
     return {"profiles_checked": len(expected), "events_in_profiles": sum(actual.values())}
+
+
+def interaction_counts_match(
+    db: Database, counts: Counter[str], users: dict[str, str]
+) -> dict[str, Any]:
+    """The interaction store holds one document per distinct event of the load that landed in
+    the topic (each names one item), under its user: none lost, none stored twice."""
+    expected = {interaction_id(message_id): users[message_id] for message_id in counts}
+    found = {
+        d["_id"]: d["u"] for d in db.interactions.find({"_id": {"$in": list(expected)}}, ["u"])
+    }
+    missing = sorted(expected.keys() - found.keys())
+    assert not missing, f"{len(missing)} interactions missing, e.g. {missing[:5]}"
+    moved = {i: (found[i], u) for i, u in expected.items() if found[i] != u}
+    assert not moved, f"interactions under the wrong user (stored, expected): {moved}"
+    users_seen = list(set(expected.values()))
+    stored = db.interactions.count_documents({"u": {"$in": users_seen}})
+    assert stored == len(expected), f"{stored} stored for {len(expected)} events"
+    return {"interactions_checked": len(expected)}
 
 
 def clean_pass(stack: Stack, topic: str, prefix: str = "lumen_clean_pass") -> Database:

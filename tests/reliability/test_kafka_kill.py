@@ -12,7 +12,12 @@ import time
 import pytest
 
 from shared.topics import EVENTS_RAW
-from tests.reliability.checks import caught_up, clean_pass_matches, profile_counts_match
+from tests.reliability.checks import (
+    caught_up,
+    clean_pass_matches,
+    interaction_counts_match,
+    profile_counts_match,
+)
 from tests.reliability.load import EventLoad, delivery, landed
 from tests.reliability.services import WRITE_KEY, record, start_ingest, wait_ready
 from tests.support.private_platform import PrivatePlatform
@@ -92,5 +97,6 @@ def test_kafka_kill_9_under_ingest_load(
     assert result.duplicated == 0, result
 
     profiles = profile_counts_match(db, counts, users)
+    profiles |= interaction_counts_match(db, counts, users)
     compared = clean_pass_matches(stack, db, only=load.prefix)
     record("fault_kafka_kill", {**figures, **profiles, "clean_pass_profiles_compared": compared})

@@ -63,13 +63,18 @@ def views(users: list[str], round_: int) -> list[dict[str, Any]]:
 
 
 def exactly(db: Database, users: list[str], rounds: int) -> dict[str, Any]:
-    """Users whose profile does not hold each round's event exactly once."""
+    """Users whose profile, or whose interaction store documents, do not hold each round's
+    event exactly once."""
     wrong = {}
+    stored: dict[str, list[str]] = {}
+    for d in db.interactions.find({"u": {"$in": users}}).sort([("u", 1), ("t", 1), ("i", 1)]):
+        stored.setdefault(d["u"], []).append(d["i"])
+    expected = [f"r{n}" for n in range(rounds)]
     for user in users:
         doc = db.profiles.find_one({"_id": user}) or {}
         items = unpack(doc.get("recentItems"))
-        if doc.get("version") != rounds or items != [f"r{n}" for n in range(rounds)]:
-            wrong[user] = (doc.get("version"), items)
+        if doc.get("version") != rounds or items != expected or stored.get(user) != expected:
+            wrong[user] = (doc.get("version"), items, stored.get(user))
     return wrong
 
 

@@ -21,7 +21,12 @@ from lumen.v1 import inference_pb2_grpc as pb_grpc
 
 from shared.topics import EVENTS_RAW
 from tests.integration.inference_helpers import start_inference, tiny_registry
-from tests.reliability.checks import caught_up, clean_pass_matches, profile_counts_match
+from tests.reliability.checks import (
+    caught_up,
+    clean_pass_matches,
+    interaction_counts_match,
+    profile_counts_match,
+)
 from tests.reliability.load import EventLoad, delivery, landed
 from tests.reliability.services import WRITE_KEY, record, start_ingest, wait_ready
 from tests.support.private_platform import PrivatePlatform
@@ -92,6 +97,7 @@ def test_profile_updater_kill_restart_and_rebalance_under_load(
         ingest.stop()
     assert load.unacknowledged == 0 and result.lost == 0 and result.duplicated == 0, result
     profiles = profile_counts_match(db, counts, users)
+    profiles |= interaction_counts_match(db, counts, users)
     compared = clean_pass_matches(stack, db, only=load.prefix)
     record(
         "fault_profile_updater_kill_and_rebalance",
