@@ -1,6 +1,7 @@
 """Business figures computed from the event stream: pure, bounded state, no per-user labels.
 
-The exporter's consumer feeds every record of ``events.raw`` and ``support.intents`` here;
+The exporter's consumer feeds every record of ``events.raw``, ``support.intents`` and
+``support.feedback`` here;
 scrapes read a copy. Label values come from small closed sets (event types, funnel steps,
 recommendation actions) or are capped (intents, currencies: the rest become ``other``;
 categories: only the top N of the sliding window are exported).
@@ -22,7 +23,7 @@ from typing import Any
 from services.exporter.channels import ChannelFigures
 from shared.currency import Rates, code_of
 from shared.events import DELETE_TYPE, EVENT_TYPES
-from shared.messages import SupportIntent
+from shared.messages import SupportFeedback, SupportIntent
 from shared.vocabulary import (
     ADDS,
     CURRENCY,
@@ -45,6 +46,8 @@ REVENUE_ROLES: dict[str, int] = spellings_with(lambda event: event.revenue)
 RECOMMENDATION_ROLES: dict[str, str] = spellings_with(lambda event: event.recommendation)
 OUT_OF_SCOPE = "out_of_scope"
 _INTENT = re.compile(r"^[a-z0-9_.-]{1,64}$")
+_MODEL_VERSION = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+_MAX_MODEL_VERSIONS = 20
 _MAX_CATEGORY_CHARS = 64
 _MAX_CATEGORIES_PER_MINUTE = 10_000
 
@@ -60,6 +63,8 @@ class BusinessSnapshot:
     intents: dict[str, int] = field(default_factory=dict)
     out_of_scope: int = 0
     trending: list[tuple[str, int]] = field(default_factory=list)
+    # support.feedback: (intent, model version, action) -> count
+    feedback: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     @property
     def net_revenue(self) -> dict[str, float]:
@@ -113,6 +118,7 @@ class BusinessFigures:
         self._recommendations: Counter[str] = Counter({IMPRESSION: 0, RECOMMENDATION_CLICK: 0})
         self._intents: Counter[str] = Counter()
         self._out_of_scope = 0
+        self._feedback: Counter[tuple[str, str, str]] = Counter()
         self._minutes: deque[tuple[int, Counter[str]]] = deque()
         self.channels = ChannelFigures()  # the same events by acquisition channel
 
@@ -159,6 +165,24 @@ class BusinessFigures:
             self._intents[label] += 1
             self._out_of_scope += out
 
+    def observe_feedback(self, message: SupportFeedback) -> None:
+        """What an agent did with a suggested reply (``support.feedback``), by the intent and
+        model version of the suggestion; both label sets are capped like the intents'."""
+        intent = (message.intent or OUT_OF_SCOPE).lower()
+        version = message.model_version or "unknown"
+        with self._lock:
+            intents = {i for i, _, _ in self._feedback}
+            if not _INTENT.match(intent) or (
+                intent not in intents and len(intents) >= self.max_label_values
+            ):
+                intent = OTHER
+            versions = {v for _, v, _ in self._feedback}
+            if not _MODEL_VERSION.match(version) or (
+                version not in versions and len(versions) >= _MAX_MODEL_VERSIONS
+            ):
+                version = OTHER
+            self._feedback[(intent, version, message.action)] += 1
+
     def snapshot(self, now: float) -> BusinessSnapshot:
         with self._lock:
             self._expire(now)
@@ -175,6 +199,7 @@ class BusinessFigures:
                 intents=dict(self._intents),
                 out_of_scope=self._out_of_scope,
                 trending=window.most_common(self.trending_top),
+                feedback=dict(self._feedback),
             )
 
     def _add_revenue(self, totals: dict[str, float], properties: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Feeds ``BusinessFigures`` from events.raw and support.intents with the exporter's own group.
+"""Feeds ``BusinessFigures`` from events.raw, support.intents and support.feedback with the
+exporter's own group.
 
 It starts at the latest offsets (figures are rates from the exporter's start, not a replay)
 and keeps retrying while Kafka is down: kafka-python reconnects on its own.
@@ -15,11 +16,16 @@ from kafka import KafkaConsumer
 from services.exporter.business import BusinessFigures
 from shared.events import decode
 from shared.kafka_config import kafka_python_config
-from shared.messages import SupportIntent
+from shared.messages import Message, SupportFeedback, SupportIntent
 from shared.settings import KafkaSettings
-from shared.topics import EVENTS_RAW, SUPPORT_INTENTS
+from shared.topics import EVENTS_RAW, SUPPORT_FEEDBACK, SUPPORT_INTENTS
 
 log = logging.getLogger(__name__)
+# Lumen's own topics' models; events.raw records are Segment events (shared.events).
+READERS: dict[str, type[Message]] = {
+    SUPPORT_INTENTS.name: SupportIntent,
+    SUPPORT_FEEDBACK.name: SupportFeedback,
+}
 
 
 class BusinessConsumer:
@@ -46,6 +52,7 @@ class BusinessConsumer:
                     consumer = KafkaConsumer(
                         EVENTS_RAW.name,
                         SUPPORT_INTENTS.name,
+                        SUPPORT_FEEDBACK.name,
                         group_id=self.group_id,
                         client_id="lumen-exporter-business",
                         auto_offset_reset="latest",
@@ -70,16 +77,16 @@ class BusinessConsumer:
         batches = consumer.poll(timeout_ms=1000, max_records=1000)
         now = time.time()
         for tp, records in batches.items():
-            intents = tp.topic == SUPPORT_INTENTS.name
+            reader = READERS.get(tp.topic)
             for record in records:
                 try:
-                    message = (
-                        SupportIntent.decode(record.value) if intents else decode(record.value)
-                    )
+                    message = reader.decode(record.value) if reader else decode(record.value)
                 except (ValueError, TypeError):  # not JSON, not the topic's shape, or a tombstone
                     self.unparseable += 1
                     continue
                 if isinstance(message, SupportIntent):
                     self.figures.observe_intent(message)
-                else:
+                elif isinstance(message, SupportFeedback):
+                    self.figures.observe_feedback(message)
+                elif isinstance(message, dict):
                     self.figures.observe_event(message, now)

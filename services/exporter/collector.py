@@ -213,6 +213,13 @@ def business_metrics(figures: BusinessFigures, now: float) -> Iterator[Metric]:
         [],
         [((), snap.out_of_scope)],
     )
+    yield _counter(
+        "lumen_business_support_feedback",
+        "What support agents did with the assistant's suggested replies (support.feedback): "
+        "action accept, edit or reject, by the suggestion's intent and model version.",
+        ["intent", "model_version", "action"],
+        ((key, n) for key, n in snap.feedback.items()),
+    )
     yield _gauge(
         "lumen_business_trending_category_events",
         "Events naming a category over the trending window; only the top categories.",
