@@ -119,6 +119,7 @@ class TrainerLoop:
         finally:
             if self.training_lock is not None:
                 self.training_lock.release()
+        self.count()  # from the moved watermark: what waits for the next run
         return reason
 
     def count(self) -> None:

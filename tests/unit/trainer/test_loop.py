@@ -113,11 +113,14 @@ def test_new_interactions_trigger_a_run_and_then_count_from_its_window(fakes: Fa
     assert sample(registry, "lumen_trainer_served_version") == 2
     # The registry's config records no figures for v2: the run's own measurement is shown.
     assert sample(registry, "lumen_trainer_served_quality", metric="ndcg@10") == 0.12
-
-    # What the run read no longer counts; nothing is due until three more arrive.
-    assert loop.tick() is None
+    # Counted again at once from the run's window: what it read no longer counts.
     assert fakes.counted_after[-1] == window_end
     assert sample(registry, "lumen_trainer_new_interactions") == 0
+
+    # Nothing is due until three more arrive.
+    fakes.interaction_times.append(T0 + timedelta(minutes=4))
+    assert loop.tick() is None
+    assert sample(registry, "lumen_trainer_new_interactions") == 1
     assert fakes.runs == 1
 
 
