@@ -7,8 +7,10 @@ items, and Recommend latency at a fixed request rate with the 10^5-item model.
 - Quality: both models fitted on the same leave-last-out split (train + validation), full
   ranking of each user's last item, seen items excluded, the popularity prior added.
 - Training: each (model, size) fits in a subprocess of its own on ``bench/synthetic_
-  interactions.py`` data; its peak RSS is the child's ``ru_maxrss``, next to its RSS once the
-  data is generated (what the fit itself adds is the difference).
+  interactions.py`` data; its peak RSS is the child's own high-water mark (VmHWM, new at its
+  exec), next to its RSS once the data is generated (what the fit adds is the difference).
+  Its ``ru_maxrss`` is saved too, but on Linux that one also counts the parent's RSS at the
+  fork, so it overstates small children of this (large) parent.
 - Serving: an inference server on a private registry (the baseline registry's other models,
   and the 10^5-item sparse model as ``recommender``) and a private mongod holding the users'
   profiles; Recommend at ``--rate`` requests/s, open loop, for ``--seconds``. The baseline's
@@ -37,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, percentile
+from bench.common import machine, peak_rss_bytes, percentile
 from bench.synthetic_interactions import SyntheticSpec, generate, histories, item_id
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +48,7 @@ WORK = REPO / "var" / "bench-recommender-scale"
 PROFILES = WORK / "profiles.json"  # the served model's users, written by its fit
 PROFILE_USERS = 500
 HISTORY = 50  # recent items per bench profile (the updater keeps the last 50)
-# (model, items, users, interactions) fitted in a subprocess each, smallest first.
+# (model, items, users, interactions) fitted in a subprocess each.
 TRAINING_RUNS = [
     ("dense", 2_500, 25_000, 250_000),
     ("sparse", 2_500, 25_000, 250_000),
@@ -94,7 +96,8 @@ def fit_one(model: str, spec: SyntheticSpec, publish_to: Path | None) -> dict[st
         "fit_seconds": fit_seconds,
         "table_mib": table_bytes / 2**20,
         "rss_after_data_mib": rss_data / 2**20,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_bytes(os.getpid()) / 2**20,
+        "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if publish_to is not None:
         export_started = time.perf_counter()
@@ -109,7 +112,8 @@ def fit_one(model: str, spec: SyntheticSpec, publish_to: Path | None) -> dict[st
             for u in longest
         }
         PROFILES.write_text(json.dumps(profiles))
-        out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["peak_rss_mib"] = peak_rss_bytes(os.getpid()) / 2**20
+        out["ru_maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
@@ -369,8 +373,6 @@ def serve(
         load["health_check_floor"] = floor
         # Other work on this shared machine shows here (1-minute load averages, 2 cores).
         load["host_load_average"] = {"before": load_before, "after": load_average()}
-        from bench.common import peak_rss_bytes
-
         load["server_peak_rss_mib"] = peak_rss_bytes(server.proc.pid) / 2**20
         return load
     finally:
@@ -442,30 +444,31 @@ def main() -> None:
         OUTPUT.write_text(json.dumps(saved, indent=2) + "\n")
         print(f"saved {OUTPUT}")
         return
+
+    def save() -> None:
+        results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+        OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"saved {OUTPUT}", flush=True)
+
     if not args.skip_quality:
         results["quality"] = quality()
-    training = []
+    runs = [run for run in TRAINING_RUNS if run[3] <= args.largest]
+    served = max(run[3] for run in runs if run[0] == "sparse")
     scale_root = scale_registry(WORK / "registry")
-    served: dict[str, Any] | None = None
-    for model, items, users, interactions in TRAINING_RUNS:
-        if interactions > args.largest:
-            continue
-        largest = model == "sparse" and interactions == max(
-            n for m, _, _, n in TRAINING_RUNS if m == "sparse" and n <= args.largest
-        )
-        result = run_fit(model, items, users, interactions, scale_root if largest else None)
-        if largest:
-            served = result
-        training.append(result)
-        print(f"fit: {training[-1]}", flush=True)
-    results["training"] = training
-    if not args.skip_serving and served is not None and "published" in served:
-        profiles = json.loads(PROFILES.read_text())
-        results["serving"] = serving(args.rate, args.seconds, scale_root, profiles)
-    results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"saved {OUTPUT}")
+    # The sparse runs and the load on the largest first, the dense ones (slowest) last; the
+    # file is saved after each run, so an interrupted run keeps what it measured.
+    results["training"] = []
+    for model, items, users, interactions in sorted(runs, key=lambda run: run[0] == "dense"):
+        publish_to = scale_root if model == "sparse" and interactions == served else None
+        result = run_fit(model, items, users, interactions, publish_to)
+        results["training"].append(result)
+        print(f"fit: {result}", flush=True)
+        save()
+        if publish_to is not None and not args.skip_serving and "published" in result:
+            profiles = json.loads(PROFILES.read_text())
+            results["serving"] = serving(args.rate, args.seconds, scale_root, profiles)
+            save()
 
 
 if __name__ == "__main__":
