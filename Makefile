@@ -66,3 +66,9 @@ soak:  ## ten minutes at a steady rate across all services (LUMEN_SOAK_SECONDS t
 BENCH_RECOMMENDER_SCALE_ARGS ?=
 bench-recommender-scale: install  ## sparse vs dense recommender: MovieLens quality, training time and memory at 10^4-10^5 items, Recommend p99 at 200/s with the 10^5-item model (~30 min; needs the default models)
 	@$(PY) -m bench.recommender_scale $(BENCH_RECOMMENDER_SCALE_ARGS)
+
+.PHONY: bench-search
+BENCH_SEARCH_REGISTRY ?= $(or $(LUMEN_TEST_SMALL_REGISTRY),var/models)
+bench-search: install  ## live search: ingest -> searchable p50/p99 for 200 upserts on the test stack, then exact vs HNSW at 10^4..10^6 items (~30 min); figures in docs/benchmarks/search_*.json
+	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench.search_freshness --registry $(BENCH_SEARCH_REGISTRY)
+	@$(PY) -m bench.search_scale
