@@ -41,7 +41,7 @@ def test_support_intents_are_read_as_messages_and_bad_ones_are_counted(stack: St
     unversioned = orjson.loads(classified(f"shipping-{run}").encode())
     del unversioned["schemaVersion"]  # as written before the field existed
     not_a_message = {k: v for k, v in unversioned.items() if k != "route"}
-    newer = {**unversioned, "schemaVersion": 2}
+    newer = {**unversioned, "schemaVersion": SupportIntent.latest_version + 1}
     producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
     consumer.start()
     try:
