@@ -369,13 +369,13 @@ def train_and_gate(
     known = None
     if champion is not None:
         known = len(champion.index.rows(ids))
-        champion_metrics = _pick(
-            onnx_ranking(champion.session, champion.index, champion.length, histories, targets)
+        champion_metrics = onnx_ranking(
+            champion.session, champion.index, champion.length, histories, targets
         )
         outcome.served_version = champion.version.version
     outcome.metrics = {
         "challenger": _pick(challenger),
-        "champion": champion_metrics,
+        "champion": _pick(champion_metrics) if champion_metrics is not None else None,
         "popularity": _pick(popularity),
     }
     verdict = decide(

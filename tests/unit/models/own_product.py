@@ -32,8 +32,9 @@ def catalogue() -> list[CatalogueItem]:
     ]
 
 
-def walks(n_users: int, length: int = 8, seed: int = 0) -> dict[str, list[str]]:
-    """User id -> items in time order."""
+def walks(n_users: int, length: int = 8, seed: int = 0, noise: float = 0.0) -> dict[str, list[str]]:
+    """User id -> items in time order; ``noise``: the share of steps that are a random item
+    instead (drawn after the walks, so the walks are the same with or without)."""
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {}
     for u in range(n_users):
@@ -41,6 +42,14 @@ def walks(n_users: int, length: int = 8, seed: int = 0) -> dict[str, list[str]]:
         start = int(rng.integers(PER_CATEGORY))
         n = int(rng.integers(length - 2, length + 1))
         out[f"shopper-{u:03d}"] = [sku(category, start + step) for step in range(n)]
+    if noise:
+        stray = np.random.default_rng(seed + 1)
+        for items in out.values():
+            for step in range(len(items)):
+                if stray.random() < noise:
+                    items[step] = sku(
+                        int(stray.integers(len(CATEGORIES))), int(stray.integers(PER_CATEGORY))
+                    )
     return out
 
 

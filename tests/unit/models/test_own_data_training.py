@@ -87,6 +87,18 @@ def test_a_model_trained_on_shuffled_interactions_is_refused_and_a_real_one_publ
     assert latest_version("recommender", tmp_path) == 2
 
 
+def test_the_same_model_again_is_not_worse_and_is_published(tmp_path: Path) -> None:
+    noisy = build(own_product.catalogue(), own_product.documents(own_product.walks(80, noise=0.3)))
+    split = split_store_data(noisy)
+    first = train_and_gate(noisy, split, tmp_path)
+    again = train_and_gate(noisy, split, tmp_path)
+
+    new, old = again.metrics["challenger"], again.metrics["champion"]
+    assert new is not None and old is not None and 0.0 < new["ndcg@10"] < 1.0
+    assert new == old == first.metrics["challenger"]
+    assert again.decision == "published" and again.version == 2
+
+
 def test_force_publishes_a_refused_model_and_the_card_says_so(tmp_path: Path) -> None:
     data = product()
     split = split_store_data(data)
