@@ -14,8 +14,9 @@ from pydantic_settings import BaseSettings
 from shared.settings import KafkaSettings, LogSettings, ModeSettings, MongoSettings
 
 REPO = Path(__file__).resolve().parents[2]
-# Read outside the settings classes: by shared/model_registry.py and deploy/docker/bootstrap.py.
-EXTRA_VARIABLES = {"LUMEN_MODEL_REPOSITORY", "LUMEN_BOOTSTRAP_TIMEOUT_SECONDS"}
+# Read outside the settings classes: by shared/model_registry.py, deploy/docker/bootstrap.py and
+# models/paths.py (where a training run writes its metrics JSON).
+EXTRA_VARIABLES = {"LUMEN_MODEL_REPOSITORY", "LUMEN_BOOTSTRAP_TIMEOUT_SECONDS", "LUMEN_RUNS_DIR"}
 # OpenTelemetry's standard variables that the deployments set (read by shared/tracing.py and
 # the SDK itself).
 EXTRA_VARIABLES |= {

@@ -153,12 +153,17 @@ def test_healthcheck_ports_are_the_services_defaults(service: str, dockerfile: D
     module = importlib.import_module(f"services.{service}.settings")
     check = [h for stage in dockerfile.runtime_chain() for h in stage.all("HEALTHCHECK")][-1]
     variable, default = re.findall(r'"(LUMEN_[A-Z_]+)", "(\d+)"', check)[0]
+    # The service's own settings class: the one under the LUMEN_<SERVICE>_ prefix (a module
+    # may hold others, e.g. inference's LUMEN_ASSIST_* settings).
+    prefix = f"LUMEN_{service.upper()}_"
     settings_class = next(
         v
         for k, v in vars(module).items()
-        if k.endswith("Settings") and v.__module__ == module.__name__
+        if k.endswith("Settings")
+        and v.__module__ == module.__name__
+        and v.model_config.get("env_prefix") == prefix
     )
-    field = variable.removeprefix(f"LUMEN_{service.upper()}_").lower()
+    field = variable.removeprefix(prefix).lower()
     assert settings_class.model_fields[field].default == int(default)
     exposed = " ".join(e for stage in dockerfile.runtime_chain() for e in stage.all("EXPOSE"))
     assert default in exposed.split()
