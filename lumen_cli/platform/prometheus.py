@@ -55,6 +55,7 @@ def local_targets(prometheus_port: int) -> dict[str, str]:
         "inference": f"127.0.0.1:{env.get('LUMEN_INFERENCE_METRICS_PORT', '9102')}",
         "exporter": f"127.0.0.1:{env.get('LUMEN_EXPORTER_PORT', '9108')}",
         "insights": f"127.0.0.1:{env.get('LUMEN_INSIGHTS_METRICS_PORT', '9103')}",
+        "trainer": f"127.0.0.1:{env.get('LUMEN_TRAINER_PORT', '9104')}",
         "prometheus": f"127.0.0.1:{prometheus_port}",
     }
 

@@ -326,6 +326,22 @@ def test_prometheus_scrapes_each_service_on_its_metrics_port(
     assert targets["profiles"] == [f"profiles:{env['profiles']['LUMEN_PROFILES_WEB_PORT']}"]
     assert targets["inference"] == [f"inference:{env['inference']['LUMEN_INFERENCE_METRICS_PORT']}"]
     assert targets["insights"] == [f"insights:{env['insights']['LUMEN_INSIGHTS_METRICS_PORT']}"]
+    assert targets["trainer"] == [f"trainer:{env['trainer']['LUMEN_TRAINER_PORT']}"]
+
+
+def test_the_trainer_publishes_into_the_registry_inference_reads(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    trainer, inference = services["trainer"], services["inference"]
+    assert mounts(trainer)["/models"] == mounts(inference)["/models"] == "./var/models"
+    # Inference only reads; the trainer writes new versions (no :ro).
+    assert "./var/models:/models:ro" in inference["volumes"]
+    assert "./var/models:/models" in trainer["volumes"]
+    for service in (trainer, inference):
+        assert service["environment"]["LUMEN_MODEL_REPOSITORY"] == "/models"
+    assert "ports" not in trainer  # /metrics and /healthz stay on the Compose network
+    # Longer than the trainer's own grace for a run in progress (SIGTERM, then SIGKILL).
+    assert float(trainer["stop_grace_period"].rstrip("s")) > 20
 
 
 def test_kafka_defaults_agree_with_the_topics_lumen_creates(
