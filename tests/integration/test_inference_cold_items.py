@@ -43,8 +43,13 @@ def publish_cold_recommender(root: Path) -> content.ContentEdges:
     tiny.write_encoder(root)
     histories = [np.array([ROW[i] for i in s]) for s in SESSIONS]
     model = fit(histories, len(tiny.ITEMS), SequentialParams(max_len=tiny.HISTORY, ease_l2=1.0))
+    # Tuning: the next item of three users, twice the cold one (so alpha is tuned on them).
+    tuning = (
+        [np.array([ROW["m1"]]), np.array([ROW["m2"], ROW["m1"]]), np.array([ROW["m5"]])],
+        np.array([ROW[COLD], ROW[COLD], ROW["m6"]]),
+    )
     edges = content.add_catalogue_content(
-        model, tiny.TITLES, None, histories, encoder=get_version("text-encoder", root=root)
+        model, tiny.TITLES, None, histories, tuning, encoder=get_version("text-encoder", root=root)
     )
     prior = np.bincount(np.concatenate(histories), minlength=len(tiny.ITEMS)) * 1e-4
     index = ItemIndex(tiny.ITEMS, tiny.TITLES, tiny.CATEGORIES, edges.cold_ids(tiny.ITEMS))
@@ -89,7 +94,7 @@ def test_a_cold_item_is_recommended_with_a_content_reason(
     stack: Stack, server: ServiceProcess, cold_registry: tuple[Path, content.ContentEdges]
 ) -> None:
     _, edges = cold_registry
-    assert edges.cold_ids(tiny.ITEMS) == [COLD]
+    assert edges.cold_ids(tiny.ITEMS) == [COLD] and edges.alpha_from == "tuning"
     # The history item m3's text resembles most (its strongest edge) names the reason.
     nearest = tiny.ITEMS[int(edges.warm[np.argmax(edges.cosine)])]
     other = "m5" if nearest != "m5" else "m6"

@@ -110,7 +110,7 @@ def test_alpha_is_chosen_on_tuning_targets_when_some_are_cold() -> None:
     warm_only = ([np.array([0, 1])], np.array([2]))
     fallback = content.add_content_edges(plain, embeddings(), histories(), warm_only, 2)
     assert fallback.alpha_from == "default"
-    assert fallback.alpha == content.default_alpha(
+    assert fallback.alpha == content.DEFAULT_ALPHA_SCALE * content.default_alpha(
         model(), histories(), fallback.cosine, fallback.warm, fallback.cold
     )
 
