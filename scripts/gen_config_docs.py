@@ -109,6 +109,13 @@ PLATFORM = [
     ),
     ("LUMEN_RUNS_DIR", "`<repo>/var/runs`", "models", "Metrics JSON of each train/eval run."),
     (
+        "LUMEN_TRAINER_GATE_MARGIN",
+        "`0.0`",
+        "models (`train recommender --from-events`)",
+        "How much lower a new recommender's NDCG@10 may be than the served version's and still "
+        "be published (0 to 1; `--margin` wins); see docs/recommender-training.md.",
+    ),
+    (
         "LUMEN_INTENT_ENCODER",
         "unset",
         "models",
