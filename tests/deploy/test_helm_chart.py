@@ -57,12 +57,18 @@ def test_every_manifest_passes_strict_kubernetes_schemas(helm: Helm, kube_versio
                 )
 
 
-def test_default_render_holds_every_service(default_render: Manifests) -> None:
-    deployments = {
-        d["metadata"]["labels"]["app.kubernetes.io/component"]
-        for d in default_render.of_kind("Deployment")
-    }
-    assert deployments == set(service_names())
+def test_default_render_holds_every_service(
+    default_render: Manifests, production_render: Manifests
+) -> None:
+    def components(render: Manifests) -> set[str]:
+        return {
+            d["metadata"]["labels"]["app.kubernetes.io/component"]
+            for d in render.of_kind("Deployment")
+        }
+
+    # The trainer needs the models on a claim it can write (off by default: models baked).
+    assert components(default_render) == set(service_names()) - {"trainer"}
+    assert components(production_render) == set(service_names())
     kinds = {d["kind"] for d in default_render.documents}
     for kind in (
         "Service",
@@ -342,6 +348,36 @@ def test_template_guards(helm: Helm, tmp_path: Path) -> None:
     result = helm.template([MINIMAL_VALUES, pvc])
     assert result.returncode != 0
     assert "inference.models.source=pvc needs inference.models.existingClaim" in result.stderr
+    baked = write_values(tmp_path, "trainer:\n  enabled: true\n")
+    result = helm.template([MINIMAL_VALUES, baked])
+    assert result.returncode != 0
+    assert "trainer.enabled needs inference.models.source=pvc" in result.stderr
+
+
+def test_the_trainer_publishes_into_the_claim_inference_reads(production_render: Manifests) -> None:
+    trainer = production_render.by_component("Deployment", "trainer")
+    inference = production_render.by_component("Deployment", "inference")
+
+    def models(workload: dict[str, Any]) -> tuple[str, bool]:
+        (volume,) = [v for v in pod_spec(workload)["volumes"] if v["name"] == "models"]
+        (mount,) = [
+            m for c in containers(workload) for m in c["volumeMounts"] if m["name"] == "models"
+        ]
+        assert mount["mountPath"] == "/models"
+        return volume["persistentVolumeClaim"]["claimName"], bool(mount.get("readOnly"))
+
+    assert models(trainer) == ("lumen-models", False)
+    assert models(inference) == ("lumen-models", True)
+    # One trainer at a time, also during a rollout: two would race for the next version.
+    assert trainer["spec"]["replicas"] == 1 and trainer["spec"]["strategy"]["type"] == "Recreate"
+    (container,) = containers(trainer)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["LUMEN_MODEL_REPOSITORY"] == "/models"
+    assert env["LUMEN_TRAINER_INTERVAL_SECONDS"] == "21600"
+    assert env["LUMEN_TRAINER_MARGIN"] == "0.005"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert pod_spec(trainer)["terminationGracePeriodSeconds"] > 20  # the run's own stop grace
 
 
 def test_chart_ships_the_monitoring_rules_and_dashboards(production_render: Manifests) -> None:
@@ -506,7 +542,11 @@ def test_only_public_ports_are_on_the_public_services(rendered: Manifests) -> No
         for s in rendered.of_kind("Service")
         if s["metadata"]["labels"].get("lumen.io/metrics") == "true"
     }
-    assert metrics_services == set(service_names())
+    enabled = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]
+        for d in rendered.of_kind("Deployment")
+    }
+    assert metrics_services == set(service_names()) & enabled
 
 
 def test_ingest_serves_metrics_on_its_own_port(rendered: Manifests) -> None:
@@ -560,6 +600,7 @@ def test_network_policies_admit_metrics_only_from_monitoring(
         },
         "profiles": {("http",): values["metricsFrom"]},  # Faust web: monitoring only
         "exporter": {("metrics",): values["metricsFrom"]},
+        "trainer": {("metrics",): values["metricsFrom"]},
     }
     for policy in production_render.of_kind("NetworkPolicy"):
         component = policy["metadata"]["labels"]["app.kubernetes.io/component"]
