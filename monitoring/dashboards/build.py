@@ -1025,6 +1025,91 @@ def business() -> Dashboard:
                     ),
                 ],
             ),
+            (
+                "Support assistant",
+                [
+                    Panel(
+                        "Suggestion acceptance rate",
+                        [
+                            q(
+                                f'sum (increase(lumen_business_support_feedback_total{{{E}, action="accept"}}[{R}])) / sum (increase(lumen_business_support_feedback_total{{{E}}}[{R}]))',
+                                "accepted",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        unit="percentunit",
+                        description="Share of agents' feedback on suggested replies (support.feedback) that accepted the reply as it was; edits and rejections are the rest.",
+                        width=6,
+                    ),
+                    Panel(
+                        "Feedback by action and model version",
+                        [
+                            q(
+                                f"sum by (action, model_version) (rate(lumen_business_support_feedback_total{{{E}}}[{RI}]))",
+                                "{{action}} v{{model_version}}",
+                            )
+                        ],
+                        unit="ops",
+                        width=9,
+                    ),
+                    Panel(
+                        "Acceptance by intent",
+                        [
+                            q(
+                                f'sum by (intent) (increase(lumen_business_support_feedback_total{{{E}, action="accept"}}[{R}])) / sum by (intent) (increase(lumen_business_support_feedback_total{{{E}}}[{R}]))',
+                                "{{intent}}",
+                                instant=True,
+                            )
+                        ],
+                        "bargauge",
+                        unit="percentunit",
+                        width=9,
+                    ),
+                    Panel(
+                        "Hand-off rate",
+                        [
+                            q(
+                                f'sum (increase(lumen_inference_assist_suggestions_total{{{E}, outcome!="answered"}}[{R}])) / sum (increase(lumen_inference_assist_suggestions_total{{{E}}}[{R}]))',
+                                "handed off",
+                                instant=True,
+                            )
+                        ],
+                        "stat",
+                        unit="percentunit",
+                        description="Support messages the assistant handed to a human (out of scope, confidence below LUMEN_ASSIST_MIN_CONFIDENCE, or no knowledge base) among all it answered.",
+                        thresholds=[(0.3, "yellow"), (0.6, "red")],
+                        width=6,
+                    ),
+                    Panel(
+                        "Answers by outcome",
+                        [
+                            q(
+                                f"sum by (outcome) (rate(lumen_inference_assist_suggestions_total{{{E}}}[{RI}]))",
+                                "{{outcome}}",
+                            )
+                        ],
+                        unit="ops",
+                        width=9,
+                    ),
+                    Panel(
+                        "Time to first suggestion",
+                        [
+                            q(
+                                f'histogram_quantile(0.5, sum by (le) (rate(lumen_inference_assist_time_to_suggestion_seconds_bucket{{{E}, turn="first"}}[{RI}])))',
+                                "p50",
+                            ),
+                            q(
+                                f'histogram_quantile(0.95, sum by (le) (rate(lumen_inference_assist_time_to_suggestion_seconds_bucket{{{E}, turn="first"}}[{RI}])))',
+                                "p95",
+                            ),
+                        ],
+                        unit="s",
+                        description="From a conversation's first message reaching support.messages to its suggestion on support.intents.",
+                        width=9,
+                    ),
+                ],
+            ),
         ],
     )
 

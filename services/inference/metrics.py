@@ -177,3 +177,5 @@ SEARCH_INDEX_ERRORS = Counter(
 )
 for _stage in ("change_stream", "apply"):
     SEARCH_INDEX_ERRORS.labels(_stage)
+for _turn in ("first", "later"):  # exported before the first suggestion
+    ASSIST_TIME_TO_SUGGESTION.labels(_turn)

@@ -25,8 +25,8 @@ from lumen_cli.platform import processes
 from lumen_cli.platform import prometheus as prom
 from lumen_cli.platform.services import http_ok
 from monitoring import expressions
-from shared.messages import SupportIntent
-from shared.topics import SUPPORT_INTENTS
+from shared.messages import SupportFeedback, SupportIntent
+from shared.topics import SUPPORT_FEEDBACK, SUPPORT_INTENTS
 from tests.support.stack import ServiceProcess, Stack, free_port, start_service, wait_for
 
 WRITE_KEY = "lumen-dev-key"
@@ -203,6 +203,16 @@ def send_load(ingest: ServiceProcess, inference: ServiceProcess, stack: Stack, r
                     out_of_scope=out_of_scope,
                 )
                 producer.send(SUPPORT_INTENTS.name, key=user.encode(), value=record.encode())
+            # An agent's feedback on a suggested reply: the support-assistant panels count it.
+            feedback = SupportFeedback(
+                conversation_id=user,
+                message_id="m-1",
+                action="accept",
+                intent="refund",
+                model_name="intent-classifier",
+                model_version="1",
+            )
+            producer.send(SUPPORT_FEEDBACK.name, key=user.encode(), value=feedback.encode())
             # A profile may not be written yet (NOT_FOUND): that outcome is traffic too.
             with contextlib.suppress(grpc.RpcError):
                 stub.GetProfile(profiles_pb2.GetProfileRequest(user_id=user), timeout=2)
