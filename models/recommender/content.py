@@ -7,9 +7,10 @@ text-encoder embeddings of ``shared.catalogue.item_text``), with edges warm -> c
 recent items resemble a cold item then gets it, and the graph's ``top_reasons`` names the
 history item its text resembles most ("similar to X").
 
-``alpha`` is chosen on the tuning split (NDCG@10 over every tuning target, so a larger weight
-that lifts cold targets but pushes warm ones down loses) when cold items are among the tuning
-targets; otherwise it is ``DEFAULT_ALPHA_SCALE`` times the weight at which a cold item whose
+``alpha`` is chosen on the tuning split when cold items are among its targets: the weight
+best for the cold targets among those that cost at most ``MAX_TUNING_LOSS`` of NDCG@10 over
+every tuning target (a weight that lifts cold targets by pushing many warm ones down loses);
+otherwise it is ``DEFAULT_ALPHA_SCALE`` times the weight at which a cold item whose
 nearest warm item is the user's newest one scores like the model's typical 10th item
 (``default_alpha``), so the default follows the model's own score range.
 
@@ -40,7 +41,11 @@ DEFAULT_NEIGHBOURS = 10  # warm items each cold item is linked from
 # 10 % of items cold: NDCG@10 over all tuning targets 0.113 -> 0.054); half lets the most
 # similar ones in (docs/benchmarks.md, "Cold items").
 DEFAULT_ALPHA_SCALE = 0.5
-ALPHA_GRID = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)  # x default_alpha, tried on tuning
+ALPHA_GRID = tuple(2 ** (k / 2) for k in range(-8, 5))  # x default_alpha: 1/16 .. 4
+# Tuning gives cold items as much weight as costs at most this share of NDCG@10 over every
+# tuning target: the best weight for all targets alone is often "none" (a cold target's gain
+# rarely pays for the warm ones it pushes down), and then new items would never be shown.
+MAX_TUNING_LOSS = 0.02
 TOP_K = 10
 RANK_BATCH = 256
 
@@ -209,7 +214,8 @@ def choose_alpha(
     targets: np.ndarray,
     candidates: Sequence[float],
 ) -> tuple[float, list[dict[str, float]]]:
-    """The candidate with the best NDCG@10 over every tuning target (ties: the smaller)."""
+    """The candidate with the best NDCG@10 on the cold tuning targets among those within
+    ``MAX_TUNING_LOSS`` of the best NDCG@10 over every tuning target (``pick``)."""
     warm, cold, cosine = edges
     cold_target = np.isin(targets, cold)
     totals = np.zeros(len(candidates))
@@ -231,8 +237,19 @@ def choose_alpha(
         }
         for c, a in enumerate(candidates)
     ]
-    best = int(np.argmax(totals))  # argmax takes the first (smallest) of equal totals
-    return float(candidates[best]), trace
+    return float(candidates[pick(trace)]), trace
+
+
+def pick(trace: Sequence[dict[str, float]]) -> int:
+    """Index of the tuning row to keep: among rows within ``MAX_TUNING_LOSS`` of the best
+    NDCG@10 over every target, the best on cold targets, then over every target, then the
+    first (smallest weight)."""
+    floor = (1 - MAX_TUNING_LOSS) * max(t["ndcg@10"] for t in trace)
+    eligible = [i for i, t in enumerate(trace) if t["ndcg@10"] >= floor]
+    return max(
+        eligible,
+        key=lambda i: (trace[i]["ndcg@10_cold_targets"], trace[i]["ndcg@10"], -i),
+    )
 
 
 def add_content_edges(
