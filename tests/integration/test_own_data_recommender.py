@@ -280,3 +280,53 @@ def test_a_product_trains_serves_and_gates_its_own_recommender(
         assert published.served_version == 2
         assert published.counts["users"] == 81 + len(newcomers)
         assert serving(stub, first_shopper, 3).items
+
+
+def test_the_store_is_read_in_time_order_within_the_window(stack: Stack) -> None:
+    """Documents written directly: ties in time keep ``_id`` order, ``since_days`` drops older
+    interactions (and their items become cold), removed items leave the axis."""
+    name = f"lumen_shop_window_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    client: MongoClient[Doc] = MongoClient(stack.mongo_uri, tz_aware=True)
+    with client:
+        db = client[name]
+        try:
+            db[ITEMS].insert_many(
+                [
+                    {"_id": "sku-a", "title": "A", "categories": ["x"]},
+                    {"_id": "sku-b", "title": "B"},
+                    {"_id": "sku-old", "title": "Old"},
+                    {"_id": "sku-gone", "title": "Gone", "removed": True},
+                ]
+            )
+            rows = [
+                ("m3:0", "u1", "sku-b", now - timedelta(hours=1)),
+                ("m2:0", "u1", "sku-a", now - timedelta(hours=1)),  # same time: _id first
+                ("m1:0", "u1", "sku-old", now - timedelta(days=20)),
+                ("m4:0", "u2", "sku-gone", now - timedelta(hours=2)),
+                ("m5:0", "u2", "sku-new", now - timedelta(minutes=5)),
+            ]
+            db[interactions.COLLECTION].insert_many(
+                [
+                    interactions.StoredInteraction(i, u, item, "view", at, 1.0).to_document()
+                    for i, u, item, at in rows
+                ]
+            )
+
+            everything = read_store(db)
+            named = [[everything.item_ids[r] for r in h] for h in everything.histories]
+            assert everything.item_ids == ["sku-a", "sku-b", "sku-new", "sku-old"]
+            assert named == [["sku-old", "sku-a", "sku-b"], ["sku-new"]]
+            assert everything.first == now - timedelta(days=20)
+            assert everything.last == now - timedelta(minutes=5)
+            assert everything.database == name and everything.cold == frozenset()
+
+            recent = read_store(db, since_days=7)
+            assert [[recent.item_ids[r] for r in h] for h in recent.histories] == [
+                ["sku-a", "sku-b"],
+                ["sku-new"],
+            ]
+            assert recent.cold == frozenset({"sku-old"})
+            assert recent.first == now - timedelta(hours=1)
+        finally:
+            client.drop_database(name)
