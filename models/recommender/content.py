@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from models.encoder.embed import run_text_graph
-from models.recommender.model_choice import FittedRecommender
+from models.recommender.model_choice import FittedRecommender, fit
 from models.runtime.text import TextTokenizer
 from shared.catalogue import item_text
-from shared.model_registry import ModelVersion, get_version
+from shared.model_registry import ModelVersion, RegistryError, get_version
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +292,11 @@ def add_content_edges(
     return ContentEdges(cold_items, warm, cold, cosine, float(alpha), neighbours, source, trace)
 
 
+def _nothing(cold: np.ndarray, why: str) -> ContentEdges:
+    empty = np.zeros(0, dtype=np.int64)
+    return ContentEdges(cold, empty, empty, np.zeros(0, np.float32), 0.0, DEFAULT_NEIGHBOURS, why)
+
+
 def add_catalogue_content(
     model: FittedRecommender,
     titles: Sequence[str],
@@ -300,15 +305,38 @@ def add_catalogue_content(
     tuning: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
     descriptions: Sequence[str] | None = None,
     encoder: ModelVersion | Path | None = None,
+    tuning_fit: Sequence[np.ndarray] | None = None,
 ) -> ContentEdges:
     """``add_content_edges`` from catalogue fields, embedded with the registry's encoder
     (a ``ModelVersion``, a registry root, or the default registry). Embeds nothing when no
-    item is cold."""
-    if not len(cold_rows(train_histories, model.n_items)):
-        empty = np.zeros(0, dtype=np.int64)
-        return ContentEdges(
-            empty, empty, empty, np.zeros(0, np.float32), 0.0, DEFAULT_NEIGHBOURS, "none"
-        )
-    found = encoder if isinstance(encoder, ModelVersion) else get_version(ENCODER, root=encoder)
+    item is cold; adds no edges (and says so) when the registry has no encoder.
+
+    ``tuning_fit``: when ``model`` was fitted on the tuning targets too (the final refit),
+    alpha is chosen on a model of the same settings fitted on these histories (the split's
+    training part), against which the tuning targets are unseen, and then used as is."""
+    cold = cold_rows(train_histories, model.n_items)
+    if not len(cold):
+        return _nothing(cold, "none")
+    try:
+        found = encoder if isinstance(encoder, ModelVersion) else get_version(ENCODER, root=encoder)
+    except RegistryError as exc:
+        log.warning("no content edges", extra={"fields": {"error": str(exc)}})
+        return _nothing(cold, "no encoder")
     embeddings = embed_texts(catalogue_texts(titles, categories, descriptions), found)
-    return add_content_edges(model, embeddings, train_histories, tuning)
+    if tuning_fit is None or tuning is None:
+        return add_content_edges(model, embeddings, train_histories, tuning)
+    tuning_model = fit(tuning_fit, model.n_items, model.params)
+    tuned = add_content_edges(tuning_model, embeddings, tuning_fit, tuning)
+    if tuned.alpha_from != "tuning":  # no cold tuning target: the final model's default
+        return add_content_edges(model, embeddings, train_histories)
+    edges = add_content_edges(model, embeddings, train_histories, alpha=tuned.alpha)
+    return ContentEdges(
+        edges.cold_rows,
+        edges.warm,
+        edges.cold,
+        edges.cosine,
+        edges.alpha,
+        edges.neighbours,
+        "tuning",
+        tuned.tuning_trace,
+    )

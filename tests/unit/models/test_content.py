@@ -136,3 +136,34 @@ def test_catalogue_texts_are_embedded_with_the_registry_encoder(tmp_path: Path) 
     sims = vectors[:3] @ vectors[3]
     # Its strongest edge comes from the item whose text it shares most words with.
     assert int(edges.warm[np.argmax(edges.cosine)]) == int(np.argmax(sims)) == 0
+
+
+def test_the_final_refit_takes_the_alpha_tuned_on_the_training_part(tmp_path: Path) -> None:
+    tiny.write_encoder(tmp_path)
+    titles = ["space robots", "space toy", "robots story", "love story", "love money", "space"]
+    tuning = ([np.array([0, 1]), np.array([2, 1]), np.array([3])], np.array([COLD, COLD, 4]))
+    on_training_part = model()
+    vectors = content.embed_texts(titles, get_version("text-encoder", root=tmp_path))
+    expected = content.add_content_edges(on_training_part, vectors, histories(), tuning)
+    assert expected.alpha_from == "tuning"
+
+    final = model()
+    edges = content.add_catalogue_content(
+        final, titles, None, histories(), tuning, encoder=tmp_path, tuning_fit=histories()
+    )
+    assert (edges.alpha_from, edges.alpha) == ("tuning", expected.alpha)
+    assert edges.tuning_trace == expected.tuning_trace
+    np.testing.assert_allclose(final.ease, on_training_part.ease, atol=1e-6)
+
+
+def test_without_an_encoder_no_edges_are_added_and_cold_items_are_still_named(
+    tmp_path: Path,
+) -> None:
+    recommender = model()
+    before = recommender.ease.copy()
+    edges = content.add_catalogue_content(
+        recommender, ["a"] * 6, None, histories(), encoder=tmp_path
+    )
+    assert edges.alpha_from == "no encoder" and edges.cold_rows.tolist() == [COLD]
+    assert len(edges.cosine) == 0
+    np.testing.assert_array_equal(recommender.ease, before)
