@@ -183,10 +183,14 @@ class SparseNeighbours:
         return self.neighbour_ids[both_rows].astype(np.int64), contributions
 
     def score_recent(self, recent: np.ndarray) -> np.ndarray:
-        """Reference scorer the ONNX graph must reproduce: recent [B, L] -> [B, N] (the
-        same float32 additions in the same order as its ScatterElements)."""
+        """Reference scorer: recent [B, L] -> [B, N], without the prior."""
+        return self.served_scores(recent, np.zeros(self.n_items, dtype=np.float32))
+
+    def served_scores(self, recent: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """What the ONNX graph scores before the mask, bit for bit: the prior, then the
+        same float32 additions in the same order as its ScatterElements."""
         ids, contributions = self._gathered(recent)
-        out = np.zeros((recent.shape[0], self.n_items), dtype=np.float32)
+        out = np.tile(prior.astype(np.float32), (recent.shape[0], 1))
         for b in range(recent.shape[0]):
             np.add.at(out[b], ids[b].ravel(), contributions[b].ravel())
         return out

@@ -3,9 +3,12 @@
 ``k`` int64 [1] in; ``top_items``, ``top_scores``, ``top_reasons`` out.
 
 A request gathers the neighbour lists of its 2L rows (co-occurrence rows, then transition
-rows N.. of one [2N, m] table), weights them by recency, and adds them into a zero [B, N]
-score row with ScatterElements(reduction="add"): 2 * L * m additions instead of the dense
-graph's 2 * L * N multiply-adds. The prior, the mask and TopK follow as in ``graph.py``.
+rows N.. of one [2N, m] table), weights them by recency, and adds them into a [B, N] row
+holding the prior with ScatterElements(reduction="add"): 2 * L * m additions instead of the
+dense graph's 2 * L * N multiply-adds. The mask and TopK follow as in ``graph.py``. Every
+other full-width step is one more pass over N items, the cost that grows with the
+catalogue, so there are as few as possible (the prior is the scatter's starting row, and
+the item-to-rank map below is int32).
 
 Reasons need, per history position, its contribution to each of the k returned items. A
 [B, N] map from item to its rank (1..k, 0 = not returned) turns every gathered neighbour
@@ -57,7 +60,7 @@ def build_sparse_recommender_graph(
     ]
     mk = helper.make_node
     zero_f = helper.make_tensor("zero_f_value", TensorProto.FLOAT, [1], [0.0])
-    zero_i = helper.make_tensor("zero_i_value", TensorProto.INT64, [1], [0])
+    zero_i = helper.make_tensor("zero_i_value", TensorProto.INT32, [1], [0])
     nodes = [
         # Align the recency weights with the newest L positions.
         mk("Shape", ["recent_items"], ["len"], start=1, end=2),
@@ -81,15 +84,14 @@ def build_sparse_recommender_graph(
         mk("Reshape", ["contributions", "flat"], ["contributions_flat"]),
         # Sum them into a zero score row; the prior ranks what no neighbour list reaches.
         mk("Shape", ["exclude_mask"], ["scores_shape"]),
-        mk("ConstantOfShape", ["scores_shape"], ["zeros"], value=zero_f),
+        mk("Expand", ["prior", "scores_shape"], ["prior_rows"]),
         mk(
             "ScatterElements",
-            ["zeros", "ids_flat", "contributions_flat"],
-            ["seq_s"],
+            ["prior_rows", "ids_flat", "contributions_flat"],
+            ["raw"],
             axis=1,
             reduction="add",
         ),
-        mk("Add", ["seq_s", "prior"], ["raw"]),
         mk("Where", ["exclude_mask", "neg", "raw"], ["scores"]),
         mk("TopK", ["scores", "k"], ["top_scores", "top_items"], axis=-1, largest=1, sorted=1),
         # Reasons: rank of each returned item (1..k) in an item-sized map, 0 elsewhere.
@@ -98,10 +100,12 @@ def build_sparse_recommender_graph(
         mk("Squeeze", ["k_dim", "axis0"], ["k_scalar"]),
         mk("Add", ["k_scalar", "one_i"], ["k_plus_one"]),
         mk("Range", ["one_i", "k_plus_one", "one_i"], ["ranks"]),  # [k]: 1..k
-        mk("Expand", ["ranks", "top_shape"], ["ranks_b"]),  # [B, k]
+        mk("Expand", ["ranks", "top_shape"], ["ranks_b64"]),  # [B, k]
+        mk("Cast", ["ranks_b64"], ["ranks_b"], to=TensorProto.INT32),
         mk("ConstantOfShape", ["scores_shape"], ["no_rank"], value=zero_i),
         mk("ScatterElements", ["no_rank", "top_items", "ranks_b"], ["rank_of_item"], axis=1),
-        mk("GatherElements", ["rank_of_item", "ids_flat"], ["entry_rank"], axis=1),
+        mk("GatherElements", ["rank_of_item", "ids_flat"], ["entry_rank32"], axis=1),
+        mk("Cast", ["entry_rank32"], ["entry_rank"], to=TensorProto.INT64),
         # Bucket of each gathered entry: its row's position * (k + 1) + the rank.
         mk("Shape", ["gathered_ids"], ["gathered_shape"]),  # [B, 2L, m]
         mk("Slice", ["gathered_shape", "one_1d", "two_1d", "axis0"], ["rows_dim"]),

@@ -150,7 +150,9 @@ def test_graph_matches_numpy_items_scores_and_reasons(length: int) -> None:
             ["top_items", "top_scores", "top_reasons"],
             {"recent_items": recent, "exclude_mask": exclude, "k": np.array([k], np.int64)},
         )
-        expected = np.where(exclude, np.float32(-3.0e38), model.score_recent(recent) + prior)
+        served = model.served_scores(recent, prior)
+        np.testing.assert_allclose(served, model.score_recent(recent) + prior, rtol=1e-6)
+        expected = np.where(exclude, np.float32(-3.0e38), served)
         assert top_items.shape == (12, k)
         np.testing.assert_array_equal(top_scores, -np.sort(-expected, axis=1)[:, :k])
         np.testing.assert_array_equal(np.take_along_axis(expected, top_items, 1), top_scores)
