@@ -820,6 +820,7 @@ def inference() -> Dashboard:
                     ),
                 ],
             ),
+            trainer_row(),
             (
                 "Support routing (support.messages -> support.intents)",
                 [
@@ -838,6 +839,101 @@ def inference() -> Dashboard:
             ),
         ],
         variables=[("model", "Model", f"label_values(lumen_inference_model_loaded{{{E}}}, model)")],
+    )
+
+
+def trainer_row() -> tuple[str, list[Panel]]:
+    """The recommender's retraining (services/trainer): when it last ran, how long runs take,
+    what they decided, and the served version's offline quality."""
+    return (
+        "Trainer (recommender retraining)",
+        [
+            Panel(
+                "Time since the last run",
+                [
+                    q(f"time() - max (lumen_trainer_last_run_timestamp_seconds{{{E}}})", "any run"),
+                    q(
+                        f"time() - max (lumen_trainer_last_success_timestamp_seconds{{{E}}})",
+                        "successful run",
+                    ),
+                ],
+                "stat",
+                unit="s",
+                description="A successful run ended with a decision (published, refused, skipped, forced); before the first one, the served version's creation counts. Alert: LumenTrainerNoSuccessfulRun after two intervals.",
+                width=6,
+            ),
+            Panel(
+                "Runs by outcome",
+                [
+                    q(
+                        f"sum by (outcome) (increase(lumen_trainer_runs_total{{{E}}}[$__range]))",
+                        "{{outcome}}",
+                        instant=True,
+                    )
+                ],
+                "bargauge",
+                description="published and forced: a new version serves; refused: it did not beat the served one; skipped: nothing new to learn from; failed: an error or a timeout (the trainer's log says which).",
+                width=6,
+            ),
+            Panel(
+                "Run duration",
+                [
+                    q(
+                        f"sum (increase(lumen_trainer_run_duration_seconds_sum{{{E}}}[$__range])) / sum (increase(lumen_trainer_run_duration_seconds_count{{{E}}}[$__range]))",
+                        "average",
+                        instant=True,
+                    ),
+                    q(
+                        f"histogram_quantile(0.9, sum by (le) (increase(lumen_trainer_run_duration_seconds_bucket{{{E}}}[$__range])))",
+                        "p90",
+                        instant=True,
+                    ),
+                ],
+                "stat",
+                unit="s",
+                width=6,
+            ),
+            Panel(
+                "Training now",
+                [q(f"max (lumen_trainer_running{{{E}}})", "running", instant=True)],
+                "stat",
+                mappings=[
+                    {
+                        "type": "value",
+                        "options": {
+                            "0": {"text": "IDLE", "color": "green", "index": 0},
+                            "1": {"text": "TRAINING", "color": "blue", "index": 1},
+                        },
+                    }
+                ],
+                width=6,
+            ),
+            Panel(
+                "Served recommender version",
+                [q(f"max (lumen_trainer_served_version{{{E}}})", "version", instant=True)],
+                "stat",
+                width=6,
+            ),
+            Panel(
+                "Served version's offline quality",
+                [
+                    q(
+                        f"max by (metric) (lumen_trainer_served_quality{{{E}}})",
+                        "{{metric}}",
+                    )
+                ],
+                unit="percentunit",
+                description="hr@10 and ndcg@10 of the served version on its held-out events, as the run that published it measured them (or its config.json records).",
+                min=0,
+                width=9,
+            ),
+            Panel(
+                "New interactions waiting",
+                [q(f"sum (lumen_trainer_new_interactions{{{E}}})", "waiting")],
+                description="Interactions stored after those the last run read; a run starts at LUMEN_TRAINER_MIN_NEW_INTERACTIONS.",
+                width=9,
+            ),
+        ],
     )
 
 

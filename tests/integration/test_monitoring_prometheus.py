@@ -28,6 +28,7 @@ from monitoring import expressions
 from shared.messages import SupportFeedback, SupportIntent
 from shared.topics import SUPPORT_FEEDBACK, SUPPORT_INTENTS
 from tests.support.stack import ServiceProcess, Stack, free_port, start_service, wait_for
+from tests.support.trainer_process import start_trainer
 
 WRITE_KEY = "lumen-dev-key"
 RUN = uuid.uuid4().hex[:8]
@@ -66,6 +67,20 @@ def exporter(stack: Stack) -> Iterator[ServiceProcess]:
         admin.close()
 
 
+@pytest.fixture(scope="module")
+def trainer(stack: Stack, models_registry: Path) -> Iterator[ServiceProcess]:
+    """Scraped only: its triggers are out of reach, so it never trains into the registry."""
+    service = start_trainer(
+        stack,
+        models_registry,
+        stack.mongo_database,
+        interval_seconds="1000000000",
+        min_new_interactions="1000000000",
+    )
+    yield service
+    service.stop()
+
+
 class Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -93,6 +108,7 @@ def prometheus(
     profiles: ServiceProcess,
     inference_real: ServiceProcess,
     exporter: ServiceProcess,
+    trainer: ServiceProcess,
 ) -> Iterator[Prometheus]:
     port = free_port()
     targets = {
@@ -100,6 +116,7 @@ def prometheus(
         "profiles": f"127.0.0.1:{profiles.ports['web']}",
         "inference": f"127.0.0.1:{inference_real.ports['metrics']}",
         "exporter": f"127.0.0.1:{exporter.ports['metrics']}",
+        "trainer": f"127.0.0.1:{trainer.ports['web']}",
         "prometheus": f"127.0.0.1:{port}",
     }
     component = f"prometheus-test-{RUN}"
@@ -236,8 +253,8 @@ def test_every_dashboard_and_rule_expression_returns_data(
     exporter: ServiceProcess,
     stack: Stack,
 ) -> None:
-    # All five targets scraped.
-    wait_for(lambda: len([s for s in prometheus.series("up == 1")]) == 5, timeout=30)
+    # All six targets scraped.
+    wait_for(lambda: len([s for s in prometheus.series("up == 1")]) == 6, timeout=30)
     group = f"lumen-exporter-test-{RUN}"
     # The exporter's consumer must own its partitions before the load, or it skips the events.
     wait_for(
