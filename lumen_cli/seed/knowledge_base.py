@@ -34,13 +34,15 @@ def load_knowledge_base(path: Path, replace: bool = False, registry: Path | None
     articles under ``path``. Raises ``KnowledgeBaseError`` for a bad file, ``PyMongoError``
     when MongoDB cannot be reached, ``RegistryError`` when there is no encoder."""
     from services.inference.kb_embedder import registry_encoder
-    from services.inference.knowledge_base import load_articles, read_articles
+    from services.inference.knowledge_base import KnowledgeBaseError, load_articles, read_articles
     from services.inference.settings import AssistSettings
     from shared.model_registry import repository_root
     from shared.mongo import database, mongo_client
     from shared.settings import MongoSettings
 
     articles = read_articles(path)
+    if not articles:
+        raise KnowledgeBaseError(f"{path}: no articles")
     embed, encoder = registry_encoder(repository_root(registry))
     settings = MongoSettings()
     collection = AssistSettings().collection
