@@ -424,6 +424,12 @@ def main() -> None:
         action="store_true",
         help="only the Recommend load, on the model and profiles of the last full run",
     )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="with --serve-only: fit and publish the served model again first (after a "
+        "change to the model or its graph), replacing its training figures",
+    )
     parser.add_argument("--fit-one", help=argparse.SUPPRESS)  # model,items,users,interactions
     parser.add_argument("--publish", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -438,6 +444,17 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine()}
     if args.serve_only:
         saved = json.loads(OUTPUT.read_text())
+        if args.refit:
+            run = max(
+                (r for r in TRAINING_RUNS if r[0] == "sparse" and r[3] <= args.largest),
+                key=lambda r: r[3],
+            )
+            result = run_fit(*run, publish_to=scale_registry(WORK / "registry"))
+            print(f"fit: {result}", flush=True)
+            saved["training"] = [
+                result if (t["model"], t["items"]) == (run[0], run[1]) else t
+                for t in saved["training"]
+            ]
         saved["serving"] = serving(
             args.rate, args.seconds, WORK / "registry", json.loads(PROFILES.read_text())
         )
