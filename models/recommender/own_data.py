@@ -20,7 +20,7 @@ import numpy as np
 from pymongo.database import Database
 
 from shared import catalogue, interactions
-from shared.catalogue import CatalogueItem
+from shared.catalogue import CatalogueItem, item_text
 
 MIN_HISTORY_TO_EVALUATE = 3  # train, tuning and test items
 
@@ -38,10 +38,21 @@ class OwnData:
     first: datetime | None  # the window's first and last interaction times
     last: datetime | None
     database: str = ""
+    descriptions: list[str] = field(default_factory=list)  # per row, "" when none
 
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
+
+    def item_texts(self) -> list[str]:
+        """Per row, what the text encoder embeds for the item (``shared.catalogue.item_text``)."""
+        descriptions = self.descriptions or [""] * self.n_items
+        return [
+            item_text(title, categories, description)
+            for title, categories, description in zip(
+                self.titles, self.categories, descriptions, strict=True
+            )
+        ]
 
     @property
     def n_interactions(self) -> int:
@@ -159,6 +170,7 @@ def build(
         first=first,
         last=last,
         database=database,
+        descriptions=[live[i].description if i in live else "" for i in item_ids],
     )
 
 
@@ -182,7 +194,13 @@ def read_store(
     items = (
         CatalogueItem.from_document(d)
         for d in db[catalogue.COLLECTION].find(
-            {}, {catalogue.TITLE: 1, catalogue.CATEGORIES: 1, catalogue.REMOVED: 1}
+            {},
+            {
+                catalogue.TITLE: 1,
+                catalogue.CATEGORIES: 1,
+                catalogue.DESCRIPTION: 1,
+                catalogue.REMOVED: 1,
+            },
         )
     )
     rows = db[interactions.COLLECTION].find(

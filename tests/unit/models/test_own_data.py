@@ -51,7 +51,7 @@ def test_a_capped_split_holds_out_a_seeded_sample_and_the_rest_train_on_everythi
 
 def test_item_axis_is_live_catalogue_plus_interacted_items_minus_removed() -> None:
     items = [
-        CatalogueItem("sku-b", title="B", categories=("x",)),
+        CatalogueItem("sku-b", title="B", categories=("x",), description="A fine b."),
         CatalogueItem("sku-a", title="A"),
         CatalogueItem("sku-gone", title="Gone", removed=True),
         CatalogueItem("sku-cold", title="Never seen"),
@@ -68,6 +68,8 @@ def test_item_axis_is_live_catalogue_plus_interacted_items_minus_removed() -> No
     assert data.item_ids == ["sku-a", "sku-b", "sku-cold", "sku-only-in-events"]
     assert data.titles == ["A", "B", "Never seen", ""]
     assert data.categories[1] == ["x"]
+    assert data.descriptions == ["", "A fine b.", "", ""]
+    assert data.item_texts()[:2] == ["A", "B Categories: x. A fine b."]
     assert data.cold == frozenset({"sku-cold"})
     assert data.users == ["u1", "u2"]
     named = [[data.item_ids[r] for r in h] for h in data.histories]
