@@ -48,6 +48,7 @@ ALPHA_GRID = tuple(2 ** (k / 2) for k in range(-8, 5))  # x default_alpha: 1/16 
 MAX_TUNING_LOSS = 0.02
 TOP_K = 10
 RANK_BATCH = 256
+SCORES_PER_BATCH = 4_000_000  # users x items scored at once (32 MB of float64)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,10 @@ def nearest_warm(
     return sources.astype(np.int64), targets.astype(np.int64), cos[keep].astype(np.float32)
 
 
+def batch_size(n_items: int) -> int:
+    return max(1, min(RANK_BATCH, SCORES_PER_BATCH // max(1, n_items)))
+
+
 def _scores(model: FittedRecommender, histories: Sequence[np.ndarray]) -> np.ndarray:
     return np.asarray(model.score_recent(model.recent(histories)), dtype=np.float64)
 
@@ -171,7 +176,7 @@ def default_alpha(
     """Edge weight at which a cold item whose nearest warm item is a user's newest item
     scores like the model's typical (median) 10th best item (the best one when the 10th
     scores nothing, in a tiny catalogue)."""
-    users = [h for h in histories if len(h)][:RANK_BATCH]
+    users = [h for h in histories if len(h)][: batch_size(model.n_items)]
     if not users or len(cosine) == 0:
         return 0.0
     ordered = np.sort(_scores(model, users), axis=1)
@@ -220,15 +225,16 @@ def choose_alpha(
     cold_target = np.isin(targets, cold)
     totals = np.zeros(len(candidates))
     cold_totals = np.zeros(len(candidates))
-    for start in range(0, len(targets), RANK_BATCH):
-        hist = list(histories[start : start + RANK_BATCH])
-        tgt = targets[start : start + RANK_BATCH]
+    batch = batch_size(model.n_items)
+    for start in range(0, len(targets), batch):
+        hist = list(histories[start : start + batch])
+        tgt = targets[start : start + batch]
         base, part = _content_part(model, hist, warm, cold, cosine)
         for c, alpha in enumerate(candidates):
             r = ranks(base + alpha * part, hist, tgt)
             gain = (r < TOP_K) / np.log2(r + 2.0)
             totals[c] += gain.sum()
-            cold_totals[c] += gain[cold_target[start : start + RANK_BATCH]].sum()
+            cold_totals[c] += gain[cold_target[start : start + batch]].sum()
     trace = [
         {
             "alpha": float(a),
@@ -325,7 +331,9 @@ def add_catalogue_content(
     embeddings = embed_texts(catalogue_texts(titles, categories, descriptions), found)
     if tuning_fit is None or tuning is None:
         return add_content_edges(model, embeddings, train_histories, tuning)
-    tuning_model = fit(tuning_fit, model.n_items, model.params)
+    tuning_model = fit(
+        tuning_fit, model.n_items, model.params, getattr(model, "neighbour_params", None)
+    )
     tuned = add_content_edges(tuning_model, embeddings, tuning_fit, tuning)
     if tuned.alpha_from != "tuning":  # no cold tuning target: the final model's default
         return add_content_edges(model, embeddings, train_histories)
