@@ -30,6 +30,7 @@ from models.evaluation import measure_latency, session, table
 from models.publish import fingerprint, serving
 from models.publish import publish as publish_version
 from models.recommender.baselines import Popularity
+from models.recommender.content import add_catalogue_content
 from models.recommender.gate import Decision, Verdict, decide, margin_from_env
 from models.recommender.metrics import full_ranking
 from models.recommender.model_choice import FittedRecommender, fit
@@ -346,13 +347,24 @@ def train_and_gate(
     model = fit(final_histories, split.n_items, params)
     # Item-to-item edges beyond the interactions (model.add_edges) go here: after the fit,
     # before the prior, the evaluation and the export, so that all of them see the same model.
+    cold = add_catalogue_content(
+        model,
+        data.titles,
+        data.categories,
+        final_histories,
+        (split.histories("tuning"), split.targets("tuning")),
+        encoder=registry,
+        tuning_fit=split.fit_histories("tuning"),
+    )
     prior = popularity_prior(final_histories, split.n_items)
     graph = model.to_onnx(prior)
     checked = parity(model, prior, graph)
     if checked["onnx_vs_training_max_abs_diff"] > PARITY_TOLERANCE:
         raise RuntimeError(f"the exported graph does not match the trained model: {checked}")
 
-    index = ItemIndex(data.item_ids, data.titles, data.categories, data.cold)
+    index = ItemIndex(
+        data.item_ids, data.titles, data.categories, data.cold | set(cold.cold_ids(data.item_ids))
+    )
     # Every model sees the users' real histories at evaluation, whatever it was trained on.
     ids = data.item_ids
     real = [data.histories[u][:-1] for u in split.eval_users.tolist()]
