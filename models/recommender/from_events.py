@@ -353,6 +353,7 @@ def train_and_gate(
         data.categories,
         final_histories,
         (split.histories("tuning"), split.targets("tuning")),
+        descriptions=data.descriptions or None,
         encoder=registry,
         tuning_fit=split.fit_histories("tuning"),
     )
