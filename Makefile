@@ -72,3 +72,8 @@ BENCH_SEARCH_REGISTRY ?= $(or $(LUMEN_TEST_SMALL_REGISTRY),var/models)
 bench-search: install  ## live search: ingest -> searchable p50/p99 for 200 upserts on the test stack, then exact vs HNSW at 10^4..10^6 items (~30 min); figures in docs/benchmarks/search_*.json
 	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench.search_freshness --registry $(BENCH_SEARCH_REGISTRY)
 	@$(PY) -m bench.search_scale
+
+.PHONY: bench-cold-start
+BENCH_COLD_START_REGISTRY ?= $(or $(LUMEN_TEST_SMALL_REGISTRY),var/models)
+bench-cold-start: install  ## cold items on MovieLens 100k: 10 % of items held out, content edges vs popularity (~6 min; needs text-encoder); figures in docs/benchmarks/cold_start_quality.json
+	@$(PY) -m bench.cold_start_quality --registry $(BENCH_COLD_START_REGISTRY)
