@@ -252,7 +252,7 @@ def test_recommend_for_a_seeded_movielens_user_is_personalised(
     human = lumen("recommend", "1", "-k", "5")
     assert human.returncode == 0, human.stderr
     assert "Recommendations for 1 (personalised, recommender v1)" in human.stdout
-    assert items[0]["title"] in human.stdout and "because you watched" in human.stdout
+    assert items[0]["title"] in human.stdout and "because you viewed" in human.stdout
 
 
 def test_recommend_for_a_new_visitor_falls_back_to_trending(
