@@ -430,6 +430,11 @@ def main() -> None:
         help="with --serve-only: fit and publish the served model again first (after a "
         "change to the model or its graph), replacing its training figures",
     )
+    parser.add_argument(
+        "--add-run",
+        metavar="MODEL,ITEMS,USERS,INTERACTIONS",
+        help="one more training run, added to (or replacing the same run in) the saved figures",
+    )
     parser.add_argument("--fit-one", help=argparse.SUPPRESS)  # model,items,users,interactions
     parser.add_argument("--publish", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -442,6 +447,18 @@ def main() -> None:
         return
 
     results: dict[str, Any] = {"machine": machine()}
+    if args.add_run:
+        saved = json.loads(OUTPUT.read_text())
+        model, *sizes = args.add_run.split(",")
+        items, users, interactions = map(int, sizes)
+        result = run_fit(model, items, users, interactions)
+        print(f"fit: {result}", flush=True)
+        saved["training"] = [
+            t for t in saved["training"] if (t["model"], t["items"]) != (model, items)
+        ] + [result]
+        OUTPUT.write_text(json.dumps(saved, indent=2) + "\n")
+        print(f"saved {OUTPUT}")
+        return
     if args.serve_only:
         saved = json.loads(OUTPUT.read_text())
         if args.refit:
