@@ -7,8 +7,12 @@ SIGTERM stops the trainer cleanly.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +27,7 @@ from pymongo import MongoClient
 from shared import interactions
 from shared.model_registry import get_version, latest_version
 from tests.integration.profiles_updater import start_profiles_updater
-from tests.support.stack import TEST_VAR, ServiceProcess, Stack, wait_for
+from tests.support.stack import REPO, TEST_VAR, ServiceProcess, Stack, wait_for
 from tests.support.trainer_process import health, runs, start_trainer, trainer_metrics
 from tests.unit.models import own_product
 
@@ -154,3 +158,72 @@ def test_new_interactions_make_the_trainer_publish_a_version(
 
 def runs_in_log(log: str) -> int:
     return log.count("training run started")
+
+
+def test_the_demo_serves_a_recommender_trained_from_what_lumen_received(
+    stack: Stack,
+    ingest: ServiceProcess,
+    updater: ServiceProcess,
+    models_registry: Path,
+    tmp_path: Path,
+) -> None:
+    """`make up`'s last two steps: `lumen seed` replays MovieLens through ingest, then
+    train_seeded waits for the ratings in the interaction store and trains from them."""
+    from lumen_cli.seed.datasets import RATING_ID_PREFIX, rated_at, rating_events
+    from models.sources import movielens_100k
+
+    registry = tmp_path / "models"
+    shutil.copytree(models_registry / "recommender", registry / "recommender")
+    env = {
+        **os.environ,
+        **stack.env(),
+        "LUMEN_MONGO_DATABASE": DATABASE,
+        "LUMEN_INGEST_URL": f"http://127.0.0.1:{ingest.ports['http']}",
+        "LUMEN_VAR_DIR": str(tmp_path / "var"),  # its own seed checkpoint
+        "LUMEN_CACHE_DIR": os.environ.get("LUMEN_CACHE_DIR", str(REPO / "var" / "cache")),
+        "LUMEN_MODEL_REPOSITORY": str(registry),
+        "LUMEN_RUNS_DIR": str(tmp_path / "runs"),
+    }
+
+    def lumen(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    users = 20
+    parts = ["--only", "catalogue", "--only", "ratings"]
+    seeded = lumen("lumen_cli", "seed", *parts, "--users", str(users), "--rate", "0", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    ratings = next(p for p in json.loads(seeded.stdout)["phases"] if p["phase"] == "ratings")
+    assert ratings["sent"] == ratings["total"] > 1000 and ratings["rejected"] == 0
+
+    trained = lumen("lumen_cli.seed.train_seeded", "--timeout", "120")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "offline MovieLens build: replacing it (--force)" in trained.stdout
+    assert f"{ratings['total']} seeded ratings stored" in trained.stdout
+    config = get_version("recommender", root=registry).config
+    assert config.version == 2 and config.extra.get("trained_from") == "events"
+    assert config.metrics["dataset"]["interactions"] >= ratings["total"]
+
+    # The ratings kept their original spacing, the newest landing at the replay.
+    client: MongoClient[Doc] = MongoClient(stack.mongo_uri, tz_aware=True)
+    with client:
+        store = client[DATABASE][interactions.COLLECTION]
+        mine = {"_id": {"$regex": f"^{RATING_ID_PREFIX}"}}
+        times = [d[interactions.AT] for d in store.find(mine, {interactions.AT: 1})]
+    original = [rated_at(e) for e in rating_events(movielens_100k(), users)]
+    assert len(times) == len(original)
+    span = (max(times) - min(times)).total_seconds()
+    assert span == pytest.approx(max(original) - min(original), abs=60)
+    assert abs((datetime.now(UTC) - max(times)).total_seconds()) < 600
+
+    # A second run goes through the gate: the served version was trained from events.
+    again = lumen("lumen_cli.seed.train_seeded", "--timeout", "60")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "--force" not in again.stdout
