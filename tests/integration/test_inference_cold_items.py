@@ -23,7 +23,7 @@ from models.recommender.sequential import SequentialParams
 from models.runtime.items import ItemIndex
 from shared.model_registry import get_version
 from tests.integration.inference_helpers import start_inference
-from tests.support.stack import TEST_VAR, ServiceProcess, Stack
+from tests.support.stack import TEST_VAR, ServiceProcess, Stack, wait_for
 from tests.unit.inference import tiny_models as tiny
 
 COLD = "m3"
@@ -125,3 +125,33 @@ def test_a_cold_item_is_recommended_with_a_content_reason(
     warm = [i for i in response.items if i.item_id != COLD]
     assert warm and all(i.reason_kind == pb.REASON_KIND_COLLABORATIVE for i in warm)
     assert all(i.reason.startswith("because you viewed ") for i in warm)
+
+
+def test_an_item_the_catalogue_removes_is_no_longer_recommended(
+    stack: Stack, server: ServiceProcess
+) -> None:
+    user = f"cold-{uuid.uuid4().hex[:8]}"
+    client: MongoClient[dict[str, object]] = MongoClient(stack.mongo_uri)
+    db = client[stack.mongo_database]
+    db["profiles"].insert_one({"_id": user, "recentItems": ["m1"]})
+    request = pb.RecommendRequest(user_id=user, k=len(tiny.ITEMS))
+    with grpc.insecure_channel(f"127.0.0.1:{server.ports['grpc']}") as channel:
+        stub = pb_grpc.RecommendationServiceStub(channel)
+        before = [i.item_id for i in stub.Recommend(request, timeout=5).items]
+        assert len(before) == len(tiny.ITEMS)
+        removed = before[0]
+        try:
+            title = tiny.TITLES[tiny.ITEMS.index(removed)]
+            db["items"].update_one(
+                {"_id": removed}, {"$set": {"title": title, "removed": True}}, upsert=True
+            )
+
+            def without_it() -> list[str] | None:
+                ids = [i.item_id for i in stub.Recommend(request, timeout=5).items]
+                return ids if removed not in ids else None
+
+            after = wait_for(without_it, timeout=10)
+            assert after == [i for i in before if i != removed]
+        finally:
+            db["items"].delete_one({"_id": removed})  # other servers share the database
+            client.close()
