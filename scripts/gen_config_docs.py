@@ -31,6 +31,7 @@ SETTINGS_MODULES = [
     ("services.inference.settings", "inference"),
     ("services.exporter.settings", "exporter"),
     ("services.insights.settings", "insights"),
+    ("services.trainer.settings", "trainer"),
     ("lumen_cli.settings", "`lumen` CLI"),
 ]
 SHARED_MODULE = "shared.settings"
@@ -104,7 +105,7 @@ PLATFORM = [
     (
         "LUMEN_MODEL_REPOSITORY",
         "`<repo>/var/models`",
-        "models, inference",
+        "models, inference, trainer",
         "Model registry root `<model>/<version>/` (inference's own variable wins).",
     ),
     ("LUMEN_RUNS_DIR", "`<repo>/var/runs`", "models", "Metrics JSON of each train/eval run."),

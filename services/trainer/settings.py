@@ -45,13 +45,8 @@ class TrainerSettings(BaseSettings):
     command: str = Field(
         DEFAULT_COMMAND,
         description="Training command (shell words, no shell; a leading `python` is the "
-        "trainer's own interpreter); the trainer appends --json-result <file> and, when set, "
-        "--margin.",
-    )
-    margin: float | None = Field(
-        None,
-        description="Passed as --margin: how much better a new version must score than the "
-        "served one to be published (unset: the command's default).",
+        "trainer's own interpreter); the trainer appends --json-result <file>. It inherits the "
+        "trainer's environment: LUMEN_MONGO_*, LUMEN_MODEL_REPOSITORY, LUMEN_TRAINER_GATE_MARGIN.",
     )
     run_at_start: bool = Field(
         False, description="Run once as soon as the trainer starts, whatever the triggers say."
@@ -66,8 +61,6 @@ class TrainerSettings(BaseSettings):
         words = shlex.split(self.command)
         if words[0] == "python":
             words[0] = sys.executable  # this interpreter: its environment has the trainer's code
-        if self.margin is not None:
-            words += ["--margin", str(self.margin)]
         return words
 
     @model_validator(mode="after")

@@ -15,8 +15,14 @@ from shared.settings import KafkaSettings, LogSettings, ModeSettings, MongoSetti
 
 REPO = Path(__file__).resolve().parents[2]
 # Read outside the settings classes: by shared/model_registry.py, deploy/docker/bootstrap.py and
-# models/paths.py (where a training run writes its metrics JSON).
-EXTRA_VARIABLES = {"LUMEN_MODEL_REPOSITORY", "LUMEN_BOOTSTRAP_TIMEOUT_SECONDS", "LUMEN_RUNS_DIR"}
+# the model builders the trainer runs (models/paths.py: where a run writes its metrics JSON;
+# models/recommender/gate.py: the publication gate's margin).
+EXTRA_VARIABLES = {
+    "LUMEN_MODEL_REPOSITORY",
+    "LUMEN_BOOTSTRAP_TIMEOUT_SECONDS",
+    "LUMEN_RUNS_DIR",
+    "LUMEN_TRAINER_GATE_MARGIN",
+}
 # OpenTelemetry's standard variables that the deployments set (read by shared/tracing.py and
 # the SDK itself).
 EXTRA_VARIABLES |= {

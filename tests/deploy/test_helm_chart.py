@@ -374,7 +374,7 @@ def test_the_trainer_publishes_into_the_claim_inference_reads(production_render:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["LUMEN_MODEL_REPOSITORY"] == "/models"
     assert env["LUMEN_TRAINER_INTERVAL_SECONDS"] == "21600"
-    assert env["LUMEN_TRAINER_MARGIN"] == "0.005"
+    assert env["LUMEN_TRAINER_GATE_MARGIN"] == "0.005"
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert pod_spec(trainer)["terminationGracePeriodSeconds"] > 20  # the run's own stop grace
