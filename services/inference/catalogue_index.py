@@ -169,10 +169,10 @@ class CatalogueIndex:
 
     # -- writes ---------------------------------------------------------------------
 
-    def upsert(self, items: Iterable[IndexedItem], defer_graph: bool = False) -> int:
+    def upsert(self, items: Iterable[IndexedItem]) -> int:
         """Add or replace items; returns how many were written. Crossing
-        ``exact_max_items`` builds the graph, unless ``defer_graph`` (bulk loads call
-        ``ensure_graph`` once at the end)."""
+        ``exact_max_items`` does not build the graph: ``ensure_graph`` does (off the event
+        loop), and until then queries are exact."""
         batch = list(items)
         if not batch:
             return 0
@@ -203,8 +203,6 @@ class CatalogueIndex:
                 new_rows.append(row)
             if self._ann is not None:
                 self._ann_add(new_labels, new_rows)
-            elif len(self._ids) > self.exact_max_items and not defer_graph:
-                self._build_ann()
         return len(batch)
 
     def update_metadata(self, item_id: str, title: str, categories: Sequence[str]) -> bool:
@@ -280,12 +278,42 @@ class CatalogueIndex:
 
     # -- the graph ------------------------------------------------------------------
 
+    @property
+    def needs_graph(self) -> bool:
+        return self._ann is None and len(self._ids) > self.exact_max_items
+
     def ensure_graph(self) -> bool:
-        """Build the graph if the index holds more than ``exact_max_items``; True if in use."""
+        """Build the graph if the index holds more than ``exact_max_items``; True if in use.
+
+        The build (seconds to minutes) runs outside the lock on a copy of the rows, so
+        queries and updates go on meanwhile (exact); then, under the lock, the graph catches
+        up with what changed during the build. Each stored vector has its own label, so a
+        label in the copy but no longer stored is removed and a stored one missing is added.
+        """
         with self._lock:
-            if self._ann is None and len(self._ids) > self.exact_max_items:
-                self._build_ann()
-            return self._ann is not None
+            if not self.needs_graph:
+                return self._ann is not None
+            count = len(self._ids)
+            labels = np.asarray(self._labels[:count], dtype=np.uint64)
+            vectors = self._vectors[:count].copy()
+        graph = self._new_graph()
+        graph.add(labels, vectors)
+        with self._lock:
+            if self._ann is not None:  # another caller finished first
+                return True
+            stored = {label: row for row, label in enumerate(self._labels)}
+            built = {int(label) for label in labels}
+            for label in built - stored.keys():
+                graph.remove(label)
+            missing = [label for label in stored if label not in built]
+            if missing:
+                graph.add(
+                    np.asarray(missing, dtype=np.uint64),
+                    self._vectors[[stored[label] for label in missing]],
+                )
+            self._ann = graph
+            self._label_item = {label: self._ids[row] for label, row in stored.items()}
+            return True
 
     def _new_graph(self) -> HnswIndex:
         return HnswIndex(
@@ -296,14 +324,6 @@ class CatalogueIndex:
             expansion_add=HNSW_EXPANSION_ADD,
             expansion_search=HNSW_EXPANSION_SEARCH,
         )
-
-    def _build_ann(self) -> None:
-        graph = self._new_graph()
-        count = len(self._ids)
-        labels = np.asarray(self._labels[:count], dtype=np.uint64)
-        graph.add(labels, self._vectors[:count])
-        self._ann = graph
-        self._label_item = {int(label): item for label, item in zip(labels, self._ids, strict=True)}
 
     def _ann_add(self, labels: list[int], rows: list[int]) -> None:
         assert self._ann is not None
@@ -316,6 +336,11 @@ class CatalogueIndex:
         label = self._labels[row]
         if label >= 0 and self._label_item.pop(label, None) is not None:
             self._ann.remove(label)
+
+    def graph_size(self) -> int:
+        """Vectors the graph holds (0 without a graph)."""
+        with self._lock:
+            return 0 if self._ann is None else len(self._ann)
 
     def stats(self) -> dict[str, int | bool]:
         with self._lock:
@@ -332,6 +357,6 @@ def build(
     """A new index holding ``items`` (the graph, if needed, is built once at the end)."""
     index = CatalogueIndex(dim, exact_max_items, capacity=len(items))
     for start in range(0, len(items), chunk):
-        index.upsert(items[start : start + chunk], defer_graph=True)
+        index.upsert(items[start : start + chunk])
     index.ensure_graph()
     return index

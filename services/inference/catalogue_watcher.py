@@ -227,6 +227,11 @@ class CatalogueWatcher:
             indexed = await self._vectors_for(changed, cached, encoder)
             index.upsert(indexed)
             metrics.SEARCH_INDEX_UPDATES.labels("upsert").inc(len(indexed))
+            if index.needs_graph:  # crossed the exact limit: build the graph off the loop
+                log.info(
+                    "live search index: building its graph", extra={"fields": {"items": len(index)}}
+                )
+                await asyncio.to_thread(index.ensure_graph)
         removed = index.remove(gone)
         if removed:
             metrics.SEARCH_INDEX_UPDATES.labels("remove").inc(removed)

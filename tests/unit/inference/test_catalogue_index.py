@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from usearch.index import Index as HnswIndex
 
 from services.inference.catalogue_index import CatalogueIndex, IndexedItem, build, normalised
 
@@ -122,10 +123,31 @@ def test_the_graph_agrees_with_exact_scoring_and_follows_updates_and_removals() 
     assert best.item_id == "i1" and best.title == "moved"
 
 
-def test_crossing_the_exact_limit_builds_the_graph() -> None:
+def test_crossing_the_exact_limit_builds_the_graph_when_asked() -> None:
     index = CatalogueIndex(DIM, exact_max_items=5)
     index.upsert([item(f"i{n}", n) for n in range(5)])
-    assert not index.uses_ann
+    assert not index.needs_graph and not index.ensure_graph()
     index.upsert([item("i5", 5)])
-    assert index.uses_ann
+    assert index.needs_graph and not index.uses_ann  # exact until the graph is built
+    assert index.ensure_graph() and index.uses_ann and not index.needs_graph
     assert index.search(vector(5), k=1)[0].item_id == "i5"
+
+
+class ChangedDuringBuild(CatalogueIndex):
+    """Changes itself between the copy of the rows and the catch-up, like an update the
+    watcher applies while the graph is built in a thread."""
+
+    def _new_graph(self) -> HnswIndex:
+        self.remove(["i3"])
+        self.upsert([item("i4", 44), item("new", 50)])
+        return super()._new_graph()
+
+
+def test_the_graph_catches_up_with_changes_made_while_it_was_built() -> None:
+    index = ChangedDuringBuild(DIM, exact_max_items=5)
+    index.upsert([item(f"i{n}", n) for n in range(10)])
+    assert index.ensure_graph()
+    assert "i3" not in ids(index.search(vector(3), k=10))
+    assert index.search(vector(44), k=1)[0].item_id == "i4"
+    assert index.search(vector(50), k=1)[0].item_id == "new"
+    assert index.graph_size() == len(index) == 10  # i3 and i4's old vector left the graph
