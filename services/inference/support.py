@@ -32,6 +32,7 @@ from opentelemetry.trace import Link, Span, SpanKind
 
 from services.inference import metrics
 from services.inference.assistant import Answer, Assistant, AssistRequest
+from services.inference.errors import Unavailable
 from services.inference.intent import IntentClassifier, IntentResult
 from services.inference.settings import InferenceSettings
 from shared.kafka_config import kafka_python_config
@@ -244,7 +245,12 @@ class SupportRouter:
             AssistRequest(text, str(m.conversation_id) if m.conversation_id is not None else "")
             for text, m in zip(texts, messages, strict=True)
         ]
-        answers, loaded = await self.assistant.answer(requests)
+        try:
+            answers, loaded = await self.assistant.answer(requests)
+        except Unavailable as exc:  # e.g. the encoder went away: route without suggestions
+            log.warning("support messages routed without suggestions: %s", exc)
+            results, loaded = await self.classifier.classify(texts, 3)
+            return results, [None] * len(results), loaded
         return [a.intent for a in answers], list(answers), loaded
 
 

@@ -343,3 +343,26 @@ def test_the_index_fingerprint_changes_with_content_or_encoder() -> None:
     changed = {**doc, "contentSha": "different"}
     assert fingerprint([doc]) != fingerprint([other]) != fingerprint([changed])
     assert build_index([doc], 3).empty  # vectors of another width are left out
+
+
+def test_the_router_routes_without_suggestions_when_the_assistant_is_unavailable() -> None:
+    from services.inference.errors import Unavailable
+    from services.inference.support import SupportRouter
+    from shared.messages import SupportMessage
+
+    helper, classifier = assistant()
+
+    async def unavailable(*_: Any, **__: Any) -> Any:
+        raise Unavailable("text-encoder is not loaded")
+
+    helper.answer = unavailable  # type: ignore[method-assign]  # the encoder went away
+    loop = asyncio.new_event_loop()  # the router's; unused by _classify
+    router = SupportRouter(classifier, helper.settings, loop, helper)  # type: ignore[arg-type]  # the fake classifier
+    messages = [SupportMessage(conversation_id="c", text="where is my card")]
+    results, answers, model = asyncio.run(router._classify(messages))
+    assert [r.intent for r in results] == ["card_arrival"] and answers == [None]
+    assert model.version == 7
+    helper.answer = Assistant.answer.__get__(helper)  # type: ignore[method-assign]
+    results, answers, _ = asyncio.run(router._classify(messages))
+    assert answers[0] is not None and answers[0].reply == "Answer of card."
+    loop.close()
