@@ -193,7 +193,11 @@ class CatalogueWatcher:
                 "fields": {
                     "reason": reason,
                     "items": len(index),
-                    "embedded": len(items) - sum(1 for i in items if i.item_id in cached),
+                    "embedded": sum(
+                        1
+                        for i in indexed
+                        if (c := cached.get(i.item_id)) is None or c.text_hash != i.text_hash
+                    ),
                     "ann": index.uses_ann,
                     "seconds": round(time.monotonic() - began, 3),
                 }
