@@ -33,6 +33,7 @@ from services.inference.item_vectors import CachedVector, VectorCache, text_hash
 from services.inference.repository import LoadedModel, ModelRepository
 from services.inference.runtimes import SemanticSearch, TextEmbedding
 from services.inference.settings import InferenceSettings
+from services.inference.spans import untraced
 from shared.catalogue import COLLECTION, LIVE, CatalogueItem
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,9 @@ class CatalogueWatcher:
         self.queue: asyncio.Queue[_Resync | _Change] = asyncio.Queue()
 
     async def run(self, stop: asyncio.Event) -> None:
-        reader = asyncio.create_task(self._read_forever(stop), name="catalogue-reader")
-        applier = asyncio.create_task(self._apply_forever(stop), name="catalogue-applier")
+        with untraced():  # background work: the tasks copy this context
+            reader = asyncio.create_task(self._read_forever(stop), name="catalogue-reader")
+            applier = asyncio.create_task(self._apply_forever(stop), name="catalogue-applier")
         await stop.wait()
         for task in (reader, applier):
             task.cancel()
