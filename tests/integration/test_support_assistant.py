@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import orjson
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from lumen.v1 import support_pb2, support_pb2_grpc
 from pymongo import MongoClient
@@ -82,6 +83,14 @@ def stub(server: ServiceProcess) -> Iterator[support_pb2_grpc.SupportServiceStub
     )
     yield stub
     channel.close()
+
+
+def test_health_checking_covers_the_support_service(server: ServiceProcess) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.ports['grpc']}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="lumen.v1.SupportService"), timeout=5
+        )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_suggest_reply_answers_from_the_knowledge_base(
