@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import DeleteMany, UpdateMany, UpdateOne
+from pymongo import DeleteMany, InsertOne, UpdateMany, UpdateOne
 from pymongo.operations import DeleteOne
 
 from services.profiles import decay, identity
@@ -205,6 +205,7 @@ class _Planning:
         self.reversed: set[str] = set()  # trend documents an erasure took counts out of
         self.reversed_users: set[str] = set()  # whose stored share is already taken out
         self.ops: dict[str, list[Any]] = {name: [] for name in WRITE_ORDER}
+        self.interaction_ids: set[str] = set()  # planned inserts of the interaction store
 
     # -- identity ----------------------------------------------------------------------------
     def _change(self, key: str) -> ProfileChange:
@@ -359,8 +360,9 @@ class _Planning:
         self.ops[ITEMS].append(UpdateOne({"_id": item.item_id}, {"$set": state}, upsert=True))
 
     def _store_interactions(self, key: str, event: ParsedEvent) -> None:
-        """One interaction store document per applied interaction, inserted once (a second
-        copy of the event, from a replay or a retried client, finds it there)."""
+        """One interaction store document per applied interaction. The writer drops the
+        inserts whose ``_id`` is stored already (the same event sent twice: a client's retry
+        at another offset), and the batch plans each ``_id`` once."""
         message_id = event.message_id or ""
         for index, interaction in enumerate(event.interactions):
             doc = StoredInteraction(
@@ -371,9 +373,9 @@ class _Planning:
                 event.at,
                 decay.weight(interaction),
             ).to_document()
-            self.ops[INTERACTIONS].append(
-                UpdateOne({"_id": doc.pop(stored.ID)}, {"$setOnInsert": doc}, upsert=True)
-            )
+            if doc[stored.ID] not in self.interaction_ids:
+                self.interaction_ids.add(doc[stored.ID])
+                self.ops[INTERACTIONS].append(InsertOne(doc))
 
     def _apply(self, event: ParsedEvent) -> None:
         if event.catalogue is not None:

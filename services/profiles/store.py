@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo import ASCENDING, IndexModel, InsertOne, MongoClient
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid, ConnectionFailure, PyMongoError
@@ -34,6 +34,7 @@ from services.profiles.identity import ERASED_IDS, IDENTITY_CLAIMS
 from services.profiles.limits import Limits
 from services.profiles.parsing import ParsedEvent, PoisonEvent, parse_record
 from services.profiles.planner import (
+    INTERACTIONS,
     WRITE_ORDER,
     Plan,
     Policy,
@@ -51,6 +52,7 @@ from services.profiles.result import BatchResult, Record
 from services.profiles.settings import ProfilesSettings
 from services.profiles.trends import Retention, contribution_id
 from services.profiles.updates import Rules
+from shared import interactions as stored
 from shared.currency import Rates
 from shared.mongo import ITEMS, OFFSETS, PROFILES, database, ensure_indexes, mongo_client
 from shared.tracing import observe_with_exemplar
@@ -68,6 +70,8 @@ TRANSACTION_READS = ReadConcern("local")
 # Immediate attempts of a transaction that lost a write conflict (another worker wrote the same
 # document: its retry re-reads and skips what the other applied).
 CONFLICT_ATTEMPTS = 5
+# Interaction ids looked up per query (an event may carry 100 products: a batch, 10^6 ids).
+LOOKUP_CHUNK = 20_000
 
 
 # Storage of the profiles collection and of its indexes. zstd: profiles are read by key, so
@@ -274,6 +278,21 @@ class _BatchWrite:
             snapshot.categories[item_id] = found.get(item_id, ())
             cache.put(item_id, snapshot.categories[item_id])
 
+    def _unstored(self, ops: list[Any]) -> list[Any]:
+        """The interaction store's operations without the inserts of interactions stored
+        already (one query). Cheaper than an upsert per interaction: the store's writes are
+        most of a batch's (docs/profiles.md, "Interaction store")."""
+        ids = [op._doc[stored.ID] for op in ops if isinstance(op, InsertOne)]
+        if not ids:
+            return ops
+        found: set[str] = set()
+        for start in range(0, len(ids), LOOKUP_CHUNK):  # a query stays far below 16 MB
+            chunk = ids[start : start + LOOKUP_CHUNK]
+            found.update(d["_id"] for d in self._find(INTERACTIONS, {"_id": {"$in": chunk}}, "_id"))
+        if not found:
+            return ops
+        return [op for op in ops if not (isinstance(op, InsertOne) and op._doc["_id"] in found)]
+
     def _plan(self, events: list[ParsedEvent]) -> Plan:
         snapshot = self._read(events)
         plan = plan_batch(events, snapshot, self.store.policy, self.now)
@@ -310,6 +329,7 @@ class _BatchWrite:
         plan = self._plan(parsed)
         for item_id, categories in plan.catalogue.items():
             self.store.items.put(item_id, categories)
+        plan.writes[INTERACTIONS] = self._unstored(plan.writes[INTERACTIONS])
         writes = [(name, plan.writes[name]) for name in WRITE_ORDER]
         writes.append((OFFSETS, offset_writes(records, self.now)))
         for collection, ops in writes:

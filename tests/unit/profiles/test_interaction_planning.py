@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from pymongo import DeleteMany, UpdateMany, UpdateOne
+from pymongo import DeleteMany, InsertOne, UpdateMany, UpdateOne
 
 from services.profiles.planner import INTERACTIONS, WRITE_ORDER, Plan, Snapshot
 from shared.mongo import ITEMS, PROFILES
@@ -21,13 +21,12 @@ def rated(item: str, stars: float, message_id: str, **ids: Any) -> Any:
 
 
 def inserted(result: Plan) -> dict[str, dict[str, Any]]:
-    """_id -> the document each planned interaction upsert inserts."""
+    """_id -> the document each planned interaction insert writes (without its _id)."""
     found = {}
     for op in result.writes[INTERACTIONS]:
-        if type(op) is UpdateOne:
-            update = cast(dict[str, Any], op._doc)
-            assert op._upsert and set(update) == {"$setOnInsert"}  # never overwrites
-            found[cast(dict[str, Any], op._filter)["_id"]] = update["$setOnInsert"]
+        if type(op) is InsertOne:
+            doc = dict(cast(dict[str, Any], op._doc))
+            found[doc.pop("_id")] = doc
     return found
 
 
@@ -47,6 +46,12 @@ def test_each_applied_interaction_is_stored_once_with_its_kind_and_weight() -> N
     }
     # Written with the profile, in the batch's transaction.
     assert WRITE_ORDER.index(INTERACTIONS) == WRITE_ORDER.index(PROFILES) + 1
+
+
+def test_an_event_sent_twice_in_one_batch_is_planned_once() -> None:
+    again = rated("i1", 4, "m1", userId="u1")
+    result = plan([again, again])
+    assert list(inserted(result)) == ["m1:0"] and len(result.writes[INTERACTIONS]) == 1
 
 
 def test_events_without_an_item_or_of_an_erased_id_store_nothing() -> None:
@@ -73,7 +78,7 @@ def test_an_identify_moves_the_visitors_interactions_after_writing_the_batchs_ow
     ops = result.writes[INTERACTIONS]
     assert inserted(result)["m1:0"]["u"] == "a1"
     assert ops[-1] == UpdateMany({"u": "a1"}, {"$set": {"u": "u1"}})
-    assert type(ops[0]) is UpdateOne  # the visit's insert comes first
+    assert type(ops[0]) is InsertOne  # the visit's insert comes first
 
 
 def test_a_stored_visitor_profile_merged_in_takes_its_stored_interactions_along() -> None:
