@@ -47,6 +47,7 @@ OUTPUT = REPO / "docs" / "benchmarks" / "recommender_scale.json"
 WORK = REPO / "var" / "bench-recommender-scale"
 PROFILES = WORK / "profiles.json"  # the served model's users, written by its fit
 PROFILE_USERS = 500
+RATE = 200.0  # Recommend requests/s of the load
 HISTORY = 50  # recent items per bench profile (the updater keeps the last 50)
 # (model, items, users, interactions) fitted in a subprocess each.
 TRAINING_RUNS = [
@@ -410,7 +411,7 @@ def serving(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="Recommend load duration")
-    parser.add_argument("--rate", type=float, default=200.0, help="Recommend requests/s")
+    parser.add_argument("--rate", type=float, default=RATE, help="Recommend requests/s")
     parser.add_argument(
         "--largest",
         type=int,
@@ -472,7 +473,9 @@ def main() -> None:
                 result if (t["model"], t["items"]) == (run[0], run[1]) else t
                 for t in saved["training"]
             ]
-        saved["serving"] = serving(
+        # A run at another rate is kept beside the one at the default rate.
+        key = "serving" if args.rate == RATE else f"serving_at_{args.rate:g}_per_second"
+        saved[key] = serving(
             args.rate, args.seconds, WORK / "registry", json.loads(PROFILES.read_text())
         )
         OUTPUT.write_text(json.dumps(saved, indent=2) + "\n")
