@@ -145,6 +145,12 @@ class TrainerLoop:
 
     def refresh_served(self) -> Served:
         served = self._read_served()
+        if served.window_end is not None and (
+            self.watermark is None or served.window_end > self.watermark
+        ):
+            # Published by another run (`make up`, a person): what it read is not new either.
+            with self.lock:
+                self.watermark = served.window_end
         measured = self._measured.get(served.version or 0)
         self.metrics.record_served(served.version, measured or served.quality)
         return served
@@ -168,10 +174,14 @@ class TrainerLoop:
         with self.lock:
             schedule.finished(self.state, ended_at, outcome.succeeded)
             self.last_run = LastRun(reason, outcome, seconds, ended_at)
-            if outcome.succeeded:
-                # Interactions up to the run's window were read (or, unrecorded, those before
-                # it started): only later ones count towards the next run.
-                self.watermark = outcome.window_end or datetime.fromtimestamp(started_at, UTC)
+            if outcome.window_end is not None:
+                # Interactions up to the run's window were read: only later ones count
+                # towards the next run.
+                self.watermark = outcome.window_end
+            elif outcome.succeeded and outcome.decision != "skipped":
+                # A decision without a recorded window: those stored before it started.
+                self.watermark = datetime.fromtimestamp(started_at, UTC)
+            # (A failed run, or one skipped with nothing read, leaves the count as it was.)
         self.metrics.record_run(outcome, seconds, ended_at)
         if outcome.decision in PUBLISHING and outcome.version and outcome.challenger:
             self._measured[outcome.version] = outcome.challenger

@@ -132,6 +132,31 @@ def test_a_version_not_trained_from_the_store_makes_every_interaction_new(fakes:
     assert fakes.counted_after[-1] is None and loop.new_interactions == 2
 
 
+def test_a_run_skipped_with_nothing_read_keeps_every_interaction_new(fakes: Fakes) -> None:
+    fakes.served = Served(1, {}, created_at=T0)  # the offline build
+    loop = make_loop(fakes, CollectorRegistry(), min_new=3, interval=3600)
+    fakes.outcomes = [Outcome("skipped", "too little data: 0 items")]
+    assert loop.tick() == "interval"  # the served version is older than the interval
+    # Then a replay arrives with event times long before this run.
+    fakes.interaction_times = [T0 - timedelta(days=d) for d in (30, 20, 10)]
+    fakes.outcomes = [published(2, T0 - timedelta(days=10))]
+    assert loop.tick() == "new_interactions"
+    assert fakes.counted_after[-2] is None  # counted before the run: all of the store
+
+
+def test_a_version_another_process_published_moves_the_count_to_its_window(
+    fakes: Fakes,
+) -> None:
+    fakes.served = Served(1, {}, created_at=T0)
+    loop = make_loop(fakes, CollectorRegistry(), min_new=10)
+    fakes.interaction_times = [T0 + timedelta(minutes=m) for m in range(5)]
+    assert loop.tick() is None and loop.new_interactions == 5
+    window_end = T0 + timedelta(minutes=4)
+    fakes.served = Served(2, {}, created_at=T0 + timedelta(hours=1), window_end=window_end)
+    assert loop.tick() is None
+    assert fakes.counted_after[-1] == window_end and loop.new_interactions == 0
+
+
 def test_a_run_waits_while_another_process_holds_the_training_lock(
     fakes: Fakes, tmp_path: Path
 ) -> None:
