@@ -167,3 +167,44 @@ def test_without_an_encoder_no_edges_are_added_and_cold_items_are_still_named(
     assert edges.alpha_from == "no encoder" and edges.cold_rows.tolist() == [COLD]
     assert len(edges.cosine) == 0
     np.testing.assert_array_equal(recommender.ease, before)
+
+
+def test_training_from_events_reaches_a_new_item_through_its_text(tmp_path: Path) -> None:
+    """The trainer's flow (models/recommender/from_events.py) with a registry that has a
+    text encoder: the new item is listed cold and reaches shoppers of similar items."""
+    from models.evaluation import session
+    from models.recommender.from_events import split_store_data, train_and_gate
+    from models.recommender.own_data import build
+    from models.runtime.items import ItemIndex
+    from shared.catalogue import CatalogueItem
+    from tests.unit.models import own_product
+
+    words = ("space", "love", "money", "weather")  # words the tiny encoder knows
+    items = [
+        CatalogueItem(own_product.sku(c, p), title=f"{words[c]} {words[c]} {p}")
+        for c in range(len(words))
+        for p in range(own_product.PER_CATEGORY)
+    ]
+    items.append(CatalogueItem("sku-new", title="space robots"))
+    walks = own_product.walks(80, seed=0)
+    data = build(items, own_product.documents(walks), "shop")
+    tiny.write_encoder(tmp_path)
+    outcome = train_and_gate(data, split_store_data(data), tmp_path)
+    assert outcome.decision == "published"
+
+    version = get_version("recommender", root=tmp_path)
+    index = ItemIndex.load(version.file("items.json"))
+    assert index.cold == {"sku-new"}
+    space_shopper = next(w for w in walks.values() if w[0].startswith("sku-garden"))
+    recent = index.recent_items([space_shopper], version.config.max_history() or 50)
+    exclude = index.exclude_mask([space_shopper])
+    top_items, top_scores, top_reasons = session(version.model_path).run(
+        ["top_items", "top_scores", "top_reasons"],
+        {"recent_items": recent, "exclude_mask": exclude, "k": np.array([10], dtype=np.int64)},
+    )
+    returned = index.ids(top_items)[0]
+    assert "sku-new" in returned
+    # No interactions, so no prior: its score is what the content edges give it.
+    assert top_scores[0][returned.index("sku-new")] > 0
+    because = int(recent[0, top_reasons[0][returned.index("sku-new")]])
+    assert index.item_ids[because].startswith("sku-garden")  # a "space" item
