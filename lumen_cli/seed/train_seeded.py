@@ -6,7 +6,8 @@ Kafka and the profile updater; training must not start on half of them), then ru
 ``lumen train recommender --from-events`` under the trainer's lock (never beside one of the
 trainer's own runs). The first time, the served version is the offline MovieLens build, which
 read nothing of the store: the run is forced (``--force``) so that the demo serves what Lumen
-received; later runs go through the gate like the trainer's. The offline build stays the
+received (the gate would compare it on ratings the offline build was trained on); later runs
+go through the gate like the trainer's. The offline build stays the
 reference evaluation (``python -m models build-defaults``).
 
 Exit 0 after a decision (published, forced, refused, skipped), 1 when the ratings did not all
