@@ -204,7 +204,7 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
         "once it holds items.",
     )
     search_exact_max_items: int = Field(
-        40_000,
+        20_000,
         ge=0,
         description="Up to this many live items a query scores every one (exact); above it an "
         "HNSW graph answers unfiltered queries (recall@10 >= 0.95; docs/benchmarks.md, Search "
