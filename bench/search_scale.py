@@ -5,7 +5,8 @@ norm, queries drawn like the items. For each size: the graph's build time and re
 against exact scoring, p50/p99 of one query each way, and the index's memory (RSS growth).
 Exact latency is also measured at sizes between. The default of
 LUMEN_INFERENCE_SEARCH_EXACT_MAX_ITEMS is where exact scoring would become 10x slower than
-the graph (``switch_point``; both measured in the same run).
+the graph (``switch_point``, the median over the measured sizes; exact and graph latency of
+each size measured in the same run).
 
     python -m bench.search_scale                 # 10^4, 10^5, 10^6 (~20 min on 2 cores)
     python -m bench.search_scale --sizes 10000   # one size
@@ -225,6 +226,9 @@ def main() -> None:
         "--summarise", action="store_true", help="recompute the switch point of a saved run"
     )
     parser.add_argument(
+        "--add", action="store_true", help="add the sizes measured to the rows already in --out"
+    )
+    parser.add_argument(
         "--exact-only",
         action="store_true",
         help="measure exact scoring only (no graph build) and add the rows to --out",
@@ -258,6 +262,10 @@ def main() -> None:
         return
     rows: list[dict[str, Any]] = []
     between: list[dict[str, Any]] = []
+    if args.add:
+        saved = json.loads(args.out.read_text())
+        rows = [r for r in saved["sizes"] if r["items"] not in sizes]
+        between = saved["exact_only"]
     for n in sizes:  # saved after each size: the largest takes longest
         rows.append(measure(n))
         between += [
@@ -288,8 +296,10 @@ def save(
     measured: dict[str, Any] | None = None,
 ) -> int:
     """Write the run; ``measured``: when and where the rows were measured (a re-summary)."""
+    rows = sorted(rows, key=lambda r: int(r["items"]))
     points = switch_point(rows)
-    switch = points[max(points, key=int)] if points else 0
+    # The median over the measured sizes: one size's graph p50 moves with the machine's load.
+    switch = int(np.median(list(points.values()))) if points else 0
     document = {
         "benchmark": "search_scale",
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
