@@ -164,7 +164,7 @@ def write_to_mongo(database: Any, data: SyntheticData, batch: int = 50_000) -> N
     docs = flush(catalogue.COLLECTION, docs)
     for n in range(len(data.items)):
         stored = interactions.StoredInteraction(
-            interaction_id=interactions.interaction_id(f"synthetic-{n}"),
+            interaction_id=interactions.interaction_id(f"synthetic-{n:010d}"),  # sorts as stored
             user=user_id(int(data.users[n])),
             item=item_id(int(data.items[n])),
             kind="view",
