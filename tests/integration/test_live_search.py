@@ -187,3 +187,39 @@ def test_vectors_are_cached_and_a_restarted_server_reuses_them(
         assert metric(again, "lumen_inference_search_index_items") >= 1
     finally:
         again.stop()
+
+
+def kill_change_streams(client: MongoClient[dict[str, Any]], namespace: str) -> int:
+    """Kill the cursors of every change stream open on ``namespace`` (idle or awaiting)."""
+    found = client.admin.aggregate(
+        [
+            {"$currentOp": {"idleCursors": True, "allUsers": True}},
+            {"$match": {"cursor.originatingCommand.pipeline.0.$changeStream": {"$exists": True}}},
+        ]
+    )
+    cursors = [op["cursor"]["cursorId"] for op in found if op.get("ns") == namespace]
+    database, collection = namespace.split(".", 1)
+    if cursors:
+        client[database].command("killCursors", collection, cursors=cursors)
+    return len(cursors)
+
+
+def test_search_keeps_answering_and_catches_up_when_the_change_stream_is_killed(
+    stack: Stack,
+    ingest: ServiceProcess,
+    profiles: ServiceProcess,
+    server: ServiceProcess,
+    search: pb_grpc.SearchServiceStub,
+) -> None:
+    before = f"rug-{uuid.uuid4().hex[:8]}"
+    send(ingest, "Item Upserted", {"id": before, "title": "Persian silk rug", "categories": ["y"]})
+    until(lambda: before in [h.item_id for h in hits(search, "persian silk rug", k=3)])
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(stack.mongo_uri) as client:
+        killed = until(lambda: kill_change_streams(client, f"{stack.mongo_database}.items"))
+    assert killed >= 1
+    # The index is in memory: answers go on while the stream is reopened.
+    assert before in [h.item_id for h in hits(search, "persian silk rug", k=3)]
+    after = f"vase-{uuid.uuid4().hex[:8]}"
+    send(ingest, "Item Upserted", {"id": after, "title": "Blue glass vase", "categories": ["y"]})
+    until(lambda: after in [h.item_id for h in hits(search, "blue glass vase", k=3)])
