@@ -53,9 +53,14 @@ class LiveCatalogue:
     encoder: str = ""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def searchable(self) -> CatalogueIndex | None:
+    def searchable(self, encoder: str) -> CatalogueIndex | None:
+        """The index, when it holds items embedded by ``encoder`` (the one serving queries):
+        right after a new encoder version, until the index is re-embedded with it, its
+        vectors and the queries' would not be comparable."""
         index = self.index
-        return index if index is not None and len(index) else None
+        if index is None or not len(index) or encoder != self.encoder:
+            return None
+        return index
 
 
 @dataclass(frozen=True)

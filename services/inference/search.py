@@ -50,7 +50,7 @@ class ItemSearch:
         if not 1 <= k <= MAX_K:
             raise InvalidArgument(f"k must be between 1 and {MAX_K} ({k} sent)")
         encoder, embedding = self.repository.serving(self.settings.encoder_model, TextEmbedding)
-        live = self.live.searchable() if self.live is not None else None
+        live = self.live.searchable(encoder.config.sha256) if self.live is not None else None
         if live is not None and encoder.extras.tokenizer is not None:
             embedded = await encoder.infer(encoder.extras.tokenizer.encode([query]), deadline)
             query_vector = embedding.decode(encoder.roles, embedded)[0]
