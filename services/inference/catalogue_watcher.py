@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,7 +51,6 @@ class LiveCatalogue:
 
     index: CatalogueIndex | None = None
     encoder: str = ""
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def searchable(self, encoder: str) -> CatalogueIndex | None:
         """The index, when it holds items embedded by ``encoder`` (the one serving queries):
@@ -192,7 +191,6 @@ class CatalogueWatcher:
         dim = indexed[0].vector.shape[0] if indexed else self._dimension()
         index = await asyncio.to_thread(build, dim, indexed, self.settings.search_exact_max_items)
         self.live.index, self.live.encoder = index, encoder
-        self.live.ready.set()
         metrics.SEARCH_INDEX_ITEMS.set(len(index))
         log.info(
             "live search index loaded",

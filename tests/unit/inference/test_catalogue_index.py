@@ -8,6 +8,7 @@ import pytest
 from usearch.index import Index as HnswIndex
 
 from services.inference.catalogue_index import CatalogueIndex, IndexedItem, build, normalised
+from services.inference.catalogue_watcher import LiveCatalogue
 
 DIM = 16
 
@@ -151,3 +152,13 @@ def test_the_graph_catches_up_with_changes_made_while_it_was_built() -> None:
     assert index.search(vector(44), k=1)[0].item_id == "i4"
     assert index.search(vector(50), k=1)[0].item_id == "new"
     assert index.graph_size() == len(index) == 10  # i3 and i4's old vector left the graph
+
+
+def test_search_reads_the_live_index_only_when_it_holds_items_of_the_querys_encoder() -> None:
+    live = LiveCatalogue()
+    assert live.searchable("enc-1") is None  # not loaded yet: the search model answers
+    live.index, live.encoder = CatalogueIndex(DIM, exact_max_items=10), "enc-1"
+    assert live.searchable("enc-1") is None  # an empty catalogue
+    live.index.upsert([item("a", 1)])
+    assert live.searchable("enc-1") is live.index
+    assert live.searchable("enc-2") is None  # a new encoder serves queries: not comparable
