@@ -11,18 +11,21 @@ def add_parsers(sub: Any) -> None:
         "train",
         help="build models into the registry (python -m models train ...)",
         description="Arguments after `train` go to `python -m models train`, e.g. "
-        "`lumen train all --small` or `lumen train recommender --force`. "
-        "`lumen train recommender --from-events [--force] [--margin M] [--since-days D] "
-        "[--json-result PATH]` trains the recommender on the product's own interactions "
-        "(MongoDB from LUMEN_MONGO_*) and publishes it only when it is not worse than the "
-        "served version (docs/recommender-training.md); exit 3 when MongoDB is unreachable.",
+        "`lumen train all --small` or `lumen train intent --force`. "
+        "`lumen train recommender [--force] [--margin M] [--since-days D] [--json-result PATH]` "
+        "trains the recommender on the product's own interactions (MongoDB from LUMEN_MONGO_*; "
+        "`--from-events` may be given, it is the default here) and publishes it only when it is "
+        "not worse than the served version (docs/recommender-training.md); exit 3 when MongoDB "
+        "is unreachable. `lumen train recommender --reference [--small] [--force]` rebuilds the "
+        "offline MovieLens reference model instead.",
     )
     train.add_argument(
         "rest",
         nargs=argparse.REMAINDER,
-        help="target [--small] [--force] | recommender --from-events [--force] [--margin M]",
+        help="target [--small] [--force] | recommender [--force] [--margin M] | "
+        "recommender --reference",
     )
-    train.set_defaults(func=lambda args: _models(["train", *args.rest]))
+    train.set_defaults(func=lambda args: _models(["train", *recommender_source(args.rest)]))
     evaluate = sub.add_parser(
         "eval",
         help="re-measure the newest model versions (python -m models eval ...)",
@@ -30,6 +33,16 @@ def add_parsers(sub: Any) -> None:
     )
     evaluate.add_argument("rest", nargs=argparse.REMAINDER, help="name|group|all")
     evaluate.set_defaults(func=lambda args: _models(["eval", *args.rest]))
+
+
+def recommender_source(rest: list[str]) -> list[str]:
+    """``lumen train recommender`` learns from the product's events; ``--reference`` asks for
+    the offline MovieLens build (``python -m models train recommender`` without a flag)."""
+    if not rest or rest[0] != "recommender":
+        return rest
+    if "--reference" in rest:
+        return [arg for arg in rest if arg != "--reference"]
+    return rest if "--from-events" in rest else [rest[0], "--from-events", *rest[1:]]
 
 
 def _models(argv: list[str]) -> int:

@@ -70,3 +70,22 @@ def test_lumen_train_passes_the_same_options_and_exit_status(
     monkeypatch.setenv("LUMEN_MONGO_TIMEOUT_MS", "200")
     monkeypatch.setenv("LUMEN_RUNS_DIR", str(tmp_path / "runs"))
     assert lumen(["train", "recommender", "--from-events", "--force"]) == EXIT_UNREACHABLE
+
+
+@pytest.mark.parametrize(
+    ("rest", "sent"),
+    [
+        (["recommender"], ["recommender", "--from-events"]),
+        (["recommender", "--force"], ["recommender", "--from-events", "--force"]),
+        (["recommender", "--from-events", "--force"], ["recommender", "--from-events", "--force"]),
+        (["recommender", "--reference", "--small"], ["recommender", "--small"]),
+        (["intent", "--force"], ["intent", "--force"]),
+        ([], []),
+    ],
+)
+def test_lumen_train_recommender_learns_from_events_unless_the_reference_is_asked(
+    rest: list[str], sent: list[str]
+) -> None:
+    from lumen_cli.commands.model_cmds import recommender_source
+
+    assert recommender_source(rest) == sent
