@@ -48,6 +48,7 @@ WORK = REPO / "var" / "bench-recommender-scale"
 PROFILES = WORK / "profiles.json"  # the served model's users, written by its fit
 PROFILE_USERS = 500
 RATE = 200.0  # Recommend requests/s of the load
+BATCHING: dict[str, Any] = {}  # --batching: the recommender's knobs in both servers
 HISTORY = 50  # recent items per bench profile (the updater keeps the last 50)
 # (model, items, users, interactions) fitted in a subprocess each.
 TRAINING_RUNS = [
@@ -367,7 +368,10 @@ def serve(
 ) -> dict[str, Any]:
     from bench.inference_bench import Server, batch_figures, noop_load, recommend_load
 
-    server = Server(root, {"LUMEN_MONGO_URI": uri, "LUMEN_MONGO_DATABASE": database})
+    env = {"LUMEN_MONGO_URI": uri, "LUMEN_MONGO_DATABASE": database}
+    if BATCHING:
+        env["LUMEN_INFERENCE_BATCHING"] = json.dumps({"recommender": BATCHING})
+    server = Server(root, env)
     try:
         load_before = load_average()
         floor = asyncio.run(noop_load(server, rate, min(seconds, 20.0)))
@@ -429,6 +433,12 @@ def main() -> None:
         help="only the Recommend load, on the model and profiles of the last full run",
     )
     parser.add_argument(
+        "--batching",
+        metavar="JSON",
+        help="the recommender's batching knobs in both servers, e.g. '{\"inline_max_rows\": 0}' "
+        "(saved beside the run with the shipped knobs)",
+    )
+    parser.add_argument(
         "--refit",
         action="store_true",
         help="with --serve-only: fit and publish the served model again first (after a "
@@ -478,6 +488,9 @@ def main() -> None:
             ]
         # A run at another rate is kept beside the one at the default rate.
         key = "serving" if args.rate == RATE else f"serving_at_{args.rate:g}_per_second"
+        if args.batching:
+            BATCHING.update(json.loads(args.batching))
+            key += "_batching_" + "_".join(f"{k}_{v}" for k, v in sorted(BATCHING.items()))
         saved[key] = serving(
             args.rate, args.seconds, WORK / "registry", json.loads(PROFILES.read_text())
         )
