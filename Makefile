@@ -77,3 +77,14 @@ bench-search: install  ## live search: ingest -> searchable p50/p99 for 200 upse
 BENCH_COLD_START_REGISTRY ?= $(or $(LUMEN_TEST_SMALL_REGISTRY),var/models)
 bench-cold-start: install  ## cold items on MovieLens 100k: 10 % of items held out, content edges vs popularity (~6 min; needs text-encoder); figures in docs/benchmarks/cold_start_quality.json
 	@$(PY) -m bench.cold_start_quality --registry $(BENCH_COLD_START_REGISTRY)
+
+.PHONY: bench-own-data bench-interaction-store bench-kb
+bench-own-data: install  ## MovieLens 100k replayed through ingest, recommender trained from the interaction store vs the offline pipeline on the same split (~15 min); docs/benchmarks/own_data_quality.json
+	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench.own_data_quality
+
+bench-interaction-store: install  ## the interaction store's choice: plain collection in the transaction vs time-series vs replaying events.raw, and the updater's throughput with and without it; docs/benchmarks/interaction_store.json
+	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench.interaction_store
+
+BENCH_KB_REGISTRY ?= $(or $(LUMEN_TEST_SMALL_REGISTRY),var/models)
+bench-kb: install  ## the support assistant's retrieval on the demo knowledge base: recall@3 on held-out questions; docs/benchmarks/kb_retrieval.json
+	@$(PY) -m bench.kb_retrieval_quality --registry $(BENCH_KB_REGISTRY)
