@@ -134,7 +134,7 @@ class Recommender:
         profile, store_ok = await self.store.profile(query.key, query.anonymous)
         view = profile or ProfileView([], set())
         history = [*view.recent_items, *query.context_items]
-        exclude = set(query.context_items) | self.removed()
+        exclude = set(query.context_items) | self.store.removed
         if query.exclude_seen:
             exclude |= view.seen_items | set(view.recent_items)
         categories = set(query.categories)
@@ -146,10 +146,6 @@ class Recommender:
             result = await self._trending(model, exclude, categories, k, source, deadline)
         ANSWERS_BY_SOURCE[result.source].inc()
         return result
-
-    def removed(self) -> set[str]:
-        """Items the catalogue marks removed (a store without the mark removes none)."""
-        return set(getattr(self.store, "removed", ()))
 
     def _mask(self, model: LoadedModel, exclude: set[str], categories: set[str]) -> np.ndarray:
         """``exclude_mask`` row [1, N]: True for excluded items and those outside the categories."""

@@ -24,6 +24,7 @@ class Profiles:
         self.recent = recent
         self.catalogue: dict[str, CatalogueEntry] = {}
         self.trending: list[str] = []
+        self.removed: set[str] = set()
 
     async def profile(self, key: str, anonymous: bool) -> tuple[ProfileView | None, bool]:
         return ProfileView(self.recent, set()), True
