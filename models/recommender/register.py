@@ -28,14 +28,12 @@ MOVIELENS = DataSource(
     split="leave-last-out by timestamp: last item test, second-to-last validation",
 )
 SCALING = """\
-Dense N x N matrices (2 x 11 MB here) are fine up to ~2*10^4 items. For 10^5-10^6 items:
-keep only the top-m (e.g. 100-200) neighbours per row of EASE and the transition matrix
-(sparse, O(N*m) memory), learn them with sparse solvers or SGD instead of inverting an
-N x N Gram matrix (e.g. SLIM/EASE on item blocks, or the ridge fit per target item), and
-score by summing the neighbour lists of the L recent items (O(L*m) work) into a candidate
-set instead of a dense [B, N] vector; the graph then takes candidate ids instead of a dense
-exclude mask. A two-tower/sequential embedding model with an ANN index (IVF/HNSW) is the
-alternative when neighbour lists get too short for the tail."""
+Dense N x N matrices (2 x 11 MB here) serve catalogues up to DENSE_MAX_ITEMS
+(models/recommender/model_choice.py). Above it, training from the product's events fits the
+sparse model of models/recommender/neighbours.py: the top-m neighbours per item of a
+co-occurrence similarity and of recency-decayed transitions (O(N*m) memory, fitted in row
+blocks), served by a graph with the same inputs and outputs (models/recommender/sparse_graph.py).
+Measured figures: docs/benchmarks.md, "Recommender at scale"."""
 
 
 def _rows(results: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
