@@ -33,7 +33,7 @@ from models.recommender.baselines import Popularity
 from models.recommender.content import add_catalogue_content
 from models.recommender.gate import Decision, Verdict, decide, margin_from_env
 from models.recommender.metrics import full_ranking
-from models.recommender.model_choice import FittedRecommender, fit
+from models.recommender.model_choice import FittedRecommender, fit, serving_tensors
 from models.recommender.own_data import OwnData, Split, read_store, split_histories
 from models.recommender.sequential import SequentialParams
 from models.recommender.train import popularity_prior
@@ -44,7 +44,6 @@ from shared.model_registry import (
     ModelConfig,
     ModelVersion,
     RegistryError,
-    TensorSpec,
     get_version,
 )
 
@@ -409,41 +408,6 @@ def train_and_gate(
 # --- publishing ---------------------------------------------------------------------------
 
 
-def _io(n: int, max_len: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    inputs = [
-        TensorSpec(
-            name="recent_items",
-            dtype="int64",
-            shape=["batch", "history"],
-            description=f"item rows (items.json), newest last, -1 = padding, history <= {max_len}",
-        ),
-        TensorSpec(
-            name="exclude_mask",
-            dtype="bool",
-            shape=["batch", n],
-            description="True = never recommend (already seen, unavailable)",
-        ),
-        TensorSpec(name="k", dtype="int64", shape=[1], description="how many to return"),
-    ]
-    outputs = [
-        TensorSpec(
-            name="top_items",
-            dtype="int64",
-            shape=["batch", "k"],
-            description="item rows, best first",
-        ),
-        TensorSpec(name="top_scores", dtype="float32", shape=["batch", "k"]),
-        TensorSpec(
-            name="top_reasons",
-            dtype="int64",
-            shape=["batch", "k"],
-            description="per returned item, the recent_items position that adds most "
-            "to its score (the reason to show)",
-        ),
-    ]
-    return inputs, outputs
-
-
 def _publish(
     data: OwnData,
     split: Split,
@@ -501,7 +465,7 @@ def _publish(
         "dataset": outcome.counts,
         "window": outcome.window,
     }
-    inputs, outputs = _io(n, max_len)
+    inputs, outputs = serving_tensors(n, max_len)
     config = ModelConfig(
         name=NAME,
         version=1,

@@ -24,6 +24,7 @@ import onnx
 from models.recommender.graph import build_recommender_graph, reference_reasons
 from models.recommender.neighbours import NeighbourParams, SparseNeighbours
 from models.recommender.sequential import SequentialItemItem, SequentialParams
+from shared.model_registry import TensorSpec
 
 # Measured (bench/recommender_scale.py, docs/benchmarks.md "Recommender at scale"): at 5,000
 # items the dense fit took 330 s and 1.5 GiB against the sparse one's 4 s and 0.2 GiB, and it
@@ -80,3 +81,39 @@ def fit(
     if n_items > DENSE_MAX_ITEMS:
         return SparseNeighbours(histories, n_items, params, neighbour_params)
     return DenseRecommender(histories, n_items, params)
+
+
+def serving_tensors(n: int, max_len: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The inputs and outputs every recommender graph declares in its ``config.json``."""
+    inputs = [
+        TensorSpec(
+            name="recent_items",
+            dtype="int64",
+            shape=["batch", "history"],
+            description=f"item rows (items.json), newest last, -1 = padding, history <= {max_len}",
+        ),
+        TensorSpec(
+            name="exclude_mask",
+            dtype="bool",
+            shape=["batch", n],
+            description="True = never recommend (already seen, unavailable)",
+        ),
+        TensorSpec(name="k", dtype="int64", shape=[1], description="how many to return"),
+    ]
+    outputs = [
+        TensorSpec(
+            name="top_items",
+            dtype="int64",
+            shape=["batch", "k"],
+            description="item rows, best first",
+        ),
+        TensorSpec(name="top_scores", dtype="float32", shape=["batch", "k"]),
+        TensorSpec(
+            name="top_reasons",
+            dtype="int64",
+            shape=["batch", "k"],
+            description="per returned item, the recent_items position that adds most "
+            "to its score (the reason to show)",
+        ),
+    ]
+    return inputs, outputs

@@ -13,10 +13,11 @@ from models.cards import render_card
 from models.evaluation import measure_latency, session, table
 from models.publish import current_if_unchanged, fingerprint, publish, serving
 from models.recommender.graph import reference_reasons
+from models.recommender.model_choice import serving_tensors
 from models.recommender.train import export, train_and_evaluate
 from models.runtime.items import ItemIndex
 from models.sources import RECBOLE_WHEEL
-from shared.model_registry import DataSource, ModelConfig, TensorSpec
+from shared.model_registry import DataSource, ModelConfig
 
 CODE_VERSION = 2  # 2: one stacked item-item table, top_reasons output
 NAME = "recommender"
@@ -116,6 +117,7 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
         "onnx_same_top10_reasons": same_reasons,
         "dataset": {"users": out["n_users"], "items": n, "interactions": out["n_interactions"]},
     }
+    inputs, outputs = serving_tensors(n, max_len)
     config = ModelConfig(
         name=NAME,
         version=1,
@@ -123,38 +125,8 @@ def register_recommender(small: bool = False, force: bool = False) -> dict[str, 
         sha256="",
         description="Sequence-aware linear item-item recommender (EASE + recency-weighted "
         "next-item transitions) scored from the user's recent items.",
-        inputs=[
-            TensorSpec(
-                name="recent_items",
-                dtype="int64",
-                shape=["batch", "history"],
-                description=f"item rows (items.json), newest last, -1 = padding, "
-                f"history <= {max_len}",
-            ),
-            TensorSpec(
-                name="exclude_mask",
-                dtype="bool",
-                shape=["batch", n],
-                description="True = never recommend (already seen, unavailable)",
-            ),
-            TensorSpec(name="k", dtype="int64", shape=[1], description="how many to return"),
-        ],
-        outputs=[
-            TensorSpec(
-                name="top_items",
-                dtype="int64",
-                shape=["batch", "k"],
-                description="item rows, best first",
-            ),
-            TensorSpec(name="top_scores", dtype="float32", shape=["batch", "k"]),
-            TensorSpec(
-                name="top_reasons",
-                dtype="int64",
-                shape=["batch", "k"],
-                description="per returned item, the recent_items position that adds most "
-                "to its score (the reason to show)",
-            ),
-        ],
+        inputs=inputs,
+        outputs=outputs,
         preprocessing={
             "runtime": "models.runtime.items.ItemIndex.load(items.json)",
             "recent_items": "ItemIndex.recent_items(histories, length)",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -36,8 +35,11 @@ from shared.catalogue import COLLECTION as ITEMS
 from shared.catalogue import CatalogueItem
 from shared.model_registry import get_version, latest_version
 from tests.integration.inference_helpers import start_inference
-from tests.integration.profiles_updater import start_profiles_updater
-from tests.support.stack import REPO, TEST_VAR, ServiceProcess, Stack, wait_for
+from tests.integration.profiles_updater import (
+    registry_serving_the_default_recommender,
+    updater_with_own_database,
+)
+from tests.support.stack import REPO, ServiceProcess, Stack, wait_for
 from tests.unit.models import own_product
 
 WRITE_KEY = "lumen-dev-key"  # write and catalogue scopes in development mode
@@ -51,23 +53,15 @@ Doc = dict[str, Any]
 @pytest.fixture(scope="module")
 def shop_updater(stack: Stack) -> Iterator[ServiceProcess]:
     """The product's profile updater, writing a database of its own."""
-    env = {**stack.env(), "LUMEN_MONGO_DATABASE": DATABASE}
-    service = start_profiles_updater(stack.kafka_bootstrap, env, "shop", name="profiles-shop")
-    yield service
-    service.stop()
-    admin: MongoClient[Doc] = MongoClient(stack.mongo_uri)
-    with admin:
-        admin.drop_database(DATABASE)
+    with updater_with_own_database(stack, DATABASE, "shop", "profiles-shop") as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
 def registry(models_registry: Path) -> Iterator[Path]:
-    """A private registry serving the default (MovieLens) recommender to begin with."""
-    root = TEST_VAR / "models" / f"shop-{RUN}"
-    root.mkdir(parents=True)
-    shutil.copytree(models_registry / "recommender", root / "recommender")
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    """A private registry serving the offline MovieLens recommender to begin with."""
+    with registry_serving_the_default_recommender(models_registry, f"shop-{RUN}") as root:
+        yield root
 
 
 @pytest.fixture(scope="module")

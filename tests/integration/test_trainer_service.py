@@ -26,8 +26,11 @@ from pymongo import MongoClient
 
 from shared import interactions
 from shared.model_registry import get_version, latest_version
-from tests.integration.profiles_updater import start_profiles_updater
-from tests.support.stack import REPO, TEST_VAR, ServiceProcess, Stack, wait_for
+from tests.integration.profiles_updater import (
+    registry_serving_the_default_recommender,
+    updater_with_own_database,
+)
+from tests.support.stack import REPO, ServiceProcess, Stack, wait_for
 from tests.support.trainer_process import health, runs, start_trainer, trainer_metrics
 from tests.unit.models import own_product
 
@@ -40,23 +43,15 @@ Doc = dict[str, Any]
 @pytest.fixture(scope="module")
 def updater(stack: Stack) -> Iterator[ServiceProcess]:
     """The product's profile updater, writing a database of its own."""
-    env = {**stack.env(), "LUMEN_MONGO_DATABASE": DATABASE}
-    service = start_profiles_updater(stack.kafka_bootstrap, env, "trainer", name="profiles-trainer")
-    yield service
-    service.stop()
-    admin: MongoClient[Doc] = MongoClient(stack.mongo_uri)
-    with admin:
-        admin.drop_database(DATABASE)
+    with updater_with_own_database(stack, DATABASE, "trainer", "profiles-trainer") as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
 def registry(models_registry: Path) -> Iterator[Path]:
     """A private registry serving the offline MovieLens recommender to begin with."""
-    root = TEST_VAR / "models" / f"trainer-{RUN}"
-    root.mkdir(parents=True)
-    shutil.copytree(models_registry / "recommender", root / "recommender")
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with registry_serving_the_default_recommender(models_registry, f"trainer-{RUN}") as root:
+        yield root
 
 
 def send(ingest: ServiceProcess, batch: list[Doc]) -> None:
