@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-SERVICES = ("ingest", "profiles", "inference", "exporter", "insights")
+# Every service package of the repository: the contracts name each, and a missing one fails them.
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__init__.py").is_file())
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
