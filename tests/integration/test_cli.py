@@ -168,9 +168,11 @@ def test_trending_lists_the_replayed_movies(seeded: dict[str, Any], lumen: Lumen
     assert isinstance(top, list) and 1 <= len(top) <= 5
     assert all(r["views"] >= 1 for r in top)
     assert [r["views"] for r in top] == sorted((r["views"] for r in top), reverse=True)
-    assert all(r["title"] for r in top), top  # titles from the replayed catalogue
-    human = lumen("trending", "-n", "3")
-    assert human.returncode == 0 and top[0]["title"] in human.stdout
+    # Other tests' products trend in the same database; the replayed movies have their titles.
+    movies = [r for r in top if r["key"].isdigit()]
+    assert movies and all(r["title"] for r in movies), top
+    human = lumen("trending", "-n", "5")
+    assert human.returncode == 0 and movies[0]["title"] in human.stdout
     categories = ok_json(lumen("trending", "--categories", "--json"))["trending"]
     assert categories and all(r["views"] >= 1 for r in categories)
 
@@ -260,7 +262,9 @@ def test_recommend_for_a_new_visitor_falls_back_to_trending(
 ) -> None:
     result = ok_json(lumen("recommend", f"new-visitor-{uuid.uuid4().hex[:8]}", "--json"))
     assert result["source"] == "trending"
-    assert all(item["title"] for item in result["items"])
+    # Other tests' products trend in the same database; the replayed movies have their titles.
+    movies = [item for item in result["items"] if item["item_id"].isdigit()]
+    assert movies and all(item["title"] for item in movies), result["items"]
 
 
 def test_recommend_with_a_bad_k_exits_2(lumen: Lumen) -> None:
