@@ -109,9 +109,17 @@ def build_recommender_graph(
         mk("Where", ["valid_col", "contribution", "neg"], ["usable"]),
         mk("ArgMax", ["usable"], ["top_reasons"], axis=1, keepdims=0, select_last_index=1),
     ]
+    return serving_model(nodes, "sequential_item_item", n, inits)
+
+
+def serving_model(
+    nodes: list[onnx.NodeProto], name: str, n: int, inits: list[onnx.TensorProto]
+) -> onnx.ModelProto:
+    """A recommender graph with the serving contract's inputs and outputs (the module
+    docstring), checked. Every recommender graph is built through here."""
     graph = helper.make_graph(
         nodes,
-        "sequential_item_item",
+        name,
         [
             helper.make_tensor_value_info("recent_items", TensorProto.INT64, ["batch", "history"]),
             helper.make_tensor_value_info("exclude_mask", TensorProto.BOOL, ["batch", n]),

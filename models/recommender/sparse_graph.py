@@ -22,8 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from models.encoder.graph import OPSET
-from models.recommender.graph import NEG
+from models.recommender.graph import NEG, serving_model
 
 
 def build_sparse_recommender_graph(
@@ -140,24 +139,4 @@ def build_sparse_recommender_graph(
         mk("Where", ["valid_col", "contribution", "neg"], ["usable"]),
         mk("ArgMax", ["usable"], ["top_reasons"], axis=1, keepdims=0, select_last_index=1),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "sparse_item_item",
-        [
-            helper.make_tensor_value_info("recent_items", TensorProto.INT64, ["batch", "history"]),
-            helper.make_tensor_value_info("exclude_mask", TensorProto.BOOL, ["batch", n]),
-            helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
-        ],
-        [
-            helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
-            helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", "k"]),
-            helper.make_tensor_value_info("top_reasons", TensorProto.INT64, ["batch", "k"]),
-        ],
-        initializer=inits,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lumen-models"
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return serving_model(nodes, "sparse_item_item", n, inits)
