@@ -26,12 +26,15 @@ QUERIES = [
 ]
 
 
-def intent_token_batches(registry: Path, tokens: int = 24) -> list[dict[str, np.ndarray]]:
-    """Each text tokenised and padded to ``tokens`` so every request has the same shape
-    (adaptive batchers that concatenate without padding can merge them)."""
+def intent_token_batches(
+    registry: Path, tokens: int = 24, model_name: str = INTENT_MODEL
+) -> list[dict[str, np.ndarray]]:
+    """Each text tokenised by ``model_name``'s tokenizer and padded to ``tokens`` so every
+    request has the same shape (adaptive batchers that concatenate without padding can merge
+    them)."""
     from models.runtime import TextTokenizer
 
-    tokenizer = TextTokenizer(get_version(INTENT_MODEL, root=registry).path / "tokenizer.json")
+    tokenizer = TextTokenizer(get_version(model_name, root=registry).path / "tokenizer.json")
     out = []
     for text in TEXTS:
         encoded = tokenizer.encode([text])
@@ -47,7 +50,7 @@ def intent_token_batches(registry: Path, tokens: int = 24) -> list[dict[str, np.
 def oip_intent_requests(registry: Path, model_name: str = INTENT_MODEL) -> tuple[bytes, ...]:
     """Open Inference Protocol ModelInfer requests (raw contents, as Triton clients send)."""
     requests = []
-    for tensors in intent_token_batches(registry):
+    for tensors in intent_token_batches(registry, model_name=model_name):
         request = oip.ModelInferRequest(model_name=model_name)
         for name, array in tensors.items():
             request.inputs.add(name=name, datatype="INT64", shape=list(array.shape))
