@@ -75,6 +75,8 @@ class TrainerLoop:
         self.last_run: LastRun | None = None
         # Quality measured by the run that published a version (config.json may not record it).
         self._measured: dict[int, dict[str, float]] = {}
+        # Shown from the first scrape: /healthz answers before the loop's first check.
+        metrics.record_served(served.version, served.quality)
         metrics.interval.set(triggers.interval_seconds)
         metrics.last_success.set(started)
         self._thread = threading.Thread(target=self._loop, name="trainer-loop", daemon=True)

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from lumen_cli.platform.services import grpc_serving, http_ok
+from lumen_cli.platform.services import grpc_serving
 from tests.integration.profiles_updater import start_profiles_updater
 from tests.support.model_registry import ModelsUnavailable, small_registry
 from tests.support.stack import (
     ServiceProcess,
     Stack,
     free_port,
+    start_ingest,
     start_service,
 )
 
@@ -26,19 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def ingest(stack: Stack) -> Iterator[ServiceProcess]:
-    http, grpc_port, metrics = free_port(), free_port(), free_port()
-    service = start_service(
-        "ingest",
-        "services.ingest",
-        {
-            **stack.env(),
-            "LUMEN_INGEST_HTTP_PORT": str(http),
-            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
-            "LUMEN_INGEST_METRICS_PORT": str(metrics),
-        },
-        ready=lambda: http_ok(f"http://127.0.0.1:{http}/healthz"),
-        ports={"http": http, "grpc": grpc_port, "metrics": metrics},
-    )
+    service = start_ingest(stack)
     yield service
     service.stop()
 

@@ -30,7 +30,7 @@ from tests.integration.profiles_updater import (
     registry_serving_the_default_recommender,
     updater_with_own_database,
 )
-from tests.support.stack import REPO, ServiceProcess, Stack, wait_for
+from tests.support.stack import REPO, ServiceProcess, Stack, running, start_ingest, wait_for
 from tests.support.trainer_process import health, runs, start_trainer, trainer_metrics
 from tests.unit.models import own_product
 
@@ -44,6 +44,14 @@ Doc = dict[str, Any]
 def updater(stack: Stack) -> Iterator[ServiceProcess]:
     """The product's profile updater, writing a database of its own."""
     with updater_with_own_database(stack, DATABASE, "trainer", "profiles-trainer") as service:
+        yield service
+
+
+@pytest.fixture
+def fresh_ingest(stack: Stack) -> Iterator[ServiceProcess]:
+    """An ingest that has not seen the MovieLens ratings other tests replayed (it would drop
+    their messageIds as duplicates)."""
+    with running(start_ingest(stack)) as service:
         yield service
 
 
@@ -157,7 +165,7 @@ def runs_in_log(log: str) -> int:
 
 def test_the_demo_serves_a_recommender_trained_from_what_lumen_received(
     stack: Stack,
-    ingest: ServiceProcess,
+    fresh_ingest: ServiceProcess,
     updater: ServiceProcess,
     models_registry: Path,
     tmp_path: Path,
@@ -173,7 +181,7 @@ def test_the_demo_serves_a_recommender_trained_from_what_lumen_received(
         **os.environ,
         **stack.env(),
         "LUMEN_MONGO_DATABASE": DATABASE,
-        "LUMEN_INGEST_URL": f"http://127.0.0.1:{ingest.ports['http']}",
+        "LUMEN_INGEST_URL": f"http://127.0.0.1:{fresh_ingest.ports['http']}",
         "LUMEN_VAR_DIR": str(tmp_path / "var"),  # its own seed checkpoint
         "LUMEN_CACHE_DIR": os.environ.get("LUMEN_CACHE_DIR", str(REPO / "var" / "cache")),
         "LUMEN_MODEL_REPOSITORY": str(registry),

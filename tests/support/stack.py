@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lumen_cli.platform import paths
+from lumen_cli.platform import services as platform_services
 
 REPO = paths.REPO_ROOT
 TEST_VAR = Path(os.environ.get("LUMEN_TEST_VAR_DIR", REPO / "var" / "test"))
@@ -188,6 +189,23 @@ def start_service(
         time.sleep(0.2)
     service.kill()
     raise RuntimeError(f"{name} was not ready within {timeout} s:\n{service.log()[-3000:]}")
+
+
+def start_ingest(stack: Stack) -> ServiceProcess:
+    """An ingest process on free ports (its duplicate memory is its own)."""
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
+    return start_service(
+        "ingest",
+        "services.ingest",
+        {
+            **stack.env(),
+            "LUMEN_INGEST_HTTP_PORT": str(http),
+            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
+            "LUMEN_INGEST_METRICS_PORT": str(metrics),
+        },
+        ready=lambda: platform_services.http_ok(f"http://127.0.0.1:{http}/healthz"),
+        ports={"http": http, "grpc": grpc_port, "metrics": metrics},
+    )
 
 
 @contextmanager
