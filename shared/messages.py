@@ -29,6 +29,7 @@ from shared.topics import (
     PROFILES_UPDATED,
     SUPPORT_FEEDBACK,
     SUPPORT_INTENTS,
+    SUPPORT_LABELS,
     SUPPORT_MESSAGES,
     TopicSpec,
 )
@@ -197,6 +198,22 @@ class SupportFeedback(Message):
     sent_at: str | None = Field(None, alias="sentAt")  # ISO 8601, UTC
 
 
+class SupportLabel(Message):
+    """``support.labels``, keyed by conversation: an agent's final intent for one support
+    message (``messageId`` of its ``support.messages`` record, in the same conversation).
+
+    ``label`` ``oos`` or empty: the message is out of scope. A later label of the same message
+    (by ``labelledAt``) replaces an earlier one."""
+
+    topic: ClassVar[TopicSpec] = SUPPORT_LABELS
+
+    conversation_id: ExternalId = Field(None, alias="conversationId")
+    message_id: str | int = Field(alias="messageId")
+    label: str = ""
+    agent_id: str | None = Field(None, alias="agentId")
+    labelled_at: str | None = Field(None, alias="labelledAt")  # ISO 8601, UTC
+
+
 class ProfileUpdated(Message):
     """``profiles.updated`` (compacted), keyed by profile: the compact summary after a change.
     An erased or merged-away profile gets a tombstone (a null value) instead."""
@@ -233,5 +250,5 @@ def encode_profile_updated(summary: Mapping[str, Any] | None) -> bytes | None:
 
 MESSAGES: dict[str, type[Message]] = {
     model.topic.name: model
-    for model in (SupportMessage, SupportIntent, ProfileUpdated, SupportFeedback)
+    for model in (SupportMessage, SupportIntent, ProfileUpdated, SupportFeedback, SupportLabel)
 }

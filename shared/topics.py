@@ -65,6 +65,13 @@ SUPPORT_FEEDBACK = TopicSpec(
     configs={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
 )
 
+SUPPORT_LABELS = TopicSpec(
+    "support.labels",
+    "Agents' final intent labels of support messages (the message id they refer to), keyed by "
+    "conversation; they train the product's own intent model.",
+    configs={"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     EVENTS_RAW,
     EVENTS_DLQ,
@@ -72,6 +79,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SUPPORT_MESSAGES,
     SUPPORT_INTENTS,
     SUPPORT_FEEDBACK,
+    SUPPORT_LABELS,
 )
 
 

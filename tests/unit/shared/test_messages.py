@@ -15,11 +15,18 @@ from shared.messages import (
     MessageError,
     ProfileUpdated,
     SupportIntent,
+    SupportLabel,
     SupportMessage,
     encode_profile_updated,
 )
 from shared.packed_ids import pack_sequence
-from shared.topics import PROFILES_UPDATED, SUPPORT_FEEDBACK, SUPPORT_INTENTS, SUPPORT_MESSAGES
+from shared.topics import (
+    PROFILES_UPDATED,
+    SUPPORT_FEEDBACK,
+    SUPPORT_INTENTS,
+    SUPPORT_LABELS,
+    SUPPORT_MESSAGES,
+)
 
 ROUTING = {"refund": "payments", "out_of_scope": "human-triage", "default": "general"}
 MODEL = ("intent-classifier", "3")
@@ -31,8 +38,27 @@ def test_every_topic_with_a_model_is_declared_once() -> None:
         SUPPORT_INTENTS.name,
         PROFILES_UPDATED.name,
         SUPPORT_FEEDBACK.name,
+        SUPPORT_LABELS.name,
     }
     assert SCHEMA_VERSION == 1
+
+
+def test_a_label_names_its_message_and_needs_the_message_id() -> None:
+    label = SupportLabel(
+        conversation_id="c-1", message_id=7, label="refund", agent_id="a-2", labelled_at="x"
+    )
+    wire = orjson.loads(label.encode())
+    assert wire == {
+        "schemaVersion": 1,
+        "conversationId": "c-1",
+        "messageId": 7,
+        "label": "refund",
+        "agentId": "a-2",
+        "labelledAt": "x",
+    }
+    assert SupportLabel.decode(label.encode()) == label
+    with pytest.raises(MessageError, match="messageId"):
+        SupportLabel.decode(b'{"conversationId": "c-1", "label": "refund"}')
 
 
 def test_a_classified_message_has_todays_fields_plus_the_schema_version() -> None:
