@@ -117,6 +117,14 @@ PLATFORM = [
         "be published (0 to 1; `--margin` wins); see docs/recommender-training.md.",
     ),
     (
+        "LUMEN_INTENT_GATE_MARGIN",
+        "`0.0`",
+        "models (`train intent --data`, `--from-labels`)",
+        "How much lower a product's new intent model's held-out accuracy may be than the served "
+        "version's and still be published (0 to 1; `--margin` wins); see "
+        "docs/support-assistant.md.",
+    ),
+    (
         "LUMEN_INTENT_ENCODER",
         "unset",
         "models",

@@ -29,6 +29,7 @@ from services.inference.auth import authentication_problem
 from services.inference.breaker import CircuitBreaker
 from services.inference.catalogue_watcher import CatalogueWatcher, LiveCatalogue
 from services.inference.intent import IntentClassifier
+from services.inference.labels import LabelCollector, LabelSettings
 from services.inference.profile_api import ProfileService
 from services.inference.recommend import Recommender
 from services.inference.repository import ModelRepository
@@ -149,9 +150,22 @@ async def serve(settings: InferenceSettings) -> None:
         if settings.support_consumer_enabled
         else None
     )
+    label_settings = LabelSettings()
+    labels = (
+        LabelCollector(
+            database(client, settings.mongo),
+            settings.kafka,
+            label_settings,
+            settings.max_text_chars,
+        )
+        if label_settings.enabled
+        else None
+    )
     await server.start()
     if router is not None:
         router.start()
+    if labels is not None:
+        labels.start()
     # Everything loaded so far (models included) lives as long as the process: keep it out
     # of GC pauses.
     tune_for_serving(settings.gc.gen0_threshold)
@@ -170,6 +184,8 @@ async def serve(settings: InferenceSettings) -> None:
     await health.set(SERVICE_NAMES, serving=False)
     if router is not None:
         await asyncio.to_thread(router.close)
+    if labels is not None:
+        await asyncio.to_thread(labels.close)
     await server.stop(settings.shutdown_grace_seconds)
     await asyncio.gather(*background, return_exceptions=True)
     await repository.close()

@@ -7,6 +7,7 @@ live beside each model (config.json, Triton's names); these variables only overr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,8 @@ from shared.settings import (
     ModeSettings,
     MongoSettings,
 )
+
+DEFAULT_ROUTING = {"out_of_scope": "human-triage", "default": "general-support"}
 
 
 class BatchingConfig(BaseModel):
@@ -107,6 +110,30 @@ class AssistSettings(BaseSettings):
 def _default_repository() -> Path:
     # LUMEN_INFERENCE_MODEL_REPOSITORY wins (via the field), then the shared variable.
     return repository_root(None)
+
+
+class LabelSettings(BaseSettings):
+    """Collecting agents' labels with their messages' texts for training (``LUMEN_LABELS_*``;
+    services/inference/labels.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUMEN_LABELS_", extra="ignore")
+
+    enabled: bool = Field(
+        True,
+        description="Collect support.labels and the texts of support.messages into MongoDB (support_labels, support_messages) for `python -m models train intent --from-labels`.",
+    )
+    consumer_group: str = Field(
+        "lumen-inference-labels", description="Kafka consumer group of the label collector."
+    )
+    offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a new consumer group starts reading support.labels and support.messages.",
+    )
+    message_ttl_days: float = Field(
+        14.0,
+        gt=0,
+        description="How long a support message's text is kept for its label (TTL of support_messages).",
+    )
 
 
 class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
@@ -244,9 +271,16 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
         "latest", description="Where a new consumer group starts reading support.messages."
     )
     routing: dict[str, str] = Field(
-        default_factory=lambda: {"out_of_scope": "human-triage", "default": "general-support"},
-        description="Intent -> support queue; 'out_of_scope' and 'default' are special keys.",
+        default_factory=lambda: dict(DEFAULT_ROUTING),
+        description="Intent -> support queue; 'out_of_scope' and 'default' are special keys. "
+        "When set, its entries override the served intent model's own map (config.json "
+        "extra.routing), which overrides the defaults.",
     )
+
+    def routes(self, model_routing: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The routing map in force: defaults < the served model's map < LUMEN_INFERENCE_ROUTING."""
+        explicit = self.routing if "routing" in self.model_fields_set else {}
+        return {**DEFAULT_ROUTING, **(model_routing or {}), **explicit}
 
     assist: AssistSettings = Field(default_factory=AssistSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -61,8 +61,17 @@ tracer = trace.get_tracer(__name__)
 CLASSIFY_TIMEOUT_SECONDS = 30.0
 
 
+def model_routing(extra: dict[str, Any]) -> dict[str, str]:
+    """The routing map an intent model carries (``config.json`` ``extra.routing``), if any."""
+    routing = extra.get("routing")
+    if not isinstance(routing, dict):
+        return {}
+    return {str(k): str(v) for k, v in routing.items() if isinstance(v, str) and v}
+
+
 def route_for(result: IntentResult | None, routing: dict[str, str]) -> str:
-    """The support queue: the intent's own entry, else the out-of-scope or default one."""
+    """The support queue: the intent's own entry, else the out-of-scope or default one.
+    ``routing``: ``InferenceSettings.routes`` (the served model's map under the settings')."""
     fallback = routing.get("default", "")
     if result is None or result.out_of_scope:
         return routing.get("out_of_scope", fallback)
@@ -182,6 +191,7 @@ class SupportRouter:
             results: list[IntentResult] = []
             answered: list[Answer | None] = []
             model = ("", "")
+            routing = self.settings.routes()
             if valid:
                 with classify_span(handled, len(valid)):
                     # The coroutine runs on the server's loop in a copy of this thread's
@@ -190,6 +200,7 @@ class SupportRouter:
                         self._classify(valid), self.loop
                     ).result(CLASSIFY_TIMEOUT_SECONDS)
                 model = (loaded.name, str(loaded.version))
+                routing = self.settings.routes(model_routing(loaded.config.extra))
             answers = iter(zip(results, answered, strict=True))
             for record, (message, error), span in zip(records, parsed, handled, strict=True):
                 result, answer = next(answers) if error is None else (None, None)
@@ -197,7 +208,7 @@ class SupportRouter:
                     message,
                     result,
                     error,
-                    self.settings.routing,
+                    routing,
                     model,
                     answer.suggestion() if answer is not None else None,
                 )
