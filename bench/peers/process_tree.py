@@ -1,10 +1,10 @@
-"""Peak resident memory of a process and its descendants (servers that fork workers)."""
+"""Peak resident memory and CPU time of a process and its descendants (forked workers)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import peak_rss_bytes
+from bench.common import cpu_seconds, peak_rss_bytes
 
 
 def descendants(pid: int) -> list[int]:
@@ -33,6 +33,17 @@ def tree_peak_rss_bytes(pid: int) -> int:
     for member in descendants(pid):
         try:
             total += peak_rss_bytes(member)
+        except OSError:
+            continue
+    return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process and its live descendants."""
+    total = 0.0
+    for member in descendants(pid):
+        try:
+            total += cpu_seconds(member)
         except OSError:
             continue
     return total
