@@ -38,10 +38,16 @@ protos: install  ## regenerate the Python stubs from protos/ (server and client 
 client-wheel: install  ## build the lumen-client wheel (clients/python) into dist/
 	@uv=$$(command -v uv || echo var/tools/bin/uv); "$$uv" build --wheel --out-dir dist clients/python
 
-.PHONY: bench bench-quick bench-tracing
-bench: install  ## every benchmark, MLServer peer included, on a private Kafka/mongod (~20 min)
+.PHONY: bench bench-quick bench-tracing bench-peers-light
+bench: install  ## every benchmark, MLServer peer included, on a private Kafka/mongod, then the light-model peers (~35 min)
 	@bench/peers/setup_mlserver.sh && bench/peers/setup_kserve.sh
 	@$(PY) -m bench --private-stack --peers
+	@$(PY) -m bench.peers_light --registry $(BENCH_PEERS_LIGHT_REGISTRY)
+
+BENCH_PEERS_LIGHT_REGISTRY ?= $(or $(LUMEN_TEST_SMALL_REGISTRY),var/models)
+bench-peers-light: install  ## Lumen vs MLServer and KServe on the MiniLM intent model, batching on/off, 1/16/32 streams, 3 rotated rounds (~12 min); docs/benchmarks/peers_light.json
+	@bench/peers/setup_mlserver.sh && bench/peers/setup_kserve.sh
+	@$(PY) -m bench.peers_light --registry $(BENCH_PEERS_LIGHT_REGISTRY) $(BENCH_PEERS_LIGHT_ARGS)
 
 bench-quick: install  ## smoke run of every benchmark on the test stack (figures not meaningful)
 	@LUMEN_TEST_KEEP_PLATFORM=1 $(PY) -m bench --quick
