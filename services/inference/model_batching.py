@@ -13,7 +13,7 @@ from shared.model_registry import ModelConfig
 def declared(config: ModelConfig, runtime: Runtime) -> BatchingConfig:
     """Triton's ``max_batch_size``, ``dynamic_batching`` and ``instance_group`` (the sum of
     the group counts: executions at once) over the task's defaults."""
-    knobs: dict[str, Any] = dict(runtime.batching)
+    knobs: dict[str, Any] = runtime.batching_for(config)
     if config.max_batch_size is not None:
         knobs["max_batch_size"] = config.max_batch_size
     dynamic = config.dynamic_batching

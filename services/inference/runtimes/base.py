@@ -34,6 +34,10 @@ class Runtime:
     # config.json and the environment's overrides.
     batching: ClassVar[dict[str, Any]] = {}
 
+    def batching_for(self, config: ModelConfig) -> dict[str, Any]:
+        """The task's knobs for one version (a task may tune them to the version's size)."""
+        return dict(self.batching)
+
     def load_extras(self, path: Path, config: ModelConfig) -> Extras:
         # A tokenizer bounds what ModelInfer may send (its truncation length), whatever the task.
         return Extras(tokenizer=files.tokenizer(path, config))

@@ -18,6 +18,14 @@ from shared.model_registry import ModelConfig
 MAX_K = 100
 
 
+def item_count(config: ModelConfig) -> int:
+    """The item axis of the version's ``exclude_mask`` input (0 when it is not declared)."""
+    for spec in config.inputs:
+        if spec.name == "exclude_mask" and isinstance(spec.shape[-1], int):
+            return spec.shape[-1]
+    return 0
+
+
 class NextItemRecommendation(Runtime):
     task = "next-item-recommendation"
     required_roles = ("items", "scores")
@@ -28,6 +36,16 @@ class NextItemRecommendation(Runtime):
     # most) run on the event loop: handing them to a thread cost more CPU than the run and,
     # at 200 Recommend/s, doubled the p99.
     batching: ClassVar[dict[str, Any]] = {"max_queue_delay_us": 0, "inline_max_rows": 8}
+    # Above this many items an execution takes a millisecond or more (every full-width step
+    # of the graph is a pass over the catalogue): on the loop it would hold every other
+    # request back, so it goes to an executor thread (onnxruntime releases the GIL there).
+    INLINE_MAX_ITEMS: ClassVar[int] = 20_000
+
+    def batching_for(self, config: ModelConfig) -> dict[str, Any]:
+        knobs = super().batching_for(config)
+        if item_count(config) > self.INLINE_MAX_ITEMS:
+            knobs["inline_max_rows"] = 0
+        return knobs
 
     def load_extras(self, path: Path, config: ModelConfig) -> Extras:
         extras = Extras()

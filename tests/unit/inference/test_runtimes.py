@@ -189,3 +189,25 @@ async def test_a_recommender_under_any_name_gets_its_tasks_batching(tmp_path: Pa
         assert (intent._config.max_queue_delay_us, intent._config.inline_max_rows) == (1000, 0)
     finally:
         await close(repo, executor)
+
+
+def test_a_large_catalogue_runs_its_recommender_off_the_event_loop() -> None:
+    from shared.model_registry import ModelConfig, TensorSpec
+
+    def config(items: int) -> ModelConfig:
+        mask = TensorSpec(name="exclude_mask", dtype="bool", shape=["batch", items])
+        return ModelConfig(
+            name="recommender",
+            version=1,
+            task=NextItemRecommendation.task,
+            inputs=[mask],
+            outputs=[],
+            sha256="0" * 64,
+        )
+
+    runtime = NextItemRecommendation()
+    limit = NextItemRecommendation.INLINE_MAX_ITEMS
+    assert runtime.batching_for(config(1_682))["inline_max_rows"] == 8
+    assert runtime.batching_for(config(limit))["inline_max_rows"] == 8
+    assert runtime.batching_for(config(limit + 1))["inline_max_rows"] == 0
+    assert NextItemRecommendation.batching["inline_max_rows"] == 8  # the task's own knobs kept
