@@ -48,7 +48,13 @@ def ensure_indexes(db: Database, interactions_retention_days: float | None = Non
     """Create the indexes every reader relies on. Idempotent; cheap when they exist.
     ``interactions_retention_days``: None reads ``LUMEN_INTERACTIONS_RETENTION_DAYS``."""
     db[PROFILES].create_indexes(list(PROFILE_INDEXES))
-    db[ITEMS].create_indexes([IndexModel([("categories", ASCENDING)], name="categories")])
+    db[ITEMS].create_indexes(
+        [
+            IndexModel([("categories", ASCENDING)], name="categories"),
+            # Inference re-reads only the items changed since its last read.
+            IndexModel([("updatedAt", ASCENDING)], name="updatedAt"),
+        ]
+    )
     days = interactions_retention_days or InteractionSettings().retention_days
     ensure_interaction_indexes(db, days)
 

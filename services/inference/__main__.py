@@ -94,6 +94,7 @@ async def serve(settings: InferenceSettings) -> None:
         settings.mongo.database,
         settings.profile_timeout_ms,
         CircuitBreaker(settings.profile_failures_to_degrade, settings.mongo_retry_seconds),
+        settings.catalogue_full_refresh_seconds,
     )
     repository = ModelRepository(settings, executor)
     await repository.scan()

@@ -222,7 +222,15 @@ class InferenceSettings(GrpcServerSecuritySettings, BaseSettings):
         2.0, gt=0, description="Then how long Recommend degrades without reading profiles."
     )
     trends_refresh_seconds: float = Field(
-        10.0, gt=0, description="How often the trending list and the catalogue are re-read."
+        10.0,
+        gt=0,
+        description="How often the trending list and the catalogue's changed items are re-read.",
+    )
+    catalogue_full_refresh_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How often the whole catalogue is re-read (in between, only the items "
+        "whose updatedAt changed).",
     )
     live_search_enabled: bool = Field(
         True,

@@ -5,8 +5,10 @@ cannot be decoded) degrades its own answer, and
 after a few failures in a row the store is treated as down for a few seconds (callers
 degrade to trending at once instead of waiting on every call; ``breaker.py``).
 The catalogue (titles, categories of live items; the ids of removed ones) and the trending
-list are small and read periodically into memory, so they keep answering while MongoDB is
-unreachable.
+list are read periodically into memory, so they keep answering while MongoDB is
+unreachable. The catalogue is read whole at start and every ``full_refresh_seconds``; in
+between only the items changed since the last read (``updatedAt``, indexed) are read, so a
+catalogue of 10^5 items does not cost the event loop a full scan every few seconds.
 
 Trending items come from ``shared.trends.top_trending`` (views in the current and the
 previous 1-hour window).
@@ -17,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -26,7 +30,7 @@ from pymongo.database import Database
 from services.inference import metrics
 from services.inference.breaker import CircuitBreaker
 from services.inference.spans import untraced
-from shared.catalogue import LIVE, REMOVED
+from shared.catalogue import CATEGORIES, LIVE, REMOVED, TITLE, UPDATED_AT
 from shared.mongo import ITEMS, PROFILES, client_options
 from shared.profile_document import (
     ID,
@@ -44,6 +48,10 @@ log = logging.getLogger(__name__)
 
 PROFILE_FIELDS = {name: 1 for name in (RECENT_ITEMS, PURCHASED_ITEMS, RATED_ITEMS, SEEN_ITEMS)}
 TRENDS_LIMIT = 500
+CATALOGUE_FIELDS = {TITLE: 1, CATEGORIES: 1, REMOVED: 1, UPDATED_AT: 1}
+# An item's updatedAt is its writer's clock when it planned the batch, committed a little
+# later (and by several writers): changes are re-read this far behind the newest one seen.
+CHANGES_OVERLAP = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class ProfileStore:
         database: str,
         timeout_ms: int,
         breaker: CircuitBreaker,
+        full_refresh_seconds: float = 600.0,
     ) -> None:
         self.db = client[database]
         self.sync_db = sync_db
@@ -84,6 +93,9 @@ class ProfileStore:
         self.catalogue: dict[str, CatalogueEntry] = {}
         self.removed: set[str] = set()  # items the product deleted: never served
         self.trending: list[str] = []
+        self.full_refresh_seconds = full_refresh_seconds
+        self._full_read_at: float | None = None  # monotonic time of the last whole read
+        self._changed_after: datetime | None = None  # newest updatedAt seen, for the next read
 
     async def profile(self, key: str, anonymous: bool) -> tuple[ProfileView | None, bool]:
         """(profile or None, store_ok). Never raises for store failures."""
@@ -116,23 +128,59 @@ class ProfileStore:
             return None, False
 
     async def refresh(self) -> None:
-        """Re-read the catalogue and the trending list; keep the old copies on failure."""
+        """Re-read the catalogue (whole, or what changed) and the trending list; keep the old
+        copies on failure."""
         try:
-            items: dict[str, CatalogueEntry] = {}
-            async for doc in self.db[ITEMS].find(LIVE, {"title": 1, "categories": 1}):
-                items[str(doc["_id"])] = CatalogueEntry(
-                    str(doc.get("title") or ""), [str(c) for c in doc.get("categories") or []]
+            whole = (
+                self._full_read_at is None
+                or self._changed_after is None
+                or time.monotonic() - self._full_read_at >= self.full_refresh_seconds
+            )
+            if whole:
+                started = time.monotonic()
+                items, removed, newest = await self._read_catalogue(LIVE, {}, set())
+                removed |= {
+                    str(doc["_id"])
+                    async for doc in self.db[ITEMS].find({REMOVED: True}, {"_id": 1})
+                }
+            else:
+                assert self._changed_after is not None
+                since = {UPDATED_AT: {"$gt": self._changed_after - CHANGES_OVERLAP}}
+                items, removed, newest = await self._read_catalogue(
+                    since, dict(self.catalogue), set(self.removed)
                 )
-            removed = {
-                str(doc["_id"]) async for doc in self.db[ITEMS].find({REMOVED: True}, {"_id": 1})
-            }
             trending = await asyncio.to_thread(top_trending, self.sync_db, limit=TRENDS_LIMIT)
         except Exception as exc:
             log.warning("catalogue/trends refresh failed", extra={"fields": {"error": repr(exc)}})
             return
+        if whole:
+            self._full_read_at = started
+        if newest is not None and (self._changed_after is None or newest > self._changed_after):
+            self._changed_after = newest
         self.catalogue = items
         self.removed = removed
         self.trending = [t.key for t in trending]
+
+    async def _read_catalogue(
+        self, query: dict[str, Any], items: dict[str, CatalogueEntry], removed: set[str]
+    ) -> tuple[dict[str, CatalogueEntry], set[str], datetime | None]:
+        """Apply the items ``query`` finds to copies of the catalogue; (items, removed ids,
+        the newest updatedAt read)."""
+        newest: datetime | None = None
+        async for doc in self.db[ITEMS].find(query, CATALOGUE_FIELDS):
+            item_id = str(doc["_id"])
+            changed = doc.get(UPDATED_AT)
+            if isinstance(changed, datetime) and (newest is None or changed > newest):
+                newest = changed
+            if doc.get(REMOVED) is True:
+                items.pop(item_id, None)
+                removed.add(item_id)
+                continue
+            items[item_id] = CatalogueEntry(
+                str(doc.get(TITLE) or ""), [str(c) for c in doc.get(CATEGORIES) or []]
+            )
+            removed.discard(item_id)
+        return items, removed, newest
 
     async def refresh_forever(self, interval: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
