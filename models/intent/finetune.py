@@ -27,6 +27,7 @@ from models.encoder.spec import (
     relative_position_buckets,
     spec_of,
 )
+from models.intent.losses import cross_entropy, distillation_loss
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,24 @@ class FinetuneParams:
     label_smoothing: float = 0.1
     warmup: float = 0.1
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class DistillParams:
+    """How a student learns from a teacher fine-tuned with ``teacher``."""
+
+    teacher: FinetuneParams
+    alpha: float  # weight of the hard labels; the teacher's soft targets get 1 - alpha
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Soft targets from a teacher (``models.intent.losses.distillation_loss``)."""
+
+    teacher_logits: np.ndarray  # [N, C], rows aligned with the training labels
+    alpha: float  # weight of the hard-label cross-entropy; the teacher gets 1 - alpha
+    temperature: float
 
 
 @dataclass
@@ -135,8 +154,10 @@ def finetune(
     n_classes: int,
     params: FinetuneParams,
     on_epoch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    distillation: Distillation | None = None,
 ) -> dict[str, np.ndarray]:
-    """Return updated top-layer weights plus ``head.weight`` [C,hidden] / ``head.bias`` [C]."""
+    """Return updated top-layer weights plus ``head.weight`` [C,hidden] / ``head.bias`` [C].
+    With ``distillation`` the loss also pulls towards the teacher's softened outputs."""
     import jax
     import jax.numpy as jnp
 
@@ -156,23 +177,39 @@ def finetune(
     trainable["head.weight"] = jnp.asarray(params.head_scale * centroids, jnp.float32)
     trainable["head.bias"] = jnp.zeros((n_classes,), jnp.float32)
 
-    def loss_fn(p: dict[str, Any], h: Any, m: Any, y: Any, w: Any) -> Any:
+    if distillation is not None and distillation.teacher_logits.shape != (len(labels), n_classes):
+        raise ValueError(
+            f"teacher logits {distillation.teacher_logits.shape} do not match "
+            f"{len(labels)} training texts x {n_classes} classes"
+        )
+    # Without a teacher a one-column placeholder keeps the step's signature.
+    soft = (
+        distillation.teacher_logits.astype(np.float32)
+        if distillation is not None
+        else np.zeros((len(labels), 1), np.float32)
+    )
+
+    def loss_fn(p: dict[str, Any], h: Any, m: Any, y: Any, t: Any, w: Any) -> Any:
         bias = _position_bias(jnp, weights, spec, h.shape[1])  # shapes are static under jit
         emb = _forward(jnp, jax, p, h, m, first, spec, bias)
         logits = emb @ p["head.weight"].T + p["head.bias"]
-        logp = jax.nn.log_softmax(logits)
         eps = params.label_smoothing
-        target = jax.nn.one_hot(y, n_classes) * (1 - eps) + eps / n_classes
-        return (-(target * logp).sum(-1) * w).sum() / jnp.maximum(w.sum(), 1.0)
+        if distillation is None:
+            per_text = cross_entropy(jnp, logits, y, eps)
+        else:
+            per_text = distillation_loss(
+                jnp, logits, t, y, distillation.alpha, distillation.temperature, eps
+            )
+        return (per_text * w).sum() / jnp.maximum(w.sum(), 1.0)
 
     is_head = {k: k.startswith("head.") for k in trainable}
     b1, b2 = 0.9, 0.999
 
     @jax.jit
     def step(
-        p: Any, mu: Any, nu: Any, t: Any, scale: Any, h: Any, m: Any, y: Any, w: Any
+        p: Any, mu: Any, nu: Any, t: Any, scale: Any, h: Any, m: Any, y: Any, s: Any, w: Any
     ) -> tuple[Any, Any, Any, Any]:
-        loss, grads = jax.value_and_grad(loss_fn)(p, h, m, y, w)
+        loss, grads = jax.value_and_grad(loss_fn)(p, h, m, y, s, w)
         new_p, new_mu, new_nu = {}, {}, {}
         for k in p:  # AdamW, separate learning rates for encoder and head
             lr = (params.lr_head if is_head[k] else params.lr_encoder) * scale
@@ -210,7 +247,9 @@ def finetune(
             h, m = states.batch(idx)
             t += 1
             scale = min(t / warm, max(0.0, (total - t) / max(1, total - warm)))
-            trainable, mu, nu, loss = step(trainable, mu, nu, float(t), scale, h, m, labels[idx], w)
+            trainable, mu, nu, loss = step(
+                trainable, mu, nu, float(t), scale, h, m, labels[idx], soft[idx], w
+            )
             if s % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}")
         if on_epoch is not None:
