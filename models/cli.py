@@ -11,6 +11,13 @@ trains the recommender on the product's own interactions (MongoDB, ``LUMEN_MONGO
 publishes it only if it is not worse than the served version (docs/recommender-training.md).
 Exit 0 whatever the gate decides (published, refused, skipped, forced), 1 when training
 fails, 3 when MongoDB is unreachable; ``--json-result`` gets the outcome in every case.
+
+``train intent --data FILE [--model NAME] [--routes FILE] [--force] [--margin M]
+[--json-result P]`` trains a product's own intents on a CSV/JSONL file of labelled texts and
+``train intent --from-labels [--since-days D] ...`` on the agents' labels collected from
+``support.labels``; both publish only if not worse than the served version on held-out rows
+(docs/support-assistant.md, "Your own intents"). Exit codes as above, plus 2 for unusable
+data (the reason names the line).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from models.evaluation import write_run
 
 SEED = 0
 EXIT_FAILED = 1
+EXIT_BAD_DATA = 2
 EXIT_UNREACHABLE = 3
 GROUPS = {
     "encoder": ["text-encoder", "text-encoder-int8"],
@@ -125,6 +133,75 @@ def train_from_events(
     return code
 
 
+def train_own_intents(
+    data: Path | None,
+    model: str,
+    routes: Path | None,
+    force: bool,
+    margin: float | None,
+    since_days: float | None,
+    json_result: Path | None,
+) -> int:
+    """``train intent --data FILE`` / ``--from-labels``: one gated run; see the module
+    docstring."""
+    from models.intent.own_data import DataError, read_labelled_file, read_routes
+    from models.intent.own_register import (
+        IntentOutcome,
+        served_routing,
+        train_and_publish,
+        write_outcome,
+    )
+
+    start = time.perf_counter()
+    code = 0
+    try:
+        route_map = read_routes(routes) if routes is not None else None
+        if data is not None:
+            rows = read_labelled_file(data)
+        else:
+            rows = _rows_from_labels(since_days)
+            if route_map is None:  # labels carry no queues: keep the served version's map
+                route_map = served_routing(model)
+        outcome = train_and_publish(
+            rows, model_name=model, force=force, margin=margin, routes=route_map
+        )
+    except DataError as exc:
+        outcome, code = IntentOutcome("failed", str(exc), model=model), EXIT_BAD_DATA
+    except _Unreachable as exc:
+        outcome, code = IntentOutcome("failed", str(exc), model=model), EXIT_UNREACHABLE
+    except Exception as exc:  # reported in the outcome, like the recommender's
+        outcome = IntentOutcome("failed", f"{type(exc).__name__}: {exc}", model=model)
+        code = EXIT_FAILED
+    outcome.seconds = outcome.seconds or round(time.perf_counter() - start, 2)
+    if json_result is not None:
+        write_outcome(outcome, json_result)
+    path = write_run("train", f"{model}-own", outcome.to_json(), seed=SEED)
+    print(outcome.summary(), file=sys.stderr if code else sys.stdout, flush=True)
+    print(f"outcome {json_result or path}", file=sys.stderr)
+    return code
+
+
+class _Unreachable(RuntimeError):
+    pass
+
+
+def _rows_from_labels(since_days: float | None) -> Any:
+    from pymongo.errors import ConnectionFailure
+
+    from models.intent.own_data import read_label_store
+    from shared.mongo import database, mongo_client
+    from shared.settings import MongoSettings
+
+    settings = MongoSettings()
+    client = mongo_client(settings)
+    try:
+        return read_label_store(database(client, settings), since_days)
+    except ConnectionFailure as exc:
+        raise _Unreachable(f"MongoDB unreachable: {exc}") from exc
+    finally:
+        client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m models",
@@ -147,16 +224,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         "publish when not worse than the served version",
     )
     p_train.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="intent only: train the product's own intents on a CSV or JSONL file (text, label, "
+        "optional queue; label oos or empty = out-of-scope) and publish when not worse than "
+        "the served version",
+    )
+    p_train.add_argument(
+        "--from-labels",
+        action="store_true",
+        help="intent only: train on the agents' labels collected from support.labels "
+        "(MongoDB support_labels, LUMEN_MONGO_*), gated like --data",
+    )
+    p_train.add_argument(
+        "--model",
+        default="intent-classifier",
+        help="with --data/--from-labels: the registry name to publish under "
+        "(default intent-classifier)",
+    )
+    p_train.add_argument(
+        "--routes",
+        type=Path,
+        metavar="FILE",
+        help="with --data/--from-labels: a JSON object intent -> support queue (overrides the "
+        "file's queue column; --from-labels keeps the served version's map without it)",
+    )
+    p_train.add_argument(
         "--margin",
         type=float,
         help="with --from-events: how much lower the new NDCG@10 may be than the served "
-        "version's (default $LUMEN_TRAINER_GATE_MARGIN or 0)",
+        "version's (default $LUMEN_TRAINER_GATE_MARGIN or 0); with --data/--from-labels: the "
+        "held-out accuracy (default $LUMEN_INTENT_GATE_MARGIN or 0)",
     )
     p_train.add_argument(
-        "--since-days", type=float, help="with --from-events: only the last D days of interactions"
+        "--since-days",
+        type=float,
+        help="with --from-events/--from-labels: only the last D days of interactions/labels",
     )
     p_train.add_argument(
-        "--json-result", type=Path, help="with --from-events: write the outcome as JSON here"
+        "--json-result",
+        type=Path,
+        help="with --from-events/--data/--from-labels: write the outcome as JSON here",
     )
     p_eval = sub.add_parser("eval", help="re-measure the newest versions and print tables")
     p_eval.add_argument("name", help="group (encoder, intent, ...), model name, or all")
@@ -174,8 +283,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.since_days is not None and args.since_days <= 0:
                 parser.error("--since-days must be positive")
             return train_from_events(args.force, args.margin, args.since_days, args.json_result)
+        if args.data is not None or args.from_labels:
+            if args.target != "intent" or args.small or (args.data and args.from_labels):
+                parser.error("--data or --from-labels (one of them) trains intent, at full size")
+            if args.margin is not None and not 0.0 <= args.margin <= 1.0:
+                parser.error("--margin must be between 0 and 1")
+            if args.since_days is not None and (args.data or args.since_days <= 0):
+                parser.error("--since-days must be positive and goes with --from-labels")
+            return train_own_intents(
+                args.data,
+                args.model,
+                args.routes,
+                args.force,
+                args.margin,
+                args.since_days,
+                args.json_result,
+            )
+        if args.routes is not None or args.model != "intent-classifier":
+            parser.error("--model and --routes need --data or --from-labels")
         if any(option is not None for option in gate_options):
-            parser.error("--margin, --since-days and --json-result need --from-events")
+            parser.error(
+                "--margin, --since-days and --json-result need --from-events, --data or "
+                "--from-labels"
+            )
         train(args.target, args.small, args.force)
     elif args.command == "build-defaults":
         train("all", args.small)

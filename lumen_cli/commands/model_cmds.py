@@ -17,13 +17,19 @@ def add_parsers(sub: Any) -> None:
         "`--from-events` may be given, it is the default here) and publishes it only when it is "
         "not worse than the served version (docs/recommender-training.md); exit 3 when MongoDB "
         "is unreachable. `lumen train recommender --reference [--small] [--force]` rebuilds the "
-        "offline MovieLens reference model instead.",
+        "offline MovieLens reference model instead. "
+        "`lumen train intent --data FILE [--model NAME] [--routes FILE] [--force] [--margin M]` "
+        "trains the product's own support intents on a CSV or JSONL file (text, label, optional "
+        "queue; label `oos` or empty = out-of-scope) and `lumen train intent --from-labels "
+        "[--since-days D]` on the agents' labels collected from support.labels; both publish "
+        "only when not worse than the served version on held-out rows, with the routing map "
+        "(docs/support-assistant.md); exit 2 for unusable data.",
     )
     train.add_argument(
         "rest",
         nargs=argparse.REMAINDER,
         help="target [--small] [--force] | recommender [--force] [--margin M] | "
-        "recommender --reference",
+        "recommender --reference | intent --data FILE | intent --from-labels",
     )
     train.set_defaults(func=lambda args: _models(["train", *recommender_source(args.rest)]))
     evaluate = sub.add_parser(
