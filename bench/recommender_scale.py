@@ -13,7 +13,7 @@ items, and Recommend latency at a fixed request rate with the 10^5-item model.
   fork, so it overstates small children of this (large) parent.
 - Serving: an inference server on a private registry (the baseline registry's other models,
   and the 10^5-item sparse model as ``recommender``) and a private mongod holding the users'
-  profiles; Recommend at ``--rate`` requests/s, open loop, for ``--seconds``. The baseline's
+  profiles and the model's catalogue (``items``, which inference keeps in memory); Recommend at ``--rate`` requests/s, open loop, for ``--seconds``. The baseline's
   1,682-item dense model is measured the same way in the same run, so the ratio compares
   the two on the same machine at the same moment.
 
@@ -308,6 +308,39 @@ def write_profiles(uri: str, database: str, profiles: dict[str, list[str]]) -> N
     client.close()
 
 
+def write_catalogue(uri: str, database: str, root: Path) -> int:
+    """The served model's items as the profile updater stores them (``items``, with
+    ``updatedAt`` and its index): inference reads the catalogue from there, as in a product."""
+    from datetime import UTC, datetime
+
+    from pymongo import MongoClient
+
+    from models.runtime.items import ItemIndex
+    from shared import catalogue
+    from shared.model_registry import get_version
+    from shared.mongo import ITEMS, ensure_indexes
+
+    index = ItemIndex.load(get_version("recommender", root=root).file("items.json"))
+    now = datetime.now(UTC)
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
+    db = client[database]
+    ensure_indexes(db)
+    docs = [
+        {
+            "_id": item,
+            catalogue.TITLE: index.titles[row] if index.titles else item,
+            catalogue.CATEGORIES: index.categories[row] if index.categories else [],
+            catalogue.REMOVED: False,
+            catalogue.UPDATED_AT: now,
+        }
+        for row, item in enumerate(index.item_ids)
+    ]
+    for start in range(0, len(docs), 10_000):
+        db[ITEMS].insert_many(docs[start : start + 10_000], ordered=False)
+    client.close()
+    return len(docs)
+
+
 def baseline_profiles(root: Path) -> dict[str, list[str]]:
     """Users of the baseline model: 50 recent items each, as the MovieLens users have."""
     from models.runtime.items import ItemIndex
@@ -368,7 +401,13 @@ def serve(
 ) -> dict[str, Any]:
     from bench.inference_bench import Server, batch_figures, noop_load, recommend_load
 
-    env = {"LUMEN_MONGO_URI": uri, "LUMEN_MONGO_DATABASE": database}
+    env = {
+        "LUMEN_MONGO_URI": uri,
+        "LUMEN_MONGO_DATABASE": database,
+        # Recommend alone: the live search index would embed the whole catalogue at start
+        # (once, then cached in item_vectors); search is measured by bench.search_scale.
+        "LUMEN_INFERENCE_LIVE_SEARCH_ENABLED": "false",
+    }
     if BATCHING:
         env["LUMEN_INFERENCE_BATCHING"] = json.dumps({"recommender": BATCHING})
     server = Server(root, env)
@@ -399,14 +438,17 @@ def serving(
         "raw_onnxruntime": {"baseline": raw_latency(base_root), "scale": raw_latency(scale_root)},
     }
     print(f"raw onnxruntime: {out['raw_onnxruntime']}", flush=True)
-    database = f"lumen_scale_{uuid.uuid4().hex[:6]}"
     with private_mongo() as uri:
-        write_profiles(uri, database, {**base_users, **scale_users})
         for label, root, users in (
-            ("baseline", base_root, list(base_users)),
-            ("scale", scale_root, list(scale_users)),
+            ("baseline", base_root, base_users),
+            ("scale", scale_root, scale_users),
         ):
-            out[label] = serve(root, uri, database, users, rate, seconds)
+            # Each model's own catalogue in a database of its own, as its product would have.
+            database = f"lumen_scale_{label}_{uuid.uuid4().hex[:6]}"
+            write_profiles(uri, database, users)
+            catalogue_items = write_catalogue(uri, database, root)
+            out[label] = serve(root, uri, database, list(users), rate, seconds)
+            out[label]["catalogue_items_in_mongodb"] = catalogue_items
             print(f"Recommend {label}: {out[label]}", flush=True)
     out["p99_scale_over_baseline"] = out["scale"]["p99_ms"] / out["baseline"]["p99_ms"]
     return out
