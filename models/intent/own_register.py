@@ -174,6 +174,7 @@ def train_and_publish(
             "routing": routing,
             "seed": seed,
             "margin": margin,
+            "method": f"{getattr(fit, '__module__', '')}.{getattr(fit, '__qualname__', fit)}",
         }
     )
     kept = current_if_unchanged(model_name, fp, registry)
