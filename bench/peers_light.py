@@ -20,7 +20,8 @@ Each round starts every configuration once, in an order rotated from round to ro
 change in the shared machine's load meanwhile falls on all of them. Ratios (Lumen / peer,
 texts/s and p99) are taken within each round, then their median over the rounds is
 reported, beside each configuration's median figures, its server CPU per request and the
-host's load average. Results: docs/benchmarks/peers_light.json.
+host's load average, and the bare model's CPU per row (one onnxruntime thread, batch 1 and
+8, measured after each round): the floor under every server's CPU per request. Results: docs/benchmarks/peers_light.json.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -166,6 +168,7 @@ def measure(
         for streams in levels:
             load_before = os.getloadavg()[0]
             cpu_before, steal = tree_cpu_seconds(running.pid), StealMeter()
+            metrics_before = running.server.metrics() if isinstance(running, LumenServer) else {}
             result = run_load(
                 GrpcWorkload(running.target, OIP_INFER, requests),
                 mode="closed",
@@ -179,9 +182,51 @@ def measure(
             )
             figures["host_steal_share"] = round(steal.share(), 4)
             figures["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+            if isinstance(running, LumenServer):  # rows per execution, from its own /metrics
+                batches = ib.batch_figures(metrics_before, running.server.metrics(), MODEL)
+                figures["server_batching"] = {k: round(v, 3) for k, v in batches.items()}
             out[str(streams)] = figures
     finally:
         running.stop()
+    return out
+
+
+def raw_model_cpu(registry: Path, requests: tuple[bytes, ...], seconds: float) -> dict[str, float]:
+    """CPU ms per row of the bare model (one onnxruntime session, one thread, this process)
+    at batch 1 and 8 on the same rows: the floor under every server's CPU per request."""
+    import inference.grpc_service_pb2 as oip
+    import numpy as np
+
+    from services.inference import runtime
+    from services.inference.settings import InferenceSettings
+    from shared.model_registry import get_version
+
+    settings = InferenceSettings()
+    options = runtime.session_options(
+        1, settings.inter_op_threads, settings.graph_optimization, settings.allow_spinning
+    )
+    session = runtime.open_session(str(get_version(MODEL, root=registry).model_path), options)
+    rows = []
+    for raw in requests:
+        message = oip.ModelInferRequest.FromString(raw)
+        rows.append(
+            {
+                t.name: np.frombuffer(c, dtype="<i8").reshape(list(t.shape))
+                for t, c in zip(message.inputs, message.raw_input_contents, strict=True)
+            }
+        )
+    out: dict[str, float] = {}
+    for batch in (1, 8):
+        feeds = {
+            name: np.concatenate([rows[i % len(rows)][name] for i in range(batch)])
+            for name in rows[0]
+        }
+        session.run(["probabilities"], feeds)
+        runs, began, cpu = 0, time.monotonic(), time.process_time()
+        while time.monotonic() - began < seconds:
+            session.run(["probabilities"], feeds)
+            runs += 1
+        out[str(batch)] = round(1000 * (time.process_time() - cpu) / (runs * batch), 3)
     return out
 
 
@@ -277,11 +322,19 @@ def main() -> None:
 
     os.environ["PEER_ALLOW_SPINNING"] = "1" if InferenceSettings().allow_spinning else "0"
     registry = light_registry(args.registry)
+    try:
+        run(args, registry)
+    finally:
+        shutil.rmtree(registry)  # the link only: rmtree does not follow it
+
+
+def run(args: argparse.Namespace, registry: Path) -> None:
     requests = oip_intent_requests(registry, MODEL)
     lineup = contenders(registry)
     peers = sorted({c.server for c in lineup} - {"lumen"})
     load_at_start = os.getloadavg()
     rounds: list[dict[str, Any]] = []
+    raw_cpu: list[dict[str, float]] = []
     for n in range(args.rounds):
         shift = n % len(lineup)
         order = lineup[shift:] + lineup[:shift]
@@ -302,6 +355,8 @@ def main() -> None:
                 flush=True,
             )
         rounds.append({label: figures[label] for label in (c.label for c in lineup)})
+        raw_cpu.append(raw_model_cpu(registry, requests, min(3.0, args.seconds / 2)))
+        print(f"round {n + 1} bare model CPU ms per row by batch: {raw_cpu[-1]}", flush=True)
     report = {
         "benchmark": "peers_light",
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -319,6 +374,10 @@ def main() -> None:
         "peer_allow_spinning": os.environ["PEER_ALLOW_SPINNING"],
         "medians": medians(rounds, LEVELS),
         "ratios_lumen_over_peer": ratios(rounds, LEVELS, peers),
+        "raw_model_cpu_ms_per_row_by_batch": {
+            b: round(statistics.median(r[b] for r in raw_cpu), 3) for b in raw_cpu[0]
+        },
+        "raw_model_cpu_by_round": raw_cpu,
         "by_round": rounds,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
