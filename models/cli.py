@@ -161,7 +161,7 @@ def train_own_intents(
         else:
             rows = _rows_from_labels(since_days)
             if route_map is None:  # labels carry no queues: keep the served version's map
-                route_map = served_routing(model)
+                route_map = served_routing(model, rows.intents)
         outcome = train_and_publish(
             rows, model_name=model, force=force, margin=margin, routes=route_map
         )

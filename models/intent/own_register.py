@@ -382,7 +382,11 @@ def _sections(outcome: IntentOutcome) -> list[tuple[str, str]]:
     columns = ["model", METRIC, "in_scope_accuracy", "oos_recall", "rows"]
     counts = table(
         [
-            {"label": k, "rows": v, "queue": outcome.routing.get(k, "")}
+            {
+                "label": k,
+                "rows": v,
+                "queue": outcome.routing.get("out_of_scope" if k == OOS else k, ""),
+            }
             for k, v in outcome.counts.items()
         ],
         ["label", "rows", "queue"],
@@ -419,11 +423,15 @@ def _sections(outcome: IntentOutcome) -> list[tuple[str, str]]:
     ]
 
 
-def served_routing(name: str, registry: Path | None = None) -> dict[str, str]:
-    """The routing map of the served version (kept when new labels bring no queues)."""
+def served_routing(name: str, intents: list[str], registry: Path | None = None) -> dict[str, str]:
+    """The served version's routing map for ``intents`` and the special keys (kept when new
+    labels bring no queues)."""
     try:
         extra = get_version(name, root=registry).config.extra
     except RegistryError:
         return {}
     routing = extra.get("routing")
-    return {str(k): str(v) for k, v in routing.items()} if isinstance(routing, dict) else {}
+    if not isinstance(routing, dict):
+        return {}
+    keep = {*intents, "out_of_scope", "default"}
+    return {str(k): str(v) for k, v in routing.items() if k in keep}
