@@ -157,9 +157,15 @@ class Producer:
 
 
 @dataclass
+class Config:
+    extra: dict[str, object] = field(default_factory=dict)  # no routing map of its own
+
+
+@dataclass
 class Loaded:
     name: str = "intent-classifier"
     version: int = 3
+    config: Config = field(default_factory=Config)
 
 
 class Classifier:
