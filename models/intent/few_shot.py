@@ -1,0 +1,192 @@
+"""Intent models from a handful of examples per intent, in JAX.
+
+The top encoder layers and a linear head are fine-tuned with the classification loss,
+reusing the intent fine-tuning (``models.intent.finetune``): the lower layers' token
+states are computed once with onnxruntime, and the head starts at the scaled class
+centroids of the frozen embeddings (a nearest-centroid classifier, already good with 5-10
+examples; the fine-tuning then pulls each intent's texts together and pushes intents
+apart). SetFit's pair training (Tunstall et al., 2022: cosine loss on same / different
+intent pairs, then logistic regression) was measured first and is far too slow here: it
+runs every text through the encoder ~40 times per round of pairs, where the
+classification loss needs one pass per epoch (one round of pairs on 770 texts took 400 s
+on the shared 2-core machine). The result is exported as the published intent graph
+(``models.intent.graph``): same inputs, same ``probabilities`` and ``embedding``
+outputs, served unchanged.
+
+JAX comes with the ``train`` extra; it is imported lazily.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from models.encoder.graph import build_encoder, load_weights
+from models.encoder.spec import SPECS, spec_of
+from models.evaluation import session
+from models.intent.finetune import FinetuneParams, TokenStates, embed, finetune
+from models.intent.graph import build_intent_graph
+from models.intent.scoring import softmax
+from models.runtime.text import TextTokenizer
+from models.sources import ENCODER_FILES
+
+
+@dataclass(frozen=True)
+class FewShotParams:
+    """The training budget, chosen on a tuning part of Banking77 that the reported
+    figures never see (bench/intent_few_shot.py, docs/benchmarks.md)."""
+
+    top_layers: int = 1  # encoder layers fine-tuned (the rest stay frozen and cached)
+    epochs: int = 8
+    batch_size: int = 16
+    lr_encoder: float = 1e-4
+    lr_head: float = 1e-3
+
+    def finetune_params(self, encoder: str, seed: int) -> FinetuneParams:
+        return FinetuneParams(
+            encoder=encoder,
+            top_layers=self.top_layers,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr_encoder=self.lr_encoder,
+            lr_head=self.lr_head,
+            seed=seed,
+        )
+
+
+def _check_texts(texts: list[str], what: str) -> None:
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"{what} {i} is {type(text).__name__}, not a string")
+        if not text.strip():
+            raise ValueError(f"{what} {i} is empty: every text needs words to learn from")
+
+
+def _check_examples(texts: list[str], labels: list[str]) -> list[str]:
+    """Validate the training set; return its intents, sorted (the output order)."""
+    if len(texts) != len(labels):
+        raise ValueError(f"texts and labels differ in length ({len(texts)} vs {len(labels)})")
+    if not texts:
+        raise ValueError("no training examples: give a few texts for each intent")
+    _check_texts(texts, "training text")
+    for i, label in enumerate(labels):
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"label {i} is empty: every text needs the name of its intent")
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise ValueError(
+            f"few-shot training needs at least two intents, got only {names[0]!r}: "
+            "a classifier cannot learn to tell one intent from nothing"
+        )
+    return names
+
+
+@dataclass
+class _Encoder:
+    weights: dict[str, np.ndarray]
+    tokenizer: TextTokenizer
+    lower: dict[int, Any] = field(default_factory=dict)  # first trainable layer -> session
+
+    def states(self, texts: list[str], first: int, batch_size: int = 64) -> TokenStates:
+        """Token states after the frozen ``first`` layers (onnxruntime)."""
+        if first not in self.lower:
+            graph = build_encoder(self.weights, hidden_after=first)
+            self.lower[first] = session(graph.SerializeToString())
+        sess = self.lower[first]
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out: list[np.ndarray] = [np.zeros(0)] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            enc = self.tokenizer.encode([texts[i] for i in idx])
+            (hidden,) = sess.run(["hidden"], enc)
+            for j, i in enumerate(idx):
+                out[i] = hidden[j, : int(enc["attention_mask"][j].sum())].astype(np.float32)
+        return TokenStates(out)
+
+
+@functools.lru_cache(maxsize=2)
+def _encoder(key: str) -> _Encoder:
+    """The pinned encoder's weights and tokenizer from the cache (one load per process)."""
+    if key not in SPECS:
+        raise ValueError(f"unknown encoder {key!r}: choose one of {sorted(SPECS)}")
+    folder = ENCODER_FILES[key]()
+    return _Encoder(
+        load_weights(folder / "model.safetensors"), TextTokenizer(folder / "tokenizer.json")
+    )
+
+
+@dataclass
+class FewShotModel:
+    """A fitted few-shot intent model: encoder weights (top layers tuned) + linear head."""
+
+    labels: list[str]
+    weights: dict[str, np.ndarray]  # the full encoder, fine-tuned top layers included
+    head_weight: np.ndarray  # [C, D]
+    head_bias: np.ndarray  # [C]
+    top_layers: int
+    encoder: str
+    train_seconds: float = 0.0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm sentence embeddings [N, D] of the fine-tuned encoder."""
+        _check_texts(texts, "text")
+        spec = spec_of(self.weights)
+        if not texts:
+            return np.zeros((0, spec.hidden), dtype=np.float32)
+        states = _encoder(self.encoder).states(texts, spec.layers - self.top_layers)
+        return embed(self.weights, states, self.top_layers)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """[N, len(labels)] probabilities, columns in ``labels`` order."""
+        emb = self.embed(texts)
+        if not len(emb):
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        logits = emb.astype(np.float64) @ self.head_weight.T + self.head_bias
+        return softmax(logits).astype(np.float32)
+
+    def to_onnx(self) -> onnx.ModelProto:
+        """The intent serving graph: ``input_ids``/``attention_mask`` -> ``probabilities``
+        [B, len(labels)] and ``embedding`` [B, D]."""
+        return build_intent_graph(self.weights, self.head_weight, self.head_bias)
+
+
+def fit_few_shot(
+    texts: list[str],
+    labels: list[str],
+    *,
+    seed: int = 0,
+    encoder: str = "minilm",
+    params: FewShotParams | None = None,
+) -> FewShotModel:
+    """Fit an intent model on a few labelled texts per intent (5-10 is enough).
+
+    Raises ``ValueError`` for mismatched lengths, empty texts or labels, or fewer than
+    two intents. ``encoder`` is a key of ``models.encoder.spec.SPECS``; its pinned
+    weights are read from the cache (``models.sources``)."""
+    names = _check_examples(list(texts), list(labels))
+    params = params or FewShotParams()
+    started = time.perf_counter()
+    enc = _encoder(encoder)
+    spec = spec_of(enc.weights)
+    if not 1 <= params.top_layers <= spec.layers:
+        raise ValueError(f"top_layers must be 1..{spec.layers}, got {params.top_layers}")
+    first = spec.layers - params.top_layers
+    index = {name: i for i, name in enumerate(names)}
+    y = np.array([index[label] for label in labels], dtype=np.int64)
+    states = enc.states(list(texts), first)
+    tuned = finetune(enc.weights, states, y, len(names), params.finetune_params(encoder, seed))
+    full = {**enc.weights, **{k: v for k, v in tuned.items() if not k.startswith("head.")}}
+    return FewShotModel(
+        labels=names,
+        weights=full,
+        head_weight=tuned["head.weight"],
+        head_bias=tuned["head.bias"],
+        top_layers=params.top_layers,
+        encoder=encoder,
+        train_seconds=time.perf_counter() - started,
+    )
