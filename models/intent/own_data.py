@@ -272,7 +272,9 @@ def fit_intent_model(texts: list[str], labels: list[str], *, seed: int = 0) -> I
     """The one place that picks the training method."""
     try:
         few_shot = importlib.import_module("models.intent.few_shot")
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "models.intent.few_shot":
+            raise  # the module is there but cannot load: say so rather than fall back
         return fit_frozen_logreg(texts, labels, seed=seed)
     model: IntentModel = few_shot.fit_few_shot(texts, labels, seed=seed, encoder=DEFAULT_ENCODER)
     return model
