@@ -187,3 +187,44 @@ def test_a_served_model_of_another_taxonomy_is_not_comparable(
     assert "another taxonomy" in outcome.reason and "cancel" in outcome.reason
     card = (tmp_path / NAME / str(outcome.version) / "README.md").read_text()
     assert "another taxonomy" in card
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["train", "recommender", "--data", "x.csv"], "trains intent"),
+        (["train", "intent", "--data", "x.csv", "--from-labels"], "one of them"),
+        (["train", "intent", "--data", "x.csv", "--small"], "at full size"),
+        (["train", "intent", "--data", "x.csv", "--margin", "2"], "between 0 and 1"),
+        (["train", "intent", "--data", "x.csv", "--since-days", "3"], "with --from-labels"),
+        (["train", "intent", "--routes", "r.json"], "need --data or --from-labels"),
+    ],
+)
+def test_the_command_line_refuses_options_that_do_not_go_together(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2 and problem in capsys.readouterr().err
+
+
+def test_unusable_data_exits_2_with_the_line_in_the_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.cli import main
+
+    monkeypatch.setenv("LUMEN_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("LUMEN_MODEL_REPOSITORY", str(tmp_path / "registry"))
+    bad = write(tmp_path, "bad.csv", "text,label\nfine,a\n,b\n")
+    result = tmp_path / "outcome.json"
+    assert main(["train", "intent", "--data", str(bad), "--json-result", str(result)]) == 2
+    outcome = json.loads(result.read_text())
+    assert (
+        outcome["decision"] == "failed" and f"{bad}:3: empty or missing text" in outcome["reason"]
+    )
+    assert not (tmp_path / "registry").exists()
