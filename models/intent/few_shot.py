@@ -91,22 +91,28 @@ class _Encoder:
     weights: dict[str, np.ndarray]
     tokenizer: TextTokenizer
     lower: dict[int, Any] = field(default_factory=dict)  # first trainable layer -> session
+    # Lower-layer states stay the same across fits: refitting on the same texts (more
+    # labels arriving, other seeds) skips their onnxruntime pass. Bounded (~30 KB a text).
+    memo: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
+    memo_limit: int = 12_000
 
     def states(self, texts: list[str], first: int, batch_size: int = 64) -> TokenStates:
         """Token states after the frozen ``first`` layers (onnxruntime)."""
-        if first not in self.lower:
+        todo = sorted({t for t in texts if (first, t) not in self.memo}, key=len)
+        if len(self.memo) + len(todo) > self.memo_limit:
+            self.memo.clear()
+            todo = sorted(set(texts), key=len)
+        if todo and first not in self.lower:
             graph = build_encoder(self.weights, hidden_after=first)
             self.lower[first] = session(graph.SerializeToString())
-        sess = self.lower[first]
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        out: list[np.ndarray] = [np.zeros(0)] * len(texts)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer.encode([texts[i] for i in idx])
-            (hidden,) = sess.run(["hidden"], enc)
-            for j, i in enumerate(idx):
-                out[i] = hidden[j, : int(enc["attention_mask"][j].sum())].astype(np.float32)
-        return TokenStates(out)
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            enc = self.tokenizer.encode(chunk)
+            (hidden,) = self.lower[first].run(["hidden"], enc)
+            for j, text in enumerate(chunk):
+                n = int(enc["attention_mask"][j].sum())
+                self.memo[first, text] = hidden[j, :n].astype(np.float32)
+        return TokenStates([self.memo[first, t] for t in texts])
 
 
 @functools.lru_cache(maxsize=2)
