@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -54,6 +53,8 @@ class Scorer:
     tokenizer: TextTokenizer
     labels: list[str]
     threshold: float
+    output: str = "probabilities"
+    logits: bool = False  # the output holds logits (softmax applied here)
 
     @classmethod
     def of_version(cls, found: ModelVersion) -> Scorer:
@@ -70,14 +71,21 @@ class Scorer:
 
             labels = [str(x) for x in json.loads(found.file("labels.json").read_text())]
         threshold = float(config.extra.get("oos_threshold", 0.0))
-        return cls(session(found.model_path), tokenizer, labels, threshold)
+        roles = config.output_roles
+        output, logits = roles.get("probabilities", "probabilities"), False
+        if "probabilities" not in roles and "logits" in roles:
+            output, logits = roles["logits"], True
+        return cls(session(found.model_path), tokenizer, labels, threshold, output, logits)
 
     def predict(self, texts: Sequence[str], batch: int = 64) -> list[str]:
         """The decided intent per text (``oos`` when rejected)."""
         out: list[str] = []
         for start in range(0, len(texts), batch):
             feed = self.tokenizer.encode(list(texts[start : start + batch]))
-            (probs,) = self.session.run(["probabilities"], feed)
+            (probs,) = self.session.run([self.output], feed)
+            if self.logits:
+                z = np.exp(probs - probs.max(axis=1, keepdims=True))
+                probs = z / z.sum(axis=1, keepdims=True)
             out += [d.intent for d in decide_intent(probs, self.labels, self.threshold)]
         return out
 
@@ -133,11 +141,3 @@ def decide(
     if force:
         return Verdict("forced", f"{compared}: worse than the served version, published by force")
     return Verdict("refused", f"{compared}: worse than the served version")
-
-
-def scorer_of_graph(
-    graph_bytes: bytes, tokenizer_path: Path, labels: list[str], threshold: float
-) -> Scorer:
-    from models.evaluation import session
-
-    return Scorer(session(graph_bytes), TextTokenizer(tokenizer_path), labels, threshold)
