@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from models.intent.train import DEFAULT_PARAMS, params_for
+from models.intent.train import DEFAULT_PARAMS, distillation_for, params_for
 
 
 def test_defaults_pick_the_encoder_per_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LUMEN_INTENT_ENCODER", raising=False)
-    assert params_for("banking77").encoder == "mpnet"
+    assert params_for("banking77").encoder == "minilm"
     assert params_for("clinc150").encoder == "minilm"
+
+
+def test_banking77_is_distilled_from_mpnet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LUMEN_INTENT_ENCODER", raising=False)
+    distill = distillation_for("banking77")
+    assert distill is not None and distill.teacher.encoder == "mpnet"
+    assert 0.0 <= distill.alpha < 1.0 and distill.temperature > 0
+    assert distillation_for("clinc150") is None
+    # CI-sized builds keep the path but not the large teacher
+    small = distillation_for("banking77", small=True)
+    assert small is not None and small.teacher.encoder == "minilm"
+
+
+def test_naming_the_encoder_turns_distillation_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUMEN_INTENT_ENCODER", "mpnet")
+    assert distillation_for("banking77") is None
+    assert params_for("banking77").encoder == "mpnet"
 
 
 def test_environment_swaps_the_encoder_only(monkeypatch: pytest.MonkeyPatch) -> None:
