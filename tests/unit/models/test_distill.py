@@ -77,3 +77,20 @@ def test_jax_loss_and_gradient_match_numpy() -> None:
     grad = np.asarray(jax.grad(total)(jnp.asarray(s32)))
     soft = lambda x: np.exp(x / 2) / np.exp(x / 2).sum(1, keepdims=True)  # noqa: E731
     np.testing.assert_allclose(grad, 2.0 * (soft(STUDENT) - soft(TEACHER)), rtol=1e-4, atol=1e-6)
+
+
+def test_selection_texts_come_from_the_training_split_only() -> None:
+    from models.intent.data import OOS, banking77
+    from models.intent.distill import selection_data
+
+    data = banking77()
+    chosen, rows = selection_data(data)
+    selection = [t for t, y in zip(chosen.tune.texts, chosen.tune.labels, strict=True) if y != OOS]
+    # about a tenth of every intent's training texts, none of them from the validation split
+    assert set(selection) <= set(data.train.texts)
+    assert not set(selection) & set(data.report.texts)
+    assert len(selection) == pytest.approx(0.1 * sum(y != OOS for y in data.train.labels), rel=0.05)
+    assert {y for y in chosen.tune.labels if y != OOS} == {y for y in data.train.labels if y != OOS}
+    # the rows index the full training split, so the teacher's cached logits line up
+    assert [data.train.texts[i] for i in rows] == chosen.train.texts
+    assert not set(chosen.train.texts) & set(selection)
