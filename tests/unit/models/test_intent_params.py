@@ -7,14 +7,21 @@ import pytest
 from models.intent.train import DEFAULT_PARAMS, distillation_for, params_for
 
 
-def test_defaults_pick_the_encoder_per_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True)
+def no_encoder_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LUMEN_INTENT_ENCODER", raising=False)
-    assert params_for("banking77").encoder == "minilm"
+    monkeypatch.delenv("LUMEN_INTENT_DISTILL", raising=False)
+
+
+def test_defaults_pick_the_encoder_per_dataset() -> None:
+    assert params_for("banking77").encoder == "mpnet"
     assert params_for("clinc150").encoder == "minilm"
+    assert distillation_for("banking77") is None  # distillation is asked for
 
 
-def test_banking77_is_distilled_from_mpnet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LUMEN_INTENT_ENCODER", raising=False)
+def test_banking77_is_distilled_from_mpnet_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUMEN_INTENT_DISTILL", "1")
+    assert params_for("banking77").encoder == "minilm"  # the student
     distill = distillation_for("banking77")
     assert distill is not None and distill.teacher.encoder == "mpnet"
     assert 0.0 <= distill.alpha < 1.0 and distill.temperature > 0
@@ -25,6 +32,7 @@ def test_banking77_is_distilled_from_mpnet(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_naming_the_encoder_turns_distillation_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUMEN_INTENT_DISTILL", "1")
     monkeypatch.setenv("LUMEN_INTENT_ENCODER", "mpnet")
     assert distillation_for("banking77") is None
     assert params_for("banking77").encoder == "mpnet"
