@@ -33,10 +33,12 @@ from services.inference.catalogue_index import (
     CatalogueIndex,
     IndexedItem,
     build,
+    expansion_for,
     normalised,
 )
 
 DIM = 384
+SEARCH_BREADTHS = (128, 256, 512, 1024)  # expansion_search values measured on each graph
 CLUSTER_ITEMS = 1000
 NOISE = 0.6  # within-cluster spread: neighbours are close but not duplicates
 QUERIES = 200
@@ -121,6 +123,19 @@ def measure(n: int) -> dict[str, Any]:
     ann_build = time.perf_counter() - began
     ann_mib = rss_mib() - before
     found, ann_seconds = timed(queries, lambda q: [m.item_id for m in ann_index.search(q, K)])
+    # The same graph searched more broadly: recall bought with latency, per breadth.
+    by_breadth = []
+    for breadth in SEARCH_BREADTHS:
+        ann_index.search_expansion = breadth
+        wide, wide_seconds = timed(queries, lambda q: [m.item_id for m in ann_index.search(q, K)])
+        by_breadth.append(
+            {
+                "expansion_search": breadth,
+                **latency(wide_seconds),
+                "recall_at_10": round(recall(wide, truth), 4),
+            }
+        )
+    ann_index.search_expansion = None
     # Removals and re-adds in place: the graph keeps answering without a rebuild.
     churn = [f"i{r}" for r in range(0, n, 100)]
     began = time.perf_counter()
@@ -138,6 +153,8 @@ def measure(n: int) -> dict[str, Any]:
             "memory_mib": round(ann_mib, 1),
             "churn_1pct_s": round(churn_seconds, 2),
             "recall_at_10_after_churn": round(recall(after_churn, truth), 4),
+            "expansion_search": expansion_for(n),
+            "by_expansion_search": by_breadth,
         },
     }
     print(json.dumps(row), flush=True)

@@ -22,7 +22,10 @@ from usearch.index import Index as HnswIndex
 # HNSW knobs chosen by bench/search_scale.py (recall@10 >= 0.95 on clustered 384-d vectors).
 HNSW_CONNECTIVITY = 16
 HNSW_EXPANSION_ADD = 64
-HNSW_EXPANSION_SEARCH = 128
+HNSW_EXPANSION_SEARCH = 128  # the graph's search breadth up to EXPANSION_BY_SIZE's sizes
+# Larger graphs need a broader search for the same recall (docs/benchmarks.md, Search at
+# scale): (items above which, breadth).
+EXPANSION_BY_SIZE: tuple[tuple[int, int], ...] = ()
 # The graph is asked for more than k so that a few misses near the boundary still leave k.
 ANN_OVERSAMPLE = 2
 
@@ -87,10 +90,20 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return best[np.argsort(-scores[best], kind="stable")]
 
 
+def expansion_for(items: int) -> int:
+    """The graph's search breadth for an index of ``items``."""
+    breadth = HNSW_EXPANSION_SEARCH
+    for above, wider in EXPANSION_BY_SIZE:
+        if items > above:
+            breadth = wider
+    return breadth
+
+
 class CatalogueIndex:
     def __init__(self, dim: int, exact_max_items: int, capacity: int = 1024) -> None:
         self.dim = dim
         self.exact_max_items = exact_max_items
+        self.search_expansion: int | None = None  # None: expansion_for(size); set to measure
         self._lock = threading.Lock()
         self._vectors = np.zeros((max(capacity, 1), dim), dtype=np.float32)
         self._ids: list[str] = []
@@ -153,6 +166,10 @@ class CatalogueIndex:
 
     def _ann_search(self, q: np.ndarray, k: int) -> list[Match]:
         assert self._ann is not None
+        breadth = self.search_expansion or expansion_for(len(self._ids))
+        if self._ann.expansion_search != breadth:
+            # usearch has a setter; its typing declares the property read-only.
+            self._ann.expansion_search = breadth  # type: ignore[misc]
         found = self._ann.search(q, min(k * ANN_OVERSAMPLE, len(self._ids)))
         matches: list[Match] = []
         for label in np.asarray(found.keys).reshape(-1):
