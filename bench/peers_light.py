@@ -11,7 +11,8 @@ processes separate from the servers) at 1, 16 and 32 streams, and its best docum
 settings with batching on and off:
 
 - Lumen: the model's declared dynamic batching (config.json: 32 rows, 1 ms, preferred
-  8/16/32, two executions at once) and batching off (``max_batch_size`` 1);
+  8/16/32, two single-thread executions at once), the same with one execution of two
+  intra-op threads (the peers' shape), and batching off (``max_batch_size`` 1);
 - MLServer 1.7.1: adaptive batching 32 rows / 2 ms and 32 rows / 5 ms, and off, inference in
   the server process (``parallel_workers`` 0, see bench/peers/mlserver.py);
 - KServe 0.21.0: no server-side batching exists, so off only.
@@ -118,8 +119,9 @@ def contenders(registry: Path) -> list[Contender]:
 
     model_path = get_version(MODEL, root=registry).model_path
 
-    def lumen(batching: dict[str, Any] | None) -> Callable[[], Running]:
+    def lumen(batching: dict[str, Any] | None, intra_op_threads: int = 1) -> Callable[[], Running]:
         env = {
+            "LUMEN_INFERENCE_INTRA_OP_THREADS": str(intra_op_threads),
             "LUMEN_LOG_LEVEL": "WARNING",
             "LUMEN_INFERENCE_INTENT_MODEL": MODEL,
             "LUMEN_ASSIST_ENABLED": "false",
@@ -139,6 +141,9 @@ def contenders(registry: Path) -> list[Contender]:
     out = [
         Contender("lumen", "batching_on", lumen(None)),
         Contender("lumen", "batching_off", lumen({"max_batch_size": 1})),
+        # The peers' shape (one execution at a time, two intra-op threads): the same two cores
+        # through Lumen's documented knobs instead of two single-thread executions.
+        Contender("lumen", "batching_on_1x2threads", lumen({"max_concurrent_batches": 1}, 2)),
         Contender("mlserver", "batching_off", ml(1, 0.0)),
     ]
     out += [
