@@ -19,6 +19,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from pymongo.database import Database
 
+from services.inference import metrics
 from services.inference.settings import LabelSettings
 from shared import support_labels
 from shared.kafka_config import kafka_python_config
@@ -83,9 +84,12 @@ class LabelCollector:
 
     def handle(self, records: list[Any]) -> None:
         now = datetime.now(UTC)
-        messages, labels, _ = split_batch(records, self.max_chars, now)
+        messages, labels, skipped = split_batch(records, self.max_chars, now)
         support_labels.record_messages(self.db, messages, now)
         support_labels.record_labels(self.db, labels, now)
+        metrics.LABEL_RECORDS.labels("message").inc(len(messages))
+        metrics.LABEL_RECORDS.labels("label").inc(len(labels))
+        metrics.LABEL_RECORDS.labels("invalid").inc(skipped)
 
     def _run(self) -> None:
         try:
@@ -117,6 +121,7 @@ class LabelCollector:
                     self.handle(records)
                     consumer.commit()
                 except Exception:
+                    metrics.LABEL_RECORDS.labels("failed").inc(len(records))
                     log.exception("label batch failed; retrying it")
                     for partition, batch in polled.items():
                         consumer.seek(

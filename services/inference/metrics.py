@@ -124,6 +124,15 @@ SUPPORT_MESSAGES = Counter(
 )
 for _outcome in ("classified", "invalid", "failed"):  # exported at 0 before the first message
     SUPPORT_MESSAGES.labels(_outcome)
+LABEL_RECORDS = Counter(
+    "lumen_inference_label_records_total",
+    "Records the label collector handled, by kind: message (a support message's text kept for "
+    "training), label (an agent's final intent), invalid (skipped), failed (its batch is read "
+    "again).",
+    ["kind"],
+)
+for _kind in ("message", "label", "invalid", "failed"):
+    LABEL_RECORDS.labels(_kind)
 ASSIST_SUGGESTIONS = Counter(
     "lumen_inference_assist_suggestions_total",
     "Support-assistant answers by path (kafka, grpc) and outcome: answered, or the hand-off's "

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from lumen.v1 import inference_pb2 as pb
 from lumen.v1 import inference_pb2_grpc as pb_grpc
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from shared.messages import SupportIntent, SupportLabel, SupportMessage
@@ -204,6 +206,18 @@ def labelled_rows() -> list[tuple[str, str]]:
     return rows + [(text, "gift_wrapping") for text in GIFT_WRAP]
 
 
+def label_records(server: ServiceProcess) -> dict[str, float]:
+    url = f"http://127.0.0.1:{server.ports['metrics']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    return {
+        sample.labels["kind"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "lumen_inference_label_records_total"
+    }
+
+
 def test_labels_on_kafka_train_the_next_served_version(
     stack: Stack,
     registry: Path,
@@ -270,6 +284,10 @@ def test_labels_on_kafka_train_the_next_served_version(
         assert first["text"] == rows[0][0] and first["agentId"] == "agent-7"
         oos = collection.count_documents({**ours, "label": "oos"})
         assert oos == sum(1 for _, y in rows if y == "oos")
+        # Every record is counted on /metrics, replays and corrections included.
+        counted = label_records(server)
+        assert counted["label"] >= 2 * len(rows) and counted["message"] >= len(rows)
+        assert counted["failed"] == 0
     finally:
         client.close()
 
