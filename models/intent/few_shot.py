@@ -1,19 +1,19 @@
-"""Intent models from a handful of examples per intent, in JAX.
+"""Intent models from a handful of examples per intent.
 
-The top encoder layers and a linear head are fine-tuned with the classification loss,
-reusing the intent fine-tuning (``models.intent.finetune``): the lower layers' token
-states are computed once with onnxruntime, and the head starts at the scaled class
-centroids of the frozen embeddings (a nearest-centroid classifier, already good with 5-10
-examples; the fine-tuning then pulls each intent's texts together and pushes intents
-apart). SetFit's pair training (Tunstall et al., 2022: cosine loss on same / different
-intent pairs, then logistic regression) was measured first and is far too slow here: it
-runs every text through the encoder ~40 times per round of pairs, where the
-classification loss needs one pass per epoch (one round of pairs on 770 texts took 400 s
-on the shared 2-core machine). The result is exported as the published intent graph
-(``models.intent.graph``): same inputs, same ``probabilities`` and ``embedding``
-outputs, served unchanged.
+Two methods, one exported graph. The default keeps the sentence encoder frozen and fits a
+logistic regression on its embeddings. ``FewShotParams(finetune=True)`` also fine-tunes the
+top encoder layers and a linear head with the classification loss, reusing the intent
+fine-tuning (``models.intent.finetune``: lower-layer token states computed once with
+onnxruntime, head started at the scaled class centroids). On Banking77 (77 intents,
+bench/intent_few_shot.py) fine-tuning matched the frozen encoder at 10 examples per intent
+and lost 1.5 points at 5, for 10-20 times the training time, hence the default. SetFit's
+pair training (Tunstall et al., 2022: cosine loss on same / different intent pairs) was
+tried first and is too slow on 2 cores: it runs every text through the encoder ~40 times
+per round of pairs (one round on 770 texts took 400 s on the shared machine).
 
-JAX comes with the ``train`` extra; it is imported lazily.
+Either way the model is exported as the published intent graph (``models.intent.graph``):
+same inputs, same ``probabilities`` and ``embedding`` outputs, served unchanged.
+JAX and scikit-learn come with the ``train`` extra; they are imported lazily.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ class FewShotParams:
     """The training budget, chosen on a tuning part of Banking77 that the reported
     figures never see (bench/intent_few_shot.py, docs/benchmarks.md)."""
 
+    # Fine-tuning the top layer with the classification loss matched the frozen encoder at
+    # 10 examples per intent and lost 1.5 points at 5, for 10-20 times the training time, so
+    # by default the encoder stays frozen and only the logistic-regression head is fitted.
+    finetune: bool = False
+    head_c: float = 10.0  # inverse L2 strength of the logistic-regression head (frozen mode)
     top_layers: int = 1  # encoder layers fine-tuned (the rest stay frozen and cached)
     epochs: int = 8
     batch_size: int = 16
@@ -161,6 +166,20 @@ class FewShotModel:
         return build_intent_graph(self.weights, self.head_weight, self.head_bias)
 
 
+def logistic_head(
+    emb: np.ndarray, y: np.ndarray, n_classes: int, c: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression as the graph's linear layer + softmax: [C, D], [C]."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=c, max_iter=1000).fit(emb, y)
+    coef, intercept = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
+    if n_classes == 2:  # sklearn fits one logit z for class 1; softmax([-z/2, z/2]) = sigmoid(z)
+        coef = np.concatenate([-coef / 2, coef / 2])
+        intercept = np.concatenate([-intercept / 2, intercept / 2])
+    return coef, intercept
+
+
 def fit_few_shot(
     texts: list[str],
     labels: list[str],
@@ -185,13 +204,19 @@ def fit_few_shot(
     index = {name: i for i, name in enumerate(names)}
     y = np.array([index[label] for label in labels], dtype=np.int64)
     states = enc.states(list(texts), first)
-    tuned = finetune(enc.weights, states, y, len(names), params.finetune_params(encoder, seed))
-    full = {**enc.weights, **{k: v for k, v in tuned.items() if not k.startswith("head.")}}
+    if params.finetune:
+        tuned = finetune(enc.weights, states, y, len(names), params.finetune_params(encoder, seed))
+        full = {**enc.weights, **{k: v for k, v in tuned.items() if not k.startswith("head.")}}
+        head_weight, head_bias = tuned["head.weight"], tuned["head.bias"]
+    else:
+        full = enc.weights
+        emb = embed(full, states, params.top_layers)  # the frozen encoder's embeddings
+        head_weight, head_bias = logistic_head(emb, y, len(names), params.head_c)
     return FewShotModel(
         labels=names,
         weights=full,
-        head_weight=tuned["head.weight"],
-        head_bias=tuned["head.bias"],
+        head_weight=head_weight,
+        head_bias=head_bias,
         top_layers=params.top_layers,
         encoder=encoder,
         train_seconds=time.perf_counter() - started,

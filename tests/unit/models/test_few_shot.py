@@ -9,8 +9,8 @@ import pytest
 
 from models.intent.few_shot import FewShotModel, FewShotParams, fit_few_shot
 
-# A small budget keeps the test quick; the method is the same as the default one.
-TINY = FewShotParams(top_layers=1, epochs=4)
+# A small budget keeps the fine-tuning test quick.
+TINY = FewShotParams(finetune=True, top_layers=1, epochs=4)
 
 TRAIN = {
     "lost_card": [
@@ -61,9 +61,22 @@ def _examples(data: dict[str, list[str]]) -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def model(minilm_dir: Path) -> FewShotModel:
+def tuned(minilm_dir: Path) -> FewShotModel:
     texts, labels = _examples(TRAIN)
     return fit_few_shot(texts, labels, seed=0, params=TINY)
+
+
+@pytest.fixture(scope="module")
+def frozen(minilm_dir: Path) -> FewShotModel:
+    texts, labels = _examples(TRAIN)
+    return fit_few_shot(texts, labels, seed=0)
+
+
+@pytest.fixture(params=["frozen", "tuned"])
+def model(request: pytest.FixtureRequest) -> FewShotModel:
+    """Both methods: the default (frozen encoder + logistic regression) and fine-tuning."""
+    fitted: FewShotModel = request.getfixturevalue(request.param)
+    return fitted
 
 
 def test_held_out_paraphrases_get_their_intent(model: FewShotModel) -> None:
@@ -76,13 +89,16 @@ def test_held_out_paraphrases_get_their_intent(model: FewShotModel) -> None:
     assert predicted == labels
 
 
-def test_fine_tuning_moves_the_encoder(model: FewShotModel, minilm_dir: Path) -> None:
+def test_only_fine_tuning_moves_the_encoder(
+    tuned: FewShotModel, frozen: FewShotModel, minilm_dir: Path
+) -> None:
     from models.encoder.graph import load_weights
 
-    frozen = load_weights(minilm_dir / "model.safetensors")
-    tuned = [k for k in frozen if not np.array_equal(frozen[k], model.weights[k])]
-    assert tuned, "no encoder weight changed"
-    assert all(k.startswith("encoder.layer.5.") for k in tuned)  # the one top layer only
+    pretrained = load_weights(minilm_dir / "model.safetensors")
+    changed = [k for k in pretrained if not np.array_equal(pretrained[k], tuned.weights[k])]
+    assert changed, "no encoder weight changed"
+    assert all(k.startswith("encoder.layer.5.") for k in changed)  # the one top layer only
+    assert all(np.array_equal(pretrained[k], frozen.weights[k]) for k in pretrained)
 
 
 def test_onnx_graph_matches_predict_proba(model: FewShotModel, minilm_dir: Path) -> None:
@@ -102,11 +118,17 @@ def test_onnx_graph_matches_predict_proba(model: FewShotModel, minilm_dir: Path)
 
 
 def test_two_intents_fit_a_two_column_model(minilm_dir: Path) -> None:
+    from models.evaluation import session
+    from models.runtime.text import TextTokenizer
+
     texts, labels = _examples({k: TRAIN[k] for k in ("lost_card", "exchange_rate")})
-    model = fit_few_shot(texts, labels, params=TINY)
+    model = fit_few_shot(texts, labels)  # scikit-learn fits one logit for two classes
     probs = model.predict_proba(["my card was stolen", "dollar to euro rate"])
     assert probs.shape == (2, 2)
     assert [model.labels[i] for i in probs.argmax(axis=1)] == ["lost_card", "exchange_rate"]
+    enc = TextTokenizer(minilm_dir / "tokenizer.json").encode(["my card was stolen", "dollar rate"])
+    (onnx_probs,) = session(model.to_onnx().SerializeToString()).run(["probabilities"], enc)
+    np.testing.assert_allclose(onnx_probs[0], probs[0], atol=1e-4)
 
 
 @pytest.mark.parametrize(
