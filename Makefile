@@ -38,7 +38,7 @@ protos: install  ## regenerate the Python stubs from protos/ (server and client 
 client-wheel: install  ## build the lumen-client wheel (clients/python) into dist/
 	@uv=$$(command -v uv || echo var/tools/bin/uv); "$$uv" build --wheel --out-dir dist clients/python
 
-.PHONY: bench bench-quick bench-tracing bench-peers-light
+.PHONY: bench bench-quick bench-tracing bench-peers-light bench-intent-few-shot bench-intent-distill
 bench: install  ## every benchmark, MLServer peer included, on a private Kafka/mongod, then the light-model peers (~35 min)
 	@bench/peers/setup_mlserver.sh && bench/peers/setup_kserve.sh
 	@$(PY) -m bench --private-stack --peers
@@ -94,3 +94,9 @@ bench-interaction-store: install  ## the interaction store's choice: plain colle
 BENCH_KB_REGISTRY ?= $(or $(LUMEN_TEST_SMALL_REGISTRY),var/models)
 bench-kb: install  ## the support assistant's retrieval on the demo knowledge base: recall@3 on held-out questions; docs/benchmarks/kb_retrieval.json
 	@$(PY) -m bench.kb_retrieval_quality --registry $(BENCH_KB_REGISTRY)
+
+bench-intent-few-shot: install  ## few-shot intents on Banking77: frozen MiniLM + logistic regression vs fine-tuned top layer at 10 and 5 examples per intent, three samples each (~30 min); docs/benchmarks/intent_few_shot.json
+	@$(PY) -m bench.intent_few_shot
+
+bench-intent-distill: install  ## Banking77: MPNet teacher, plain MiniLM, distilled MiniLM (LUMEN_INTENT_DISTILL=1 build) and its int8 copy, accuracy and texts/s; docs/benchmarks/intent_distill.json
+	@$(PY) -m bench.intent_distill
