@@ -24,8 +24,9 @@ HNSW_CONNECTIVITY = 16
 HNSW_EXPANSION_ADD = 64
 HNSW_EXPANSION_SEARCH = 128  # the graph's search breadth up to EXPANSION_BY_SIZE's sizes
 # Larger graphs need a broader search for the same recall (docs/benchmarks.md, Search at
-# scale): (items above which, breadth).
-EXPANSION_BY_SIZE: tuple[tuple[int, int], ...] = ()
+# scale): (items above which, breadth). At 10^6 items breadth 128 reached recall@10 0.877,
+# 512 0.946, 1,024 0.952 (p50 3.4 ms against 357 ms exact); up to 3·10^5, 128 reached 0.96+.
+EXPANSION_BY_SIZE: tuple[tuple[int, int], ...] = ((300_000, 1024),)
 # The graph is asked for more than k so that a few misses near the boundary still leave k.
 ANN_OVERSAMPLE = 2
 

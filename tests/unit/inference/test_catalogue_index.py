@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from usearch.index import Index as HnswIndex
 
-from services.inference.catalogue_index import CatalogueIndex, IndexedItem, build, normalised
+from services.inference.catalogue_index import (
+    CatalogueIndex,
+    IndexedItem,
+    build,
+    expansion_for,
+    normalised,
+)
 from services.inference.catalogue_watcher import LiveCatalogue
 
 DIM = 16
@@ -162,3 +168,20 @@ def test_search_reads_the_live_index_only_when_it_holds_items_of_the_querys_enco
     live.index.upsert([item("a", 1)])
     assert live.searchable("enc-1") is live.index
     assert live.searchable("enc-2") is None  # a new encoder serves queries: not comparable
+
+
+def test_a_larger_index_searches_its_graph_more_broadly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.inference import catalogue_index
+
+    assert expansion_for(1_000) == catalogue_index.HNSW_EXPANSION_SEARCH
+    assert expansion_for(1_000_000) > expansion_for(300_000)
+    monkeypatch.setattr(catalogue_index, "EXPANSION_BY_SIZE", ((500, 256), (1500, 512)))
+    dim, n = 16, 1000
+    vectors = clustered(n, dim)
+    index = build(dim, [IndexedItem(f"i{r}", vectors[r]) for r in range(n)], exact_max_items=10)
+    assert index.uses_ann and index._ann is not None
+    index.search(vectors[0], k=5)
+    assert index._ann.expansion_search == 256  # 1,000 items: the breadth above 500
+    index.search_expansion = 64  # a caller measuring breadths
+    index.search(vectors[0], k=5)
+    assert index._ann.expansion_search == 64
