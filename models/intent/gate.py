@@ -12,7 +12,6 @@ lose and the challenger is published; ``force`` publishes a refused one, and the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.intent.data import OOS
-from models.recommender.gate import DECISIONS, Decision, Verdict
+from models.recommender.gate import DECISIONS, Decision, Verdict, margin_from
 from models.runtime.intent import decide_intent
 from models.runtime.text import MAX_TOKENS, TextTokenizer
 from shared.model_registry import ModelVersion
@@ -33,16 +32,7 @@ __all__ = ["DECISIONS", "Decision", "Verdict", "decide", "margin_from_env", "sco
 
 
 def margin_from_env() -> float:
-    raw = os.environ.get(MARGIN_ENV, "")
-    if not raw.strip():
-        return DEFAULT_MARGIN
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{MARGIN_ENV} must be a number ({raw!r} given)") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{MARGIN_ENV} must be between 0 and 1 ({value} given)")
-    return value
+    return margin_from(MARGIN_ENV, DEFAULT_MARGIN)
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,22 @@ Decision = Literal["published", "refused", "skipped", "forced"]
 DECISIONS: tuple[Decision, ...] = ("published", "refused", "skipped", "forced")
 
 
-def margin_from_env() -> float:
-    raw = os.environ.get(MARGIN_ENV, "")
+def margin_from(variable: str, default: float) -> float:
+    """A gate's margin from the environment ``variable`` (a metric difference, 0..1)."""
+    raw = os.environ.get(variable, "")
     if not raw.strip():
-        return DEFAULT_MARGIN
+        return default
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{MARGIN_ENV} must be a number ({raw!r} given)") from None
+        raise ValueError(f"{variable} must be a number ({raw!r} given)") from None
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{MARGIN_ENV} must be between 0 and 1 ({value} given)")
+        raise ValueError(f"{variable} must be between 0 and 1 ({value} given)")
     return value
+
+
+def margin_from_env() -> float:
+    return margin_from(MARGIN_ENV, DEFAULT_MARGIN)
 
 
 @dataclass(frozen=True)

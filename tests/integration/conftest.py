@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def ingest(stack: Stack) -> Iterator[ServiceProcess]:
-    service = start_ingest(stack)
+    service = start_ingest(stack.env())
     yield service
     service.stop()
 

@@ -22,17 +22,15 @@ from kafka import KafkaConsumer, TopicPartition
 
 from lumen_cli.platform import jaeger
 from lumen_cli.platform.paths import REPO_ROOT
-from lumen_cli.platform.services import http_ok
 from shared.topics import EVENTS_RAW, PROFILES_UPDATED
 from shared.tracing import MESSAGE_ID_ATTRIBUTE, span_context_from_headers
 from tests.integration.profiles_updater import start_profiles_updater
 from tests.support.stack import (
     ServiceProcess,
     Stack,
-    free_port,
     running,
     span_tags,
-    start_service,
+    start_ingest,
     wait_for,
     wait_for_traces,
 )
@@ -44,22 +42,6 @@ IMPORT_REPORT = {"PYTHONPROFILEIMPORTTIME": "1"}
 SDK_IMPORT = re.compile(r"\|\s+opentelemetry\.sdk\b")
 API_IMPORT = re.compile(r"\|\s+opentelemetry\.trace$", re.MULTILINE)
 INSTRUMENTATION_IMPORT = re.compile(r"\|\s+opentelemetry\.instrumentation\b")
-
-
-def start_ingest(env: dict[str, str]) -> ServiceProcess:
-    http, grpc_port, metrics = free_port(), free_port(), free_port()
-    return start_service(
-        "ingest",
-        "services.ingest",
-        {
-            **env,
-            "LUMEN_INGEST_HTTP_PORT": str(http),
-            "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
-            "LUMEN_INGEST_METRICS_PORT": str(metrics),
-        },
-        ready=lambda: http_ok(f"http://127.0.0.1:{http}/readyz"),
-        ports={"http": http, "grpc": grpc_port, "metrics": metrics},
-    )
 
 
 def start_profiles(stack: Stack, env: dict[str, str]) -> ServiceProcess:

@@ -51,7 +51,7 @@ def updater(stack: Stack) -> Iterator[ServiceProcess]:
 def fresh_ingest(stack: Stack) -> Iterator[ServiceProcess]:
     """An ingest that has not seen the MovieLens ratings other tests replayed (it would drop
     their messageIds as duplicates)."""
-    with running(start_ingest(stack)) as service:
+    with running(start_ingest(stack.env())) as service:
         yield service
 
 

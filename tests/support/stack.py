@@ -191,19 +191,20 @@ def start_service(
     raise RuntimeError(f"{name} was not ready within {timeout} s:\n{service.log()[-3000:]}")
 
 
-def start_ingest(stack: Stack) -> ServiceProcess:
-    """An ingest process on free ports (its duplicate memory is its own)."""
+def start_ingest(env: dict[str, str]) -> ServiceProcess:
+    """An ingest process on free ports with ``env`` (its duplicate memory is its own), once
+    it is ready to take events."""
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     return start_service(
         "ingest",
         "services.ingest",
         {
-            **stack.env(),
+            **env,
             "LUMEN_INGEST_HTTP_PORT": str(http),
             "LUMEN_INGEST_GRPC_PORT": str(grpc_port),
             "LUMEN_INGEST_METRICS_PORT": str(metrics),
         },
-        ready=lambda: platform_services.http_ok(f"http://127.0.0.1:{http}/healthz"),
+        ready=lambda: platform_services.http_ok(f"http://127.0.0.1:{http}/readyz"),
         ports={"http": http, "grpc": grpc_port, "metrics": metrics},
     )
 
