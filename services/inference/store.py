@@ -30,7 +30,7 @@ from pymongo.database import Database
 from services.inference import metrics
 from services.inference.breaker import CircuitBreaker
 from services.inference.spans import untraced
-from shared.catalogue import CATEGORIES, LIVE, REMOVED, TITLE, UPDATED_AT
+from shared.catalogue import CATEGORIES, REMOVED, TITLE, UPDATED_AT
 from shared.mongo import ITEMS, PROFILES, client_options
 from shared.profile_document import (
     ID,
@@ -138,16 +138,15 @@ class ProfileStore:
             )
             if whole:
                 started = time.monotonic()
-                items, removed, newest = await self._read_catalogue(LIVE, {}, set())
-                removed |= {
-                    str(doc["_id"])
-                    async for doc in self.db[ITEMS].find({REMOVED: True}, {"_id": 1})
-                }
+                # Every item (live or removed) in one pass, off the event loop.
+                items, removed, newest = await asyncio.to_thread(
+                    self._read_catalogue, {}, {}, set()
+                )
             else:
                 assert self._changed_after is not None
                 since = {UPDATED_AT: {"$gt": self._changed_after - CHANGES_OVERLAP}}
-                items, removed, newest = await self._read_catalogue(
-                    since, dict(self.catalogue), set(self.removed)
+                items, removed, newest = await asyncio.to_thread(
+                    self._read_catalogue, since, self.catalogue, self.removed
                 )
             trending = await asyncio.to_thread(top_trending, self.sync_db, limit=TRENDS_LIMIT)
         except Exception as exc:
@@ -161,13 +160,16 @@ class ProfileStore:
         self.removed = removed
         self.trending = [t.key for t in trending]
 
-    async def _read_catalogue(
+    def _read_catalogue(
         self, query: dict[str, Any], items: dict[str, CatalogueEntry], removed: set[str]
     ) -> tuple[dict[str, CatalogueEntry], set[str], datetime | None]:
         """Apply the items ``query`` finds to copies of the catalogue; (items, removed ids,
-        the newest updatedAt read)."""
+        the newest updatedAt read). Runs in a worker thread with the synchronous client: a
+        large catalogue's documents are decoded (and copied) there, not between Recommend
+        calls; the loop only swaps the results in."""
+        items, removed = dict(items), set(removed)
         newest: datetime | None = None
-        async for doc in self.db[ITEMS].find(query, CATALOGUE_FIELDS):
+        for doc in self.sync_db[ITEMS].find(query, CATALOGUE_FIELDS):
             item_id = str(doc["_id"])
             changed = doc.get(UPDATED_AT)
             if isinstance(changed, datetime) and (newest is None or changed > newest):
