@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -142,9 +143,9 @@ def test_an_item_the_catalogue_removes_is_no_longer_recommended(
         removed = before[0]
         try:
             title = tiny.TITLES[tiny.ITEMS.index(removed)]
-            db["items"].update_one(
-                {"_id": removed}, {"$set": {"title": title, "removed": True}}, upsert=True
-            )
+            # As the profile updater marks it: inference reads the items whose updatedAt moved.
+            mark = {"title": title, "removed": True, "updatedAt": datetime.now(UTC)}
+            db["items"].update_one({"_id": removed}, {"$set": mark}, upsert=True)
 
             def without_it() -> list[str] | None:
                 ids = [i.item_id for i in stub.Recommend(request, timeout=5).items]
